@@ -1,0 +1,190 @@
+"""MQTT payload models, version 1 of the wire contract.
+
+Every gateway->server message carries `seq` (monotonic per gateway, across restarts),
+`ts` (when it was measured, ISO 8601 UTC) and `historical` (replayed from the outbox).
+Unknown fields are rejected, so a typo on either side fails loudly in tests instead of
+being silently dropped.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Final, Literal, Self
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
+
+from protocol.topics import UnitAddress
+
+CONTRACT_VERSION: Final = 1
+
+
+def _require_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("timestamp needs a timezone")
+    return value.astimezone(UTC)
+
+
+def format_ts(value: datetime) -> str:
+    """`2026-11-24T09:00:00.000Z`: UTC, milliseconds, Z."""
+    utc = value.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+Timestamp = Annotated[
+    datetime, AfterValidator(_require_utc), PlainSerializer(format_ts, return_type=str)
+]
+
+
+class PortStatus(StrEnum):
+    """OCPP 1.6 connector states, as far as a USB port has them."""
+
+    AVAILABLE = "available"
+    CHARGING = "charging"
+    FINISHING = "finishing"
+    UNAVAILABLE = "unavailable"
+    FAULTED = "faulted"
+
+
+class PortError(StrEnum):
+    """OCPP-style error codes; `other` comes with a `vendor_code`."""
+
+    NONE = "none"
+    OVER_CURRENT = "over_current"
+    HIGH_TEMPERATURE = "high_temperature"
+    OVER_VOLTAGE = "over_voltage"
+    UNDER_VOLTAGE = "under_voltage"
+    POWER_SWITCH_FAILURE = "power_switch_failure"
+    INTERNAL_ERROR = "internal_error"
+    OTHER = "other"
+
+
+class EventKind(StrEnum):
+    ALARM_RAISED = "alarm_raised"
+    ALARM_CLEARED = "alarm_cleared"
+    PORT_FAULTED = "port_faulted"
+    PORT_RECOVERED = "port_recovered"
+    UNIT_LOST = "unit_lost"
+    UNIT_FOUND = "unit_found"
+
+
+class CommandAction(StrEnum):
+    ENABLE_PORT = "enable_port"
+    DISABLE_PORT = "disable_port"
+    SET_DISPLAY = "set_display"
+    RESET_ALARMS = "reset_alarms"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Envelope(_Model):
+    """Fields every gateway->server message carries."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    seq: int = Field(ge=0)
+    ts: Timestamp
+    historical: bool = False
+
+
+class BatteryState(_Model):
+    soc_pct: float | None
+    soh_pct: float | None
+    voltage_v: float | None
+    current_a: float | None
+    """Negative while discharging."""
+    power_w: float | None
+    temp_c: float | None
+    rated_wh: float | None
+    """Energy when full (SunSpec WHRtg): SoC x rated_wh is what is left to give."""
+    state: str | None
+    """SunSpec 802 State in lower case (`connected`, `fault`, ...)."""
+    alarms: list[str]
+    """Active Evt1 bits in lower case (`over_temp_alarm`, ...)."""
+
+
+class PortState(_Model):
+    port: int = Field(ge=1)
+    status: PortStatus
+    occupied: bool | None
+    """None on a battery without the vendor model."""
+    enabled: bool | None
+    power_w: float | None
+    energy_wh: float | None
+    temp_c: float | None
+    error: PortError = PortError.NONE
+    vendor_code: int | None = None
+    """The raw DCAlrm bits when `error` is `other`."""
+    display_code: str | None = None
+    session_s: int | None = None
+
+
+class UnitState(Envelope):
+    """Full snapshot of one battery and its ports; `online` false when it stopped answering."""
+
+    online: bool
+    battery: BatteryState | None
+    ports: list[PortState]
+
+
+class UnitEvent(Envelope):
+    """One thing a crew or the booking engine must hear about; `event_id` is unique."""
+
+    event_id: str = Field(min_length=8, max_length=64)
+    kind: EventKind
+    port: int | None = None
+    alarm: str | None = None
+    error: PortError | None = None
+    detail: str | None = None
+
+
+class GatewayStatus(Envelope):
+    """Birth (`online`, retained) or Last Will (`offline`, retained)."""
+
+    state: Literal["online", "offline"]
+    boot_id: str
+    version: str
+    units: list[str]
+
+
+class CommandResult(Envelope):
+    cmd_id: str
+    ok: bool
+    error: str | None = None
+
+
+DISPLAY_CODE_MAX: Final = 8
+
+
+class Command(_Model):
+    """Server->gateway: act on one battery. `port` for port actions, `value` for the display."""
+
+    v: Literal[1] = CONTRACT_VERSION
+    cmd_id: str = Field(min_length=1, max_length=64)
+    unit: str
+    action: CommandAction
+    port: int | None = Field(default=None, ge=1)
+    value: str | None = Field(default=None, max_length=DISPLAY_CODE_MAX)
+
+    @model_validator(mode="after")
+    def _check_arguments(self) -> Self:
+        UnitAddress.parse(self.unit)
+        if self.action != CommandAction.RESET_ALARMS and self.port is None:
+            raise ValueError(f"{self.action} needs a port")
+        if self.action == CommandAction.SET_DISPLAY and not (self.value or "").isascii():
+            raise ValueError("set_display needs an ASCII value")
+        if self.action == CommandAction.SET_DISPLAY and self.value is None:
+            raise ValueError("set_display needs a value")
+        return self
+
+    @property
+    def unit_address(self) -> UnitAddress:
+        return UnitAddress.parse(self.unit)
