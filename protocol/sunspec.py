@@ -201,6 +201,16 @@ DC_ALARM_BITS: Final = {
     "MEMORY_LOSS": 14, "ARC_DETECTION": 15, "TEST_FAILED": 20, "INPUT_UNDER_VOLTAGE": 21,
     "INPUT_OVER_CURRENT": 22,
 }  # fmt: skip
+DC_ALARM_ERRORS: Final = {
+    "INPUT_OVER_CURRENT": "over_current",
+    "OVER_TEMP": "high_temperature",
+    "INPUT_OVER_VOLTAGE": "over_voltage",
+    "INPUT_UNDER_VOLTAGE": "under_voltage",
+    "DC_DISCONNECT": "power_switch_failure",
+    "TEST_FAILED": "internal_error",
+}
+"""DCAlrm bits that map to an OCPP-style port error code (payloads.PortError values), in
+order of precedence; any other bit set is `other`, reported with the raw bits."""
 
 
 def unimplemented(point_type: PointType) -> int:

@@ -10,9 +10,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def wait_until(
-    condition: Callable[[], T], timeout_s: float = 10.0, what: str = "condition"
-) -> T:
+def wait_until(condition: Callable[[], T], timeout_s: float = 10.0, what: str = "condition") -> T:
     """Poll `condition` until it returns something truthy; fail with `what` at the deadline."""
     deadline = time.monotonic() + timeout_s
     while True:
