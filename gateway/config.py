@@ -68,6 +68,8 @@ class MqttConfig(_Strict):
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
             raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+        if parts.username or parts.password:
+            raise ValueError("put credentials in mqtt.username and mqtt.password, not the URL")
         return url
 
     @property

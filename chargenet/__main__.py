@@ -1,0 +1,5 @@
+import sys
+
+from chargenet.cli import main
+
+sys.exit(main())

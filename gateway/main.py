@@ -1,0 +1,121 @@
+"""`chargenet gateway --config FILE.toml`: compose the small parts and run them.
+
+Data path: pollers (one per bus) -> reporter (changes, events) -> outbox -> publisher.
+Commands come back the other way: publisher -> command runner -> the unit's poller.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+
+from gateway.publisher import Publisher
+
+from gateway.commands import CommandRunner
+from gateway.config import GatewayConfig, load_config
+from gateway.errors import ConfigError
+from gateway.modbus_link import ModbusLink, quiet_pymodbus
+from gateway.outbox import Outbox
+from gateway.poller import BusPoller
+from gateway.reports import Reporter
+from protocol.topics import UnitAddress
+
+log = logging.getLogger(__name__)
+
+
+async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
+    """Run until `stop` is set, then say goodbye (retained offline) and close the outbox."""
+    quiet_pymodbus()
+    outbox = Outbox(config.store_path, int(config.outbox_max_mb * 1024 * 1024))
+    units = [UnitAddress(bus.name, unit_id) for bus in config.bus for unit_id in bus.units]
+    publisher: Publisher | None = None
+    reporter = Reporter(
+        config.gateway_id,
+        config.mqtt.prefix,
+        units,
+        outbox,
+        notify=lambda: publisher.notify() if publisher else None,
+        report_period_s=config.report_period_s,
+        version=version("chargenet"),
+        boot_id=uuid.uuid4().hex,
+    )
+    links = [ModbusLink(bus) for bus in config.bus]
+    pollers = {
+        bus.name: BusPoller(bus.name, bus.units, link, reporter, config.poll_period_s)
+        for bus, link in zip(config.bus, links, strict=True)
+    }
+    commands = CommandRunner(pollers, reporter)
+    publisher = Publisher(
+        config.mqtt,
+        config.client_id,
+        config.gateway_id,
+        outbox,
+        birth=reporter.birth,
+        snapshots=reporter.snapshots,
+        on_command=commands.on_command,
+        version=reporter.version,
+        boot_id=reporter.boot_id,
+    )
+    log.info(
+        "gateway %s: %d buses, %d units, outbox %s (%d pending)",
+        config.gateway_id, len(pollers), len(units), config.store_path, outbox.backlog(),
+    )  # fmt: skip
+    tasks = [asyncio.create_task(p.run(), name=f"bus {n}") for n, p in pollers.items()]
+    tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
+    tasks.append(asyncio.create_task(_tick(reporter, config.report_period_s), name="report"))
+    try:
+        await _until_stop_or_crash(stop, tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(publisher.stop(), timeout=5)
+        for link in links:
+            link.close()
+        outbox.close()
+
+
+async def _tick(reporter: Reporter, report_period_s: float) -> None:
+    while True:
+        await asyncio.sleep(max(0.5, report_period_s / 4))
+        reporter.tick()
+
+
+async def _until_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Return on `stop`; re-raise if a part died, rather than limp on without it."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    for task in done:
+        if task is not stopper and not task.cancelled() and task.exception():
+            raise task.exception()  # type: ignore[misc]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry of `chargenet gateway`; 2 on a bad config, 0 on a clean stop."""
+    parser = argparse.ArgumentParser(prog="chargenet gateway", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="gateway TOML file")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as exc:
+        print(f"chargenet gateway: bad config: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(_serve(config))
+    return 0
+
+
+async def _serve(config: GatewayConfig) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await run_gateway(config, stop)
