@@ -33,7 +33,7 @@ _WIDTH: Final[dict[str, int]] = {
 _SIGNED: Final = frozenset({"int16", "int32", "sunssf"})
 _UNIMPLEMENTED: Final[dict[str, int]] = {
     "uint16": 0xFFFF, "enum16": 0xFFFF, "bitfield16": 0xFFFF,
-    "int16": -0x8000, "sunssf": -0x8000, "pad": -0x8000,
+    "int16": -0x8000, "sunssf": -0x8000, "pad": 0x8000,
     "uint32": 0xFFFFFFFF, "bitfield32": 0xFFFFFFFF, "int32": -0x80000000,
     "uint64": 0xFFFFFFFFFFFFFFFF,
 }  # fmt: skip
@@ -191,7 +191,9 @@ BATTERY_EVT1: Final = (
     "over_volt_warning", "under_volt_alarm", "under_volt_warning", "under_soc_min_alarm",
     "under_soc_min_warning", "over_soc_max_alarm", "over_soc_max_warning",
     "voltage_imbalance_warning", "temperature_imbalance_alarm",
-    "temperature_imbalance_warning",
+    "temperature_imbalance_warning", "contactor_error", "fan_error", "ground_fault",
+    "open_door_error", "current_imbalance_warning", "other_alarm", "other_warning",
+    "reserved_1", "configuration_alarm", "configuration_warning",
 )  # fmt: skip
 """Evt1 bit names in bit order (bit 0 first)."""
 DC_STATUS: Final = {0: "OFF", 1: "ON", 2: "WARNING", 3: "ERROR"}

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_PREFIX: Final = "chargenet/v1"
-NAME_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+NAME_RE: Final = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 """Gateway ids and bus names: safe in a topic level and free of the unit separator '.'."""
+UNIT_ID_RE: Final = re.compile(r"^[1-9][0-9]{0,2}\Z")
+"""A unit id as written in a topic: ASCII digits, no leading zero, so one unit has one topic."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -35,7 +37,7 @@ class UnitAddress:
     def parse(cls, text: str) -> UnitAddress:
         """`rs485-1.3` -> UnitAddress("rs485-1", 3); ValueError when malformed."""
         bus, sep, unit_id = text.rpartition(".")
-        if not sep or not unit_id.isdigit():
+        if not sep or not UNIT_ID_RE.match(unit_id):
             raise ValueError(f"unit {text!r} is not '{{bus}}.{{unit_id}}'")
         return cls(bus, int(unit_id))
 
@@ -49,6 +51,8 @@ class TopicPattern:
     def format(self, prefix: str, gw: str, unit: UnitAddress | None = None) -> str:
         if not NAME_RE.match(gw):
             raise ValueError(f"gateway id {gw!r} must match {NAME_RE.pattern}")
+        if unit is None and "{unit}" in self.template:
+            raise ValueError(f"{self.template} needs a unit")
         return f"{prefix}/" + self.template.format(gw=gw, unit=unit)
 
     def subscription(self, prefix: str) -> str:
