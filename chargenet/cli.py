@@ -17,6 +17,7 @@ ENTRIES: Final = {
     "demo": ("chargenet.demo", "run everything on this machine: broker, simulator, gateway"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),
     "sim": ("firmware_sim.cli", "simulated charging batteries on serial lines and TCP"),
+    "broker": ("chargenet.embedded_broker", "a pure-Python MQTT broker for the demo"),
 }
 
 

@@ -1,0 +1,186 @@
+"""`chargenet demo`: the whole system on one machine, as the separate processes it really is.
+
+Broker (Mosquitto-compatible embedded amqtt unless `--mqtt` names one), the battery
+simulator on pseudo-terminal serial lines and TCP, a gateway configured from what the
+simulator reports, and a live console view of what reaches the broker. Ctrl-C stops
+everything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from chargenet.console import watch
+from protocol.topics import DEFAULT_PREFIX
+
+log = logging.getLogger(__name__)
+
+STARTUP_TIMEOUT_S = 20.0
+
+
+def gateway_config_toml(
+    gw_id: str, mqtt_url: str, sim: dict[str, Any], store_path: Path, report_period_s: float
+) -> str:
+    """A gateway config for every line and TCP endpoint the simulator announced."""
+    lines = [
+        f'gateway_id = "{gw_id}"',
+        f'store_path = "{store_path}"',
+        f"report_period_s = {report_period_s}",
+        "poll_period_s = 1.0",
+        "",
+        "[mqtt]",
+        f'url = "{mqtt_url}"',
+        "reconnect_max_s = 5",
+    ]
+    for name, line in sim.get("serial", {}).items():
+        lines += [
+            "", "[[bus]]", f'name = "{name}"', 'kind = "rtu"', f'port = "{line["device"]}"',
+            f"baudrate = {line['baudrate']}", f'parity = "{line["parity"]}"',
+            f"stopbits = {line['stopbits']}", f"units = {list(line['units'])}",
+        ]  # fmt: skip
+    for name, endpoint in sim.get("tcp", {}).items():
+        lines += [
+            "", "[[bus]]", f'name = "{name}"', 'kind = "tcp"', f'host = "{endpoint["host"]}"',
+            f"port = {endpoint['port']}", f"units = {list(endpoint['units'])}",
+        ]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+class Processes:
+    """Child processes started in order and stopped in reverse, gently then firmly."""
+
+    def __init__(self) -> None:
+        self._children: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "chargenet", *args]
+        child = subprocess.Popen(command, **kwargs)
+        self._children.append((name, child))
+        return child
+
+    def check(self) -> None:
+        for name, child in self._children:
+            if child.poll() is not None:
+                raise RuntimeError(f"{name} exited with {child.returncode}")
+
+    def stop_all(self) -> None:
+        for name, child in reversed(self._children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                log.warning("%s did not stop, killing it", name)
+                child.kill()
+                child.wait()
+
+
+def read_announcement(child: subprocess.Popen[bytes], timeout_s: float) -> dict[str, Any]:
+    """The simulator's one JSON line on stdout, within `timeout_s`."""
+    assert child.stdout is not None
+    with selectors.DefaultSelector() as selector:
+        selector.register(child.stdout, selectors.EVENT_READ)
+        if not selector.select(timeout_s):
+            raise RuntimeError(f"the simulator said nothing within {timeout_s}s")
+    line = child.stdout.readline()
+    if not line:
+        raise RuntimeError("the simulator exited before announcing its lines")
+    announced: dict[str, Any] = json.loads(line)
+    return announced
+
+
+def wait_for_port(host: str, port: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=0.2).close()
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {host}:{port} after {timeout_s}s")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="chargenet demo", description=__doc__)
+    parser.add_argument("--mqtt", help="use this broker (mqtt://host:port) instead of starting one")
+    parser.add_argument("--scenario", default="demo", help="simulator scenario name or file")
+    parser.add_argument("--data-dir", type=Path, default=Path("demo-data"))
+    parser.add_argument("--report-period", type=float, default=10.0)
+    parser.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
+    args = parser.parse_args(argv)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    children = Processes()
+    try:
+        mqtt_url = args.mqtt or _start_broker(children)
+        sim = children.start(
+            "simulator", ["sim", "--scenario", args.scenario], stdout=subprocess.PIPE
+        )
+        announced = read_announcement(sim, STARTUP_TIMEOUT_S)
+        config = args.data_dir / "gateway.toml"
+        config.write_text(
+            gateway_config_toml(
+                "demo-gw", mqtt_url, announced, (args.data_dir / "outbox.db").resolve(),
+                args.report_period,
+            )
+        )  # fmt: skip
+        children.start("gateway", ["gateway", "--config", str(config)])
+        print(
+            f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
+            f"gateway config {config}\n"
+            f"inject a fault: chargenet sim fault --control {announced.get('control')} ...\n",
+            flush=True,
+        )
+        asyncio.run(_view(mqtt_url, children, args.exit_after))
+    except KeyboardInterrupt:
+        pass
+    except RuntimeError as exc:
+        print(f"chargenet demo: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        children.stop_all()
+    return 0
+
+
+def _start_broker(children: Processes) -> str:
+    port = int(os.environ.get("CHARGENET_DEMO_MQTT_PORT") or free_port())
+    children.start("broker", ["broker", "--port", str(port)])
+    wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S)
+    return f"mqtt://127.0.0.1:{port}"
+
+
+async def _view(mqtt_url: str, children: Processes, exit_after: float | None) -> None:
+    url = urlsplit(mqtt_url)
+    viewer = asyncio.create_task(
+        watch(url.hostname or "127.0.0.1", url.port or 1883, DEFAULT_PREFIX)
+    )
+    started = time.monotonic()
+    try:
+        while exit_after is None or time.monotonic() - started < exit_after:
+            children.check()
+            if viewer.done():
+                viewer.result()
+            await asyncio.sleep(0.5)
+    finally:
+        viewer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await viewer
