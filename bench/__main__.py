@@ -1,0 +1,5 @@
+import sys
+
+from bench.gateway import main
+
+sys.exit(main())
