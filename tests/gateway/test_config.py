@@ -55,14 +55,14 @@ def test_good_config_loads_with_paths_relative_to_the_file(tmp_path: Path) -> No
     ("edit", "key"),
     [
         (("baudrate = 19200", "baud_rate = 19200"), "bus[0].baud_rate"),
-        (("parity = \"N\"", "parity = \"X\""), "bus[0].parity"),
+        (('parity = "N"', 'parity = "X"'), "bus[0].parity"),
         (("units = [1, 2, 3]", "units = [1, 1]"), "bus[0].units"),
         (("units = [1]", "units = [300]"), "bus[1].units[0]"),
         (("port = 5020", "port = 70000"), "bus[1].port"),
-        (("url = \"mqtt://127.0.0.1:1883\"", "url = \"http://x\""), "mqtt.url"),
+        (('url = "mqtt://127.0.0.1:1883"', 'url = "http://x"'), "mqtt.url"),
         (("report_period_s = 30", "report_period_s = -1"), "report_period_s"),
-        (("gateway_id = \"shelter-gw-1\"", "gateway_id = \"a/b\""), "gateway_id"),
-        (("kind = \"tcp\"", "kind = \"udp\""), "bus[1]"),
+        (('gateway_id = "shelter-gw-1"', 'gateway_id = "a/b"'), "gateway_id"),
+        (('kind = "tcp"', 'kind = "udp"'), "bus[1]"),
         (("[mqtt]", "[mqtt]\nqos = 2"), "mqtt.qos"),
     ],
 )
