@@ -42,7 +42,7 @@ def test_dependencies_flow_one_way() -> None:
         for path in (ROOT / package).rglob("*.py"):
             for line in path.read_text().splitlines():
                 words = line.split()
-                if len(words) >= 2 and words[0] in ("import", "from"):
-                    if words[1].split(".")[0] in banned:
-                        offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
+                is_import = len(words) >= 2 and words[0] in ("import", "from")
+                if is_import and words[1].split(".")[0] in banned:
+                    offenders.append(f"{path.relative_to(ROOT)}: {line.strip()}")
     assert not offenders, offenders
