@@ -1,0 +1,242 @@
+"""Store-and-forward: every gateway->server message is written here before it is published.
+
+One SQLite file in WAL mode with `synchronous=FULL`, so a row is on disk when `append`
+returns and a SIGKILL or a power cut loses nothing the outbox has acknowledged. Rows are
+deleted when the broker acknowledges them (`ack`). `seq` is assigned here, monotonic per
+gateway, and persisted in the same transaction as the rows, so it survives restarts even
+when the outbox is empty.
+
+The file is bounded by `max_bytes` (WAL included). When an append would pass it, state
+snapshots that a newer row of the same `supersedes` key has replaced are deleted, oldest
+first; the newest snapshot per key and every event are kept. When only those remain the
+append is stored anyway, counted in `over_budget_appends` and logged: losing an event is
+worse than a full disk budget.
+
+One connection, used from the asyncio thread only; every call is one short transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from protocol.payloads import Envelope
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE: Final = 4096
+ROW_OVERHEAD: Final = 48
+"""Estimated bytes a row costs beyond its topic, payload and key (header, rowid, index)."""
+PRUNE_CHUNK: Final = 32
+"""Superseded snapshots deleted per step while making room."""
+
+_SCHEMA: Final = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    retain INTEGER NOT NULL,
+    supersedes TEXT
+);
+CREATE INDEX IF NOT EXISTS outbox_supersedes ON outbox (supersedes, seq)
+    WHERE supersedes IS NOT NULL;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What a producer hands in; the outbox fills in `message.seq`.
+
+    `supersedes` is the key under which a newer entry replaces this one (a unit's state
+    topic); None for events and command results, which are never dropped.
+    """
+
+    topic: str
+    message: Envelope
+    retain: bool
+    supersedes: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """What the publisher sends: the payload is the JSON of the message, seq included."""
+
+    seq: int
+    topic: str
+    payload: bytes
+    retain: bool
+
+
+def as_historical(message: Message) -> Message:
+    """The same message flagged `"historical": true`, for a replay from the backlog."""
+    data = json.loads(message.payload)
+    data["historical"] = True
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    return Message(message.seq, message.topic, payload, message.retain)
+
+
+class Outbox:
+    """The durable queue between the producers and the publisher."""
+
+    def __init__(self, path: Path, max_bytes: int) -> None:
+        self.path = path
+        self.max_bytes = max_bytes
+        self.over_budget_appends = 0
+        """Appends stored although only events and newest snapshots were left to drop."""
+        self.pruned = 0
+        """Superseded snapshots deleted to stay within the budget."""
+        self._over_budget = False
+        # The WAL is checkpointed (and truncated) once it holds this many pages; it is part
+        # of the budget, so the data itself must stay below max_bytes by a few WALs.
+        self._wal_pages = max(16, min(1000, max_bytes // (16 * PAGE_SIZE)))
+        wal_bytes = self._wal_pages * PAGE_SIZE
+        self._data_limit = max(max_bytes // 2, max_bytes - 3 * wal_bytes)
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
+        self._db.execute("PRAGMA journal_mode = WAL")
+        self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute(f"PRAGMA wal_autocheckpoint = {self._wal_pages}")
+        self._db.execute(f"PRAGMA journal_size_limit = {wal_bytes}")
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
+            (top,) = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM outbox").fetchone()
+            self._next_seq: int = max(row[0] if row else 0, top + 1)
+            self._save_next_seq()
+
+    # -- producers ---------------------------------------------------------------------------
+
+    def append(self, entries: Sequence[Entry]) -> list[Message]:
+        """Store `entries` in one transaction with consecutive seqs; what to publish."""
+        messages: list[Message] = []
+        rows: list[tuple[int, str, bytes, bool, str | None]] = []
+        seq = self._next_seq
+        for entry in entries:
+            payload = entry.message.model_copy(update={"seq": seq}).model_dump_json().encode()
+            messages.append(Message(seq, entry.topic, payload, entry.retain))
+            rows.append((seq, entry.topic, payload, entry.retain, entry.supersedes))
+            seq += 1
+        if not rows:
+            return messages
+        incoming = sum(len(r[1]) + len(r[2]) + 2 * len(r[4] or "") + ROW_OVERHEAD for r in rows)
+        with self._transaction():
+            self._make_room(incoming)
+            self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", rows)
+            self._next_seq = seq
+            self._save_next_seq()
+            if not self._make_room(0):
+                self._count_over_budget()
+        return messages
+
+    def reserve_seq(self) -> int:
+        """A seq for a message that is not stored here (the MQTT Last Will)."""
+        with self._transaction():
+            seq = self._next_seq
+            self._next_seq += 1
+            self._save_next_seq()
+        return seq
+
+    # -- publisher ---------------------------------------------------------------------------
+
+    def pending(self, after_seq: int = -1, limit: int = 500) -> list[Message]:
+        """Up to `limit` stored messages with seq above `after_seq`, in seq order."""
+        cursor = self._db.execute(
+            "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (after_seq, limit),
+        )
+        return [
+            Message(seq, topic, bytes(payload), bool(retain))
+            for seq, topic, payload, retain in cursor
+        ]
+
+    def ack(self, seqs: Iterable[int]) -> None:
+        """Delete delivered messages; unknown seqs (already pruned or acked) are ignored."""
+        batch = [(seq,) for seq in seqs]
+        if batch:
+            with self._transaction():
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+
+    # -- inspection --------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def backlog(self) -> int:
+        """Messages stored and not yet acknowledged by the broker."""
+        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        return int(count)
+
+    def size_bytes(self) -> int:
+        """The files on disk: database plus WAL."""
+        total = 0
+        for path in (self.path, self.path.with_name(self.path.name + "-wal")):
+            with suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
+
+    def close(self) -> None:
+        """Checkpoint the WAL into the database and close."""
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._db.close()
+
+    # -- inside ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """`BEGIN IMMEDIATE` ... `COMMIT`, or `ROLLBACK` when the body raises."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _save_next_seq(self) -> None:
+        self._db.execute(
+            "INSERT INTO meta VALUES ('next_seq', ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self._next_seq,),
+        )
+
+    def _used_bytes(self) -> int:
+        (pages,) = self._db.execute("PRAGMA page_count").fetchone()
+        (free,) = self._db.execute("PRAGMA freelist_count").fetchone()
+        return int(pages - free) * PAGE_SIZE
+
+    def _make_room(self, incoming: int) -> bool:
+        """Delete superseded snapshots, oldest first, until `incoming` more bytes fit."""
+        while self._used_bytes() + incoming > self._data_limit:
+            doomed = self._db.execute(
+                "SELECT seq FROM outbox AS o WHERE supersedes IS NOT NULL AND seq < "
+                "(SELECT MAX(seq) FROM outbox WHERE supersedes = o.supersedes) "
+                "ORDER BY seq LIMIT ?",
+                (PRUNE_CHUNK,),
+            ).fetchall()
+            if not doomed:
+                return False
+            self._db.executemany("DELETE FROM outbox WHERE seq = ?", doomed)
+            self.pruned += len(doomed)
+        self._over_budget = False
+        return True
+
+    def _count_over_budget(self) -> None:
+        self.over_budget_appends += 1
+        if not self._over_budget:
+            log.warning(
+                "outbox %s is over its budget of %d bytes with only events and the newest "
+                "snapshots left; storing anyway",
+                self.path,
+                self.max_bytes,
+            )
+        self._over_budget = True

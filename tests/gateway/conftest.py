@@ -1,0 +1,122 @@
+"""Messages as the gateway produces them, for the outbox and publisher tests."""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+from gateway.config import MqttConfig
+from gateway.outbox import Entry, Outbox
+from gateway.publisher import Publisher
+from protocol import topics
+from protocol.payloads import (
+    BatteryState,
+    EventKind,
+    GatewayStatus,
+    PortState,
+    PortStatus,
+    UnitEvent,
+    UnitState,
+)
+from protocol.topics import UnitAddress
+
+PREFIX: Final = "chargenet/v1"
+GW: Final = "gw-test"
+T0: Final = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+_event_ids = itertools.count()
+
+
+def unit(n: int) -> UnitAddress:
+    return UnitAddress("rs485-1", n)
+
+
+@functools.cache
+def _snapshot(ports: int) -> UnitState:
+    battery = BatteryState(
+        soc_pct=81.5,
+        soh_pct=97.0,
+        voltage_v=51.2,
+        current_a=-3.1,
+        power_w=-158.7,
+        temp_c=31.4,
+        rated_wh=2048.0,
+        state="connected",
+        alarms=[],
+    )
+    port_states = [
+        PortState(
+            port=p,
+            status=PortStatus.CHARGING,
+            occupied=True,
+            enabled=True,
+            power_w=18.2,
+            energy_wh=3.1,
+            temp_c=30.2,
+            display_code="K7Q2",
+            session_s=1200,
+        )
+        for p in range(1, ports + 1)
+    ]
+    return UnitState(seq=0, ts=T0, online=True, battery=battery, ports=port_states)
+
+
+def state_entry(n: int, minute: float = 0.0, ports: int = 8, gw: str = GW) -> Entry:
+    """A full snapshot of unit `n`, retained, superseding older snapshots of that unit."""
+    topic = topics.UNIT_STATE.format(PREFIX, gw, unit(n))
+    message = _snapshot(ports).model_copy(update={"ts": T0 + timedelta(minutes=minute)})
+    return Entry(topic, message, retain=True, supersedes=topic)
+
+
+def event_entry(n: int, minute: float = 0.0, gw: str = GW) -> Entry:
+    """A port fault of unit `n` with a unique event id; never superseded."""
+    message = UnitEvent(
+        seq=0,
+        ts=T0 + timedelta(minutes=minute),
+        event_id=f"evt-{next(_event_ids):08d}",
+        kind=EventKind.PORT_FAULTED,
+        port=1,
+    )
+    return Entry(topics.UNIT_EVENT.format(PREFIX, gw, unit(n)), message, False, None)
+
+
+def make_publisher(
+    url: str,
+    outbox: Outbox,
+    on_command: Callable[[bytes], Awaitable[None]] | None = None,
+    units: int = 3,
+    minute: Callable[[], float] = lambda: 0.0,
+) -> Publisher:
+    """A publisher for gateway `GW` with `units` batteries, reconnecting fast."""
+    config = MqttConfig(url=url, reconnect_min_s=0.05, reconnect_max_s=0.5, keepalive_s=5)
+    inventory = [str(unit(n)) for n in range(1, units + 1)]
+
+    def birth() -> GatewayStatus:
+        return GatewayStatus(
+            seq=0,
+            ts=datetime.now(UTC),
+            state="online",
+            boot_id="boot-1",
+            version="0.1.0",
+            units=inventory,
+        )
+
+    def snapshots() -> list[Entry]:
+        return [state_entry(n, minute()) for n in range(1, units + 1)]
+
+    async def ignore(payload: bytes) -> None:
+        pass
+
+    return Publisher(
+        config,
+        f"chargenet-gw-{GW}",
+        GW,
+        outbox,
+        birth,
+        snapshots,
+        on_command or ignore,
+        version="0.1.0",
+        boot_id="boot-1",
+    )

@@ -1,0 +1,291 @@
+"""The outbox: seqs, order, acks, the byte budget and crash safety. No broker needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+
+from gateway.config import GatewayConfig
+from gateway.outbox import Entry, Message, Outbox, as_historical
+from tests.gateway.conftest import event_entry, state_entry
+
+MB = 1024 * 1024
+REPO = Path(__file__).resolve().parents[2]
+
+
+def seqs(messages: list[Message]) -> list[int]:
+    return [m.seq for m in messages]
+
+
+def all_pending(outbox: Outbox) -> list[Message]:
+    return outbox.pending(limit=10**9)
+
+
+def test_seqs_are_consecutive_and_survive_reopen(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", MB)
+    assert seqs(outbox.append([state_entry(1), event_entry(1), event_entry(2)])) == [0, 1, 2]
+    assert outbox.reserve_seq() == 3
+    assert seqs(outbox.append([event_entry(3)])) == [4]
+    outbox.close()
+
+    outbox = Outbox(tmp_path / "o.db", MB)
+    assert seqs(all_pending(outbox)) == [0, 1, 2, 4]
+    outbox.ack(range(5))
+    assert outbox.backlog() == 0
+    outbox.close()
+
+    outbox = Outbox(tmp_path / "o.db", MB)  # empty, and the seq still goes on
+    assert outbox.reserve_seq() == 5
+    assert seqs(outbox.append([event_entry(1)])) == [6]
+    outbox.close()
+
+
+def test_payload_carries_its_seq_and_the_wire_format(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", MB)
+    [message] = outbox.append([state_entry(3, minute=1.5)])
+    data = json.loads(message.payload)
+    assert data["seq"] == message.seq == 0
+    assert data["ts"] == "2026-11-24T09:01:30.000Z"
+    assert data["historical"] is False
+    assert message.retain is True
+    assert message.topic == "chargenet/v1/gw/gw-test/unit/rs485-1.3/state"
+    assert all_pending(outbox) == [message]
+
+    replayed = as_historical(message)
+    assert json.loads(replayed.payload) == {**data, "historical": True}
+    assert (replayed.seq, replayed.topic, replayed.retain) == (0, message.topic, True)
+    outbox.close()
+
+
+def test_pending_is_in_seq_order_after_a_cursor(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", 4 * MB)
+    outbox.append([event_entry(u % 3 + 1, minute=u) for u in range(30)])
+    outbox.append([state_entry(u % 3 + 1, minute=u) for u in range(30)])
+    assert seqs(outbox.pending(limit=7)) == list(range(7))
+    assert seqs(outbox.pending(after_seq=40, limit=100)) == list(range(41, 60))
+    outbox.ack([0, 5, 41, 999])  # 999 was never stored: ignored
+    assert seqs(outbox.pending(limit=5)) == [1, 2, 3, 4, 6]
+    assert outbox.backlog() == 57
+    outbox.close()
+
+
+def test_ack_deletes_delivered_rows(tmp_path: Path) -> None:
+    outbox = Outbox(tmp_path / "o.db", MB)
+    outbox.append([event_entry(1) for _ in range(10)])
+    outbox.ack(m.seq for m in outbox.pending() if m.seq % 2 == 0)
+    assert seqs(all_pending(outbox)) == [1, 3, 5, 7, 9]
+    outbox.ack([])
+    assert outbox.backlog() == 5
+    outbox.close()
+
+
+def test_pruning_drops_superseded_snapshots_oldest_first(tmp_path: Path) -> None:
+    budget = 4 * MB
+    outbox = Outbox(tmp_path / "o.db", budget)
+    events: set[int] = set()
+    newest: dict[str, int] = {}
+    for minute in range(600):  # 4 units, a snapshot a minute, an event every 10 minutes
+        entries = [state_entry(u, minute) for u in range(1, 5)]
+        if minute % 10 == 0:
+            entries.append(event_entry(1 + minute % 4, minute))
+        for entry, message in zip(entries, outbox.append(entries), strict=True):
+            if entry.supersedes is None:
+                events.add(message.seq)
+            else:
+                newest[entry.supersedes] = message.seq
+        assert outbox.size_bytes() <= budget
+    kept = set(seqs(all_pending(outbox)))
+    assert outbox.pruned > 0
+    assert events <= kept
+    assert set(newest.values()) <= kept
+    snapshots_kept = sorted(kept - events)
+    # the oldest went first: what is left of the snapshots is one recent stretch
+    assert snapshots_kept[-1] - snapshots_kept[0] < len(snapshots_kept) + len(events)
+    assert outbox.over_budget_appends == 0
+    outbox.close()
+
+
+def test_events_are_kept_over_budget_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = 256 * 1024
+    outbox = Outbox(tmp_path / "o.db", budget)
+    with caplog.at_level(logging.WARNING, logger="gateway.outbox"):
+        for minute in range(100):
+            outbox.append([event_entry(1, minute) for _ in range(10)] + [state_entry(1, minute)])
+    assert outbox.backlog() == 100 * 10 + 1  # every event and the newest snapshot
+    assert outbox.size_bytes() > budget
+    assert outbox.over_budget_appends > 0
+    warnings = [r for r in caplog.records if "over its budget" in r.getMessage()]
+    assert len(warnings) == 1  # logged when it starts, counted on every append
+    outbox.close()
+
+
+def test_a_72_hour_outage_fits_the_default_budget(tmp_path: Path) -> None:
+    """24 units of 8 ports (a typhoon night), a snapshot per unit per minute, 4 events per
+    unit per hour, 72 hours without uplink: nothing is lost and the file stays in budget."""
+    budget = int(GatewayConfig.model_fields["outbox_max_mb"].default * MB)
+    outbox = Outbox(tmp_path / "o.db", budget)
+    units = range(1, 25)
+    events = 0
+    for hour in range(72):  # one append per hour keeps the test fast; the gateway's are small
+        entries: list[Entry] = []
+        for minute in range(60):
+            entries += [state_entry(u, hour * 60 + minute) for u in units]
+            if minute % 15 == 0:
+                entries += [event_entry(u, hour * 60 + minute) for u in units]
+                events += len(units)
+        outbox.append(entries)
+        assert outbox.size_bytes() <= budget
+    snapshots = 72 * 60 * len(units)
+    assert outbox.backlog() == snapshots + events  # nothing pruned at all
+    assert outbox.pruned == 0
+    assert outbox.over_budget_appends == 0
+    assert outbox.size_bytes() <= budget
+    outbox.close()
+
+
+_CRASHER = """
+import random, sys
+from pathlib import Path
+from gateway.outbox import Outbox
+from tests.gateway.conftest import event_entry, state_entry
+
+outbox = Outbox(Path(sys.argv[1]), 64 * 1024 * 1024)
+rng = random.Random(int(sys.argv[2]))
+n = 0
+while True:
+    if rng.random() < 0.1:
+        print("R", outbox.reserve_seq(), flush=True)
+    entries = [event_entry(1, n)] + [state_entry(u, n) for u in range(1, rng.randint(1, 4))]
+    print("A", *[m.seq for m in outbox.append(entries)], flush=True)
+    n += 1
+"""
+
+
+def _append_until_killed(path: Path, seed: int) -> tuple[list[int], list[int]]:
+    """Run a producer, SIGKILL it after a random number of commits: (appended, reserved)."""
+    rng = random.Random(seed)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _CRASHER, str(path), str(seed)],
+        stdout=subprocess.PIPE,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        text=True,
+    )
+    assert child.stdout is not None
+    lines: list[str] = []
+    for _ in range(rng.randint(20, 300)):
+        line = child.stdout.readline()
+        assert line, "the producer died on its own"
+        lines.append(line)
+    child.send_signal(signal.SIGKILL)
+    lines += child.stdout.read().splitlines()  # whatever it printed before the signal landed
+    child.wait()
+    appended: list[int] = []
+    reserved: list[int] = []
+    for line in lines:
+        kind, *numbers = line.split()
+        (appended if kind == "A" else reserved).extend(int(n) for n in numbers)
+    return appended, reserved
+
+
+def test_sigkill_loses_nothing_acknowledged_and_never_reuses_a_seq(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    stored_before: set[int] = set()
+    top = -1
+    for round_ in range(3):
+        appended, reserved = _append_until_killed(path, seed=round_ * 7919 + random.randrange(999))
+        printed = appended + reserved
+        assert min(printed) > top, "a seq was reused after the crash"
+        assert sorted(printed) == list(range(top + 1, top + 1 + len(printed)))
+        outbox = Outbox(path, 64 * MB)
+        stored = set(seqs(all_pending(outbox)))
+        assert set(appended) <= stored, "a committed append was lost"
+        assert stored_before <= stored
+        assert not set(reserved) & stored
+        top = outbox.reserve_seq()
+        assert top > max(printed)
+        outbox.close()
+        stored_before = stored
+
+
+class OutboxMachine(RuleBasedStateMachine):
+    """Random appends, acks, reserves and reopens under a budget small enough to prune."""
+
+    BUDGET = 192 * 1024
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.dir = Path(tempfile.mkdtemp(prefix="outbox-"))
+        self.outbox = Outbox(self.dir / "o.db", self.BUDGET)
+        self.issued = -1
+        self.acked: set[int] = set()
+        self.events: set[int] = set()
+        self.key_of: dict[int, str] = {}  # snapshot seq -> key
+        self.newest: dict[str, int] = {}
+
+    @rule(batch=st.lists(st.tuples(st.booleans(), st.integers(1, 3)), min_size=1, max_size=25))
+    def append(self, batch: list[tuple[bool, int]]) -> None:
+        entries = [state_entry(u) if is_state else event_entry(u) for is_state, u in batch]
+        messages = self.outbox.append(entries)
+        assert seqs(messages) == list(range(self.issued + 1, self.issued + 1 + len(entries)))
+        self.issued += len(entries)
+        for entry, message in zip(entries, messages, strict=True):
+            assert json.loads(message.payload)["seq"] == message.seq
+            if entry.supersedes is None:
+                self.events.add(message.seq)
+            else:
+                self.key_of[message.seq] = entry.supersedes
+                self.newest[entry.supersedes] = message.seq
+
+    @rule()
+    def reserve(self) -> None:
+        assert self.outbox.reserve_seq() == self.issued + 1
+        self.issued += 1
+
+    @precondition(lambda self: self.issued >= 0)
+    @rule(data=st.data())
+    def ack(self, data: st.DataObject) -> None:
+        present = seqs(all_pending(self.outbox))
+        chosen = data.draw(st.lists(st.sampled_from([*present, self.issued]), max_size=40))
+        self.outbox.ack(chosen)
+        self.acked.update(chosen)
+
+    @rule()
+    def reopen(self) -> None:
+        self.outbox.close()
+        self.outbox = Outbox(self.dir / "o.db", self.BUDGET)
+
+    @invariant()
+    def nothing_but_superseded_snapshots_is_lost(self) -> None:
+        present = seqs(all_pending(self.outbox))
+        assert present == sorted(set(present))
+        assert self.outbox.backlog() == len(present)
+        assert not set(present) & self.acked
+        assert all(s <= self.issued for s in present)
+        assert self.events - self.acked <= set(present)
+        assert set(self.newest.values()) - self.acked <= set(present)
+        for lost in set(self.key_of) - self.acked - set(present):
+            assert self.newest[self.key_of[lost]] > lost, "dropped a snapshot nothing replaced"
+
+    def teardown(self) -> None:
+        self.outbox.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+OutboxMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30, deadline=None)
+test_outbox_invariants = OutboxMachine.TestCase
