@@ -1,0 +1,1 @@
+"""The simulated charging battery: a SunSpec Modbus device on serial lines and TCP."""
