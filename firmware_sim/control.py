@@ -15,27 +15,11 @@ from typing import Any, Final
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from firmware_sim.errors import FaultError, UnknownUnit
-from firmware_sim.faults import Fault, FaultKind
 from firmware_sim.fleet import Fleet
-from protocol.payloads import PortError
+from firmware_sim.scenario import FaultTarget
 
 MAX_BODY: Final = 65536
 REASONS: Final = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
-
-
-class FaultRequest(BaseModel):
-    """Body of POST /faults and DELETE /faults (extras ignored when clearing)."""
-
-    model_config = ConfigDict(extra="forbid")
-    line: str
-    unit_id: int = Field(ge=1, le=247)
-    kind: FaultKind
-    port: int | None = Field(default=None, ge=1)
-    error: PortError | None = None
-    delay_ms: int | None = Field(default=None, ge=0)
-
-    def fault(self) -> Fault:
-        return Fault(self.kind, self.port, self.error, self.delay_ms)
 
 
 class PhoneRequest(BaseModel):
@@ -54,13 +38,13 @@ def on_units(fleet: Fleet, body: bytes) -> Response:
 
 
 def on_inject(fleet: Fleet, body: bytes) -> Response:
-    request = FaultRequest.model_validate_json(body)
+    request = FaultTarget.model_validate_json(body)
     fleet.inject(request.line, request.unit_id, request.fault())
     return 200, fleet.unit(request.line, request.unit_id).snapshot()
 
 
 def on_clear(fleet: Fleet, body: bytes) -> Response:
-    request = FaultRequest.model_validate_json(body)
+    request = FaultTarget.model_validate_json(body)
     fleet.clear(request.line, request.unit_id, request.fault())
     return 200, fleet.unit(request.line, request.unit_id).snapshot()
 

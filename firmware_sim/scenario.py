@@ -92,11 +92,9 @@ class TcpSpec(_Bus):
     port: int = Field(default=0, ge=0, le=65535)
 
 
-class FaultSpec(_Model):
-    """A fault at `at_s` seconds of simulated time, cleared after `duration_s` if set."""
+class FaultTarget(_Model):
+    """A fault on one unit, as a scenario file and the control API both spell it."""
 
-    at_s: float = Field(ge=0)
-    duration_s: float | None = Field(default=None, gt=0)
     line: str
     unit_id: UnitId
     kind: FaultKind
@@ -106,6 +104,13 @@ class FaultSpec(_Model):
 
     def fault(self) -> Fault:
         return Fault(self.kind, self.port, self.error, self.delay_ms)
+
+
+class FaultSpec(FaultTarget):
+    """A fault at `at_s` seconds of simulated time, cleared after `duration_s` if set."""
+
+    at_s: float = Field(ge=0)
+    duration_s: float | None = Field(default=None, gt=0)
 
 
 class Scenario(_Model):

@@ -2,10 +2,11 @@
 
 ```
 GatewayError
-├── ConfigError        the bad key and why
-├── UnitUnreachable    bus, unit_id, why
-├── NotSunSpec         bus, unit_id: no "SunS" marker or no model 802/714
-└── CommandFailed      cmd_id and why (answered on cmd/result, never raised to main)
+├── ConfigError           the bad key and why
+├── UnitError             bus, unit_id, why
+│   ├── UnitUnreachable   timeout, CRC trouble, exception reply
+│   └── NotSunSpec        no "SunS" marker, or no model 802/714
+└── CommandFailed         cmd_id and why (answered on cmd/result, never raised to main)
 ```
 """
 
@@ -25,24 +26,22 @@ class ConfigError(GatewayError):
         self.why = why
 
 
-class UnitUnreachable(GatewayError):
+class UnitError(GatewayError):
+    """Trouble with one unit on one bus."""
+
+    def __init__(self, bus: str, unit_id: int, why: str) -> None:
+        super().__init__(f"{bus}.{unit_id}: {why}")
+        self.bus = bus
+        self.unit_id = unit_id
+        self.why = why
+
+
+class UnitUnreachable(UnitError):
     """A unit did not answer (timeout, CRC error, exception response)."""
 
-    def __init__(self, bus: str, unit_id: int, why: str) -> None:
-        super().__init__(f"{bus}.{unit_id}: {why}")
-        self.bus = bus
-        self.unit_id = unit_id
-        self.why = why
 
-
-class NotSunSpec(GatewayError):
+class NotSunSpec(UnitError):
     """A unit answered but is not a SunSpec battery we can read."""
-
-    def __init__(self, bus: str, unit_id: int, why: str) -> None:
-        super().__init__(f"{bus}.{unit_id}: {why}")
-        self.bus = bus
-        self.unit_id = unit_id
-        self.why = why
 
 
 class CommandFailed(GatewayError):

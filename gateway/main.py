@@ -10,13 +10,11 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
-import uuid
 from importlib.metadata import version
 from pathlib import Path
-
-from gateway.publisher import Publisher
 
 from gateway.commands import CommandRunner
 from gateway.config import GatewayConfig, load_config
@@ -24,6 +22,7 @@ from gateway.errors import ConfigError
 from gateway.modbus_link import ModbusLink, quiet_pymodbus
 from gateway.outbox import Outbox
 from gateway.poller import BusPoller
+from gateway.publisher import Publisher
 from gateway.reports import Reporter
 from protocol.topics import UnitAddress
 
@@ -44,7 +43,7 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         notify=lambda: publisher.notify() if publisher else None,
         report_period_s=config.report_period_s,
         version=version("chargenet"),
-        boot_id=uuid.uuid4().hex,
+        boot_id=os.urandom(16).hex(),
     )
     links = [ModbusLink(bus) for bus in config.bus]
     pollers = {

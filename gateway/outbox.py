@@ -102,6 +102,7 @@ class Outbox:
         self._db.execute(f"PRAGMA page_size = {PAGE_SIZE}")
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = FULL")
+        self._db.execute("PRAGMA cache_size = -256")  # KiB: appends and a page of reads
         self._db.execute(f"PRAGMA wal_autocheckpoint = {self._wal_pages}")
         self._db.execute(f"PRAGMA journal_size_limit = {wal_bytes}")
         with self._transaction():

@@ -9,8 +9,8 @@ publisher takes them from there.
 from __future__ import annotations
 
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -131,7 +131,7 @@ class Reporter:
         event = UnitEvent(
             seq=0,
             ts=ts,
-            event_id=uuid.uuid4().hex,
+            event_id=os.urandom(16).hex(),
             kind=draft.kind,
             port=draft.port,
             alarm=draft.alarm,
