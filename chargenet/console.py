@@ -98,8 +98,14 @@ async def watch(host: str, port: int, prefix: str, refresh_s: float = 1.0) -> No
 
 
 async def _redraw(view: LiveView, tty: bool, refresh_s: float) -> None:
+    """Repaint a terminal every `refresh_s`; into a pipe or file, print only what changed."""
+    shown = ""
     while True:
         await asyncio.sleep(refresh_s)
-        text = view.render(datetime.now(UTC))
-        sys.stdout.write(("\x1b[H\x1b[2J" if tty else "\n") + text + "\n")
+        now = datetime.now(UTC)
+        if tty:
+            sys.stdout.write("\x1b[H\x1b[2J" + view.render(now) + "\n")
+        elif (text := view.render(now).split("\n", 1)[1]) != shown:
+            shown = text
+            sys.stdout.write(f"\n{now:%H:%M:%S} UTC\n{text}\n")
         sys.stdout.flush()
