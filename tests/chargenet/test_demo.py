@@ -1,0 +1,57 @@
+import tomllib
+from datetime import UTC, datetime
+from pathlib import Path
+
+from chargenet.console import LiveView
+from chargenet.demo import gateway_config_toml
+from gateway.config import RtuBus, TcpBus, parse_config
+from protocol.payloads import BatteryState, PortState, PortStatus, UnitEvent, UnitState
+from protocol.topics import UNIT_EVENT, UNIT_STATE, UnitAddress
+
+ANNOUNCED = {
+    "serial": {"rs485-1": {"device": "/dev/pts/7", "baudrate": 19200, "parity": "N",
+                           "stopbits": 2, "bytesize": 8, "units": [1, 2]}},
+    "tcp": {"tcp-1": {"host": "127.0.0.1", "port": 40123, "units": [1]}},
+    "control": "http://127.0.0.1:1",
+}  # fmt: skip
+
+
+def test_demo_writes_a_gateway_config_for_every_announced_line(tmp_path: Path) -> None:
+    text = gateway_config_toml("demo-gw", "mqtt://127.0.0.1:1883", ANNOUNCED, tmp_path / "o.db", 10)
+    config = parse_config(tomllib.loads(text))
+    rtu, tcp = config.bus
+    assert isinstance(rtu, RtuBus) and rtu.port == "/dev/pts/7" and rtu.units == [1, 2]
+    assert isinstance(tcp, TcpBus) and tcp.port == 40123
+    assert config.report_period_s == 10
+
+
+def state(seq: int, soc: float, online: bool = True) -> bytes:
+    battery = BatteryState(
+        soc_pct=soc, soh_pct=None, voltage_v=None, current_a=None, power_w=None, temp_c=30.0,
+        rated_wh=2000.0, state="connected", alarms=[],
+    )  # fmt: skip
+    ports = [PortState(port=1, status=PortStatus.FAULTED, occupied=False, enabled=True,
+                       power_w=0.0, energy_wh=0.0, temp_c=None)]  # fmt: skip
+    message = UnitState(
+        seq=seq, ts=datetime.now(UTC), online=online, battery=battery if online else None,
+        ports=ports if online else [],
+    )  # fmt: skip
+    return message.model_dump_json().encode()
+
+
+def test_live_view_keeps_the_newest_state_and_counts_garbage() -> None:
+    view = LiveView("chargenet/v1")
+    topic = UNIT_STATE.format("chargenet/v1", "gw", UnitAddress("rs485-1", 1))
+    view.take(topic, state(5, 70.0))
+    view.take(topic, state(3, 90.0))  # a replayed older snapshot is history
+    view.take(topic, b"{garbage")
+    event = UnitEvent(seq=6, ts=datetime.now(UTC), event_id="e" * 16, kind="port_faulted", port=1)
+    view.take(UNIT_EVENT.format("chargenet/v1", "gw", UnitAddress("rs485-1", 1)),
+              event.model_dump_json().encode())  # fmt: skip
+    text = view.render(datetime.now(UTC))
+    assert "70.0%" in text and "90.0%" not in text
+    assert "1X" in text
+    assert "port_faulted port 1" in text
+    assert view.malformed == 1
+    view.take(topic, state(7, 0.0, online=False))
+    assert "OFFLINE" in view.render(datetime.now(UTC))
