@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.mosquitto import Mosquitto
+from tests.postgres import create_database, server_url
 
 
 @pytest.fixture
@@ -19,3 +20,27 @@ def broker(tmp_path: Path) -> Iterator[Mosquitto]:
     mosquitto.start()
     yield mosquitto
     mosquitto.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """One PostgreSQL server for the run (a throwaway cluster unless one is configured)."""
+    url, cluster = server_url()
+    yield url
+    if cluster is not None:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """An empty database of its own for one test (asyncpg URL)."""
+    return create_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Run a test on both stores: SQLite in tmp_path and a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'chargenet.sqlite3'}"
+    server: str = request.getfixturevalue("postgres_server")
+    return create_database(server)

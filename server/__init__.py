@@ -1,0 +1,1 @@
+"""The server: live station state from MQTT, slot booking, incidents, REST API, dashboard."""

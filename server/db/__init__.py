@@ -1,0 +1,1 @@
+"""Database: tables, the one session pattern, and migrations."""

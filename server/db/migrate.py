@@ -1,0 +1,30 @@
+"""Schema migrations (Alembic), run by `chargenet server` at start or `chargenet db upgrade`.
+
+Alembic runs on a synchronous driver: the async URL is mapped to its sync twin
+(aiosqlite -> pysqlite, asyncpg -> psycopg).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def sync_url(url: str) -> str:
+    return url.replace("+aiosqlite", "").replace("+asyncpg", "+psycopg")
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("sqlalchemy.url", sync_url(database_url))
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database to `revision` (idempotent)."""
+    command.upgrade(alembic_config(database_url), revision)

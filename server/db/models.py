@@ -1,0 +1,305 @@
+"""The server's tables (SQLAlchemy 2, typed). Rows stay in the shells; the core sees our types.
+
+Invariants the database itself enforces, so that no code path can break them:
+- one active booking per resident (partial unique index);
+- one active booking per port per window (partial unique index), so two processes can
+  never hand out the same port twice;
+- one unresolved incident per dedupe key (partial unique index);
+- a gateway message is applied once: (gw_id, seq) is a primary key.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, also on SQLite (which stores naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: chargenet stores UTC only")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        datetime: UtcDateTime,
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+ACTIVE_BOOKING = text("status IN ('active', 'checked_in')")
+OPEN_INCIDENT = text("state != 'resolved'")
+
+
+class Gateway(Base):
+    __tablename__ = "gateways"
+
+    gw_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), default="offline")
+    """online / offline, from the retained status and its Last Will."""
+    boot_id: Mapped[str | None] = mapped_column(String(64))
+    version: Mapped[str | None] = mapped_column(String(32))
+    status_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    status_ts: Mapped[datetime | None]
+    last_seen_at: Mapped[datetime | None]
+    """Server receipt time of the gateway's latest message of any kind."""
+    max_seq: Mapped[int] = mapped_column(Integer, default=-1)
+
+
+class Station(Base):
+    __tablename__ = "stations"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name_ja: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+    address: Mapped[str] = mapped_column(String(300), default="")
+    municipality: Mapped[str] = mapped_column(String(100), default="")
+    counterpart_group: Mapped[str | None] = mapped_column(String(100))
+    opens_at: Mapped[str | None] = mapped_column(String(5))
+    """"HH:MM" local time; None with closes_at None means open around the clock."""
+    closes_at: Mapped[str | None] = mapped_column(String(5))
+    slot_minutes: Mapped[int] = mapped_column(Integer, default=30)
+
+
+class Unit(Base):
+    """A battery, known by (gateway, `bus.unit_id`); mapped to a station by the registry."""
+
+    __tablename__ = "units"
+    __table_args__ = (UniqueConstraint("gw_id", "unit"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gw_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(80))
+    station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"), index=True)
+    online: Mapped[bool] = mapped_column(Boolean, default=False)
+    """As the gateway reported it; staleness and the gateway's status are applied on top."""
+    state_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    state_ts: Mapped[datetime | None]
+    """When the newest state was measured."""
+    received_at: Mapped[datetime | None]
+    soc_pct: Mapped[float | None] = mapped_column(Float)
+    soh_pct: Mapped[float | None] = mapped_column(Float)
+    voltage_v: Mapped[float | None] = mapped_column(Float)
+    current_a: Mapped[float | None] = mapped_column(Float)
+    power_w: Mapped[float | None] = mapped_column(Float)
+    temp_c: Mapped[float | None] = mapped_column(Float)
+    rated_wh: Mapped[float | None] = mapped_column(Float)
+    battery_state: Mapped[str | None] = mapped_column(String(32))
+    alarms: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Port(Base):
+    __tablename__ = "ports"
+    __table_args__ = (UniqueConstraint("unit_pk", "port"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"), index=True)
+    port: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="available")
+    """As reported (available / charging / finishing / unavailable / faulted)."""
+    occupied: Mapped[bool | None] = mapped_column(Boolean)
+    enabled: Mapped[bool | None] = mapped_column(Boolean)
+    power_w: Mapped[float | None] = mapped_column(Float)
+    energy_wh: Mapped[float | None] = mapped_column(Float)
+    temp_c: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str] = mapped_column(String(32), default="none")
+    vendor_code: Mapped[int | None] = mapped_column(Integer)
+    display_code: Mapped[str | None] = mapped_column(String(16))
+    session_s: Mapped[int | None] = mapped_column(Integer)
+    admin_disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    """An operator took the port out of service; it is not booked while set."""
+
+
+class SeenMessage(Base):
+    """Idempotency: a (gateway, seq) is applied once, whatever replays or duplicates."""
+
+    __tablename__ = "seen_messages"
+
+    gw_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    received_at: Mapped[datetime]
+
+
+class SeqGap(Base):
+    """Seqs a gateway skipped: lost on its side or still to be replayed."""
+
+    __tablename__ = "seq_gaps"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    gw_id: Mapped[str] = mapped_column(String(64), index=True)
+    first_missing: Mapped[int] = mapped_column(Integer)
+    last_missing: Mapped[int] = mapped_column(Integer)
+    detected_at: Mapped[datetime]
+
+
+class UnitEventRow(Base):
+    __tablename__ = "unit_events"
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gw_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(32))
+    port: Mapped[int | None] = mapped_column(Integer)
+    alarm: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(String(500))
+    seq: Mapped[int] = mapped_column(Integer)
+    ts: Mapped[datetime]
+    historical: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime]
+
+
+class Booking(Base):
+    __tablename__ = "bookings"
+    __table_args__ = (
+        Index(
+            "uq_bookings_active_resident", "resident_id", unique=True,
+            sqlite_where=ACTIVE_BOOKING, postgresql_where=ACTIVE_BOOKING,
+        ),
+        Index(
+            "uq_bookings_active_port_window", "unit_pk", "port", "window_start", unique=True,
+            sqlite_where=ACTIVE_BOOKING, postgresql_where=ACTIVE_BOOKING,
+        ),
+        Index("ix_bookings_station_window", "station_id", "window_start"),
+    )  # fmt: skip
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    resident_id: Mapped[str] = mapped_column(String(100))
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"))
+    window_start: Mapped[datetime]
+    unit_pk: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    port: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    """active / checked_in / completed / cancelled / no_show / moved."""
+    ticket_code: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    moved_from_id: Mapped[str | None] = mapped_column(String(32))
+
+
+class WindowLoad(Base):
+    """Active bookings per station window, kept in the booking transaction.
+
+    Booking increments it with a conditional UPDATE (`booked < capacity`), which both
+    PostgreSQL and SQLite serialise per row: the capacity check and the claim are one step.
+    """
+
+    __tablename__ = "window_loads"
+
+    station_id: Mapped[str] = mapped_column(ForeignKey("stations.id"), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    booked: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Notification(Base):
+    """A domain event someone must hear about (a moved booking, a cancelled slot ...).
+
+    The LINE channel (next milestone) delivers these; until then they are visible in the
+    API, and `delivered_at` stays empty.
+    """
+
+    __tablename__ = "notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    resident_id: Mapped[str] = mapped_column(String(100), index=True)
+    booking_id: Mapped[str | None] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    delivered_at: Mapped[datetime | None]
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+    __table_args__ = (
+        Index(
+            "uq_incidents_open_key", "dedupe_key", unique=True,
+            sqlite_where=OPEN_INCIDENT, postgresql_where=OPEN_INCIDENT,
+        ),
+    )  # fmt: skip
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    """port_fault / battery_alarm / low_battery / battery_silent / gateway_offline /
+    depletion_forecast."""
+    dedupe_key: Mapped[str] = mapped_column(String(200))
+    severity: Mapped[str] = mapped_column(String(16), default="warning")
+    state: Mapped[str] = mapped_column(String(16), default="open")
+    """open -> acknowledged -> resolved."""
+    station_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    gw_id: Mapped[str | None] = mapped_column(String(64))
+    unit: Mapped[str | None] = mapped_column(String(80))
+    port: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    occurrences: Mapped[int] = mapped_column(Integer, default=1)
+    opened_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    condition_cleared_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    acknowledged_by: Mapped[str | None] = mapped_column(String(100))
+    resolved_at: Mapped[datetime | None]
+    resolved_by: Mapped[str | None] = mapped_column(String(100))
+    escalated_at: Mapped[datetime | None]
+
+
+class AuditEntry(Base):
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(64))
+    subject: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class CommandRow(Base):
+    """A command sent to a gateway and, once it answers, its result."""
+
+    __tablename__ = "commands"
+
+    cmd_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    gw_id: Mapped[str] = mapped_column(String(64), index=True)
+    unit: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(32))
+    port: Mapped[int | None] = mapped_column(Integer)
+    value: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    ok: Mapped[bool | None] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(String(500))
+    answered_at: Mapped[datetime | None]

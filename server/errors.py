@@ -1,0 +1,45 @@
+"""Errors the server raises on purpose; the API turns each into a 4xx with a machine code.
+
+```
+ServerError                 code
+├── NotFound                not_found: what and which
+├── Conflict                conflict / already_booked / window_full / ...: why
+├── Invalid                 invalid: the field and why
+└── Unauthorized            unauthorized
+```
+"""
+
+from __future__ import annotations
+
+
+class ServerError(Exception):
+    """Base: carries an HTTP status and a machine-readable code."""
+
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class NotFound(ServerError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(ServerError):
+    status = 409
+    code = "conflict"
+
+
+class Invalid(ServerError):
+    status = 422
+    code = "invalid"
+
+
+class Unauthorized(ServerError):
+    status = 401
+    code = "unauthorized"

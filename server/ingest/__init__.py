@@ -1,0 +1,1 @@
+"""MQTT ingest: gateway messages in, live station state in the database."""

@@ -1,0 +1,45 @@
+import asyncio
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+
+from server.db.migrate import upgrade
+from server.db.models import Booking, Station, Unit
+from server.db.session import Database
+
+
+def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> None:
+    upgrade(database_url)
+    upgrade(database_url)  # idempotent
+
+    async def scenario() -> None:
+        db = Database(database_url)
+        now = datetime.now(UTC)
+        try:
+            async with db.transaction() as session:
+                session.add(Station(id="s1", name_ja="避難所", name_en="Shelter", latitude=33.8,
+                                    longitude=132.7))  # fmt: skip
+                session.add(Unit(gw_id="gw", unit="rs485-1.1", station_id="s1"))
+            async with db.transaction() as session:
+                unit = (await session.scalars(select(Unit))).one()
+                assert unit.alarms == []
+                session.add(Booking(id="b1", resident_id="r1", station_id="s1", window_start=now,
+                                    unit_pk=unit.id, port=1, ticket_code="K7Q2", created_at=now,
+                                    updated_at=now))  # fmt: skip
+            with pytest.raises(IntegrityError):  # the same port in the same window, twice
+                async with db.transaction() as session:
+                    twin = Booking(id="b2", resident_id="r2", station_id="s1", window_start=now,
+                                   unit_pk=unit.id, port=1, ticket_code="AAAA", created_at=now,
+                                   updated_at=now)  # fmt: skip
+                    session.add(twin)
+            async with db.transaction() as session:
+                booking = await session.get(Booking, "b1")
+                assert booking is not None
+                assert booking.window_start == now  # tz-aware UTC round trip
+                assert booking.window_start.tzinfo is not None
+        finally:
+            await db.dispose()
+
+    asyncio.run(scenario())
