@@ -28,3 +28,22 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database to `revision` (idempotent)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def regenerate_initial(database_url: str) -> None:
+    """Before the first release only: rebuild migration 0001 from the models."""
+    for old in (MIGRATIONS / "versions").glob("0001_*.py"):
+        old.unlink()
+    command.revision(
+        alembic_config(database_url), message="initial schema", autogenerate=True, rev_id="0001"
+    )
+
+
+if __name__ == "__main__":
+    import sys
+    import tempfile
+
+    if sys.argv[1:] != ["regenerate-initial"]:
+        sys.exit("usage: python -m server.db.migrate regenerate-initial")
+    with tempfile.TemporaryDirectory() as scratch:
+        regenerate_initial(f"sqlite+aiosqlite:///{scratch}/empty.sqlite3")
