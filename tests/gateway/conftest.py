@@ -6,7 +6,7 @@ import functools
 import itertools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final
 
 from gateway.config import MqttConfig
 from gateway.outbox import Entry, Outbox
@@ -88,9 +88,10 @@ def make_publisher(
     on_command: Callable[[bytes], Awaitable[None]] | None = None,
     units: int = 3,
     minute: Callable[[], float] = lambda: 0.0,
+    **mqtt: Any,
 ) -> Publisher:
     """A publisher for gateway `GW` with `units` batteries, reconnecting fast."""
-    config = MqttConfig(url=url, reconnect_min_s=0.05, reconnect_max_s=0.5, keepalive_s=5)
+    config = MqttConfig(url=url, reconnect_min_s=0.05, reconnect_max_s=0.5, keepalive_s=5, **mqtt)
     inventory = [str(unit(n)) for n in range(1, units + 1)]
 
     def birth() -> GatewayStatus:
