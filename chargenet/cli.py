@@ -14,7 +14,9 @@ from typing import Final
 from chargenet.logs import setup_logging
 
 ENTRIES: Final = {
-    "demo": ("chargenet.demo", "run everything on this machine: broker, simulator, gateway"),
+    "demo": ("chargenet.demo", "run everything here: broker, simulator, gateway, server"),
+    "server": ("server.main", "the server: MQTT ingest, booking, REST API, dashboard"),
+    "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),
     "sim": ("firmware_sim.cli", "simulated charging batteries on serial lines and TCP"),
     "broker": ("chargenet.embedded_broker", "a pure-Python MQTT broker for the demo"),
@@ -29,8 +31,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {name:<8} {what}", file=sys.stderr)
         return 0 if args and args[0] in ("-h", "--help") else 2
     setup_logging()
-    module = importlib.import_module(ENTRIES[args[0]][0])
-    entry: Callable[[list[str]], int] = module.main
+    module_name, _, function = ENTRIES[args[0]][0].partition(":")
+    module = importlib.import_module(module_name)
+    entry: Callable[[list[str]], int] = getattr(module, function or "main")
     return entry(args[1:])
 
 

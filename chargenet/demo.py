@@ -2,8 +2,10 @@
 
 Broker (Mosquitto-compatible embedded amqtt unless `--mqtt` names one), the battery
 simulator on pseudo-terminal serial lines and TCP, a gateway configured from what the
-simulator reports, and a live console view of what reaches the broker. Ctrl-C stops
-everything.
+simulator reports, and the server (SQLite in the data folder, MQTT ingest from the same
+broker, the demo registry of shelters mapped to the gateway's batteries) with its
+dashboard on a printed URL. `--console` adds a live console view of the broker. Ctrl-C
+stops everything.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import selectors
 import signal
 import socket
@@ -24,12 +27,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from chargenet.console import watch
 from protocol.topics import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 20.0
+DEMO_GATEWAY = "demo-gw"
+"""The gateway id the demo registry maps its batteries under."""
 
 
 def gateway_config_toml(
@@ -126,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenario", default="demo", help="simulator scenario name or file")
     parser.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     parser.add_argument("--report-period", type=float, default=10.0)
+    parser.add_argument("--http-port", type=int, help="the server's port (default 8000 if free)")
+    parser.add_argument("--console", action="store_true", help="also show a live console view")
     parser.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
@@ -139,18 +145,22 @@ def main(argv: list[str] | None = None) -> int:
         config = args.data_dir / "gateway.toml"
         config.write_text(
             gateway_config_toml(
-                "demo-gw", mqtt_url, announced, (args.data_dir / "outbox.db").resolve(),
+                DEMO_GATEWAY, mqtt_url, announced, (args.data_dir / "outbox.db").resolve(),
                 args.report_period,
             )
         )  # fmt: skip
         children.start("gateway", ["gateway", "--config", str(config)])
+        server = _start_server(children, args, mqtt_url)
         print(
+            f"dashboard {server.url}/\nAPI docs {server.url}/docs\n"
+            f"admin token {server.admin_token}\n"
             f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
             f"gateway config {config}\n"
-            f"inject a fault: chargenet sim fault --control {announced.get('control')} ...\n",
+            f"inject a fault: chargenet sim fault --control {announced.get('control')} "
+            "--line rs485-1 --unit 2 port_fault --port 1 --error over_current\n",
             flush=True,
         )
-        asyncio.run(_view(mqtt_url, children, args.exit_after))
+        asyncio.run(_run(mqtt_url, children, args.exit_after, args.console))
     except KeyboardInterrupt:
         pass
     except RuntimeError as exc:
@@ -161,6 +171,53 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class DemoServer:
+    """Where the demo's server listens and the admin token it was given."""
+
+    def __init__(self, port: int, admin_token: str) -> None:
+        self.url = f"http://127.0.0.1:{port}"
+        self.admin_token = admin_token
+
+
+def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) -> DemoServer:
+    """`chargenet server` on SQLite in the data folder; then the demo registry goes in."""
+    port = args.http_port or _port_or_free(int(os.environ.get("CHARGENET_DEMO_HTTP_PORT", 8000)))
+    database_url = f"sqlite+aiosqlite:///{(args.data_dir / 'chargenet.sqlite3').resolve()}"
+    token = secrets.token_urlsafe(24)
+    env = {
+        **os.environ,
+        "CHARGENET_DATABASE_URL": database_url,
+        "CHARGENET_MQTT_URL": mqtt_url,
+        "CHARGENET_ADMIN_TOKEN": token,
+        "CHARGENET_REPORT_PERIOD_S": str(args.report_period),
+    }
+    children.start("server", ["server", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S * 2)
+    asyncio.run(_load_registry(database_url, args.scenario))
+    return DemoServer(port, token)
+
+
+async def _load_registry(database_url: str, scenario: str) -> None:
+    """The demo's shelters and their batteries, written once the server has migrated."""
+    from server.db.session import Database
+    from server.registry import load_demo_registry
+
+    db = Database(database_url)
+    try:
+        await load_demo_registry(db, scenario)
+    finally:
+        await db.dispose()
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return free_port()
+    return port
+
+
 def _start_broker(children: Processes) -> str:
     port = int(os.environ.get("CHARGENET_DEMO_MQTT_PORT") or free_port())
     children.start("broker", ["broker", "--port", str(port)])
@@ -168,19 +225,25 @@ def _start_broker(children: Processes) -> str:
     return f"mqtt://127.0.0.1:{port}"
 
 
-async def _view(mqtt_url: str, children: Processes, exit_after: float | None) -> None:
-    url = urlsplit(mqtt_url)
-    viewer = asyncio.create_task(
-        watch(url.hostname or "127.0.0.1", url.port or 1883, DEFAULT_PREFIX)
-    )
+async def _run(mqtt_url: str, children: Processes, exit_after: float | None, console: bool) -> None:
+    """Watch the children (and draw the console view if asked) until told to stop."""
+    viewer: asyncio.Task[None] | None = None
+    if console:
+        from chargenet.console import watch
+
+        url = urlsplit(mqtt_url)
+        viewer = asyncio.create_task(
+            watch(url.hostname or "127.0.0.1", url.port or 1883, DEFAULT_PREFIX)
+        )
     started = time.monotonic()
     try:
         while exit_after is None or time.monotonic() - started < exit_after:
             children.check()
-            if viewer.done():
+            if viewer is not None and viewer.done():
                 viewer.result()
             await asyncio.sleep(0.5)
     finally:
-        viewer.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await viewer
+        if viewer is not None:
+            viewer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await viewer

@@ -76,6 +76,8 @@ class Gateway(Base):
     last_seen_at: Mapped[datetime | None]
     """Server receipt time of the gateway's latest message of any kind."""
     max_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    silent: Mapped[bool] = mapped_column(Boolean, default=False)
+    """No message for 3 report periods: effectively offline until the next one arrives."""
 
 
 class Station(Base):
@@ -120,6 +122,8 @@ class Unit(Base):
     rated_wh: Mapped[float | None] = mapped_column(Float)
     battery_state: Mapped[str | None] = mapped_column(String(32))
     alarms: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stale: Mapped[bool] = mapped_column(Boolean, default=False)
+    """No state for 3 report periods: effectively offline until the next state arrives."""
 
 
 class Port(Base):

@@ -70,6 +70,17 @@ class GatewayChange:
 
 
 @dataclass(frozen=True, slots=True)
+class CommandAnswer:
+    """A gateway answered a command (e.g. the ticket code reached the port's display)."""
+
+    cmd_id: str
+    gw_id: str
+    ok: bool
+    error: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSet:
     ports: tuple[PortChange, ...] = ()
     units: tuple[UnitChange, ...] = ()
@@ -77,6 +88,7 @@ class ChangeSet:
     gateways: tuple[GatewayChange, ...] = ()
     station_ids: frozenset[str] = field(default_factory=frozenset)
     """Every station touched by any of the above."""
+    commands: tuple[CommandAnswer, ...] = ()
 
     def __bool__(self) -> bool:
-        return bool(self.ports or self.units or self.events or self.gateways)
+        return bool(self.ports or self.units or self.events or self.gateways or self.commands)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 14:39:26.774695
+Create Date: 2026-11-25 14:43:20.839940
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ def upgrade() -> None:
     sa.Column('status_ts', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('last_seen_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('max_seq', sa.Integer(), nullable=False),
+    sa.Column('silent', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('gw_id')
     )
     op.create_table('incidents',
@@ -164,6 +165,7 @@ def upgrade() -> None:
     sa.Column('rated_wh', sa.Float(), nullable=True),
     sa.Column('battery_state', sa.String(length=32), nullable=True),
     sa.Column('alarms', sa.JSON(), nullable=False),
+    sa.Column('stale', sa.Boolean(), nullable=False),
     sa.ForeignKeyConstraint(['station_id'], ['stations.id'], ),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('gw_id', 'unit')

@@ -1,0 +1,562 @@
+"""Assignment quality: our online ranking against naive and hindsight-optimal assignment.
+
+Seeded burst scenarios: stations clustered in towns (ports, batteries with some charge, some
+stations closed at night), residents asking over a few hours (half of them in the first 15
+minutes after the announcement) from places clustered around the towns, each with an
+earliest time; some ports fail during the run (and a few stations lose their gateway),
+which takes them out of every later window. Every policy is scored on the ranking's cost:
+2 x walking minutes + minutes waiting for the window (walking at 4 km/h over 1.3 x the
+straight line). A request nobody can serve within 60 walking minutes and the horizon costs
+`UNSERVED_MIN`, in every policy alike.
+
+Policies:
+  greedy   online: each request, in arrival order, takes the best option of the ranking
+           given the capacity left (`server.booking.ranking.Ranker`); a failure displaces
+           the bookings on the failed ports, which are then re-placed the same way.
+  priced   online, greedy plus a reservation price: see `PricedPolicy`.
+  nearest  online: nearest station with a free window, its earliest one.
+  optimum  hindsight: min-cost flow over the time-expanded network, knowing every request
+           and failure in advance, solved as a linear program by HiGHS (scipy.optimize;
+           network matrices are totally unimodular, so the LP optimum is the integer one).
+
+Time-expanded network: request -> (station, first window it can reach) with cost walk +
+window start - earliest; (station, window) -> (station, next window) with cost the gap
+(waiting on); (station, window) -> station with capacity the window's healthy ports; station
+-> sink with capacity the phones its energy can charge; request -> sink at `UNSERVED_MIN`.
+The total is sum(walk + start - earliest) = sum(2 x walk + wait), the ranking's cost.
+Pruning: each request gets arcs to its `k` nearest stations within 60 walking minutes only
+(every window stays, through the waiting arcs). Pruning can only raise the optimum, so it
+only flatters the ratios if anything; `--check-pruning` solves the small case again with
+every station in reach and reports the difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import linprog
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from server.booking.capacity import JST, PortView, StationView, window_starts
+from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
+HORIZON = timedelta(hours=18)
+MAX_WALK_MIN = 60.0
+UNSERVED_MIN = 24 * 60.0
+ENERGY_PER_PHONE_WH = 15.0
+MIN_PER_KM = 1.3 * 60 / 4.0
+
+
+# --- scenario -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    at: float
+    """When it is made (POSIX seconds)."""
+    lat: float
+    lon: float
+    earliest: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    at: float
+    station: int
+    ports: int
+
+
+@dataclass
+class Scenario:
+    name: str
+    stations: list[StationView]
+    windows: list[list[float]]
+    """Per station, its window starts (POSIX seconds), sorted."""
+    phones: list[int]
+    requests: list[Request]
+    failures: list[Failure]
+
+    def capacity(self, station: int, start: float) -> int:
+        """Healthy ports of a station in the window starting at `start`, failures applied."""
+        lost = sum(f.ports for f in self.failures if f.station == station and f.at <= start)
+        return max(0, len(self.stations[station].ports) - lost)
+
+
+def make_scenario(name: str, n_stations: int, n_requests: int, seed: int) -> Scenario:
+    """Towns of Zipf-like sizes over a 140 x 100 km prefecture; demand leans to big towns."""
+    rng = random.Random(seed)
+    n_towns = max(3, n_stations // 50)
+    towns = []
+    for rank in range(n_towns):
+        lat, lon = 33.3 + rng.random() * 0.9, 132.4 + rng.random() * 1.5
+        weight = 1.0 / (rank + 1) ** 0.8
+        towns.append((lat, lon, 0.8 + 2.5 * weight**0.5, weight))
+    stations = []
+    for i in range(n_stations):
+        lat0, lon0, radius_km, _ = rng.choices(towns, weights=[t[3] for t in towns])[0]
+        lat, lon = _scatter(rng, lat0, lon0, radius_km)
+        batteries = rng.choice((1, 1, 2, 2, 2, 3))
+        ports = tuple(PortView(i * 10 + b, p, "available") for b in range(batteries)
+                      for p in range(1, 5))  # fmt: skip
+        energy = sum(rng.uniform(1000, 2000) * rng.uniform(0.3, 1.0) for _ in range(batteries))
+        opens, closes = (None, None) if rng.random() < 0.7 else ("06:00", "22:00")
+        stations.append(StationView(f"st{i:04}", lat, lon, 30, opens, closes, ports, energy))
+    windows = [[w.timestamp() for w in window_starts(s, T0, HORIZON)] for s in stations]
+    phones = [math.floor(s.energy_wh / ENERGY_PER_PHONE_WH) for s in stations]
+    t0 = T0.timestamp()
+    requests: list[Request] = []
+    demand = [t[3] ** 1.3 for t in towns]
+    ref = math.cos(math.radians(33.8))
+    tree = cKDTree([(s.latitude * 111.195, s.longitude * 111.195 * ref) for s in stations])
+    reach_km = MAX_WALK_MIN / MIN_PER_KM * 0.99
+    while len(requests) < n_requests:  # residents out of every station's reach are not asked
+        lat0, lon0, radius_km, _ = rng.choices(towns, weights=demand)[0]
+        lat, lon = _scatter(rng, lat0, lon0, radius_km * 1.1)
+        if not tree.query_ball_point((lat * 111.195, lon * 111.195 * ref), reach_km):
+            continue
+        at = t0 + (rng.uniform(0, 900) if rng.random() < 0.5 else rng.uniform(0, 4 * 3600))
+        delay = rng.uniform(0, 3600) if rng.random() < 0.8 else rng.uniform(3600, 5 * 3600)
+        requests.append(Request(at, lat, lon, at + delay))
+    requests.sort(key=lambda r: r.at)
+    failures = [
+        Failure(t0 + rng.uniform(0, 8 * 3600), i, 1)
+        for i, s in enumerate(stations)
+        for _ in s.ports
+        if rng.random() < 0.04
+    ]
+    failures += [
+        Failure(t0 + rng.uniform(0, 8 * 3600), i, len(stations[i].ports))
+        for i in rng.sample(range(n_stations), max(1, n_stations // 200))
+    ]
+    failures.sort(key=lambda f: f.at)
+    return Scenario(name, stations, windows, phones, requests, failures)
+
+
+def _scatter(rng: random.Random, lat: float, lon: float, radius_km: float) -> tuple[float, float]:
+    dy, dx = rng.gauss(0, radius_km), rng.gauss(0, radius_km)
+    return lat + dy / 111.195, lon + dx / (111.195 * math.cos(math.radians(lat)))
+
+
+# --- online policies --------------------------------------------------------------------------
+
+
+Choice = tuple[int, float] | None
+"""(station index, window start) or nobody can take the request."""
+
+
+class Board:
+    """The online state: capacity per window, bookings, energy, and the ranking's table."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.sc = scenario
+        self.index = {s.id: i for i, s in enumerate(scenario.stations)}
+        self.cap = [dict.fromkeys(ws, len(s.ports)) for s, ws in
+                    zip(scenario.stations, scenario.windows, strict=True)]  # fmt: skip
+        self.booked: list[dict[float, list[int]]] = [{w: [] for w in ws} for ws in scenario.windows]
+        self.phones = list(scenario.phones)
+        self.table = FreeTable()
+        for i, s in enumerate(scenario.stations):
+            if self.phones[i] > 0:
+                for w in scenario.windows[i]:
+                    self.table.set(s.id, _dt(w), self.cap[i][w])
+
+    def free(self, station: int, start: float) -> int:
+        if self.phones[station] <= 0:
+            return 0
+        return max(0, self.cap[station][start] - len(self.booked[station][start]))
+
+    def _refresh(self, station: int, start: float) -> None:
+        self.table.set(self.sc.stations[station].id, _dt(start), self.free(station, start))
+
+    def book(self, request: int, choice: tuple[int, float]) -> None:
+        station, start = choice
+        assert self.free(station, start) > 0, "policy chose a full window"
+        self.booked[station][start].append(request)
+        self.phones[station] -= 1
+        if self.phones[station] <= 0:
+            self.table.clear_station(self.sc.stations[station].id)
+        else:
+            self._refresh(station, start)
+
+    def fail(self, failure: Failure) -> list[int]:
+        """Take ports out of later windows; return the requests whose bookings must move."""
+        moved: list[int] = []
+        s = failure.station
+        for start in self.sc.windows[s]:
+            if start < failure.at:
+                continue
+            self.cap[s][start] = max(0, self.cap[s][start] - failure.ports)
+            over = len(self.booked[s][start]) - self.cap[s][start]
+            if over > 0:  # the last booked were given the highest ports, the ones now gone
+                moved += self.booked[s][start][-over:]
+                del self.booked[s][start][-over:]
+                self.phones[s] += over
+            if self.phones[s] > 0:
+                self._refresh(s, start)
+        return moved
+
+
+Policy = Callable[[Board, Request, float], Choice]
+"""Choose for a request that may leave at the given time (later than `earliest` if moved)."""
+
+
+def greedy(board: Board, r: Request, leave: float) -> Choice:
+    options = RANKER[0].rank(r.lat, r.lon, _dt(leave), board.table, limit=1)
+    if not options:
+        return None
+    o = options[0]
+    return board.index[o.station_id], o.window_start.timestamp()
+
+
+def nearest(board: Board, r: Request, leave: float) -> Choice:
+    for walk, sid in RANKER[0].within(r.lat, r.lon, MAX_WALK_MIN):
+        first = board.table.first(sid, leave + walk * 60)
+        if first is not None:
+            return board.index[sid], first[0]
+    return None
+
+
+@dataclass
+class PricedPolicy:
+    """Greedy over the ranking's best few options, each charged a reservation price.
+
+    The price of a place is what taking it is expected to cost later residents: near a
+    crowded station, someone who could have walked to a quieter one is taking a window
+    somebody with no alternative will need. Online, with no knowledge of the future beyond
+    the load seen so far: price = `weight` x (share of the station's coming places already
+    booked) ^ `power` x slot minutes. Stations nobody wants keep a price near zero.
+    """
+
+    weight: float = 2.0
+    power: float = 1.0
+    options: int = 8
+    load: list[float] = field(default_factory=list)
+
+    def __call__(self, board: Board, r: Request, leave: float) -> Choice:
+        found = RANKER[0].rank(r.lat, r.lon, _dt(leave), board.table, limit=self.options)
+        best: Choice = None
+        best_cost = math.inf
+        for o in found:
+            i = board.index[o.station_id]
+            start = o.window_start.timestamp()
+            price = self.weight * 30.0 * self._share(board, i, start) ** self.power
+            if o.cost + price < best_cost:
+                best, best_cost = (i, start), o.cost + price
+        return best
+
+    @staticmethod
+    def _share(board: Board, station: int, start: float) -> float:
+        """Booked share of the station's places in the next two hours from `start`."""
+        booked = cap = 0
+        for w in board.sc.windows[station]:
+            if start <= w < start + 7200:
+                booked += len(board.booked[station][w])
+                cap += board.cap[station][w]
+        return booked / cap if cap else 1.0
+
+
+RANKER: list[Ranker] = []
+"""The scenario's index, set by `run_online` (bench-only module state)."""
+
+
+@dataclass
+class Outcome:
+    cost: float
+    served: int
+    unserved: int
+    moved: int
+    p95_wait_min: float
+    mean_walk_min: float
+    ms_per_request: float
+
+
+def run_online(scenario: Scenario, policy: Policy) -> Outcome:
+    """Requests and failures in time order; a displaced booking is re-placed at once."""
+    RANKER[:] = [Ranker(scenario.stations)]
+    board = Board(scenario)
+    final: dict[int, tuple[int, float]] = {}
+    events = [(r.at, 1, i) for i, r in enumerate(scenario.requests)]
+    events += [(f.at, 0, i) for i, f in enumerate(scenario.failures)]
+    events.sort()
+    moved = 0
+    spent = 0.0
+    for at, kind, i in events:
+        if kind == 0:
+            for request in board.fail(scenario.failures[i]):
+                moved += 1
+                final.pop(request)
+                r = scenario.requests[request]
+                choice = policy(board, r, max(r.earliest, at))
+                if choice is not None:
+                    board.book(request, choice)
+                    final[request] = choice
+            continue
+        r = scenario.requests[i]
+        t = time.perf_counter()
+        choice = policy(board, r, r.earliest)
+        if choice is not None:
+            board.book(i, choice)
+            final[i] = choice
+        spent += time.perf_counter() - t
+    return score(scenario, final, moved, spent)
+
+
+def score(
+    scenario: Scenario, final: dict[int, tuple[int, float]], moved: int = 0, spent: float = 0.0
+) -> Outcome:
+    cost = 0.0
+    waits, walks = [], []
+    for i, r in enumerate(scenario.requests):
+        if i not in final:
+            cost += UNSERVED_MIN
+            continue
+        s, start = final[i]
+        st = scenario.stations[s]
+        walk = walking_minutes(r.lat, r.lon, st.latitude, st.longitude)
+        wait = (start - r.earliest) / 60 - walk
+        assert wait >= -1e-6, "a window before the resident can arrive"
+        cost += 2 * walk + wait
+        waits.append(wait)
+        walks.append(walk)
+    n = len(scenario.requests)
+    return Outcome(
+        cost=cost,
+        served=len(final),
+        unserved=n - len(final),
+        moved=moved,
+        p95_wait_min=float(np.percentile(waits, 95)) if waits else 0.0,
+        mean_walk_min=float(np.mean(walks)) if walks else 0.0,
+        ms_per_request=spent * 1000 / n,
+    )
+
+
+# --- hindsight optimum ----------------------------------------------------------------------
+
+
+@dataclass
+class Optimum:
+    cost: float
+    unserved: int
+    arcs: int
+    components: int
+    seconds: float
+
+
+def solve_optimum(scenario: Scenario, k: int | None) -> Optimum:
+    """Min-cost flow over the time-expanded network, one LP per connected component."""
+    t_start = time.perf_counter()
+    st_lat = np.radians([s.latitude for s in scenario.stations])
+    st_lon = np.radians([s.longitude for s in scenario.stations])
+    rq = scenario.requests
+    r_lat = np.radians([r.lat for r in rq])
+    r_lon = np.radians([r.lon for r in rq])
+    ref = math.cos(float(np.mean(st_lat)))
+    tree = cKDTree(np.c_[st_lat, st_lon * ref] * EARTH_RADIUS_KM)
+    reach_km = MAX_WALK_MIN / MIN_PER_KM * 1.02
+    n_st = len(scenario.stations)
+    query_k = min(k or n_st, n_st)
+    dist, idx = tree.query(
+        np.c_[r_lat, r_lon * ref] * EARTH_RADIUS_KM, k=query_k, distance_upper_bound=reach_km
+    )
+    dist, idx = dist.reshape(len(rq), -1), idx.reshape(len(rq), -1)
+    rows, cols = np.nonzero(np.isfinite(dist))
+    st_idx = idx[rows, cols]
+    walk = _walk(r_lat[rows], r_lon[rows], st_lat[st_idx], st_lon[st_idx])
+    keep = walk <= MAX_WALK_MIN
+    rows, st_idx, walk = rows[keep], st_idx[keep], walk[keep]
+    # Components of the request-station graph solve independently.
+    graph = coo_matrix((np.ones(len(rows)), (rows, len(rq) + st_idx)), shape=(len(rq) + n_st,) * 2)
+    n_comp, label = connected_components(graph, directed=False)
+    total = 0.0
+    unserved = 0
+    order = np.argsort(label[rows], kind="stable")
+    rows, st_idx, walk = rows[order], st_idx[order], walk[order]
+    bounds = np.searchsorted(label[rows], np.arange(n_comp + 1))
+    lone = np.ones(len(rq), dtype=bool)
+    lone[rows] = False
+    unserved += int(lone.sum())
+    total += UNSERVED_MIN * int(lone.sum())
+    for c in range(n_comp):
+        a, b = bounds[c], bounds[c + 1]
+        if a == b:
+            continue
+        cost, missed = _solve_component(scenario, rows[a:b], st_idx[a:b], walk[a:b])
+        total += cost
+        unserved += missed
+    return Optimum(total, unserved, len(rows), n_comp, time.perf_counter() - t_start)
+
+
+def _walk(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    h = (
+        np.sin((lat2 - lat1) / 2) ** 2
+        + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    )
+    minutes: np.ndarray = 2 * EARTH_RADIUS_KM * np.arcsin(np.minimum(1.0, np.sqrt(h))) * MIN_PER_KM
+    return minutes
+
+
+def _solve_component(
+    sc: Scenario, req: np.ndarray, st: np.ndarray, walk: np.ndarray
+) -> tuple[float, int]:
+    """One LP: variables are arcs, equality rows are nodes (flow conservation)."""
+    reqs = np.unique(req)
+    stations = np.unique(st)
+    r_row = {int(r): i for i, r in enumerate(reqs)}
+    node: dict[tuple[int, float], int] = {}
+    next_row = len(reqs)
+    for s in stations:
+        for w in sc.windows[s]:
+            node[(int(s), w)] = next_row
+            next_row += 1
+    st_row = {int(s): next_row + i for i, s in enumerate(stations)}
+    n_rows = next_row + len(stations)
+    a_rows: list[int] = []
+    a_cols: list[int] = []
+    a_vals: list[float] = []
+    costs: list[float] = []
+    upper: list[float] = []
+
+    def arc(tail: int | None, head: int | None, cost: float, cap: float) -> None:
+        col = len(costs)
+        if tail is not None:
+            a_rows.append(tail)
+            a_cols.append(col)
+            a_vals.append(1.0)
+        if head is not None:
+            a_rows.append(head)
+            a_cols.append(col)
+            a_vals.append(-1.0)
+        costs.append(cost)
+        upper.append(cap)
+
+    for r, s, wk in zip(req.tolist(), st.tolist(), walk.tolist(), strict=True):
+        ws = sc.windows[s]
+        arrival = sc.requests[r].earliest + wk * 60
+        i = _first_at_or_after(ws, arrival)
+        if i < len(ws):
+            cost = wk + (ws[i] - sc.requests[r].earliest) / 60
+            arc(r_row[r], node[(s, ws[i])], cost, 1.0)
+    first_unserved = len(costs)
+    for r in reqs.tolist():
+        arc(r_row[r], None, UNSERVED_MIN, 1.0)
+    for s in stations.tolist():
+        ws = sc.windows[s]
+        for a, b in pairwise(ws):
+            arc(node[(s, a)], node[(s, b)], (b - a) / 60, math.inf)
+        for w in ws:
+            arc(node[(s, w)], st_row[s], 0.0, float(sc.capacity(s, w)))
+        arc(st_row[s], None, 0.0, float(sc.phones[s]))
+    a_eq = coo_matrix((a_vals, (a_rows, a_cols)), shape=(n_rows, len(costs))).tocsr()
+    b_eq = np.zeros(n_rows)
+    b_eq[: len(reqs)] = 1.0
+    res = linprog(
+        np.array(costs), A_eq=a_eq, b_eq=b_eq, bounds=np.c_[np.zeros(len(costs)), upper],
+        method="highs",
+    )  # fmt: skip
+    if res.status != 0:
+        raise RuntimeError(f"LP failed: {res.message}")
+    missed = round(float(res.x[first_unserved : first_unserved + len(reqs)].sum()))
+    return float(res.fun), missed
+
+
+def _first_at_or_after(ws: Sequence[float], t: float) -> int:
+    lo, hi = 0, len(ws)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ws[mid] < t:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def _dt(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+SIZES = {"moderate": (200, 5_000), "small": (200, 10_000), "large": (2_000, 100_000)}
+
+
+def run(name: str, seed: int, k: int, check_pruning: bool) -> dict[str, object]:
+    n_st, n_rq = SIZES[name]
+    t = time.perf_counter()
+    sc = make_scenario(name, n_st, n_rq, seed)
+    print(f"[{name}] scenario {time.perf_counter() - t:.1f}s: {n_st} stations, "
+          f"{sum(len(s.ports) for s in sc.stations)} ports, {n_rq} requests, "
+          f"{len(sc.failures)} failures", flush=True)  # fmt: skip
+    out: dict[str, object] = {"stations": n_st, "requests": n_rq, "seed": seed, "k": k}
+    opt = solve_optimum(sc, k)
+    print(f"[{name}] optimum {opt.seconds:.1f}s, {opt.arcs} request arcs, "
+          f"{opt.components} components", flush=True)  # fmt: skip
+    out["optimum"] = asdict(opt)
+    if check_pruning:
+        loose = solve_optimum(sc, None)
+        out["optimum_unpruned"] = asdict(loose)
+        out["pruning_gap"] = opt.cost / loose.cost - 1
+        print(f"[{name}] unpruned optimum {loose.seconds:.1f}s: pruned/unpruned - 1 = "
+              f"{out['pruning_gap']:.2e}", flush=True)  # fmt: skip
+    policies: dict[str, Policy] = {"greedy": greedy, "priced": PricedPolicy(), "nearest": nearest}
+    for label, policy in policies.items():
+        t = time.perf_counter()
+        o = run_online(sc, policy)
+        out[label] = {**asdict(o), "ratio": o.cost / opt.cost}
+        print(f"[{name}] {label} {time.perf_counter() - t:.1f}s ratio {o.cost / opt.cost:.4f}",
+              flush=True)  # fmt: skip
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", nargs="+", choices=list(SIZES), default=list(SIZES))
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("-k", type=int, default=8, help="nearest stations per request (optimum)")
+    parser.add_argument("--check-pruning", action="store_true", default=None,
+                        help="also solve the optimum unpruned (default: small only)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=Path("bench/results/assignment.json"))
+    args = parser.parse_args(argv)
+    results = {}
+    for name in args.sizes:
+        check = args.check_pruning if args.check_pruning is not None else name == "small"
+        results[name] = run(name, args.seed, args.k, check)
+    header = ("scenario", "policy", "cost/opt", "p95 wait", "mean walk", "unserved", "moved",
+              "ms/req")  # fmt: skip
+    print(" | ".join(header))
+    for name, res in results.items():
+        opt = res["optimum"]
+        assert isinstance(opt, dict)
+        print(f"{name} | optimum | 1.0000 | - | - | {opt['unserved']} | - | -")
+        for label in ("greedy", "priced", "nearest"):
+            o = res[label]
+            assert isinstance(o, dict)
+            print(f"{name} | {label} | {o['ratio']:.4f} | {o['p95_wait_min']:.0f} min | "
+                  f"{o['mean_walk_min']:.1f} min | {o['unserved']} | {o['moved']} | "
+                  f"{o['ms_per_request']:.3f}")  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
+    args.out.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

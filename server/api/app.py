@@ -1,0 +1,135 @@
+"""`create_app(settings)`: the FastAPI app, composed of small services in its lifespan.
+
+Start: migrate, open the database, make the services (registry, booking, incidents), the
+SSE hub, the change fan-out to [booking, incidents, hub], the MQTT link (when an MQTT URL
+is set) and the periodic jobs (staleness every half report period, no-show release and
+incident timers every 15 s). Stop: cancel every task, close streams, dispose the engine.
+Everything lives on `app.state.services`; nothing is module-level.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from functools import partial
+
+from fastapi import APIRouter, FastAPI
+
+from server.api import bookings, incidents, metrics, ports, registry, stations
+from server.api.deps import Services
+from server.api.errors import install_error_handlers
+from server.api.jobs import FanOut, cancel_all, every
+from server.booking.service import BookingService
+from server.dashboard import routes as dashboard
+from server.dashboard.sse import EventHub
+from server.db.migrate import upgrade
+from server.db.session import Database
+from server.incidents.service import IncidentService
+from server.ingest.commands import send_command
+from server.ingest.link import MqttLink
+from server.ingest.staleness import mark_stale
+from server.registry.service import Registry
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TIMERS_PERIOD_S = 15.0
+"""No-show release and incident escalation: minutes matter, seconds do not."""
+API_PREFIX = "/api/v1"
+LINK_DRAIN_S = 5.0
+"""How long shutdown waits for the MQTT link to apply what it already received."""
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
+    app = FastAPI(
+        title="chargenet",
+        version="1",
+        summary="Disaster-relief phone charging: stations, live availability, bookings.",
+        lifespan=partial(lifespan, settings=settings, clock=clock),
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (stations, bookings, incidents, registry, ports):
+        api.include_router(module.router)
+    api.include_router(dashboard.events)
+    app.include_router(api)
+    app.include_router(metrics.router)
+    app.include_router(dashboard.page)
+    app.router.routes.append(dashboard.static_mount())
+    return app
+
+
+@asynccontextmanager
+async def lifespan(
+    app: FastAPI, settings: Settings, clock: Callable[[], datetime]
+) -> AsyncIterator[None]:
+    await asyncio.to_thread(upgrade, settings.database_url)
+    db = Database(settings.database_url)
+    hub = EventHub()
+    tasks: list[asyncio.Task[None]] = []
+    link: MqttLink | None = None
+
+    def wake() -> None:
+        if link is not None:
+            link.notify_commands()
+
+    async def store_command(
+        into: Database,
+        gw_id: str,
+        unit: str,
+        action: str,
+        port: int | None = None,
+        value: str | None = None,
+    ) -> str:
+        """`send_command` that also wakes the link; `into` may be a booking's transaction."""
+        return await send_command(into, gw_id, unit, action, port, value, wake=wake)
+
+    async def send(gw_id: str, unit: str, action: str, port: int | None, value: str | None) -> str:
+        return await store_command(db, gw_id, unit, action, port, value)
+
+    booking = BookingService(db, settings, store_command, clock)
+    incidents_ = IncidentService(db, settings, clock)
+    fan_out = FanOut([booking.on_changes, incidents_.on_changes, hub.on_changes])
+    app.state.services = Services(
+        settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
+        booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out,
+    )  # fmt: skip
+    app.state.metrics = metrics.Metrics()
+    try:
+        if settings.mqtt_url:
+            link = MqttLink(settings, db, listeners=list(fan_out.listeners))
+            tasks.append(asyncio.create_task(link.run(), name="mqtt-link"))
+        app.state.link = link
+
+        async def stale() -> None:
+            await fan_out(await mark_stale(db, clock(), settings.report_period_s))
+
+        async def timers() -> None:
+            await booking.release_no_shows(clock())
+            await incidents_.tick(clock())
+
+        tasks.append(
+            asyncio.create_task(every("stale", settings.report_period_s / 2, stale), name="stale")
+        )
+        tasks.append(asyncio.create_task(every("timers", TIMERS_PERIOD_S, timers), name="timers"))
+        log.info("server ready (mqtt %s)", "on" if link else "off")
+        yield
+    finally:
+        hub.close()
+        if link is not None:
+            await link.stop()  # it applies what it already received, then its task ends
+            await asyncio.wait(tasks[:1], timeout=LINK_DRAIN_S)
+        await cancel_all(tasks)
+        await booking.close()
+        await db.dispose()
+        log.info("server stopped")

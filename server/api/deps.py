@@ -1,0 +1,50 @@
+"""Typed access to what the lifespan put on `app.state`, for route functions.
+
+Routes take these as FastAPI dependencies, so a route names exactly the services it
+uses and tests can build the app with real services on a throwaway database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from server.booking.service import BookingService
+from server.dashboard.sse import EventHub
+from server.db.session import Database
+from server.incidents.service import IncidentService
+from server.ingest.changeset import ChangeSet
+from server.registry.service import Registry
+from server.settings import Settings
+
+Listener = Callable[[ChangeSet], Awaitable[None]]
+CommandSender = Callable[[str, str, str, int | None, str | None], Awaitable[str]]
+"""(gw_id, unit, action, port, value) -> cmd_id: recorded, then published by the link."""
+
+
+@dataclass(frozen=True)
+class Services:
+    """The app's composed parts, made once in the lifespan."""
+
+    settings: Settings
+    db: Database
+    clock: Callable[[], datetime]
+    hub: EventHub
+    registry: Registry
+    booking: BookingService
+    incidents: IncidentService
+    send_command: CommandSender
+    fan_out: Listener
+    """Hands a ChangeSet to every listener (booking, incidents, the hub)."""
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+Svc = Annotated[Services, Depends(services)]

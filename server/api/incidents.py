@@ -1,0 +1,63 @@
+"""Admin routes for crews and HQ: incidents (acknowledge, resolve) and pending notifications."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from server.api import schemas
+from server.api.auth import ADMIN, Actor
+from server.api.deps import Svc
+from server.db.models import Notification
+
+router = APIRouter(tags=["incidents"], dependencies=[ADMIN])
+
+State = Literal["open", "acknowledged", "resolved"]
+
+
+@router.get("/incidents", response_model=schemas.IncidentList)
+async def list_incidents(
+    svc: Svc,
+    state: Annotated[State | None, Query()] = None,
+    station_id: Annotated[str | None, Query()] = None,
+) -> schemas.IncidentList:
+    found = await svc.incidents.list(state, station_id)
+    return schemas.IncidentList(incidents=[schemas.IncidentOut.model_validate(i) for i in found])
+
+
+@router.post("/incidents/{incident_id}/acknowledge", response_model=schemas.IncidentOut)
+async def acknowledge(incident_id: int, actor: Actor, svc: Svc) -> schemas.IncidentOut:
+    incident = schemas.IncidentOut.model_validate(
+        await svc.incidents.acknowledge(incident_id, actor)
+    )
+    svc.hub.publish({"type": "incident", "stations": [incident.station_id or ""]})
+    return incident
+
+
+@router.post("/incidents/{incident_id}/resolve", response_model=schemas.IncidentOut)
+async def resolve(incident_id: int, actor: Actor, svc: Svc) -> schemas.IncidentOut:
+    incident = schemas.IncidentOut.model_validate(await svc.incidents.resolve(incident_id, actor))
+    svc.hub.publish({"type": "incident", "stations": [incident.station_id or ""]})
+    return incident
+
+
+@router.get("/notifications", response_model=schemas.NotificationList)
+async def notifications(
+    svc: Svc,
+    pending: Annotated[bool, Query(description="only those not yet delivered")] = True,
+    resident_id: Annotated[str | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.NotificationList:
+    """Who must be told what (moved or cancelled bookings ...), newest first."""
+    query = select(Notification).order_by(Notification.id.desc()).limit(limit)
+    if pending:
+        query = query.where(Notification.delivered_at.is_(None))
+    if resident_id is not None:
+        query = query.where(Notification.resident_id == resident_id)
+    async with svc.db.transaction() as session:
+        rows = (await session.scalars(query)).all()
+        return schemas.NotificationList(
+            notifications=[schemas.NotificationOut.model_validate(n) for n in rows]
+        )

@@ -1,0 +1,194 @@
+"""The API's read side: stations with live availability, ports and open incidents.
+
+Capacity comes from the booking core's own view (`load_station_views`) and rules
+(`capacity`), so the dashboard never shows a place the booking would refuse. Batteries and
+ports are read here with the same `effective_status` rule. All reads of one response run
+in one transaction, so a station's numbers agree with each other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.api import schemas
+from server.api.availability import availability, windows
+from server.booking.capacity import StationView
+from server.booking.views import load_station_views
+from server.db.models import Booking, Gateway, Incident, Port, Station, Unit, WindowLoad
+from server.errors import NotFound
+from server.ingest.live import STALE_PERIODS, effective_status, gateway_online
+from server.settings import Settings
+
+OPEN_STATES = ("open", "acknowledged")
+
+
+async def station_list(
+    session: AsyncSession, settings: Settings, now: datetime
+) -> list[schemas.StationOut]:
+    views = await load_station_views(session, now, settings.report_period_s)
+    rows = (await session.scalars(select(Station).order_by(Station.id))).all()
+    booked = await _booked(session, None, now)
+    held = await _held_now(session, None, now)
+    incidents = await _open_incident_counts(session)
+    return [
+        _station_out(row, views[row.id], booked, held, incidents.get(row.id, 0), settings, now)
+        for row in rows
+        if row.id in views
+    ]
+
+
+async def station_detail(
+    session: AsyncSession, settings: Settings, now: datetime, station_id: str
+) -> schemas.StationDetail:
+    row = await session.get(Station, station_id)
+    if row is None:
+        raise NotFound(f"no station {station_id!r}")
+    views = await load_station_views(session, now, settings.report_period_s, [station_id])
+    booked = await _booked(session, station_id, now)
+    held = await _held_now(session, station_id, now)
+    incidents = (
+        await session.scalars(
+            select(Incident)
+            .where(Incident.station_id == station_id, Incident.state.in_(OPEN_STATES))
+            .order_by(Incident.opened_at.desc())
+        )
+    ).all()
+    summary = _station_out(row, views[station_id], booked, held, len(incidents), settings, now)
+    return schemas.StationDetail(
+        **summary.model_dump(),
+        batteries=await _batteries(session, station_id, now, settings.report_period_s),
+        incidents=[schemas.IncidentBrief.model_validate(i) for i in incidents],
+    )
+
+
+async def station_windows(
+    session: AsyncSession, settings: Settings, now: datetime, station_id: str, earliest: datetime
+) -> schemas.WindowList:
+    views = await load_station_views(session, now, settings.report_period_s, [station_id])
+    if station_id not in views:
+        raise NotFound(f"no station {station_id!r}")
+    booked = await _booked(session, station_id, now)
+    found = windows(
+        views[station_id], booked.get(station_id, {}), max(earliest, now),
+        timedelta(hours=settings.booking_horizon_h), settings.energy_per_phone_wh,
+    )  # fmt: skip
+    return schemas.WindowList(
+        station_id=station_id,
+        windows=[
+            schemas.WindowOut(start=w.start, end=w.end, places=w.places, booked=w.booked)
+            for w in found
+        ],
+    )
+
+
+def _station_out(
+    row: Station,
+    view: StationView,
+    booked: dict[str, dict[datetime, int]],
+    held: dict[str, int],
+    open_incidents: int,
+    settings: Settings,
+    now: datetime,
+) -> schemas.StationOut:
+    found = availability(
+        view, booked.get(row.id, {}), now, timedelta(hours=settings.booking_horizon_h),
+        settings.energy_per_phone_wh, held.get(row.id, 0),
+    )  # fmt: skip
+    return schemas.StationOut(
+        id=row.id, name_ja=row.name_ja, name_en=row.name_en, latitude=row.latitude,
+        longitude=row.longitude, address=row.address, municipality=row.municipality,
+        counterpart_group=row.counterpart_group, opens_at=row.opens_at, closes_at=row.closes_at,
+        slot_minutes=row.slot_minutes, availability=schemas.Availability.model_validate(found),
+        open_incidents=open_incidents,
+    )  # fmt: skip
+
+
+async def _booked(
+    session: AsyncSession, station_id: str | None, now: datetime
+) -> dict[str, dict[datetime, int]]:
+    """Active bookings per station and window, for windows not yet over."""
+    query = select(WindowLoad).where(WindowLoad.window_start >= now - timedelta(hours=4))
+    if station_id is not None:
+        query = query.where(WindowLoad.station_id == station_id)
+    found: dict[str, dict[datetime, int]] = defaultdict(dict)
+    for load in await session.scalars(query):
+        found[load.station_id][load.window_start] = load.booked
+    return found
+
+
+async def _held_now(session: AsyncSession, station_id: str | None, now: datetime) -> dict[str, int]:
+    """Ports held for residents booked in the window under way who have not plugged in."""
+    query = (
+        select(Booking.station_id, Booking.window_start, Station.slot_minutes)
+        .join(Station, Station.id == Booking.station_id)
+        .where(
+            Booking.status == "active",
+            Booking.window_start <= now,
+            Booking.window_start > now - timedelta(hours=4),
+        )
+    )
+    if station_id is not None:
+        query = query.where(Booking.station_id == station_id)
+    held: dict[str, int] = defaultdict(int)
+    for sid, start, slot in await session.execute(query):
+        if start + timedelta(minutes=slot) > now:
+            held[sid] += 1
+    return held
+
+
+async def _open_incident_counts(session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(Incident.station_id, func.count())
+        .where(Incident.state.in_(OPEN_STATES), Incident.station_id.is_not(None))
+        .group_by(Incident.station_id)
+    )
+    return {sid: count for sid, count in rows if sid is not None}
+
+
+async def _batteries(
+    session: AsyncSession, station_id: str, now: datetime, report_period_s: float
+) -> list[schemas.BatteryOut]:
+    stale_before = now - timedelta(seconds=STALE_PERIODS * report_period_s)
+    units = (
+        await session.execute(
+            select(Unit, Gateway)
+            .outerjoin(Gateway, Gateway.gw_id == Unit.gw_id)
+            .where(Unit.station_id == station_id)
+            .order_by(Unit.gw_id, Unit.unit)
+        )
+    ).all()
+    ports = (
+        await session.scalars(
+            select(Port).where(Port.unit_pk.in_([u.id for u, _ in units])).order_by(Port.port)
+        )
+    ).all()
+    by_unit: dict[int, list[Port]] = defaultdict(list)
+    for port in ports:
+        by_unit[port.unit_pk].append(port)
+    batteries = []
+    for unit, gateway in units:
+        stale = unit.stale or unit.received_at is None or unit.received_at < stale_before
+        gw_up = gateway is not None and gateway_online(gateway.state, gateway.silent)
+        batteries.append(
+            schemas.BatteryOut(
+                gw_id=unit.gw_id, unit=unit.unit, online=unit.online and gw_up and not stale,
+                soc_pct=unit.soc_pct, temp_c=unit.temp_c, rated_wh=unit.rated_wh,
+                alarms=list(unit.alarms or []),
+                ports=[
+                    schemas.PortOut(
+                        gw_id=unit.gw_id, unit=unit.unit, port=p.port,
+                        status=effective_status(p.status, unit.online, gw_up, stale,
+                                                p.admin_disabled),
+                        reported_status=p.status, occupied=p.occupied, power_w=p.power_w,
+                        energy_wh=p.energy_wh, temp_c=p.temp_c, error=p.error,
+                        admin_disabled=p.admin_disabled,
+                    )
+                    for p in by_unit[unit.id]
+                ],
+            )
+        )  # fmt: skip
+    return batteries

@@ -1,0 +1,92 @@
+"""Admin port disable/enable: the operator's manual override of one USB port.
+
+One transaction sets `Port.admin_disabled` and writes the audit entry; then the gateway is
+told (`disable_port` / `enable_port`, so the battery itself stops or resumes), and the
+change goes to the same listeners as an ingest change, so bookings on a disabled port move
+and dashboards update exactly as they would for a fault.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from fastapi import APIRouter
+from sqlalchemy import select
+
+from server import audit
+from server.api import schemas
+from server.api.auth import ADMIN, Actor
+from server.api.deps import Services, Svc
+from server.db.models import Gateway, Port, Unit
+from server.errors import NotFound
+from server.ingest.changeset import ChangeSet, PortChange
+from server.ingest.live import STALE_PERIODS, effective_status, gateway_online
+
+router = APIRouter(tags=["ports"], dependencies=[ADMIN])
+
+
+@router.post("/ports/{gw_id}/{unit}/{port}/disable", response_model=schemas.PortAdminOut)
+async def disable_port(
+    gw_id: str, unit: str, port: int,
+    actor: Actor, svc: Svc,
+) -> schemas.PortAdminOut:  # fmt: skip
+    """Take a port out of service: no bookings on it; those it had are moved."""
+    return await _set_disabled(svc, gw_id, unit, port, True, actor)
+
+
+@router.post("/ports/{gw_id}/{unit}/{port}/enable", response_model=schemas.PortAdminOut)
+async def enable_port(
+    gw_id: str, unit: str, port: int,
+    actor: Actor, svc: Svc,
+) -> schemas.PortAdminOut:  # fmt: skip
+    """Put a port back in service."""
+    return await _set_disabled(svc, gw_id, unit, port, False, actor)
+
+
+async def _set_disabled(
+    svc: Services, gw_id: str, unit: str, port: int, disabled: bool, actor: str
+) -> schemas.PortAdminOut:
+    now = svc.clock()
+    async with svc.db.transaction() as session:
+        found = (
+            await session.execute(
+                select(Port, Unit, Gateway)
+                .join(Unit, Unit.id == Port.unit_pk)
+                .outerjoin(Gateway, Gateway.gw_id == Unit.gw_id)
+                .where(Unit.gw_id == gw_id, Unit.unit == unit, Port.port == port)
+            )
+        ).first()
+        if found is None:
+            raise NotFound(f"no port {port} on battery {gw_id}/{unit}")
+        row, unit_row, gateway = found
+        before = _effective(row, unit_row, gateway, now, svc.settings.report_period_s)
+        changed = row.admin_disabled != disabled
+        row.admin_disabled = disabled
+        after = _effective(row, unit_row, gateway, now, svc.settings.report_period_s)
+        if changed:
+            await audit.record(
+                session, actor, "port.disabled" if disabled else "port.enabled",
+                f"port:{gw_id}/{unit}/{port}", {"station_id": unit_row.station_id}, at=now,
+            )  # fmt: skip
+        change = PortChange(
+            unit_pk=unit_row.id, station_id=unit_row.station_id, gw_id=gw_id, unit=unit,
+            port=port, before_status=before, after_status=after, before_occupied=row.occupied,
+            after_occupied=row.occupied, error=row.error, at=now,
+        )  # fmt: skip
+    action = "disable_port" if disabled else "enable_port"
+    cmd_id = await svc.send_command(gw_id, unit, action, port, None)
+    if changed:
+        stations = frozenset({change.station_id} if change.station_id else ())
+        await svc.fan_out(ChangeSet(ports=(change,), station_ids=stations))
+    return schemas.PortAdminOut(
+        gw_id=gw_id, unit=unit, port=port, admin_disabled=disabled, cmd_id=cmd_id
+    )
+
+
+def _effective(
+    port: Port, unit: Unit, gateway: Gateway | None, now: datetime, report_period_s: float
+) -> str:
+    stale_before = now - timedelta(seconds=STALE_PERIODS * report_period_s)
+    stale = unit.stale or unit.received_at is None or unit.received_at < stale_before
+    gw_up = gateway is not None and gateway_online(gateway.state, gateway.silent)
+    return effective_status(port.status, unit.online, gw_up, stale, port.admin_disabled)

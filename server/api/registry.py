@@ -1,0 +1,89 @@
+"""Admin registry routes: stations, battery mapping, CSV import (bearer token)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import BaseModel, ConfigDict
+
+from server.api import schemas
+from server.api.auth import ADMIN, Actor
+from server.api.deps import Svc
+from server.errors import Invalid
+from server.registry.models import (
+    BatteryInfo,
+    BatteryMapping,
+    StationInfo,
+    StationPatch,
+    StationSpec,
+)
+
+router = APIRouter(tags=["registry"], dependencies=[ADMIN])
+
+CSV_EXAMPLE = "id,name_ja,name_en,latitude,longitude\nozu-01,大洲小学校,Ozu Elementary,33.5,132.5\n"
+
+
+class StationRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    station_id: str
+
+
+@router.post("/stations", response_model=StationInfo, status_code=201)
+async def create_station(spec: StationSpec, actor: Actor, svc: Svc) -> StationInfo:
+    station: StationInfo = await svc.registry.create_station(spec, actor)
+    return station
+
+
+@router.put("/stations/{station_id}", response_model=StationInfo)
+async def update_station(
+    actor: Actor,
+    svc: Svc,
+    station_id: str,
+    patch: StationPatch,
+) -> StationInfo:
+    """Change the fields given; the id never changes."""
+    station: StationInfo = await svc.registry.update_station(station_id, patch, actor)
+    svc.hub.publish({"type": "registry", "stations": [station_id]})
+    return station
+
+
+@router.post("/registry/import", response_model=schemas.ImportOut)
+async def import_csv(
+    actor: Actor,
+    svc: Svc,
+    body: Annotated[
+        str, Body(media_type="text/csv", openapi_examples={"stations": {"value": CSV_EXAMPLE}})
+    ],
+    kind: Annotated[Literal["stations", "batteries"], Query()] = "stations",
+) -> schemas.ImportOut:
+    """All rows or none: a file with a bad row changes nothing (422 names each bad row)."""
+    if kind == "stations":
+        report = await svc.registry.import_stations_csv(body, actor)
+    else:
+        report = await svc.registry.import_batteries_csv(body, actor)
+    if not report.ok:
+        raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
+    svc.hub.publish({"type": "registry", "stations": []})
+    return schemas.ImportOut(
+        created=list(report.created), updated=list(report.updated),
+        unchanged=list(report.unchanged),
+    )  # fmt: skip
+
+
+@router.put("/batteries/{gw_id}/{unit}", response_model=BatteryInfo)
+async def map_battery(
+    actor: Actor,
+    svc: Svc,
+    gw_id: str,
+    unit: str,
+    ref: StationRef,
+) -> BatteryInfo:
+    """Place battery (gateway, `bus.unit_id`) at a station."""
+    try:
+        mapping = BatteryMapping(gw_id=gw_id, unit=unit, station_id=ref.station_id)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+    battery: BatteryInfo = await svc.registry.map_battery(mapping, actor)
+    svc.hub.publish({"type": "registry", "stations": [ref.station_id]})
+    return battery

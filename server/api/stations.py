@@ -1,0 +1,73 @@
+"""Public station routes: live availability, ports, windows, and ranked options."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from sqlalchemy import select
+
+from server.api import schemas
+from server.api.deps import Svc
+from server.api.live import station_detail, station_list, station_windows
+from server.db.models import Station
+
+router = APIRouter(tags=["stations"])
+
+
+@router.get("/stations", response_model=schemas.StationList)
+async def list_stations(svc: Svc) -> schemas.StationList:
+    """Every station with free ports now, its next free window and a colour level."""
+    now = svc.clock()
+    async with svc.db.transaction() as session:
+        stations = await station_list(session, svc.settings, now)
+    return schemas.StationList(stations=stations, at=now)
+
+
+@router.get("/stations/{station_id}", response_model=schemas.StationDetail)
+async def get_station(station_id: str, svc: Svc) -> schemas.StationDetail:
+    """One station with its batteries, ports (effective status) and open incidents."""
+    async with svc.db.transaction() as session:
+        return await station_detail(session, svc.settings, svc.clock(), station_id)
+
+
+@router.get("/stations/{station_id}/windows", response_model=schemas.WindowList)
+async def get_windows(
+    svc: Svc,
+    station_id: str,
+    from_: Annotated[datetime | None, Query(alias="from", description="aware ISO 8601")] = None,
+) -> schemas.WindowList:
+    """Bookable windows from `from` (default now) within the booking horizon."""
+    now = svc.clock()
+    earliest = from_ if from_ is not None and from_.tzinfo is not None else now
+    async with svc.db.transaction() as session:
+        return await station_windows(session, svc.settings, now, station_id, earliest)
+
+
+@router.post("/options", response_model=schemas.OptionList)
+async def options(request: schemas.OptionsRequest, svc: Svc) -> schemas.OptionList:
+    """Ranked options for a location: cost = 2 x walking minutes + waiting minutes.
+
+    The location is used for this ranking only; it is neither stored nor logged.
+    """
+    earliest = request.earliest or svc.clock()
+    found = await svc.booking.options(request.lat, request.lon, earliest, request.limit)
+    ids = {o.station_id for o in found}
+    async with svc.db.transaction() as session:
+        rows = await session.execute(
+            select(Station.id, Station.name_ja, Station.name_en).where(Station.id.in_(ids))
+        )
+        names = {sid: (ja, en) for sid, ja, en in rows}
+    return schemas.OptionList(
+        options=[
+            schemas.OptionOut(
+                station_id=o.station_id, name_ja=names[o.station_id][0],
+                name_en=names[o.station_id][1], window_start=o.window_start,
+                walk_min=round(o.walk_min, 1), wait_min=round(o.wait_min, 1),
+                cost=round(o.cost, 1), places=o.free,
+            )
+            for o in found
+            if o.station_id in names
+        ]
+    )  # fmt: skip

@@ -1,0 +1,1 @@
+"""Scheduling and booking: a pure core (`capacity`, `ranking`) and its transactional shell."""

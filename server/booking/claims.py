@@ -1,0 +1,255 @@
+"""Claiming places in station windows: the one protocol that makes overbooking impossible.
+
+Every path that adds bookings (a batch of new bookings, a move) claims the same way, inside
+its transaction:
+
+1. lock the stations involved, in id order (PostgreSQL `FOR NO KEY UPDATE`, which leaves
+   foreign-key checks alone; SQLite holds the database write lock from `BEGIN IMMEDIATE`).
+   Per station rather than per window, because the energy bound spans all of a station's
+   windows: two processes booking different windows of one station must not both spend its
+   last phone's worth of energy;
+2. read the station's upcoming window loads and the ports already taken;
+3. `allot` (pure) decides who gets which port;
+4. write the loads with a conditional UPDATE (`booked + n <= capacity`) or INSERT.
+
+The partial unique indexes on `bookings` stay the last word: even a wrong allotment could
+not put two active bookings on one port in one window or give a resident two.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    CursorResult,
+    Integer,
+    String,
+    Table,
+    column,
+    func,
+    insert,
+    select,
+    tuple_,
+    update,
+    values,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking.capacity import PortView, StationView, assign_port, window_capacity
+from server.db.models import ACTIVE_BOOKING, Booking, Station, UtcDateTime, WindowLoad
+
+ACTIVE_STATUSES = ("active", "checked_in")
+"""The statuses `ACTIVE_BOOKING` (the partial unique indexes) counts."""
+assert "active" in str(ACTIVE_BOOKING) and "checked_in" in str(ACTIVE_BOOKING)
+
+WindowKey = tuple[str, datetime]
+Loads = dict[str, dict[datetime, int]]
+"""Booked places per station, per upcoming window."""
+
+
+@dataclass(frozen=True, slots=True)
+class Want:
+    """One request for a place in a station window."""
+
+    station_id: str
+    window_start: datetime
+
+
+def allot(
+    wants: Sequence[Want],
+    stations: Mapping[str, StationView],
+    loads: Loads,
+    taken: Mapping[WindowKey, Collection[tuple[int, int]]],
+    energy_per_phone_wh: float,
+) -> list[PortView | None]:
+    """A port for each want in order, or None when its window is full (ports or energy).
+
+    `loads` holds upcoming windows only (energy already reflects phones charged), either
+    each of them or the wanted ones plus `REST`; it is updated in place with every grant,
+    and `taken` is copied and extended.
+    """
+    taken_now: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
+    for key, ports in taken.items():
+        taken_now[key].update(ports)
+    granted: list[PortView | None] = []
+    for want in wants:
+        station = stations[want.station_id]
+        booked = loads.setdefault(want.station_id, {})
+        windows = [*booked.keys(), want.window_start]
+        places = window_capacity(station, booked, windows, energy_per_phone_wh)
+        port = None
+        key = (want.station_id, want.window_start)
+        if places[want.window_start] > 0:
+            port = assign_port(station, taken_now[key])
+        if port is not None:
+            booked[want.window_start] = booked.get(want.window_start, 0) + 1
+            taken_now[key].add((port.unit_pk, port.port))
+        granted.append(port)
+    return granted
+
+
+async def lock_stations(session: AsyncSession, station_ids: Iterable[str]) -> None:
+    """Serialise claims per station across processes (a no-op lock on SQLite, see above)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return
+    wanted = sorted(set(station_ids))
+    if wanted:
+        query = select(Station.id).where(Station.id.in_(wanted)).order_by(Station.id)
+        await session.execute(query.with_for_update(key_share=True))
+
+
+async def read_loads(session: AsyncSession, station_ids: Iterable[str], since: datetime) -> Loads:
+    """Booked places per window starting at or after `since`, for these stations."""
+    loads: Loads = defaultdict(dict)
+    query = select(WindowLoad.station_id, WindowLoad.window_start, WindowLoad.booked).where(
+        WindowLoad.station_id.in_(sorted(set(station_ids))), WindowLoad.window_start >= since
+    )
+    for station_id, start, booked in await session.execute(query):
+        loads[station_id][start] = booked
+    return loads
+
+
+REST = datetime(1970, 1, 1, tzinfo=UTC)
+"""Stands for "all the station's other upcoming windows" in the loads `read_claim_loads`
+returns: only their sum matters to the energy bound, so they need not be read one by one."""
+
+
+async def read_claim_loads(
+    session: AsyncSession, keys: Collection[WindowKey], since: datetime
+) -> Loads:
+    """The loads a claim needs: the wanted windows' own, and the rest summed under `REST`.
+
+    Two small queries instead of every upcoming window of every station in the batch.
+    Windows that started at or after `since` count as upcoming (a little conservative for
+    a window that has just ended).
+    """
+    loads: Loads = defaultdict(dict)
+    if not keys:
+        return loads
+    exact = select(WindowLoad.station_id, WindowLoad.window_start, WindowLoad.booked).where(
+        tuple_(WindowLoad.station_id, WindowLoad.window_start).in_(sorted(keys))
+    )
+    for station_id, start, booked in await session.execute(exact):
+        loads[station_id][start] = booked
+    totals = (
+        select(WindowLoad.station_id, func.sum(WindowLoad.booked))
+        .where(
+            WindowLoad.station_id.in_(sorted({k[0] for k in keys})),
+            WindowLoad.window_start >= since,
+        )
+        .group_by(WindowLoad.station_id)
+    )
+    for station_id, total in await session.execute(totals):
+        windows = loads[station_id]
+        windows[REST] = max(0, int(total or 0) - sum(windows.values()))
+    return loads
+
+
+async def read_taken(
+    session: AsyncSession, keys: Collection[WindowKey]
+) -> dict[WindowKey, set[tuple[int, int]]]:
+    """Ports held by active bookings in these windows."""
+    taken: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
+    if not keys:
+        return taken
+    query = select(Booking.station_id, Booking.window_start, Booking.unit_pk, Booking.port).where(
+        tuple_(Booking.station_id, Booking.window_start).in_(sorted(keys)),
+        Booking.status.in_(ACTIVE_STATUSES),
+    )
+    for station_id, start, unit_pk, port in await session.execute(query):
+        taken[(station_id, start)].add((unit_pk, port))
+    return taken
+
+
+async def write_loads(
+    session: AsyncSession,
+    added: Mapping[WindowKey, int],
+    before: Loads,
+    capacity: Mapping[WindowKey, int],
+) -> None:
+    """Add the granted places: one conditional UPDATE for the rows that exist, INSERTs else.
+
+    The condition re-states the capacity the allotment used, so a claim that somehow read
+    stale loads fails loudly (`LoadConflict`, the transaction rolls back) instead of
+    overbooking; a concurrent INSERT of the same new window fails on the primary key.
+    """
+    updates = []
+    inserts = []
+    for (station_id, start), n in sorted(added.items()):
+        if n <= 0:
+            continue
+        if start in before.get(station_id, {}):
+            updates.append((station_id, start, n, capacity[(station_id, start)]))
+        else:
+            inserts.append({"station_id": station_id, "window_start": start, "booked": n})
+    table = cast(Table, WindowLoad.__table__)
+    if updates and session.get_bind().dialect.name == "sqlite":
+        for station_id, start, n, cap in updates:  # in-process: one statement each is cheap
+            result = await session.execute(
+                update(table)
+                .where(
+                    table.c.station_id == station_id,
+                    table.c.window_start == start,
+                    table.c.booked + n <= cap,
+                )
+                .values(booked=table.c.booked + n)
+            )
+            if cast(CursorResult[Any], result).rowcount != 1:
+                raise LoadConflict(station_id, start)
+    elif updates:  # PostgreSQL: one round trip for the whole batch
+        rows = values(
+            column("s", String), column("w", UtcDateTime), column("n", Integer),
+            column("cap", Integer), name="claims",
+        ).data(updates)  # fmt: skip
+        claimed = await session.execute(
+            update(table)
+            .where(
+                table.c.station_id == rows.c.s,
+                table.c.window_start == rows.c.w,
+                table.c.booked + rows.c.n <= rows.c.cap,
+            )
+            .values(booked=table.c.booked + rows.c.n)
+            .returning(table.c.station_id)
+        )
+        if len(claimed.all()) != len(updates):
+            raise LoadConflict(updates[0][0], updates[0][1])
+    if inserts:
+        await session.execute(insert(table), inserts)
+
+
+async def release_load(session: AsyncSession, station_id: str, window_start: datetime) -> None:
+    """One place back (cancel, no-show, move); never below zero."""
+    await session.execute(
+        update(WindowLoad)
+        .where(
+            WindowLoad.station_id == station_id,
+            WindowLoad.window_start == window_start,
+            WindowLoad.booked > 0,
+        )
+        .values(booked=WindowLoad.booked - 1)
+    )
+
+
+class LoadConflict(Exception):
+    """A window's load changed under a claim: the transaction is rolled back and retried."""
+
+    def __init__(self, station_id: str, window_start: datetime) -> None:
+        super().__init__(f"load of {station_id} at {window_start.isoformat()} changed")
+        self.station_id = station_id
+        self.window_start = window_start
+
+
+def places_left(
+    station: StationView,
+    booked: Mapping[datetime, int],
+    bookable: Sequence[datetime],
+    energy_per_phone_wh: float,
+) -> dict[datetime, int]:
+    """Places left in each bookable window, the energy bound counting every upcoming one."""
+    windows = sorted({*booked.keys(), *bookable})
+    left = window_capacity(station, booked, windows, energy_per_phone_wh)
+    return {w: left[w] for w in bookable}

@@ -1,0 +1,400 @@
+"""The booking service: options, bookings, cancellations, and reactions to the ingest.
+
+Bookings go through a per-process queue drained by writer tasks (group commit): one
+transaction claims a whole batch of requests, with one station lock per station, one
+conditional UPDATE for all the windows' loads and one INSERT for all the bookings (see
+`claims`). Throughput then grows with load instead of collapsing under row-lock waits, and
+correctness does not depend on the batching: the claim protocol is the same for a batch of
+one, and the database's unique indexes back it. When a batch fails (a resident booking
+from two processes at once, a deadlock), its requests are retried one by one.
+
+Upkeep (check-ins, moves when capacity falls, no-shows) lives in `upkeep`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import secrets
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, insert, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking import upkeep
+from server.booking.capacity import StationView, ticket_code, window_starts
+from server.booking.claims import (
+    ACTIVE_STATUSES,
+    LoadConflict,
+    Want,
+    allot,
+    lock_stations,
+    read_claim_loads,
+    read_loads,
+    read_taken,
+    write_loads,
+)
+from server.booking.displays import CLEAR, Wake, show, show_many
+from server.booking.moves import free_table
+from server.booking.ranking import Option, Ranker
+from server.booking.views import BookingView, PortAddress, StationSnapshot, load_port_addresses
+from server.db.models import Booking, Station
+from server.db.session import Database
+from server.errors import Conflict, Invalid, NotFound, ServerError
+from server.ingest.changeset import ChangeSet
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_WALK_MIN = 60.0
+RETRIES = 3
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class _Pending:
+    resident_id: str
+    station: StationView
+    window_start: datetime
+    future: asyncio.Future[BookingView] = field(repr=False)
+
+
+class BookingService:
+    """One per process, made in the app lifespan; `close()` it on the way out."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        send_command: Callable[..., Awaitable[str]] | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        *,
+        wake: Wake | None = None,
+        snapshot_ttl_s: float = 5.0,
+        max_batch: int = 256,
+        writers: int | None = None,
+    ) -> None:
+        self._db = db
+        self._settings = settings
+        del send_command  # see `displays`: commands go in our own transaction instead
+        self._wake = wake
+        self._clock = clock
+        self._snapshot = StationSnapshot(db, settings.report_period_s, clock, snapshot_ttl_s)
+        self._max_batch = max_batch
+        self._writers = writers if writers is not None else (1 if db.is_sqlite else 2)
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._rng = random.Random(secrets.randbits(128))
+        self._addresses: dict[int, PortAddress] = {}
+        self._ranker: tuple[Mapping[str, StationView], Ranker] | None = None
+        self._horizon = timedelta(hours=settings.booking_horizon_h)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def options(
+        self, lat: float, lon: float, earliest: datetime, limit: int = 5
+    ) -> list[Option]:
+        """Ranked options; the location is used here and nowhere else (never stored)."""
+        now = self._clock()
+        earliest = max(earliest, now)
+        views = await self._snapshot.get()
+        ranker = self._ranker_for(views)
+        near = [views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
+        if not near:
+            return []
+        async with self._db.transaction() as session:
+            loads = await read_loads(session, (s.id for s in near), now - _longest_slot(near))
+        places = {
+            s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
+            for s in near
+        }
+        free = free_table(near, places)
+        return ranker.rank(lat, lon, earliest, free, limit, MAX_WALK_MIN)
+
+    async def get(self, booking_id: str) -> BookingView:
+        async with self._db.transaction() as session:
+            found = (
+                await session.execute(
+                    select(Booking, Station.slot_minutes)
+                    .join(Station, Station.id == Booking.station_id)
+                    .where(Booking.id == booking_id)
+                )
+            ).first()
+        if found is None:
+            raise NotFound(f"no booking {booking_id}")
+        return BookingView.of(found[0], found[1])
+
+    async def active_for_resident(self, resident_id: str) -> BookingView | None:
+        async with self._db.transaction() as session:
+            found = (
+                await session.execute(
+                    select(Booking, Station.slot_minutes)
+                    .join(Station, Station.id == Booking.station_id)
+                    .where(
+                        Booking.resident_id == resident_id,
+                        Booking.status.in_(ACTIVE_STATUSES),
+                    )
+                )
+            ).first()
+        return None if found is None else BookingView.of(found[0], found[1])
+
+    # -- booking ---------------------------------------------------------------------------
+
+    async def book(self, resident_id: str, station_id: str, window_start: datetime) -> BookingView:
+        """Claim a place: never beyond capacity, one active booking per resident.
+
+        Raises NotFound (station), Invalid (not a bookable window start: misaligned, past,
+        outside hours or beyond the horizon), Conflict `already_booked` / `window_full`.
+        """
+        now = self._clock()
+        station = await self._station(station_id)
+        self._check_window(station, window_start, now)
+        if self._queue is None:
+            self._start()
+        assert self._queue is not None
+        future: asyncio.Future[BookingView] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Pending(resident_id, station, window_start, future))
+        return await future
+
+    async def cancel(self, booking_id: str) -> BookingView:
+        """Cancel an active booking: its place goes back at once and the display clears.
+
+        Cancelling a cancelled booking returns it unchanged; any other finished booking
+        (checked in, moved, no-show ...) is a Conflict `not_active`.
+        """
+        now = self._clock()
+        async with self._db.transaction() as session:
+            row = await session.get(Booking, booking_id, with_for_update=True)
+            if row is None:
+                raise NotFound(f"no booking {booking_id}")
+            slot = await session.scalar(
+                select(Station.slot_minutes).where(Station.id == row.station_id)
+            )
+            if row.status == "cancelled":
+                return BookingView.of(row, slot or self._settings.slot_minutes)
+            if row.status != "active":
+                raise Conflict(f"booking {booking_id} is {row.status}", code="not_active")
+            row.status = "cancelled"
+            row.updated_at = now
+            await upkeep.release(session, row)
+            address = await self._address(session, row.unit_pk)
+            await show(session, address, row.port, CLEAR, now)
+        self._woken()
+        return BookingView.of(row, slot or self._settings.slot_minutes)
+
+    # -- reacting to the ingest and to time -----------------------------------------------
+
+    async def on_changes(self, changes: ChangeSet) -> None:
+        """Ingest listener: refresh what changed, see check-ins, move what lost its port."""
+        if changes.station_ids:
+            self._snapshot.invalidate(changes.station_ids)
+        await upkeep.check_ins(self._db, changes, self._settings)
+        falling = await upkeep.falling_stations(self._db, changes)
+        if falling:
+            await self.relocate(falling)
+
+    async def relocate(self, station_ids: Iterable[str] | None = None) -> list[str]:
+        """Move bookings these stations (or all) can no longer honour; ids of the moved."""
+        context = upkeep.Context(self._db, self._settings, self._clock, self._rng, self._snapshot)
+        for attempt in range(RETRIES):
+            try:
+                moved = await upkeep.relocate(context, station_ids)
+                self._woken()
+                return moved
+            except DBAPIError:
+                if attempt == RETRIES - 1:
+                    raise
+                log.warning("relocation raced another transaction; retrying", exc_info=True)
+        return []
+
+    async def release_no_shows(self, now: datetime | None = None) -> list[str]:
+        """Bookings past their grace without check-in become no-shows; ids released."""
+        released = await upkeep.release_no_shows(self._db, self._settings, now or self._clock())
+        self._woken()
+        return released
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._queue = None
+        await self._snapshot.close()
+
+    # -- inside ----------------------------------------------------------------------------
+
+    def _woken(self) -> None:
+        """Tell the MQTT link that display commands are waiting (it also polls)."""
+        if self._wake is not None:
+            self._wake()
+
+    async def _station(self, station_id: str) -> StationView:
+        station = (await self._snapshot.get()).get(station_id)
+        if station is None:  # registered after the snapshot was taken?
+            station = (await self._snapshot.fresh([station_id])).get(station_id)
+        if station is None:
+            raise NotFound(f"no station {station_id}")
+        return station
+
+    def _check_window(self, station: StationView, window_start: datetime, now: datetime) -> None:
+        if window_start.tzinfo is None:
+            raise Invalid("window_start: a time zone is required")
+        window_start = window_start.astimezone(UTC)
+        if window_start < now:
+            raise Invalid("window_start: the window has started or passed")
+        if window_start >= now + self._horizon:
+            raise Invalid("window_start: beyond the booking horizon")
+        one_slot = timedelta(minutes=station.slot_minutes)
+        if window_starts(station, window_start, one_slot) != [window_start]:
+            raise Invalid("window_start: not a window of this station (slot grid or hours)")
+
+    def _ranker_for(self, views: Mapping[str, StationView]) -> Ranker:
+        if self._ranker is None or self._ranker[0] is not views:
+            self._ranker = (views, Ranker(list(views.values())))
+        return self._ranker[1]
+
+    async def _address(self, session: AsyncSession, unit_pk: int) -> PortAddress:
+        if unit_pk not in self._addresses:
+            self._addresses.update(await load_port_addresses(session, [unit_pk]))
+        return self._addresses[unit_pk]
+
+    def _start(self) -> None:
+        self._queue = asyncio.Queue()
+        self._tasks = [asyncio.create_task(self._write()) for _ in range(self._writers)]
+
+    async def _write(self) -> None:
+        """A writer: take whatever is queued (up to max_batch) and claim it in one go."""
+        assert self._queue is not None
+        queue = self._queue
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._settle(batch)
+            except Exception as exc:  # never let the writer die with requests waiting
+                log.exception("booking batch failed")
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+
+    async def _settle(self, batch: list[_Pending]) -> None:
+        assert self._queue is not None
+        now_batch: list[_Pending] = []
+        residents: set[str] = set()
+        for pending in batch:
+            if pending.future.done():
+                continue  # the caller went away
+            if pending.resident_id in residents:
+                self._queue.put_nowait(pending)  # same resident twice: decide in order
+                continue
+            residents.add(pending.resident_id)
+            now_batch.append(pending)
+        if not now_batch:
+            return
+        try:
+            outcomes: list[BookingView | Exception] = [*await self._claim(now_batch)]
+        except (DBAPIError, LoadConflict):
+            log.info("batch of %d failed; claiming one by one", len(now_batch), exc_info=True)
+            outcomes = [await self._claim_alone(p) for p in now_batch]
+        self._woken()
+        for pending, outcome in zip(now_batch, outcomes, strict=True):
+            if pending.future.done():
+                continue
+            if isinstance(outcome, BookingView):
+                pending.future.set_result(outcome)
+            else:
+                pending.future.set_exception(outcome)
+
+    async def _claim_alone(self, pending: _Pending) -> BookingView | Exception:
+        last: Exception = RuntimeError("unreachable")
+        for _attempt in range(RETRIES):
+            try:
+                return (await self._claim([pending]))[0]
+            except (DBAPIError, LoadConflict) as exc:
+                last = exc
+                if await self.active_for_resident(pending.resident_id) is not None:
+                    return Conflict("the resident has an active booking", code="already_booked")
+        return last
+
+    async def _claim(self, batch: list[_Pending]) -> list[BookingView | ServerError]:
+        """One transaction for the whole batch (see `claims` for the protocol)."""
+        now = self._clock()
+        stations = {p.station.id: p.station for p in batch}
+        outcomes: list[BookingView | ServerError] = []
+        async with self._db.transaction() as session:
+            active = set(
+                await session.scalars(
+                    select(Booking.resident_id).where(
+                        Booking.resident_id.in_([p.resident_id for p in batch]),
+                        Booking.status.in_(ACTIVE_STATUSES),
+                    )
+                )
+            )
+            eligible = [p for p in batch if p.resident_id not in active]
+            await lock_stations(session, {p.station.id for p in eligible})
+            keys = {(p.station.id, p.window_start) for p in eligible}
+            loads = await read_claim_loads(session, keys, now - _longest_slot(stations.values()))
+            before = {sid: dict(windows) for sid, windows in loads.items()}
+            taken = await read_taken(session, keys)
+            wants = [Want(p.station.id, p.window_start) for p in eligible]
+            ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh))
+            rows: list[dict[str, Any]] = []
+            added: Counter[tuple[str, datetime]] = Counter()
+            for pending in batch:
+                if pending.resident_id in active:
+                    outcomes.append(
+                        Conflict("the resident has an active booking", code="already_booked")
+                    )
+                    continue
+                port = next(ports)
+                if port is None:
+                    outcomes.append(Conflict("the window is full", code="window_full"))
+                    continue
+                added[(pending.station.id, pending.window_start)] += 1
+                slot = timedelta(minutes=pending.station.slot_minutes)
+                view = BookingView(
+                    id=uuid.uuid4().hex, resident_id=pending.resident_id,
+                    station_id=pending.station.id, window_start=pending.window_start,
+                    window_end=pending.window_start + slot, unit_pk=port.unit_pk,
+                    port=port.port, status="active", ticket_code=ticket_code(self._rng),
+                    created_at=now, updated_at=now, moved_from_id=None,
+                )  # fmt: skip
+                rows.append(_row(view))
+                outcomes.append(view)
+            if rows:
+                capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
+                await write_loads(session, added, before, capacity)
+                await session.execute(insert(cast(Table, Booking.__table__)), rows)
+                missing = {r["unit_pk"] for r in rows} - self._addresses.keys()
+                if missing:
+                    self._addresses.update(await load_port_addresses(session, missing))
+                await show_many(
+                    session,
+                    [(self._addresses[v.unit_pk], v.port, v.ticket_code) for v in outcomes
+                     if isinstance(v, BookingView)],
+                    now,
+                )  # fmt: skip
+        return outcomes
+
+
+def _row(view: BookingView) -> dict[str, Any]:
+    """The `bookings` row of a new booking, for a bulk INSERT."""
+    return {f.name: getattr(view, f.name) for f in fields(view) if f.name != "window_end"}
+
+
+def _longest_slot(stations: Iterable[StationView]) -> timedelta:
+    return timedelta(minutes=max((s.slot_minutes for s in stations), default=30))

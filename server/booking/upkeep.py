@@ -1,0 +1,303 @@
+"""Keeping bookings true to the world: check-ins, moves when capacity falls, no-shows.
+
+Thin database code around the pure rules (`capacity.displaced`, `moves.move_targets`):
+each step reads what it needs, asks the core, and writes in one transaction. Moves claim
+their new place with the same protocol as new bookings (`claims`), so a move can no more
+overbook than a booking can.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking.capacity import HEALTHY, Placement, StationView, displaced, window_starts
+from server.booking.claims import (
+    ACTIVE_STATUSES,
+    Loads,
+    Want,
+    allot,
+    lock_stations,
+    places_left,
+    read_loads,
+    read_taken,
+    release_load,
+    write_loads,
+)
+from server.booking.displays import CLEAR, show
+from server.booking.moves import NOTIFY_CANCELLED, NOTIFY_MOVED, free_table, move_targets
+from server.booking.ranking import Ranker
+from server.booking.views import StationSnapshot, load_port_addresses
+from server.db.models import Booking, Notification, Station, Unit
+from server.db.session import Database
+from server.ingest.changeset import ChangeSet
+from server.settings import Settings
+
+MAX_WALK_MIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    db: Database
+    settings: Settings
+    clock: Any
+    rng: random.Random
+    snapshot: StationSnapshot
+
+
+def upcoming(loads: Loads, stations: Mapping[str, StationView], now: datetime) -> Loads:
+    """Only windows not yet over: earlier phones are already in the batteries' SoC."""
+    out: Loads = {}
+    for station_id, windows in loads.items():
+        station = stations.get(station_id)
+        if station is None:
+            continue
+        slot = timedelta(minutes=station.slot_minutes)
+        out[station_id] = {w: n for w, n in windows.items() if w + slot > now}
+    return out
+
+
+def places(
+    station: StationView,
+    booked: Mapping[datetime, int],
+    now: datetime,
+    horizon: timedelta,
+    settings: Settings,
+    also: Iterable[datetime] = (),
+) -> dict[datetime, int]:
+    """Places left in the station's bookable windows (and `also`, e.g. a started window)."""
+    slot = timedelta(minutes=station.slot_minutes)
+    live = {w: n for w, n in booked.items() if w + slot > now}
+    bookable = sorted({*window_starts(station, now, horizon), *also})
+    return places_left(station, live, bookable, settings.energy_per_phone_wh)
+
+
+async def release(session: AsyncSession, row: Booking) -> None:
+    """Give a booking's place back to its window."""
+    await release_load(session, row.station_id, row.window_start)
+
+
+# -- check-in ----------------------------------------------------------------------------
+
+
+async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int:
+    """A phone plugged at a booked port during its window checks that booking in."""
+    plugged = [
+        c for c in changes.ports if c.after_occupied and not c.before_occupied and c.station_id
+    ]
+    if not plugged:
+        return 0
+    done = 0
+    async with db.transaction() as session:
+        for change in plugged:
+            slot = await session.scalar(
+                select(Station.slot_minutes).where(Station.id == change.station_id)
+            )
+            window = timedelta(minutes=slot or settings.slot_minutes)
+            result = await session.execute(
+                update(Booking)
+                .where(
+                    Booking.unit_pk == change.unit_pk,
+                    Booking.port == change.port,
+                    Booking.status == "active",
+                    Booking.window_start <= change.at,
+                    Booking.window_start > change.at - window,
+                )
+                .values(status="checked_in", updated_at=change.at)
+            )
+            done += int(getattr(result, "rowcount", 0) or 0)
+    return done
+
+
+# -- capacity falls --------------------------------------------------------------------------
+
+
+async def falling_stations(db: Database, changes: ChangeSet) -> set[str]:
+    """Stations where a port, battery or gateway stopped being able to take phones."""
+    falling = {
+        c.station_id
+        for c in changes.ports
+        if c.station_id and c.after_status not in HEALTHY and c.before_status != c.after_status
+    }
+    falling |= {u.station_id for u in changes.units if u.station_id and not u.online}
+    silent = [g.gw_id for g in changes.gateways if g.state != "online"]
+    if silent:
+        async with db.transaction() as session:
+            found = await session.scalars(
+                select(Unit.station_id).where(Unit.gw_id.in_(silent), Unit.station_id.is_not(None))
+            )
+            falling |= {sid for sid in found if sid}
+    return falling
+
+
+async def relocate(context: Context, station_ids: Iterable[str] | None) -> list[str]:
+    """Move every booking its station can no longer honour (one transaction); moved ids."""
+    settings = context.settings
+    now: datetime = context.clock()
+    horizon = timedelta(hours=settings.booking_horizon_h)
+    origins = await context.snapshot.fresh(station_ids) if station_ids is not None else None
+    views = dict(await context.snapshot.get())
+    if origins is None:
+        origins = await context.snapshot.fresh(views.keys())
+    views.update(origins)
+    ranker = Ranker(list(views.values()))
+    moved: list[str] = []
+    async with context.db.transaction() as session:
+        await lock_stations(session, origins)
+        rows = list(
+            await session.scalars(
+                select(Booking)
+                .where(
+                    Booking.station_id.in_(sorted(origins)),
+                    Booking.status.in_(ACTIVE_STATUSES),
+                    Booking.window_start > now - timedelta(hours=4),
+                )
+                .order_by(Booking.window_start, Booking.id)
+                .with_for_update()
+            )
+        )
+        by_id = {r.id: r for r in rows}
+        for station_id, origin in sorted(origins.items()):
+            slot = timedelta(minutes=origin.slot_minutes)
+            mine = [r for r in rows if r.station_id == station_id and r.window_start + slot > now]
+            placements = [Placement(r.id, r.window_start, r.unit_pk, r.port) for r in mine]
+            for out in displaced(origin, placements, settings.energy_per_phone_wh):
+                row = by_id[out.booking_id]
+                reason = _reason(origin, row)
+                target = await _move(context, session, row, origin, views, ranker, now, horizon)
+                await _notify(session, row, target, reason, now)
+                moved.append(row.id)
+    return moved
+
+
+def _reason(origin: StationView, row: Booking) -> str:
+    for port in origin.ports:
+        if (port.unit_pk, port.port) == (row.unit_pk, row.port):
+            return f"port_{port.status}" if not port.healthy else "energy_low"
+    return "port_gone"
+
+
+async def _move(
+    context: Context,
+    session: AsyncSession,
+    row: Booking,
+    origin: StationView,
+    views: Mapping[str, StationView],
+    ranker: Ranker,
+    now: datetime,
+    horizon: timedelta,
+) -> Booking | None:
+    """Give the old place back, claim the best target that still has room; None if none."""
+    settings = context.settings
+    await release(session, row)
+    row.updated_at = now
+    old_address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
+    await show(session, old_address, row.port, CLEAR, now)
+    near = [
+        views[sid] for _w, sid in ranker.within(origin.latitude, origin.longitude, MAX_WALK_MIN)
+    ]
+    if origin.id not in {s.id for s in near}:
+        near.append(origin)
+    slot = timedelta(minutes=origin.slot_minutes)
+    loads = await read_loads(session, (s.id for s in near), now - slot * 8)
+    places_now = {
+        s.id: places(
+            s,
+            loads.get(s.id, {}),
+            now,
+            horizon,
+            settings,
+            also=(row.window_start,) if s.id == origin.id else (),
+        )
+        for s in near
+    }
+    free = free_table(near, places_now)
+    for target in move_targets(origin, row.window_start, now, free, ranker):
+        station = views[target.station_id]
+        await lock_stations(session, [station.id])
+        current = await read_loads(session, [station.id], now - slot * 8)
+        fresh = upcoming(current, {station.id: station}, now)
+        fresh.setdefault(station.id, {})
+        before = {station.id: dict(fresh[station.id])}
+        key = (station.id, target.window_start)
+        taken = await read_taken(session, {key})
+        [port] = allot([Want(*key)], {station.id: station}, fresh, taken,
+                       settings.energy_per_phone_wh)  # fmt: skip
+        if port is None:
+            continue
+        cap = before[station.id].get(target.window_start, 0) + 1
+        await write_loads(session, {key: 1}, before, {key: cap})
+        row.status = "moved"
+        await session.flush()  # the old booking leaves the partial unique indexes first
+        new = Booking(
+            id=uuid.uuid4().hex, resident_id=row.resident_id, station_id=station.id,
+            window_start=target.window_start, unit_pk=port.unit_pk, port=port.port,
+            status="active", ticket_code=row.ticket_code, created_at=now, updated_at=now,
+            moved_from_id=row.id,
+        )  # fmt: skip
+        session.add(new)
+        address = (await load_port_addresses(session, [port.unit_pk]))[port.unit_pk]
+        await show(session, address, port.port, new.ticket_code, now)
+        return new
+    row.status = "cancelled"
+    return None
+
+
+async def _notify(
+    session: AsyncSession, row: Booking, new: Booking | None, reason: str, now: datetime
+) -> None:
+    """Record who must be told (the LINE channel delivers it)."""
+    source = {"booking_id": row.id, "station_id": row.station_id,
+              "window_start": row.window_start.isoformat(), "port": row.port}  # fmt: skip
+    target = None
+    if new is not None:
+        target = {"booking_id": new.id, "station_id": new.station_id,
+                  "window_start": new.window_start.isoformat(), "port": new.port,
+                  "ticket_code": new.ticket_code}  # fmt: skip
+    session.add(
+        Notification(
+            kind=NOTIFY_MOVED if new is not None else NOTIFY_CANCELLED,
+            resident_id=row.resident_id,
+            booking_id=new.id if new is not None else row.id,
+            payload={"from": source, "to": target, "reason": reason},
+            created_at=now,
+        )
+    )
+
+
+# -- no-shows --------------------------------------------------------------------------------
+
+
+async def release_no_shows(db: Database, settings: Settings, now: datetime) -> list[str]:
+    """No check-in `no_show_grace_min` into the window: the place and the port go back.
+
+    Checked-in bookings whose window is over complete, so their residents may book again.
+    """
+    grace = timedelta(minutes=settings.no_show_grace_min)
+    released: list[str] = []
+    async with db.transaction() as session:
+        rows = await session.execute(
+            select(Booking, Station.slot_minutes)
+            .join(Station, Station.id == Booking.station_id)
+            .where(Booking.status.in_(ACTIVE_STATUSES), Booking.window_start < now - grace)
+            .with_for_update(of=Booking)
+        )
+        for row, slot in rows:
+            if row.status == "active":
+                row.status = "no_show"
+                row.updated_at = now
+                await release(session, row)
+                address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
+                await show(session, address, row.port, CLEAR, now)
+                released.append(row.id)
+            elif row.window_start + timedelta(minutes=slot) <= now:
+                row.status = "completed"
+                row.updated_at = now
+    return released

@@ -1,0 +1,289 @@
+"""Apply a batch of validated gateway messages in one transaction, and say what changed.
+
+One transaction per batch (not per message) is what lets the ingest keep up with a burst:
+a handful of bulk statements instead of a round trip per message. Steps:
+
+1. claim (gw, seq) in SeenMessage with one insert-if-absent; what was already there is a
+   duplicate and goes no further;
+2. load (PostgreSQL: lock, in a fixed order) the gateways, units, ports and commands the
+   fresh messages touch, creating gateways and units on first sight;
+3. fold the messages into the rows in seq order (`handlers.py`);
+4. seq gaps, receipt times, events (insert-if-absent on event_id);
+5. diff the live views before and after: the ChangeSet.
+
+Two server processes sharing the ingest may race to create the same unit; the loser
+rolls back and the batch is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, insert, or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.payloads import CommandResult, GatewayStatus, UnitEvent, UnitState
+from protocol.topics import UnitAddress
+from server.db.models import CommandRow, Gateway, Port, SeenMessage, SeqGap, Unit, UnitEventRow
+from server.db.session import Database
+from server.ingest import snapshot
+from server.ingest.batch import Batch, UnitKey
+from server.ingest.changeset import ChangeSet, EventRecord
+from server.ingest.router import Inbound, IngestCounters
+from server.ingest.seqs import new_gaps
+
+log = logging.getLogger(__name__)
+
+RETRIES = 3
+
+
+async def apply_batch(
+    db: Database, messages: Sequence[Inbound[Any]], counters: IngestCounters
+) -> ChangeSet:
+    """Apply `messages` in one transaction (retried on a lost race); count what happened."""
+    unique = list({(m.gw_id, m.seq): m for m in reversed(messages)}.values())
+    unique.reverse()
+    counters.duplicates += len(messages) - len(unique)
+    for attempt in range(1, RETRIES + 1):
+        try:
+            async with db.transaction() as session:
+                changeset, tally = await _apply(session, unique)
+        except (IntegrityError, DBAPIError) as exc:
+            if attempt == RETRIES or not _retryable(exc):
+                raise
+            counters.batch_retries += 1
+            log.info("batch of %d lost a race (%s); retrying", len(unique), type(exc).__name__)
+            continue
+        counters.batches += 1
+        counters.applied += tally.applied
+        counters.duplicates += len(unique) - tally.applied
+        counters.history += tally.history
+        counters.superseded += tally.superseded
+        return changeset
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True, slots=True)
+class _Tally:
+    applied: int
+    history: int
+    superseded: int
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    if isinstance(exc, IntegrityError):
+        return True
+    text = str(exc.orig).lower()
+    return "deadlock" in text or "could not serialize" in text
+
+
+async def _apply(session: AsyncSession, messages: list[Inbound[Any]]) -> tuple[ChangeSet, _Tally]:
+    postgres = session.get_bind().dialect.name == "postgresql"
+    fresh = await _claim(session, messages)
+    if not fresh:
+        return ChangeSet(), _Tally(0, 0, 0)
+    fresh.sort(key=lambda m: (m.gw_id, m.seq))
+    batch = await _load(session, fresh, postgres)
+    before = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
+    for message in _without_superseded(fresh, batch):
+        message.route.handler(batch, message)
+    session.add_all(batch.new_ports)
+    _track_gateways(session, batch, fresh)
+    events = await _store_events(session, batch, postgres)
+    after = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
+    at = max(m.received_at for m in fresh)
+    changeset = snapshot.changes(before, after, at, events, batch.answers)
+    return changeset, _Tally(len(fresh), batch.history, batch.superseded)
+
+
+def _without_superseded(fresh: list[Inbound[Any]], batch: Batch) -> list[Inbound[Any]]:
+    """Drop states that a newer state of the same unit in this batch replaces anyway.
+
+    The ChangeSet compares the batch's start and end, so applying only the newest state per
+    unit changes nothing a listener sees (events still report every fault), and a burst of
+    snapshots costs one row update per unit rather than one per message.
+    """
+    newest: dict[tuple[str, Any], int] = {}
+    for m in fresh:
+        if isinstance(m.payload, UnitState):
+            newest[(m.gw_id, m.unit)] = max(m.seq, newest.get((m.gw_id, m.unit), -1))
+    kept = [
+        m
+        for m in fresh
+        if not isinstance(m.payload, UnitState) or m.seq == newest[(m.gw_id, m.unit)]
+    ]
+    batch.superseded += len(fresh) - len(kept)
+    return kept
+
+
+def _insert(postgres: bool, table: type[Any]) -> Any:
+    return (pg_insert if postgres else sqlite_insert)(table)
+
+
+async def _claim(session: AsyncSession, messages: list[Inbound[Any]]) -> list[Inbound[Any]]:
+    """The messages whose (gw, seq) was not seen before, now marked seen.
+
+    A range read per gateway and a plain bulk insert: far cheaper than insert-if-absent with
+    RETURNING. Another process inserting the same (gw, seq) meanwhile makes the insert fail;
+    the batch is then retried and sees it as seen.
+    """
+    by_gateway: dict[str, list[int]] = defaultdict(list)
+    for m in messages:
+        by_gateway[m.gw_id].append(m.seq)
+    seen: set[tuple[str, int]] = set()
+    for gw_id, seqs in by_gateway.items():
+        query = select(SeenMessage.seq).where(
+            SeenMessage.gw_id == gw_id, SeenMessage.seq.between(min(seqs), max(seqs))
+        )
+        seen.update((gw_id, seq) for seq in await session.scalars(query))
+    fresh = [m for m in messages if (m.gw_id, m.seq) not in seen]
+    if fresh:
+        rows = [{"gw_id": m.gw_id, "seq": m.seq, "received_at": m.received_at} for m in fresh]
+        await session.execute(insert(SeenMessage), rows)
+    return fresh
+
+
+async def _load(session: AsyncSession, fresh: list[Inbound[Any]], postgres: bool) -> Batch:
+    gw_ids = sorted({m.gw_id for m in fresh})
+    gateways = await _gateways(session, gw_ids, postgres)
+    unit_keys: set[UnitKey] = set()
+    whole: set[str] = set()  # gateways whose status may change: all their units matter
+    cmd_ids: set[str] = set()
+    for m in fresh:
+        if isinstance(m.payload, UnitState | UnitEvent) and m.unit is not None:
+            unit_keys.add((m.gw_id, str(m.unit)))
+        elif isinstance(m.payload, GatewayStatus):
+            whole.add(m.gw_id)
+            unit_keys.update((m.gw_id, u) for u in _valid_units(m.payload.units))
+        elif isinstance(m.payload, CommandResult):
+            cmd_ids.add(m.payload.cmd_id)
+    units = await _units(session, unit_keys, whole, postgres)
+    ports: dict[int, dict[int, Port]] = defaultdict(dict)
+    if units:
+        query = select(Port).where(Port.unit_pk.in_([u.id for u in units.values()]))
+        for port in await session.scalars(query):
+            ports[port.unit_pk][port.port] = port
+    commands: dict[str, CommandRow] = {}
+    if cmd_ids:
+        rows = await session.scalars(select(CommandRow).where(CommandRow.cmd_id.in_(cmd_ids)))
+        commands = {row.cmd_id: row for row in rows}
+    return Batch(gateways, units, dict(ports), commands)
+
+
+async def _gateways(session: AsyncSession, gw_ids: list[str], postgres: bool) -> dict[str, Gateway]:
+    query = select(Gateway).where(Gateway.gw_id.in_(gw_ids)).order_by(Gateway.gw_id)
+    found = {g.gw_id: g for g in await session.scalars(_locked(query, postgres))}
+    for gw_id in gw_ids:
+        if gw_id not in found:
+            found[gw_id] = Gateway(gw_id=gw_id, state="offline", status_seq=-1, max_seq=-1,
+                                   silent=False)  # fmt: skip
+            session.add(found[gw_id])
+    return found
+
+
+async def _units(
+    session: AsyncSession, keys: set[UnitKey], whole: set[str], postgres: bool
+) -> dict[UnitKey, Unit]:
+    conditions = []
+    if keys:
+        conditions.append(tuple_(Unit.gw_id, Unit.unit).in_(sorted(keys)))
+    if whole:
+        conditions.append(Unit.gw_id.in_(sorted(whole)))
+    if not conditions:
+        return {}
+    query = select(Unit).where(or_(*conditions)).order_by(Unit.id)
+    found = {(u.gw_id, u.unit): u for u in await session.scalars(_locked(query, postgres))}
+    missing = [
+        Unit(gw_id=gw_id, unit=unit, online=False, state_seq=-1, alarms=[], stale=False)
+        for gw_id, unit in sorted(keys - found.keys())
+    ]
+    if missing:
+        session.add_all(missing)
+        await session.flush()  # their ids, for the ports about to be created
+        found.update(((u.gw_id, u.unit), u) for u in missing)
+    return found
+
+
+def _locked(query: Select[Any], postgres: bool) -> Select[Any]:
+    """Row locks on PostgreSQL (SQLite already holds its write lock from BEGIN)."""
+    return query.with_for_update() if postgres else query
+
+
+def _valid_units(names: Iterable[str]) -> list[str]:
+    valid = []
+    for name in names:
+        try:
+            valid.append(str(UnitAddress.parse(name)))
+        except ValueError:
+            log.warning("ignoring malformed unit %r in a gateway inventory", name[:80])
+    return valid
+
+
+def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbound[Any]]) -> None:
+    """Receipt time, silence cleared, max_seq and the seq gaps each gateway left."""
+    by_gateway: dict[str, list[Inbound[Any]]] = defaultdict(list)
+    for m in fresh:
+        by_gateway[m.gw_id].append(m)
+    for gw_id, messages in by_gateway.items():
+        gateway = batch.gateway(gw_id)
+        gateway.last_seen_at = max(m.received_at for m in messages)
+        gateway.silent = False
+        reserved = {m.seq + 1 for m in messages if _is_birth(m.payload)}
+        if gateway.state == "online":
+            reserved.add(gateway.status_seq + 1)
+        max_seq, gaps = new_gaps(gateway.max_seq, (m.seq for m in messages), reserved)
+        gateway.max_seq = max_seq
+        for first, last in gaps:
+            log.info("gateway %s skipped seqs %d..%d", gw_id, first, last)
+            session.add(SeqGap(gw_id=gw_id, first_missing=first, last_missing=last,
+                               detected_at=gateway.last_seen_at))  # fmt: skip
+
+
+def _is_birth(payload: object) -> bool:
+    return isinstance(payload, GatewayStatus) and payload.state == "online"
+
+
+async def _store_events(session: AsyncSession, batch: Batch, postgres: bool) -> list[EventRecord]:
+    """Insert events whose event_id is new; the records of those, in arrival order."""
+    if not batch.events:
+        return []
+    unique = list({e["event_id"]: e for e in reversed(batch.events)}.values())[::-1]
+    statement = (
+        _insert(postgres, UnitEventRow).on_conflict_do_nothing().returning(UnitEventRow.event_id)
+    )
+    stored = set((await session.execute(statement, unique)).scalars())
+    records = []
+    for event in unique:
+        if event["event_id"] not in stored:
+            continue
+        unit = batch.units.get((event["gw_id"], event["unit"]))
+        records.append(
+            EventRecord(
+                event_id=event["event_id"],
+                gw_id=event["gw_id"],
+                unit=event["unit"],
+                unit_pk=unit.id if unit else None,
+                station_id=unit.station_id if unit else None,
+                kind=event["kind"],
+                port=event["port"],
+                alarm=event["alarm"],
+                error=event["error"],
+                detail=event["detail"],
+                ts=event["ts"],
+                historical=event["historical"],
+            )
+        )
+    return records
+
+
+def receipt_time() -> datetime:
+    """Server receipt time, stamped as a message comes off the socket."""
+    return datetime.now(UTC)

@@ -1,0 +1,305 @@
+"""The server's MQTT shell: receive gateway messages in batches, publish commands.
+
+One broker connection at a time (aiomqtt, MQTT 3.1.1, fixed client id, clean session off:
+the broker keeps our QoS 1 subscriptions and queues messages while we restart), reconnected
+with backoff. The receiver only stamps and queues; a batcher takes what has arrived (up to
+`batch_max`) and applies it in one transaction, then hands the ChangeSet to each listener in
+turn. With `sweep_staleness` it also runs `mark_stale` every half report period (the app
+may run it itself instead). Commands stored by
+`send_command` are published from the outbox table.
+
+Nothing a gateway sends can stop the loop: bad topics and payloads are counted by the
+router, a batch that fails for a reason other than a database outage is retried message by
+message so that only the poison message is dropped (and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import ssl
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import aiomqtt
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from protocol.topics import COMMAND
+from server.db.session import Database
+from server.ingest.apply import apply_batch
+from server.ingest.changeset import ChangeSet
+from server.ingest.commands import as_payload, claim_pending, release
+from server.ingest.router import Inbound, IngestCounters, TopicRouter
+from server.ingest.routes import MQTT_ROUTES
+from server.ingest.staleness import mark_stale
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[ChangeSet], Awaitable[None]]
+Raw = tuple[str, bytes, datetime]
+
+BATCH_MAX: Final = 5000
+LINGER_S: Final = 0.003
+"""After the first message of a batch, how long to wait for more when few have queued."""
+COMMAND_POLL_S: Final = 2.0
+"""Pending commands are looked for at least this often (other processes may store them)."""
+RECONNECT_MIN_S: Final = 0.2
+RECONNECT_MAX_S: Final = 10.0
+KEEPALIVE_S: Final = 30
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    host: str
+    port: int
+    tls: bool
+    username: str | None
+    password: str | None
+
+    def __repr__(self) -> str:  # never the password
+        return f"BrokerAddress({self.host}:{self.port}, tls={self.tls})"
+
+
+def broker_address(settings: Settings) -> BrokerAddress:
+    """Host, port and TLS from `mqtt_url`; credentials from settings (or the URL)."""
+    if not settings.mqtt_url:
+        raise ValueError("no MQTT URL configured")
+    parts = urlsplit(settings.mqtt_url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("MQTT URL must be mqtt://host[:port] or mqtts://host[:port]")
+    tls = parts.scheme == "mqtts"
+    password = settings.mqtt_password.get_secret_value() if settings.mqtt_password else None
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or (8883 if tls else 1883),
+        tls=tls,
+        username=settings.mqtt_username or parts.username,
+        password=password if password is not None else parts.password,
+    )
+
+
+class MqttLink:
+    """Ingest gateway messages and publish commands until `stop()`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        listeners: Sequence[Listener] = (),
+        router: TopicRouter = MQTT_ROUTES,
+        batch_max: int = BATCH_MAX,
+        sweep_staleness: bool = False,
+    ) -> None:
+        self._settings = settings
+        self._db = db
+        self._listeners: list[Listener] = list(listeners)
+        self._router = router
+        self._batch_max = batch_max
+        self._sweep = sweep_staleness
+        self._address = broker_address(settings)
+        self._prefix = settings.mqtt_prefix
+        self._queue: asyncio.Queue[Raw | None] = asyncio.Queue()
+        self._commands_wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._dispatching = asyncio.Lock()
+        self._failures = 0
+        self.connected = asyncio.Event()
+        self.counters = IngestCounters()
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    def notify_commands(self) -> None:
+        """A command was stored: publish it now rather than at the next poll."""
+        self._commands_wake.set()
+
+    @property
+    def backlog(self) -> int:
+        """Messages received and not yet applied."""
+        return self._queue.qsize()
+
+    async def run(self) -> None:
+        """Serve until `stop()`; then apply what was received and return."""
+        async with asyncio.TaskGroup() as tasks:
+            batcher = tasks.create_task(self._batches())
+            sweeper = tasks.create_task(self._sweeps()) if self._sweep else None
+            await self._connections()
+            self._queue.put_nowait(None)  # the batcher drains up to here, then ends
+            await batcher
+            if sweeper is not None:
+                sweeper.cancel()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    # -- receiving ---------------------------------------------------------------------------
+
+    async def _connections(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                await self._connection()
+            except* aiomqtt.MqttError as group:
+                self._log_failure(group.exceptions[0])
+            if self._stopping.is_set():
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self._backoff())
+
+    async def _connection(self) -> None:
+        async with self._client() as client:
+            await client.subscribe(
+                [(f, 1) for f in self._router.subscriptions(self._prefix,
+                                                            self._settings.mqtt_shared_group)]
+            )  # fmt: skip
+            self._failures = 0
+            self.counters.connects += 1
+            self.connected.set()
+            log.info("MQTT ingest connected to %s:%d as %s", self._address.host,
+                     self._address.port, self._settings.mqtt_client_id)  # fmt: skip
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    receiver = tasks.create_task(self._receive(client))
+                    sender = tasks.create_task(self._send_commands(client))
+                    await self._stopping.wait()
+                    receiver.cancel()
+                    sender.cancel()
+            finally:
+                self.connected.clear()
+
+    def _client(self) -> aiomqtt.Client:
+        address = self._address
+        return aiomqtt.Client(
+            address.host,
+            address.port,
+            username=address.username,
+            password=address.password,
+            identifier=self._settings.mqtt_client_id,
+            protocol=aiomqtt.ProtocolVersion.V311,
+            clean_session=False,
+            keepalive=KEEPALIVE_S,
+            timeout=float(KEEPALIVE_S),
+            tls_context=ssl.create_default_context() if address.tls else None,
+        )
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        put = self._queue.put_nowait
+        async for message in client.messages:
+            payload = message.payload
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            put((message.topic.value, bytes(payload), datetime.now(UTC)))
+
+    # -- applying ----------------------------------------------------------------------------
+
+    async def _batches(self) -> None:
+        done = False
+        while not done:
+            raw = [await self._queue.get()]
+            if raw[0] is not None and self._queue.qsize() < self._batch_max:
+                await asyncio.sleep(LINGER_S)
+            while len(raw) < self._batch_max and not self._queue.empty():
+                raw.append(self._queue.get_nowait())
+            done = None in raw
+            messages = self._route([r for r in raw if r is not None])
+            if messages:
+                for changeset in await self._apply(messages):
+                    await self._dispatch(changeset)
+
+    def _route(self, raw: list[Raw]) -> list[Inbound[Any]]:
+        route, prefix, counters = self._router.route, self._prefix, self.counters
+        routed = (route(prefix, topic, payload, at, counters) for topic, payload, at in raw)
+        return [m for m in routed if m is not None]
+
+    async def _apply(self, messages: list[Inbound[Any]]) -> list[ChangeSet]:
+        """Apply one batch; wait out a database outage; isolate a poison message."""
+        delay = RECONNECT_MIN_S
+        while True:
+            try:
+                return [await apply_batch(self._db, messages, self.counters)]
+            except (OperationalError, OSError) as exc:
+                log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__,
+                            delay)  # fmt: skip
+            except DBAPIError as exc:
+                if not exc.connection_invalidated:
+                    return await self._isolate(messages, exc)
+                log.warning("database connection lost; retrying in %.1fs", delay)
+            except Exception as exc:
+                return await self._isolate(messages, exc)
+            await asyncio.sleep(delay)
+            delay = min(RECONNECT_MAX_S, delay * 2)
+
+    async def _isolate(self, messages: list[Inbound[Any]], exc: Exception) -> list[ChangeSet]:
+        self.counters.batch_errors += 1
+        if len(messages) == 1:
+            message = messages[0]
+            self.counters.failed += 1
+            log.error("dropping %s from %s seq %d: %r", message.route.kind, message.gw_id,
+                      message.seq, exc)  # fmt: skip
+            return []
+        log.warning("batch of %d failed (%r); applying one by one", len(messages), exc)
+        results = []
+        for message in messages:
+            results.extend(await self._apply([message]))
+        return results
+
+    async def _dispatch(self, changeset: ChangeSet) -> None:
+        if not changeset:
+            return
+        async with self._dispatching:
+            for listener in self._listeners:
+                try:
+                    await listener(changeset)
+                except Exception:
+                    self.counters.listener_errors += 1
+                    log.exception("ingest listener %r failed", listener)
+
+    async def _sweeps(self) -> None:
+        period = self._settings.report_period_s
+        while True:
+            await asyncio.sleep(max(0.2, period / 2))
+            try:
+                changeset = await mark_stale(self._db, datetime.now(UTC), period)
+            except Exception:
+                log.exception("staleness sweep failed")
+                continue
+            await self._dispatch(changeset)
+
+    # -- commands ----------------------------------------------------------------------------
+
+    async def _send_commands(self, client: aiomqtt.Client) -> None:
+        while True:
+            self._commands_wake.clear()
+            rows = await claim_pending(self._db, datetime.now(UTC))
+            for index, row in enumerate(rows):
+                topic = COMMAND.format(self._prefix, row.gw_id)
+                payload = as_payload(row).model_dump_json(exclude_none=True).encode()
+                try:
+                    await client.publish(topic, payload, qos=1)
+                except BaseException:
+                    await asyncio.shield(release(self._db, [r.cmd_id for r in rows[index:]]))
+                    raise
+                self.counters.commands_sent += 1
+            if rows:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._commands_wake.wait(), COMMAND_POLL_S)
+
+    # -- around connections ------------------------------------------------------------------
+
+    def _log_failure(self, exc: BaseException) -> None:
+        if self._failures == 0:
+            log.warning("MQTT ingest connection to %s:%d failed or lost: %s",
+                        self._address.host, self._address.port, exc)  # fmt: skip
+        else:
+            log.debug("MQTT reconnect attempt %d failed: %s", self._failures, exc)
+        self._failures += 1
+
+    def _backoff(self) -> float:
+        high = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(self._failures, 32))
+        return random.uniform(RECONNECT_MIN_S, max(RECONNECT_MIN_S, high))

@@ -1,0 +1,147 @@
+"""Topic routing: which protocol model a topic carries and which handler applies it.
+
+The table itself (`routes.MQTT_ROUTES`) is a constant; what it counts lives in the
+`IngestCounters` its caller owns, so no state hides in a module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from protocol.payloads import Envelope
+from protocol.topics import TopicPattern, UnitAddress
+
+if TYPE_CHECKING:
+    from server.ingest.batch import Batch
+
+log = logging.getLogger(__name__)
+
+P = TypeVar("P", bound=Envelope)
+LOUD_FIRST = 10
+"""Log the first bad messages of a kind as warnings, then only every LOUD_EVERY-th."""
+LOUD_EVERY = 1000
+
+
+@dataclass
+class IngestCounters:
+    """Everything the ingest counts, for /metrics."""
+
+    received: int = 0
+    unknown_topic: int = 0
+    malformed: int = 0
+    routed: Counter[str] = field(default_factory=Counter)
+    """Valid messages per kind (`UnitState`, ...)."""
+    applied: int = 0
+    """Messages applied for the first time."""
+    duplicates: int = 0
+    """(gw, seq) or event_id already seen: nothing changed."""
+    history: int = 0
+    """States older than the unit's current one (replays): kept as history only."""
+    superseded: int = 0
+    """Fresh states skipped because a newer one for the same unit came in the same batch."""
+    batches: int = 0
+    batch_retries: int = 0
+    """Batches rolled back after losing a race with another server process, and re-run."""
+    batch_errors: int = 0
+    failed: int = 0
+    """Messages dropped because applying them alone still failed (a bug, logged)."""
+    listener_errors: int = 0
+    commands_sent: int = 0
+    connects: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound(Generic[P]):
+    """A validated gateway message with what its topic told us."""
+
+    route: Route[P]
+    gw_id: str
+    unit: UnitAddress | None
+    payload: P
+    received_at: datetime
+
+    @property
+    def seq(self) -> int:
+        return self.payload.seq
+
+
+Handler = Callable[["Batch", Inbound[P]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Route(Generic[P]):
+    pattern: TopicPattern
+    model: type[P]
+    handler: Handler[P]
+
+    @property
+    def kind(self) -> str:
+        return self.model.__name__
+
+
+class TopicRouter:
+    """Match a topic to a route, validate its payload, count whatever does not fit."""
+
+    def __init__(self, *routes: Route[Any]) -> None:
+        self.routes: tuple[Route[Any], ...] = routes
+
+    def subscriptions(self, prefix: str, shared_group: str | None = None) -> list[str]:
+        """Topic filters for every route; `$share/{group}/...` to share them among servers."""
+        filters = [route.pattern.subscription(prefix) for route in self.routes]
+        if shared_group:
+            return [f"$share/{shared_group}/{f}" for f in filters]
+        return filters
+
+    def route(
+        self,
+        prefix: str,
+        topic: str,
+        payload: bytes,
+        received_at: datetime,
+        counters: IngestCounters,
+    ) -> Inbound[Any] | None:
+        """The typed message, or None (logged and counted) for an unknown topic or bad payload."""
+        counters.received += 1
+        for route in self.routes:
+            matched = route.pattern.match(prefix, topic)
+            if matched is None:
+                continue
+            gw_id, unit = matched
+            try:
+                model: BaseModel = route.model.model_validate_json(payload)
+            except ValidationError as exc:
+                counters.malformed += 1
+                _complain(
+                    counters.malformed,
+                    "malformed %s on %s (%d bytes): %d errors, first at %s",
+                    *(route.kind, topic, len(payload), exc.error_count(), _where(exc)),
+                )
+                return None
+            counters.routed[route.kind] += 1
+            return Inbound(route, gw_id, unit, model, received_at)
+        counters.unknown_topic += 1
+        _complain(counters.unknown_topic, "no route for topic %r", topic[:200])
+        return None
+
+
+def _where(exc: ValidationError) -> str:
+    """The location of the first error, without its input value (which may be anything)."""
+    errors = exc.errors(include_input=False, include_url=False)
+    if not errors:
+        return "?"
+    first = errors[0]
+    return ".".join(str(part) for part in first["loc"]) + f" ({first['type']})"
+
+
+def _complain(count: int, message: str, *args: object) -> None:
+    if count <= LOUD_FIRST or count % LOUD_EVERY == 0:
+        log.warning(message + " [%d so far]", *args, count)
+    else:
+        log.debug(message, *args)

@@ -1,0 +1,42 @@
+"""`chargenet demo --exit-after N`: everything starts, the server answers, all stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.mosquitto import Mosquitto, free_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_server_with_the_demo_stations(tmp_path: Path, broker: Mosquitto) -> None:
+    port = free_port()
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "chargenet", "demo", "--mqtt", broker.url, "--data-dir",
+         str(tmp_path / "data"), "--http-port", str(port), "--exit-after", "25",
+         "--report-period", "2"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    stations: list[dict[str, object]] = []
+    while time.monotonic() < deadline and demo.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/api/v1/stations", timeout=5) as reply:
+                stations = json.loads(reply.read())["stations"]
+            if any(s["id"] == "ozu-01" for s in stations):
+                break
+        except OSError:
+            pass
+        time.sleep(0.5)
+    out, err = demo.communicate(timeout=90)
+    assert demo.returncode == 0, err
+    assert any(s["id"] == "ozu-01" for s in stations), err
+    assert f"dashboard {url}/" in out and "admin token " in out

@@ -1,0 +1,98 @@
+"""The dashboard in headless Chromium, against a real server fed by simulator and gateway."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+
+from tests.conditions import wait_until
+from tests.mosquitto import Mosquitto
+from tests.server.running import ServerProcess
+from tests.system.harness import Child, Simulator, start_gateway
+
+pytestmark = pytest.mark.slow
+GW = "gw-test"
+REPORT_S = 2.0
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    options = Options()
+    options.binary_location = "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}",
+                "--window-size=390,844"):  # fmt: skip
+        options.add_argument(arg)
+    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    yield driver
+    driver.quit()
+
+
+@pytest.fixture
+def running(tmp_path: Path, broker: Mosquitto) -> Iterator[tuple[ServerProcess, Simulator]]:
+    sim = Simulator(
+        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "19200",
+         "--no-physics", "--seed", "1"],
+        tmp_path,
+    )  # fmt: skip
+    server = ServerProcess(tmp_path, broker.url, REPORT_S)
+    gateway: Child | None = None
+    try:
+        server.admin("POST", "/api/v1/stations", {
+            "id": "st-1", "name_ja": "大洲小学校", "name_en": "Ozu Elementary",
+            "latitude": 33.5, "longitude": 132.5,
+        })  # fmt: skip
+        server.admin("PUT", f"/api/v1/batteries/{GW}/line-1.1", {"station_id": "st-1"})
+        gateway = start_gateway(tmp_path, sim, broker.url, gw_id=GW, report_period_s=REPORT_S)
+        yield server, sim
+    finally:
+        if gateway is not None:
+            gateway.stop()
+        server.stop()
+        sim.stop()
+
+
+def port_status(browser: webdriver.Chrome, port: str) -> str | None:
+    """The port's status on the page; None while live updates are re-rendering it."""
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, f'#station-st-1 .port[data-port="{port}"]')
+        return found[0].get_attribute("data-status") if found else None
+    except StaleElementReferenceException:
+        return None
+
+
+def card_text(browser: webdriver.Chrome) -> str:
+    try:
+        return str(browser.find_element(By.ID, "station-st-1").text)
+    except (StaleElementReferenceException, NoSuchElementException):
+        return ""
+
+
+def test_page_shows_the_station_and_updates_live(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    server, sim = running
+    wait_until(lambda: len(server.get("/api/v1/stations/st-1")["batteries"][0]["ports"]) == 4,
+               30, "the battery's ports reach the server")  # fmt: skip
+    browser.get(server.url + "/")
+    wait_until(
+        lambda: "大洲小学校" in (text := card_text(browser)) and "Ozu Elementary" in text,
+        15, "the station card in Japanese and English",
+    )  # fmt: skip
+    wait_until(lambda: port_status(browser, "line-1.1/3") == "available", 15, "port 3 free")
+    wait_until(
+        lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "open",
+        15, "the event stream connected",
+    )  # fmt: skip
+    sim.inject("line-1", 1, "port_fault", port=3, error="over_current")
+    wait_until(lambda: port_status(browser, "line-1.1/3") == "faulted", 20,
+               "the page shows port 3 faulted without a reload")  # fmt: skip
+    assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1

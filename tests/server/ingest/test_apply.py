@@ -1,0 +1,234 @@
+"""Applying batches on both stores: idempotence, newest-by-seq, gaps, events, results."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from server.db.migrate import upgrade
+from server.db.models import CommandRow, Gateway, Port, SeenMessage, SeqGap, Unit, UnitEventRow
+from server.db.session import Database
+from server.ingest.apply import apply_batch
+from server.ingest.changeset import ChangeSet
+from server.ingest.router import IngestCounters
+from server.ingest.routes import MQTT_ROUTES
+from server.ingest.staleness import mark_stale
+from tests.server.ingest.messages import PREFIX, Wire, event, result, state, status
+
+T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+GW = "gw-1"
+UNIT = "rs485-1.1"
+
+
+class Ingest:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.counters = IngestCounters()
+        self.clock = T0
+
+    async def apply(self, *wires: Wire) -> ChangeSet:
+        self.clock += timedelta(seconds=1)
+        routed = [MQTT_ROUTES.route(PREFIX, t, p, self.clock, self.counters) for t, p in wires]
+        return await apply_batch(self.db, [m for m in routed if m is not None], self.counters)
+
+    async def ports(self) -> dict[int, Port]:
+        async with self.db.transaction() as session:
+            return {p.port: p for p in await session.scalars(select(Port))}
+
+    async def one(self, model: type[Any]) -> Any:
+        async with self.db.transaction() as session:
+            return (await session.scalars(select(model))).one()
+
+    async def one_where(self, model: type[Any], condition: Any) -> Any:
+        async with self.db.transaction() as session:
+            return (await session.scalars(select(model).where(condition))).one()
+
+    async def count(self, model: type[Any]) -> int:
+        async with self.db.transaction() as session:
+            return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def run(database_url: str, scenario: Callable[[Ingest], Awaitable[None]]) -> None:
+    upgrade(database_url)
+
+    async def main() -> None:
+        db = Database(database_url)
+        try:
+            await scenario(Ingest(db))
+        finally:
+            await db.dispose()
+
+    asyncio.run(main())
+
+
+def test_first_state_creates_rows_and_reports_every_port(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        changes = await ingest.apply(status(GW, 1, units=(UNIT,)), state(GW, UNIT, 3))
+        unit = await ingest.one(Unit)
+        assert (unit.gw_id, unit.unit, unit.state_seq, unit.online) == (GW, UNIT, 3, True)
+        assert unit.station_id is None
+        assert unit.received_at == ingest.clock
+        ports = await ingest.ports()
+        assert [ports[n].status for n in (1, 2)] == ["available", "available"]
+        assert [(c.port, c.before_status, c.after_status) for c in changes.ports] == [
+            (1, None, "available"), (2, None, "available")]  # fmt: skip
+        assert [(g.gw_id, g.state) for g in changes.gateways] == [(GW, "online")]
+        assert [u.unit for u in changes.units] == [UNIT]
+        gateway = await ingest.one(Gateway)
+        assert (gateway.state, gateway.max_seq, gateway.last_seen_at) == ("online", 3, ingest.clock)
+        assert await ingest.count(SeqGap) == 0  # seq 2 is the will's reserved seq
+
+    run(database_url, scenario)
+
+
+def test_duplicates_and_replays_change_nothing(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 10, ("charging", "available"), True))
+        before = await ingest.one(Unit)
+        again = await ingest.apply(
+            state(GW, UNIT, 10, ("charging", "available")),  # a duplicate
+            state(GW, UNIT, 5, ("faulted", "faulted"), historical=True),  # an older replay
+            state(GW, UNIT, 10, ("faulted", "faulted")),  # same seq, whatever it says
+        )
+        assert not again
+        assert again == ChangeSet()
+        after = await ingest.one(Unit)
+        assert (after.state_seq, after.received_at) == (before.state_seq, before.received_at)
+        ports = await ingest.ports()
+        assert [ports[n].status for n in (1, 2)] == ["charging", "available"]
+        assert ingest.counters.duplicates == 2
+        assert ingest.counters.history == 1
+        assert await ingest.count(SeenMessage) == 3  # 1, 10, 5
+
+    run(database_url, scenario)
+
+
+def test_newest_state_wins_whatever_the_order(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1))
+        changes = await ingest.apply(
+            state(GW, UNIT, 7, ("faulted", "available")),
+            state(GW, UNIT, 6, ("charging", "charging")),
+        )
+        ports = await ingest.ports()
+        assert [ports[n].status for n in (1, 2)] == ["faulted", "available"]
+        assert (await ingest.one(Unit)).state_seq == 7
+        assert {c.port: c.after_status for c in changes.ports} == {1: "faulted", 2: "available"}
+        later = await ingest.apply(state(GW, UNIT, 8, ("available", "available")))
+        assert [(c.port, c.before_status, c.after_status) for c in later.ports] == [
+            (1, "faulted", "available")]  # fmt: skip
+
+    run(database_url, scenario)
+
+
+def test_gaps_are_recorded_once_and_replays_fill_nothing_new(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        await ingest.apply(state(GW, UNIT, 9))
+        await ingest.apply(state(GW, UNIT, 5, historical=True))  # a replay into the gap
+        gap = await ingest.one(SeqGap)
+        assert (gap.gw_id, gap.first_missing, gap.last_missing) == (GW, 4, 8)
+        assert (await ingest.one(Gateway)).max_seq == 9
+
+    run(database_url, scenario)
+
+
+def test_events_are_stored_once(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        first = await ingest.apply(status(GW, 1), event(GW, UNIT, 3, "event-0001"))
+        [record] = first.events
+        assert (record.event_id, record.kind, record.port, record.error) == (
+            "event-0001", "port_faulted", 2, "over_current")  # fmt: skip
+        assert record.unit_pk is not None
+        # the same event replayed under a new seq, and the same seq again
+        again = await ingest.apply(event(GW, UNIT, 4, "event-0001"), event(GW, UNIT, 3, "x" * 8))
+        assert again.events == ()
+        row = await ingest.one(UnitEventRow)
+        assert (row.seq, row.unit) == (3, UNIT)
+
+    run(database_url, scenario)
+
+
+def test_last_will_takes_every_port_offline_and_birth_brings_them_back(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3), state(GW, "rs485-1.2", 4))
+        will = await ingest.apply(status(GW, 2, "offline"))
+        assert [(g.gw_id, g.state) for g in will.gateways] == [(GW, "offline")]
+        assert {(c.unit, c.port, c.after_status) for c in will.ports} == {
+            (u, p, "offline") for u in (UNIT, "rs485-1.2") for p in (1, 2)}  # fmt: skip
+        assert all(not u.online for u in will.units)
+        # an older online status (a delayed retained copy) does not revive it
+        assert not await ingest.apply(status(GW, 1))
+        birth = await ingest.apply(status(GW, 5), state(GW, UNIT, 7))
+        assert {c.after_status for c in birth.ports} == {"available"}
+        assert len(birth.ports) == 4
+
+    run(database_url, scenario)
+
+
+def test_unit_reported_offline_and_admin_disable(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        lost = await ingest.apply(state(GW, UNIT, 4, online=False))
+        assert {c.after_status for c in lost.ports} == {"offline"}
+        async with ingest.db.transaction() as session:
+            port = (await session.scalars(select(Port).where(Port.port == 1))).one()
+            port.admin_disabled = True
+        found = await ingest.apply(state(GW, UNIT, 5))
+        assert {c.port: c.after_status for c in found.ports} == {1: "unavailable", 2: "available"}
+
+    run(database_url, scenario)
+
+
+def test_command_results_update_the_command(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        async with ingest.db.transaction() as session:
+            session.add(CommandRow(cmd_id="cmd-1", gw_id=GW, unit=UNIT, action="set_display",
+                                   port=1, value="K7Q2", created_at=T0))  # fmt: skip
+        changes = await ingest.apply(result(GW, 3, "cmd-1", ok=False, error="port busy"),
+                                     result(GW, 4, "unknown"))  # fmt: skip
+        row = await ingest.one(CommandRow)
+        assert (row.ok, row.error, row.answered_at) == (False, "port busy", ingest.clock)
+        assert [(a.cmd_id, a.ok) for a in changes.commands] == [("cmd-1", False)]
+
+    run(database_url, scenario)
+
+
+def test_a_malformed_payload_is_counted_and_the_rest_applied(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        topic, _ = state(GW, UNIT, 1)
+        changes = await ingest.apply(
+            status(GW, 1), (topic, b'{"seq": 2, "garbage": true}'), state(GW, UNIT, 3),
+            (f"{PREFIX}/gw/{GW}/what", b"{}"),
+        )  # fmt: skip
+        assert ingest.counters.malformed == 1
+        assert ingest.counters.unknown_topic == 1
+        assert ingest.counters.applied == 2
+        assert len(changes.ports) == 2
+        assert await ingest.count(SeenMessage) == 2
+
+    run(database_url, scenario)
+
+
+def test_silence_marks_units_stale_and_gateways_silent_once(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        await ingest.apply(state(GW, "rs485-1.2", 4))
+        last = ingest.clock
+        assert not await mark_stale(ingest.db, last + timedelta(seconds=29), 10.0)
+        swept = await mark_stale(ingest.db, last + timedelta(seconds=31), 10.0)
+        assert [(g.gw_id, g.state) for g in swept.gateways] == [(GW, "offline")]
+        assert {c.after_status for c in swept.ports} == {"offline"}
+        assert len(swept.ports) == 4
+        assert not await mark_stale(ingest.db, last + timedelta(seconds=60), 10.0)  # once
+        back = await ingest.apply(state(GW, UNIT, 5))
+        assert [(g.gw_id, g.state) for g in back.gateways] == [(GW, "online")]
+        assert {(c.unit, c.after_status) for c in back.ports} == {(UNIT, "available")}
+        unit = await ingest.one_where(Unit, Unit.unit == UNIT)
+        assert not unit.stale
+
+    run(database_url, scenario)

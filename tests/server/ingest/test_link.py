@@ -1,0 +1,206 @@
+"""Gateway -> Mosquitto -> MqttLink -> database, with real processes and a real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import func, select
+
+from protocol.payloads import CommandAction
+from server.db.migrate import upgrade
+from server.db.models import CommandRow, Gateway, Port, SeenMessage, Unit
+from server.db.session import Database
+from server.ingest.changeset import ChangeSet
+from server.ingest.commands import send_command
+from server.ingest.link import MqttLink
+from server.settings import Settings
+from tests.conditions import async_wait_until
+from tests.mosquitto import Mosquitto
+from tests.server.ingest.messages import state
+from tests.system.harness import Simulator, start_gateway
+
+GW = "gw-test"
+UNIT = "line-1.1"
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    simulator = Simulator(
+        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "115200",
+         "--no-physics", "--seed", "1"],
+        tmp_path,
+    )  # fmt: skip
+    yield simulator
+    simulator.stop()
+
+
+class Running:
+    """An MqttLink serving in the test's event loop, and what its listener heard."""
+
+    def __init__(self, link: MqttLink, db: Database) -> None:
+        self.link = link
+        self.db = db
+        self.heard: list[ChangeSet] = []
+
+    async def listen(self, changes: ChangeSet) -> None:
+        self.heard.append(changes)
+
+    def ports_heard(self, status: str) -> list[Any]:
+        return [c for cs in self.heard for c in cs.ports if c.after_status == status]
+
+    async def scalar(self, query: Any) -> Any:
+        async with self.db.transaction() as session:
+            return await session.scalar(query)
+
+
+@contextlib.asynccontextmanager
+async def running_link(
+    broker: Mosquitto, tmp_path: Path, **settings: Any
+) -> AsyncIterator[Running]:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'server.sqlite3'}"
+    await asyncio.to_thread(upgrade, url)
+    db = Database(url)
+    config = Settings(database_url=url, mqtt_url=broker.url, mqtt_client_id="server-test",
+                      **settings)  # fmt: skip
+    link = MqttLink(config, db, sweep_staleness=True)
+    running = Running(link, db)
+    link.add_listener(running.listen)
+    task = asyncio.create_task(link.run())
+    try:
+        await asyncio.wait_for(link.connected.wait(), 10)
+        yield running
+    finally:
+        await link.stop()
+        await asyncio.wait_for(task, 20)
+        await db.dispose()
+
+
+def port_status(number: int) -> Any:
+    return (
+        select(Port.status)
+        .join(Unit, Unit.id == Port.unit_pk)
+        .where(Unit.gw_id == GW, Unit.unit == UNIT, Port.port == number)
+    )
+
+
+pytestmark = pytest.mark.slow
+
+
+def test_a_port_fault_shows_as_faulted(sim: Simulator, broker: Mosquitto, tmp_path: Path) -> None:
+    gateway = start_gateway(tmp_path, sim, broker.url, GW, report_period_s=1.0)
+
+    async def scenario() -> None:
+        async with running_link(broker, tmp_path, report_period_s=1.0) as server:
+            await async_wait_until(lambda: len(server.ports_heard("available")) >= 4, 30,
+                                   "four ports available")  # fmt: skip
+            await asyncio.to_thread(sim.inject, "line-1", 1, "port_fault", port=2,
+                                    error="over_current")  # fmt: skip
+            await async_wait_until(lambda: server.ports_heard("faulted"), 10, "a faulted port")
+            [change] = server.ports_heard("faulted")
+            assert (change.gw_id, change.unit, change.port, change.error) == (
+                GW, UNIT, 2, "over_current")  # fmt: skip
+            assert await server.scalar(port_status(2)) == "faulted"
+            await async_wait_until(
+                lambda: any(e.kind == "port_faulted" for cs in server.heard for e in cs.events),
+                10, "the port_faulted event",
+            )  # fmt: skip
+            # A command goes out through the outbox and comes back answered.
+            cmd_id = await send_command(server.db, GW, UNIT, CommandAction.RESET_ALARMS,
+                                        wake=server.link.notify_commands)  # fmt: skip
+            await async_wait_until(
+                lambda: any(a.cmd_id == cmd_id for cs in server.heard for a in cs.commands),
+                15, "the command's result",
+            )  # fmt: skip
+            row = await server.scalar(select(CommandRow).where(CommandRow.cmd_id == cmd_id))
+            assert row.ok and row.sent_at is not None and row.answered_at is not None
+            assert server.link.counters.malformed == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        gateway.stop()
+
+
+def test_a_killed_gateway_takes_its_ports_offline(
+    sim: Simulator, broker: Mosquitto, tmp_path: Path
+) -> None:
+    gateway = start_gateway(tmp_path, sim, broker.url, GW, report_period_s=1.0)
+
+    async def scenario() -> None:
+        async with running_link(broker, tmp_path, report_period_s=1.0) as server:
+            await async_wait_until(lambda: len(server.ports_heard("available")) >= 4, 30,
+                                   "four ports available")  # fmt: skip
+            await asyncio.to_thread(gateway.kill)  # SIGKILL: the broker sends the Last Will
+            await async_wait_until(
+                lambda: any(g.state == "offline" for cs in server.heard for g in cs.gateways),
+                20, "the gateway offline",
+            )  # fmt: skip
+            offline = server.ports_heard("offline")
+            assert {(c.unit, c.port) for c in offline} == {(UNIT, p) for p in (1, 2, 3, 4)}
+            state_ = await server.scalar(select(Gateway.state).where(Gateway.gw_id == GW))
+            assert state_ == "offline"
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        if gateway.alive:
+            gateway.stop()
+
+
+BURST = 20_000
+MALFORMED = 5
+
+
+def publish_burst(port: int, wires: list[tuple[str, bytes]]) -> None:
+    """A plain paho publisher, QoS 1, as fast as the broker takes it."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="burst")
+    client.max_inflight_messages_set(1000)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    try:
+        infos = [client.publish(topic, payload, qos=1) for topic, payload in wires]
+        for info in infos:
+            info.wait_for_publish(60)
+    finally:
+        client.loop_stop()
+        client.disconnect()
+
+
+def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> None:
+    wires = [state("burst", f"b.{1 + i % 200}", seq=i, statuses=("charging",) * 4)
+             for i in range(BURST)]  # fmt: skip
+    for n in range(MALFORMED):
+        wires.insert(n * (BURST // MALFORMED) + 7, (wires[0][0], b'{"seq": "not a number"}'))
+
+    async def scenario() -> None:
+        async with running_link(broker, tmp_path) as server:
+            count = select(func.count()).select_from(SeenMessage)
+            await asyncio.to_thread(publish_burst, broker.port, wires)
+            applied = await eventually(lambda: server.scalar(count), BURST, 60, "all applied")
+            assert applied == BURST
+            assert server.link.counters.malformed == MALFORMED
+            assert server.link.counters.applied == BURST
+            assert server.link.counters.failed == 0
+            assert await server.scalar(select(func.max(Unit.state_seq))) == BURST - 1
+
+    asyncio.run(scenario())
+
+
+async def eventually(
+    read: Callable[[], Awaitable[Any]], want: Any, timeout_s: float, what: str
+) -> Any:
+    """Poll an async read until it returns `want` or the deadline passes; the last value."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while True:
+        value = await read()
+        if value == want or loop.time() > deadline:
+            return value
+        await asyncio.sleep(0.05)

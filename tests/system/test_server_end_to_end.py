@@ -1,0 +1,77 @@
+"""Simulator -> gateway -> Mosquitto -> `chargenet server` -> the REST API.
+
+A simulated port fault shows as `faulted` within a few report periods; a killed gateway
+(its Last Will) shows its station's ports `offline`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conditions import wait_until
+from tests.mosquitto import Mosquitto
+from tests.server.running import ServerProcess
+from tests.system.harness import Child, Simulator, start_gateway
+
+pytestmark = pytest.mark.slow
+GW = "gw-test"
+REPORT_S = 2.0
+
+
+@pytest.fixture
+def sim(tmp_path: Path) -> Iterator[Simulator]:
+    simulator = Simulator(
+        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "19200",
+         "--tcp-units", "1", "--no-physics", "--seed", "1"],
+        tmp_path,
+    )  # fmt: skip
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path, broker: Mosquitto) -> Iterator[ServerProcess]:
+    process = ServerProcess(tmp_path, broker.url, REPORT_S)
+    process.admin("POST", "/api/v1/stations", {
+        "id": "st-1", "name_ja": "テスト避難所", "name_en": "Test shelter",
+        "latitude": 33.5, "longitude": 132.5,
+    })  # fmt: skip
+    for unit in ("line-1.1", "tcp-1.1"):
+        process.admin("PUT", f"/api/v1/batteries/{GW}/{unit}", {"station_id": "st-1"})
+    yield process
+    assert process.stop() == 0, process.log_path.read_text()
+
+
+@pytest.fixture
+def gateway(tmp_path: Path, sim: Simulator, broker: Mosquitto) -> Iterator[Child]:
+    child = start_gateway(tmp_path, sim, broker.url, gw_id=GW, report_period_s=REPORT_S)
+    yield child
+    if child.alive:
+        child.stop()
+
+
+def port_statuses(server: ServerProcess) -> dict[tuple[str, int], str]:
+    detail = server.get("/api/v1/stations/st-1")
+    return {(b["unit"], p["port"]): p["status"] for b in detail["batteries"] for p in b["ports"]}
+
+
+def test_fault_shows_faulted_and_a_killed_gateway_offline(
+    server: ServerProcess, sim: Simulator, gateway: Child
+) -> None:
+    wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
+    sim.inject("line-1", 1, "port_fault", port=2, error="over_current")
+    wait_until(
+        lambda: port_statuses(server).get(("line-1.1", 2)) == "faulted",
+        5 * REPORT_S + 10, "port 2 faulted in the API",
+    )  # fmt: skip
+    listed = {s["id"]: s for s in server.get("/api/v1/stations")["stations"]}
+    assert listed["st-1"]["availability"]["healthy_ports"] == 7
+    gateway.kill()
+    wait_until(
+        lambda: set(port_statuses(server).values()) == {"offline"},
+        5 * REPORT_S + 10, "every port offline after the gateway died",
+    )  # fmt: skip
+    assert server.get("/api/v1/stations")["stations"][0]["availability"]["level"] == "full"
