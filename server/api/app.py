@@ -83,21 +83,12 @@ async def lifespan(
         if link is not None:
             link.notify_commands()
 
-    async def store_command(
-        into: Database,
-        gw_id: str,
-        unit: str,
-        action: str,
-        port: int | None = None,
-        value: str | None = None,
-    ) -> str:
-        """`send_command` that also wakes the link; `into` may be a booking's transaction."""
-        return await send_command(into, gw_id, unit, action, port, value, wake=wake)
-
     async def send(gw_id: str, unit: str, action: str, port: int | None, value: str | None) -> str:
-        return await store_command(db, gw_id, unit, action, port, value)
+        """A gateway command, stored durably, then the link is woken to publish it."""
+        return await send_command(db, gw_id, unit, action, port, value, wake=wake)
 
-    booking = BookingService(db, settings, store_command, clock)
+    # Booking writes its display commands in its own transaction; `wake` publishes them.
+    booking = BookingService(db, settings, clock, wake=wake)
     incidents_ = IncidentService(db, settings, clock)
     fan_out = FanOut([booking.on_changes, incidents_.on_changes, hub.on_changes])
     app.state.services = Services(

@@ -20,7 +20,7 @@ import random
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -77,7 +77,6 @@ class BookingService:
         self,
         db: Database,
         settings: Settings,
-        send_command: Callable[..., Awaitable[str]] | None = None,
         clock: Callable[[], datetime] = utc_now,
         *,
         wake: Wake | None = None,
@@ -87,7 +86,6 @@ class BookingService:
     ) -> None:
         self._db = db
         self._settings = settings
-        del send_command  # see `displays`: commands go in our own transaction instead
         self._wake = wake
         self._clock = clock
         self._snapshot = StationSnapshot(db, settings.report_period_s, clock, snapshot_ttl_s)

@@ -20,7 +20,7 @@ from tests.server.booking_shell.world import Clock, settings
 
 async def fire(url: str, station: str, window: datetime, n: int, name: str) -> dict[str, object]:
     db = Database(url)
-    service = BookingService(db, settings(url), None, Clock())
+    service = BookingService(db, settings(url), Clock())
     try:
         await service.options(0.0, 0.0, window)  # warm: snapshot loaded, engine connected
         print("ready", flush=True)

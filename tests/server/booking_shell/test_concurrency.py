@@ -44,7 +44,7 @@ def test_simultaneous_bookings_in_one_process(database_url: str) -> None:
             database_url, [StationSpec("A", 33.8, 132.7, PORTS)], clock
         )
         second_db = Database(database_url)
-        second = BookingService(second_db, settings(database_url), None, clock)
+        second = BookingService(second_db, settings(database_url), clock)
         try:
             await first.book("early-1", "A", W1)  # two places already gone
             await first.book("early-2", "A", W1)

@@ -68,7 +68,7 @@ async def open_world(
     upgrade(url)
     db = Database(url)
     units = await seed(db, specs, clock())
-    return db, BookingService(db, settings(url), None, clock), units
+    return db, BookingService(db, settings(url), clock), units
 
 
 async def set_port(db: Database, unit_pk: int, port: int, status: str) -> None:
