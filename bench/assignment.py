@@ -90,6 +90,8 @@ class Scenario:
     phones: list[int]
     requests: list[Request]
     failures: list[Failure]
+    demand: DemandModel
+    """How requests arise (not which ones): what an operator knows from past demand."""
 
     def capacity(self, station: int, start: float) -> int:
         """Healthy ports of a station in the window starting at `start`, failures applied."""
@@ -119,19 +121,12 @@ def make_scenario(name: str, n_stations: int, n_requests: int, seed: int) -> Sce
     windows = [[w.timestamp() for w in window_starts(s, T0, HORIZON)] for s in stations]
     phones = [math.floor(s.energy_wh / ENERGY_PER_PHONE_WH) for s in stations]
     t0 = T0.timestamp()
+    model = DemandModel(towns, stations, n_requests, t0)
     requests: list[Request] = []
-    demand = [t[3] ** 1.3 for t in towns]
-    ref = math.cos(math.radians(33.8))
-    tree = cKDTree([(s.latitude * 111.195, s.longitude * 111.195 * ref) for s in stations])
-    reach_km = MAX_WALK_MIN / MIN_PER_KM * 0.99
     while len(requests) < n_requests:  # residents out of every station's reach are not asked
-        lat0, lon0, radius_km, _ = rng.choices(towns, weights=demand)[0]
-        lat, lon = _scatter(rng, lat0, lon0, radius_km * 1.1)
-        if not tree.query_ball_point((lat * 111.195, lon * 111.195 * ref), reach_km):
-            continue
-        at = t0 + (rng.uniform(0, 900) if rng.random() < 0.5 else rng.uniform(0, 4 * 3600))
-        delay = rng.uniform(0, 3600) if rng.random() < 0.8 else rng.uniform(3600, 5 * 3600)
-        requests.append(Request(at, lat, lon, at + delay))
+        r = model.draw(rng)
+        if r is not None:
+            requests.append(r)
     requests.sort(key=lambda r: r.at)
     failures = [
         Failure(t0 + rng.uniform(0, 8 * 3600), i, 1)
@@ -144,7 +139,61 @@ def make_scenario(name: str, n_stations: int, n_requests: int, seed: int) -> Sce
         for i in rng.sample(range(n_stations), max(1, n_stations // 200))
     ]
     failures.sort(key=lambda f: f.at)
-    return Scenario(name, stations, windows, phones, requests, failures)
+    return Scenario(name, stations, windows, phones, requests, failures, model)
+
+
+class DemandModel:
+    """The arrival process: towns and their demand weights, the time profile, the total.
+
+    `make_scenario` draws the requests from it; a policy may draw a forecast from it with a
+    seed of its own (an operator's historical demand per area and over the hours after an
+    announcement), never the requests themselves.
+    """
+
+    def __init__(
+        self,
+        towns: list[tuple[float, float, float, float]],
+        stations: list[StationView],
+        n_requests: int,
+        t0: float,
+    ) -> None:
+        self.towns = towns
+        self.weights = [t[3] ** 1.3 for t in towns]
+        self.n_requests = n_requests
+        self.t0 = t0
+        self.ref = math.cos(math.radians(33.8))
+        self.tree = cKDTree(
+            [(s.latitude * 111.195, s.longitude * 111.195 * self.ref) for s in stations]
+        )
+        self.reach_km = MAX_WALK_MIN / MIN_PER_KM * 0.99
+
+    def draw(self, rng: random.Random) -> Request | None:
+        """One request, or None for a resident out of every station's reach."""
+        lat0, lon0, radius_km, _ = rng.choices(self.towns, weights=self.weights)[0]
+        lat, lon = _scatter(rng, lat0, lon0, radius_km * 1.1)
+        if not self.tree.query_ball_point(
+            (lat * 111.195, lon * 111.195 * self.ref), self.reach_km
+        ):
+            return None
+        t0 = self.t0
+        at = t0 + (rng.uniform(0, 900) if rng.random() < 0.5 else rng.uniform(0, 4 * 3600))
+        delay = rng.uniform(0, 3600) if rng.random() < 0.8 else rng.uniform(3600, 5 * 3600)
+        return Request(at, lat, lon, at + delay)
+
+    def expected_after(self, t: float) -> float:
+        """Expected number of requests made after `t`."""
+        dt = t - self.t0
+        share = 0.5 * min(1.0, max(0.0, 1 - dt / 900)) + 0.5 * min(1.0, max(0.0, 1 - dt / 14400))
+        return self.n_requests * share
+
+    def forecast(self, rng: random.Random, after: float, n: int) -> list[Request]:
+        """`n` requests drawn from the process conditioned on being made after `after`."""
+        out: list[Request] = []
+        while len(out) < n:
+            r = self.draw(rng)
+            if r is not None and r.at > after:
+                out.append(r)
+        return out
 
 
 def _scatter(rng: random.Random, lat: float, lon: float, radius_km: float) -> tuple[float, float]:

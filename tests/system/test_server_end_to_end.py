@@ -6,6 +6,8 @@ A simulated port fault shows as `faulted` within a few report periods; a killed 
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,3 +77,53 @@ def test_fault_shows_faulted_and_a_killed_gateway_offline(
         5 * REPORT_S + 10, "every port offline after the gateway died",
     )  # fmt: skip
     assert server.get("/api/v1/stations")["stations"][0]["availability"]["level"] == "full"
+
+
+def post(server: ServerProcess, path: str, body: dict[str, object]) -> dict[str, object]:
+    request = urllib.request.Request(
+        server.url + path, data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=10) as reply:
+        answer: dict[str, object] = json.loads(reply.read())
+        return answer
+
+
+def displays(sim: Simulator) -> dict[tuple[str, int], str | None]:
+    """Every simulated port's display: (unit, port) -> code."""
+    shown = {}
+    for unit in sim.units():
+        name = f"{unit['line']}.{unit['unit_id']}"
+        for port in unit["port_states"]:
+            shown[(name, port["port"])] = port["display_code"]
+    return shown
+
+
+def test_a_booking_reaches_the_port_display_and_moves_when_the_port_fails(
+    server: ServerProcess, sim: Simulator, gateway: Child
+) -> None:
+    wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
+    windows = server.get("/api/v1/stations/st-1/windows")["windows"]
+    first = next(w for w in windows if w["places"] > 0)
+    booking = post(server, "/api/v1/bookings", {
+        "resident_id": "resident-1", "station_id": "st-1", "window_start": first["start"],
+    })  # fmt: skip
+    code = booking["ticket_code"]
+    shown = wait_until(
+        lambda: [p for p, c in displays(sim).items() if c == code], 5 * REPORT_S + 10,
+        "the ticket code on a port's display",
+    )  # fmt: skip
+    (unit, port) = shown[0]
+    line, unit_id = unit.rsplit(".", 1)
+    sim.inject(line, int(unit_id), "port_fault", port=port, error="over_current")
+    moved = wait_until(
+        lambda: (b := server.get(f"/api/v1/bookings/{booking['id']}"))["status"] == "moved" and b,
+        5 * REPORT_S + 10, "the booking moved off the faulted port",
+    )  # fmt: skip
+    assert moved["status"] == "moved"
+    told = server.admin("GET", "/api/v1/notifications")["notifications"]
+    assert [n["kind"] for n in told if n["resident_id"] == "resident-1"] == ["booking_moved"]
+    wait_until(
+        lambda: [p for p, c in displays(sim).items() if c == code and p != (unit, port)],
+        5 * REPORT_S + 10, "the ticket code on the new port's display",
+    )  # fmt: skip
