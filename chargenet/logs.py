@@ -19,3 +19,4 @@ def setup_logging(level: str | None = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel((level or os.environ.get("CHARGENET_LOG_LEVEL") or "INFO").upper())
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
