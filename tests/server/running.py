@@ -17,11 +17,18 @@ TOKEN = "e2e-admin-token"
 
 
 class ServerProcess:
-    def __init__(self, workdir: Path, mqtt_url: str, report_period_s: float) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        mqtt_url: str,
+        report_period_s: float,
+        database_url: str | None = None,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.database_url = f"sqlite+aiosqlite:///{workdir / 'server.sqlite3'}"
-        self._log = (workdir / "server.log").open("ab")
+        self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'server.sqlite3'}"
+        self.log_path = workdir / f"server-{self.port}.log"
+        self._log = self.log_path.open("ab")
         env = {
             **os.environ, "CHARGENET_DATABASE_URL": self.database_url,
             "CHARGENET_MQTT_URL": mqtt_url, "CHARGENET_ADMIN_TOKEN": TOKEN,
@@ -32,7 +39,6 @@ class ServerProcess:
             [sys.executable, "-m", "chargenet", "server", "--port", str(self.port)],
             stderr=self._log, env=env,
         )  # fmt: skip
-        self.log_path = workdir / "server.log"
         wait_for_port("127.0.0.1", self.port, 30)
 
     def get(self, path: str) -> Any:
