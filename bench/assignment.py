@@ -14,6 +14,8 @@ Policies:
            given the capacity left (`server.booking.ranking.Ranker`); a failure displaces
            the bookings on the failed ports, which are then re-placed the same way.
   priced   online, greedy plus a reservation price: see `PricedPolicy`.
+  bid      online, bid prices from a forecast re-solved as demand comes in: see
+           `BidPricePolicy` (knows the demand model, not the requests nor failures to come).
   nearest  online: nearest station with a free window, its earliest one.
   optimum  hindsight: min-cost flow over the time-expanded network, knowing every request
            and failure in advance, solved as a linear program by HiGHS (scipy.optimize;
@@ -52,6 +54,7 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from server.booking.capacity import JST, PortView, StationView, window_starts
+from server.booking.pricing import BidPrices, priced_choice
 from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
@@ -171,9 +174,7 @@ class DemandModel:
         """One request, or None for a resident out of every station's reach."""
         lat0, lon0, radius_km, _ = rng.choices(self.towns, weights=self.weights)[0]
         lat, lon = _scatter(rng, lat0, lon0, radius_km * 1.1)
-        if not self.tree.query_ball_point(
-            (lat * 111.195, lon * 111.195 * self.ref), self.reach_km
-        ):
+        if not self.tree.query_ball_point((lat * 111.195, lon * 111.195 * self.ref), self.reach_km):
             return None
         t0 = self.t0
         at = t0 + (rng.uniform(0, 900) if rng.random() < 0.5 else rng.uniform(0, 4 * 3600))
@@ -319,6 +320,67 @@ class PricedPolicy:
         return booked / cap if cap else 1.0
 
 
+@dataclass
+class BidPricePolicy:
+    """Each request takes the least cost + bid price (`server.booking.pricing`).
+
+    What it knows: the past (bookings, capacity left, failures so far) and the demand model
+    (`DemandModel`: towns and their demand weights, the time profile after the announcement,
+    the expected total), never the requests to come nor the failures to come. At the start,
+    and again whenever the demand still expected has fallen by `step`, it draws a forecast of
+    the remaining requests from the model (its own seed), solves the min-cost flow of that
+    forecast into the capacity left, and takes the duals of the window and energy capacities
+    as prices.
+    """
+
+    step: float = 0.75
+    weight: float = 0.75
+    """Multiplier on the duals (seed 1, small: 0.5 -> 1.029, 0.75 -> 1.028, 1 -> 1.035,
+    1.25 -> 1.20; capping prices at 30-120 minutes did worse)."""
+    scale: int = 1
+    """Forecast `scale` x the demand into `scale` x the capacity: smoother prices."""
+    k: int = 8
+    seed: int = 12345
+    prices: BidPrices = field(default_factory=BidPrices)
+    next_at: float = math.inf
+    now: float = -math.inf
+    solves: int = 0
+    solve_s: float = 0.0
+    rng: random.Random | None = None
+
+    def __call__(self, board: Board, r: Request, leave: float) -> Choice:
+        sc = board.sc
+        self.now = max(self.now, r.at)
+        remaining = sc.demand.expected_after(self.now)
+        if self.rng is None or remaining <= self.next_at:
+            self._resolve(board, remaining)
+        c = priced_choice(RANKER[0], r.lat, r.lon, leave, board.table, self.prices)
+        return None if c is None else (board.index[c.station_id], c.window_start)
+
+    def _resolve(self, board: Board, remaining: float) -> None:
+        t = time.perf_counter()
+        if self.rng is None:
+            self.rng = random.Random(self.seed)
+        self.next_at = remaining * self.step
+        sc = board.sc
+        m = self.scale
+        forecast = sc.demand.forecast(self.rng, self.now, round(remaining * m))
+        if forecast:
+            phones = [m * p for p in board.phones]
+            flow = solve_flow(
+                sc, forecast, lambda s, w: m * board.free(s, w), phones, self.k, self.now
+            )
+            ids = [s.id for s in sc.stations]
+            self.prices = BidPrices(
+                {(ids[s], w): self.weight * p for (s, w), p in flow.window_price.items()},
+                {ids[s]: self.weight * p for s, p in flow.station_price.items()},
+            )
+        else:
+            self.prices = BidPrices()
+        self.solves += 1
+        self.solve_s += time.perf_counter() - t
+
+
 RANKER: list[Ranker] = []
 """The scenario's index, set by `run_online` (bench-only module state)."""
 
@@ -344,7 +406,8 @@ def run_online(scenario: Scenario, policy: Policy) -> Outcome:
     events.sort()
     moved = 0
     spent = 0.0
-    for at, kind, i in events:
+    for at, kind, i in events:  # every decision is timed, re-placements included
+        t = time.perf_counter()
         if kind == 0:
             for request in board.fail(scenario.failures[i]):
                 moved += 1
@@ -354,13 +417,12 @@ def run_online(scenario: Scenario, policy: Policy) -> Outcome:
                 if choice is not None:
                     board.book(request, choice)
                     final[request] = choice
-            continue
-        r = scenario.requests[i]
-        t = time.perf_counter()
-        choice = policy(board, r, r.earliest)
-        if choice is not None:
-            board.book(i, choice)
-            final[i] = choice
+        else:
+            r = scenario.requests[i]
+            choice = policy(board, r, r.earliest)
+            if choice is not None:
+                board.book(i, choice)
+                final[i] = choice
         spent += time.perf_counter() - t
     return score(scenario, final, moved, spent)
 
@@ -409,15 +471,41 @@ class Optimum:
 def solve_optimum(scenario: Scenario, k: int | None) -> Optimum:
     """Min-cost flow over the time-expanded network, one LP per connected component."""
     t_start = time.perf_counter()
-    st_lat = np.radians([s.latitude for s in scenario.stations])
-    st_lon = np.radians([s.longitude for s in scenario.stations])
-    rq = scenario.requests
+    flow = solve_flow(scenario, scenario.requests, scenario.capacity, scenario.phones, k)
+    return Optimum(flow.cost, flow.unserved, flow.arcs, flow.components,
+                   time.perf_counter() - t_start)  # fmt: skip
+
+
+@dataclass
+class Flow:
+    cost: float
+    unserved: int
+    arcs: int
+    components: int
+    window_price: dict[tuple[int, float], float] = field(default_factory=dict)
+    """Dual value (minutes) of one more place in (station, window), where positive."""
+    station_price: dict[int, float] = field(default_factory=dict)
+    """Dual value of one more phone's energy at a station, where positive."""
+
+
+def solve_flow(
+    sc: Scenario,
+    requests: Sequence[Request],
+    cap: Callable[[int, float], int],
+    phones: Sequence[int],
+    k: int | None,
+    after: float = -math.inf,
+) -> Flow:
+    """Min-cost flow of `requests` into the windows starting at or after `after`."""
+    st_lat = np.radians([s.latitude for s in sc.stations])
+    st_lon = np.radians([s.longitude for s in sc.stations])
+    rq = requests
     r_lat = np.radians([r.lat for r in rq])
     r_lon = np.radians([r.lon for r in rq])
     ref = math.cos(float(np.mean(st_lat)))
     tree = cKDTree(np.c_[st_lat, st_lon * ref] * EARTH_RADIUS_KM)
     reach_km = MAX_WALK_MIN / MIN_PER_KM * 1.02
-    n_st = len(scenario.stations)
+    n_st = len(sc.stations)
     query_k = min(k or n_st, n_st)
     dist, idx = tree.query(
         np.c_[r_lat, r_lon * ref] * EARTH_RADIUS_KM, k=query_k, distance_upper_bound=reach_km
@@ -431,23 +519,17 @@ def solve_optimum(scenario: Scenario, k: int | None) -> Optimum:
     # Components of the request-station graph solve independently.
     graph = coo_matrix((np.ones(len(rows)), (rows, len(rq) + st_idx)), shape=(len(rq) + n_st,) * 2)
     n_comp, label = connected_components(graph, directed=False)
-    total = 0.0
-    unserved = 0
     order = np.argsort(label[rows], kind="stable")
     rows, st_idx, walk = rows[order], st_idx[order], walk[order]
     bounds = np.searchsorted(label[rows], np.arange(n_comp + 1))
     lone = np.ones(len(rq), dtype=bool)
     lone[rows] = False
-    unserved += int(lone.sum())
-    total += UNSERVED_MIN * int(lone.sum())
+    flow = Flow(UNSERVED_MIN * int(lone.sum()), int(lone.sum()), len(rows), n_comp)
     for c in range(n_comp):
         a, b = bounds[c], bounds[c + 1]
-        if a == b:
-            continue
-        cost, missed = _solve_component(scenario, rows[a:b], st_idx[a:b], walk[a:b])
-        total += cost
-        unserved += missed
-    return Optimum(total, unserved, len(rows), n_comp, time.perf_counter() - t_start)
+        if a < b:
+            _solve_component(sc, rq, cap, phones, after, rows[a:b], st_idx[a:b], walk[a:b], flow)
+    return flow
 
 
 def _walk(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
@@ -460,17 +542,26 @@ def _walk(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray
 
 
 def _solve_component(
-    sc: Scenario, req: np.ndarray, st: np.ndarray, walk: np.ndarray
-) -> tuple[float, int]:
+    sc: Scenario,
+    requests: Sequence[Request],
+    capacity: Callable[[int, float], int],
+    phones: Sequence[int],
+    after: float,
+    req: np.ndarray,
+    st: np.ndarray,
+    walk: np.ndarray,
+    flow: Flow,
+) -> None:
     """One LP: variables are arcs, equality rows are nodes (flow conservation)."""
     reqs = np.unique(req)
     stations = np.unique(st)
     r_row = {int(r): i for i, r in enumerate(reqs)}
     node: dict[tuple[int, float], int] = {}
+    windows = {int(s): [w for w in sc.windows[s] if w >= after] for s in stations}
     next_row = len(reqs)
-    for s in stations:
-        for w in sc.windows[s]:
-            node[(int(s), w)] = next_row
+    for s, ws in windows.items():
+        for w in ws:
+            node[(s, w)] = next_row
             next_row += 1
     st_row = {int(s): next_row + i for i, s in enumerate(stations)}
     n_rows = next_row + len(stations)
@@ -494,22 +585,25 @@ def _solve_component(
         upper.append(cap)
 
     for r, s, wk in zip(req.tolist(), st.tolist(), walk.tolist(), strict=True):
-        ws = sc.windows[s]
-        arrival = sc.requests[r].earliest + wk * 60
+        ws = windows[s]
+        arrival = requests[r].earliest + wk * 60
         i = _first_at_or_after(ws, arrival)
         if i < len(ws):
-            cost = wk + (ws[i] - sc.requests[r].earliest) / 60
+            cost = wk + (ws[i] - requests[r].earliest) / 60
             arc(r_row[r], node[(s, ws[i])], cost, 1.0)
     first_unserved = len(costs)
     for r in reqs.tolist():
         arc(r_row[r], None, UNSERVED_MIN, 1.0)
-    for s in stations.tolist():
-        ws = sc.windows[s]
+    window_arcs: list[tuple[int, float, int]] = []
+    station_arcs: list[tuple[int, int]] = []
+    for s, ws in windows.items():
         for a, b in pairwise(ws):
             arc(node[(s, a)], node[(s, b)], (b - a) / 60, math.inf)
         for w in ws:
-            arc(node[(s, w)], st_row[s], 0.0, float(sc.capacity(s, w)))
-        arc(st_row[s], None, 0.0, float(sc.phones[s]))
+            window_arcs.append((s, w, len(costs)))
+            arc(node[(s, w)], st_row[s], 0.0, float(max(0, capacity(s, w))))
+        station_arcs.append((s, len(costs)))
+        arc(st_row[s], None, 0.0, float(max(0, phones[s])))
     a_eq = coo_matrix((a_vals, (a_rows, a_cols)), shape=(n_rows, len(costs))).tocsr()
     b_eq = np.zeros(n_rows)
     b_eq[: len(reqs)] = 1.0
@@ -519,8 +613,15 @@ def _solve_component(
     )  # fmt: skip
     if res.status != 0:
         raise RuntimeError(f"LP failed: {res.message}")
-    missed = round(float(res.x[first_unserved : first_unserved + len(reqs)].sum()))
-    return float(res.fun), missed
+    flow.cost += float(res.fun)
+    flow.unserved += round(float(res.x[first_unserved : first_unserved + len(reqs)].sum()))
+    duals = -res.upper.marginals  # d(cost)/d(upper bound) <= 0 on a binding capacity
+    for s, w, col in window_arcs:
+        if duals[col] > 1e-9:
+            flow.window_price[(s, w)] = float(duals[col])
+    for s, col in station_arcs:
+        if duals[col] > 1e-9:
+            flow.station_price[s] = float(duals[col])
 
 
 def _first_at_or_after(ws: Sequence[float], t: float) -> int:
@@ -562,7 +663,12 @@ def run(name: str, seed: int, k: int, check_pruning: bool) -> dict[str, object]:
         out["pruning_gap"] = opt.cost / loose.cost - 1
         print(f"[{name}] unpruned optimum {loose.seconds:.1f}s: pruned/unpruned - 1 = "
               f"{out['pruning_gap']:.2e}", flush=True)  # fmt: skip
-    policies: dict[str, Policy] = {"greedy": greedy, "priced": PricedPolicy(), "nearest": nearest}
+    policies: dict[str, Policy] = {
+        "greedy": greedy,
+        "priced": PricedPolicy(),
+        "bid": BidPricePolicy(),
+        "nearest": nearest,
+    }
     for label, policy in policies.items():
         t = time.perf_counter()
         o = run_online(sc, policy)
@@ -594,7 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         opt = res["optimum"]
         assert isinstance(opt, dict)
         print(f"{name} | optimum | 1.0000 | - | - | {opt['unserved']} | - | -")
-        for label in ("greedy", "priced", "nearest"):
+        for label in ("greedy", "priced", "bid", "nearest"):
             o = res[label]
             assert isinstance(o, dict)
             print(f"{name} | {label} | {o['ratio']:.4f} | {o['p95_wait_min']:.0f} min | "
