@@ -27,6 +27,8 @@ P = TypeVar("P", bound=Envelope)
 LOUD_FIRST = 10
 """Log the first bad messages of a kind as warnings, then only every LOUD_EVERY-th."""
 LOUD_EVERY = 1000
+TOPIC_CACHE_MAX = 100_000
+"""Topics a `TopicCache` remembers before it starts over (a bound against junk topics)."""
 
 
 @dataclass
@@ -86,6 +88,11 @@ class Route(Generic[P]):
         return self.model.__name__
 
 
+Matched = tuple[Route[Any], str, UnitAddress | None]
+TopicCache = dict[str, Matched | None]
+"""Topic -> what it matched (None: no route), for `TopicRouter.route`."""
+
+
 class TopicRouter:
     """Match a topic to a route, validate its payload, count whatever does not fit."""
 
@@ -99,6 +106,14 @@ class TopicRouter:
             return [f"$share/{shared_group}/{f}" for f in filters]
         return filters
 
+    def match(self, prefix: str, topic: str) -> Matched | None:
+        """The first route whose pattern `topic` fits, with the gateway and unit it names."""
+        for route in self.routes:
+            matched = route.pattern.match(prefix, topic)
+            if matched is not None:
+                return route, matched[0], matched[1]
+        return None
+
     def route(
         self,
         prefix: str,
@@ -106,14 +121,25 @@ class TopicRouter:
         payload: bytes,
         received_at: datetime,
         counters: IngestCounters,
+        cache: TopicCache | None = None,
     ) -> Inbound[Any] | None:
-        """The typed message, or None (logged and counted) for an unknown topic or bad payload."""
+        """The typed message, or None (logged and counted) for an unknown topic or bad payload.
+
+        `cache` (owned by the caller) remembers what each topic matched: a gateway's few
+        topics repeat in every message, and matching one costs more than a lookup.
+        """
         counters.received += 1
-        for route in self.routes:
-            matched = route.pattern.match(prefix, topic)
-            if matched is None:
-                continue
-            gw_id, unit = matched
+        if cache is None:
+            found = self.match(prefix, topic)
+        else:
+            try:
+                found = cache[topic]
+            except KeyError:
+                if len(cache) >= TOPIC_CACHE_MAX:
+                    cache.clear()
+                found = cache[topic] = self.match(prefix, topic)
+        if found is not None:
+            route, gw_id, unit = found
             try:
                 model: BaseModel = route.model.model_validate_json(payload)
             except ValidationError as exc:

@@ -5,7 +5,7 @@ import pytest
 
 from protocol.payloads import GatewayStatus, UnitState
 from protocol.topics import UnitAddress
-from server.ingest.router import IngestCounters
+from server.ingest.router import IngestCounters, TopicCache
 from server.ingest.routes import MQTT_ROUTES
 from tests.server.ingest.messages import PREFIX, event, result, state, status
 
@@ -69,3 +69,21 @@ def test_subscriptions_cover_gateway_topics_and_can_be_shared() -> None:
     assert f"{PREFIX}/gw/+/cmd" not in filters  # our own commands are not ingested
     shared = MQTT_ROUTES.subscriptions(PREFIX, "ingest")
     assert shared == [f"$share/ingest/{f}" for f in filters]
+
+
+def test_a_topic_cache_changes_no_outcome_and_stays_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("server.ingest.router.TOPIC_CACHE_MAX", 2)
+    plain, cached = IngestCounters(), IngestCounters()
+    cache: TopicCache = {}
+    good_topic, good = state("gw-1", "b.1", 1)
+    wires = [(good_topic, good), ("chargenet/v1/gw/gw-1/nonsense", good),
+             (good_topic, b'{"seq": 2}'), state("gw-2", "b.1", 3), (good_topic, good)]  # fmt: skip
+    for topic, payload in wires:
+        expected = MQTT_ROUTES.route(PREFIX, topic, payload, NOW, plain)
+        got = MQTT_ROUTES.route(PREFIX, topic, payload, NOW, cached, cache)
+        assert got == expected
+        assert len(cache) <= 2
+    assert cached == plain
+    assert (cached.unknown_topic, cached.malformed, cached.routed["UnitState"]) == (1, 1, 3)
