@@ -9,8 +9,11 @@ answer, so a server that falls behind shows it.
 
 Each request books a resident at one of 200 shelters (16 ports each, two 3 kWh batteries)
 near a random point of the city, in a window drawn from the next few hours (sooner more
-likely). Requests go straight to `BookingService` (this bench does not go through HTTP), in
-one and in two OS processes sharing the database, against SQLite (WAL, synchronous=NORMAL)
+likely). Requests go through HTTP (`POST /api/v1/bookings`) to one or two real `chargenet
+server` processes sharing the database (no MQTT; the registry and live ports are seeded in
+the database first), from a load generator in its own process(es): raw HTTP/1.1 over
+keep-alive connections on uvloop, so that it stays far from being the bottleneck (its CPU
+is reported). Latency is measured at the client. Stores: SQLite (WAL, synchronous=NORMAL)
 and a throwaway PostgreSQL cluster with default durability (fsync on, synchronous_commit
 on). After each run the database is checked for overbookings: any window with more active
 bookings than ports, a port booked twice, a station beyond its energy, or a window load
@@ -30,6 +33,8 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -37,16 +42,16 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+import orjson
 from sqlalchemy import text
 
-from server.booking.service import BookingService
+from chargenet.demo import wait_for_port
 from server.db.migrate import upgrade
 from server.db.models import Gateway, Port, Station, Unit
 from server.db.session import Database
-from server.errors import Conflict
-from server.settings import Settings
+from tests.mosquitto import free_port
 from tests.postgres import PostgresCluster, _bin, create_database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "booking.json"
@@ -54,6 +59,10 @@ CITY = (33.84, 132.77)
 STATIONS = 200
 PORTS = 16
 RATED_WH = 3000.0
+MAX_CONNECTIONS = 512
+"""Per generator process: more requests in flight than this wait for a connection."""
+WARM_CONNECTIONS = 64
+"""Per server, opened before the burst so that it does not pay for TCP handshakes."""
 BURST_SHARE = 10 / 19  # 10r x 60 s of (10r x 60 s + r x 540 s)
 
 
@@ -73,6 +82,10 @@ class Result:
     p99_ms: float
     p99_burst_ms: float
     overbookings: int
+    generator_cpu_pct: float
+    """CPU the load generator(s) used over the run, % of one core."""
+    server_cpu_pct: float
+    """CPU the server process(es) used over the run, % of one core."""
 
 
 def arrivals(n: int, peak: float, tail_factor: float, seed: int) -> list[float]:
@@ -119,10 +132,6 @@ async def seed_city(url: str, stations: list[tuple[str, float, float]], now: dat
         await db.dispose()
 
 
-def settings(url: str) -> Settings:
-    return Settings(database_url=url, mqtt_url=None, report_period_s=3600.0)
-
-
 def request_plan(
     n: int, seed: int, stations: list[tuple[str, float, float]]
 ) -> list[tuple[int, str, int]]:
@@ -139,45 +148,96 @@ def request_plan(
     return plan
 
 
-def worker(url: str, jobs: list[tuple[float, int, str, int]], start_wall: float,
-           first_window: str, out: Queue[Any]) -> None:  # fmt: skip
-    """One server process: its share of the arrivals against its own BookingService."""
-    out.put(asyncio.run(_work(url, jobs, start_wall, datetime.fromisoformat(first_window))))
+def server(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, IO[bytes]]:
+    """A real `chargenet server` process on a free port (no MQTT, nothing goes stale)."""
+    port = free_port()
+    log = (workdir / f"server-{port}.log").open("ab")
+    env = {**os.environ, "CHARGENET_DATABASE_URL": url, "CHARGENET_MQTT_URL": "",
+           "CHARGENET_REPORT_PERIOD_S": "3600"}  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "chargenet", "server", "--port", str(port)], stderr=log, env=env
+    )
+    return proc, port, log
 
 
-async def _work(
-    url: str, jobs: list[tuple[float, int, str, int]], start_wall: float, first: datetime
+def generator(ports: list[int], jobs: list[tuple[float, bytes]], start_wall: float,
+              out: Queue[Any]) -> None:  # fmt: skip
+    """One load-generator process: open-loop requests over keep-alive HTTP/1.1."""
+    import uvloop
+
+    began = time.process_time()
+    done = uvloop.run(_generate(ports, jobs, start_wall))
+    out.put((done, time.process_time() - began))
+
+
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def _exchange(conn: Conn, request: bytes) -> tuple[int, bytes]:
+    reader, writer = conn
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        if line[:15].lower() == b"content-length:":
+            length = int(line[15:])
+    return int(head[9:12]), (await reader.readexactly(length) if length else b"")
+
+
+async def _generate(
+    ports: list[int], jobs: list[tuple[float, bytes]], start_wall: float
 ) -> list[tuple[float, float, str]]:
-    db = Database(url)
-    service = BookingService(db, settings(url))
+    idle: list[list[Conn]] = [[] for _ in ports]
+    slots = asyncio.Semaphore(MAX_CONNECTIONS)
     done: list[tuple[float, float, str]] = []
 
-    async def one(at: float, resident: int, sid: str, window: int) -> None:
-        start = first + timedelta(minutes=30 * window)
-        try:
-            await service.book(f"r{resident}", sid, start)
+    async def connect(k: int) -> Conn:
+        return await asyncio.open_connection("127.0.0.1", ports[k])
+
+    async def one(at: float, k: int, body: bytes) -> None:
+        request = (
+            b"POST /api/v1/bookings HTTP/1.1\r\nHost: bench\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+        )
+        async with slots:
+            conn = idle[k].pop() if idle[k] else await connect(k)
+            try:
+                try:
+                    status, reply = await _exchange(conn, request)
+                except (asyncio.IncompleteReadError, ConnectionError):
+                    conn[1].close()  # the server closed an idle connection: once more
+                    conn = await connect(k)
+                    status, reply = await _exchange(conn, request)
+            except Exception as exc:  # counted, never hidden
+                conn[1].close()
+                done.append((at, time.time() - start_wall - at, f"error:{exc!r}"[:200]))
+                return
+            idle[k].append(conn)
+        if status == 201:
             outcome = "booked"
-        except Conflict as exc:
-            outcome = exc.code
-        except Exception as exc:  # counted, never hidden
-            outcome = f"error:{type(exc).__name__}:{str(exc)[:300]}"
+        elif status == 409:
+            outcome = json.loads(reply)["error"]["code"]
+        else:
+            outcome = f"error:{status}:{reply[:200]!r}"
         done.append((at, time.time() - start_wall - at, outcome))
 
-    try:
-        await service.options(CITY[0], CITY[1], first)  # warm the snapshot and the pool
-        tasks = []
-        delay = start_wall - time.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        for at, resident, sid, window in jobs:
-            wait = start_wall + at - time.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            tasks.append(asyncio.create_task(one(at, resident, sid, window)))
-        await asyncio.gather(*tasks)
-    finally:
-        await service.close()
-        await db.dispose()
+    for k in range(len(ports)):  # warm up: connections, the snapshot, the pool
+        idle[k] = list(await asyncio.gather(*(connect(k) for _ in range(WARM_CONNECTIONS))))
+        for conn in idle[k][:8]:
+            await _exchange(conn, b"GET /api/v1/stations HTTP/1.1\r\nHost: bench\r\n\r\n")
+    tasks = []
+    delay = start_wall - time.time()
+    if delay > 0:
+        await asyncio.sleep(delay)
+    for i, (at, body) in enumerate(jobs):
+        wait = start_wall + at - time.time()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        tasks.append(asyncio.create_task(one(at, i % len(ports), body)))
+    await asyncio.gather(*tasks)
+    for conns in idle:
+        for _reader, writer in conns:
+            writer.close()
     return done
 
 
@@ -218,24 +278,43 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
     first = first.replace(minute=0 if first.minute < 30 else 30)
     offsets = arrivals(args.requests, args.peak, args.tail_factor, args.seed)
     plan = request_plan(args.requests, args.seed, stations)
-    jobs = [(at, r, sid, w) for at, (r, sid, w) in zip(offsets, plan, strict=True)]
-    ctx = multiprocessing.get_context("spawn")
-    queue: Queue[Any] = ctx.Queue()
-    start_wall = time.time() + 3.0 + processes  # time for the workers to start and warm up
-    procs = [
-        ctx.Process(
-            target=worker, args=(url, jobs[k::processes], start_wall, first.isoformat(), queue)
-        )
-        for k in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    done = [row for _ in procs for row in queue.get()]
+    jobs = [
+        (at, orjson.dumps({"resident_id": f"r{r}", "station_id": sid,
+                           "window_start": (first + timedelta(minutes=30 * w)).isoformat()}))
+        for at, (r, sid, w) in zip(offsets, plan, strict=True)
+    ]  # fmt: skip
+    workdir = Path(tempfile.mkdtemp(prefix="chargenet-bench-servers-"))
+    servers = [server(url, workdir) for _ in range(processes)]
+    try:
+        for _proc, port, _log in servers:
+            wait_for_port("127.0.0.1", port, 60)
+        ports = [port for _proc, port, _log in servers]
+        server_cpu = [_cpu_s(proc.pid) for proc, _port, _log in servers]
+        ctx = multiprocessing.get_context("spawn")
+        queue: Queue[Any] = ctx.Queue()
+        start_wall = time.time() + 4.0  # time for the generators to start and warm up
+        gens = args.generators
+        procs = [
+            ctx.Process(target=generator, args=(ports, jobs[k::gens], start_wall, queue))
+            for k in range(gens)
+        ]
+        for p in procs:
+            p.start()
+        parts = [queue.get() for _ in procs]
+        for p in procs:
+            p.join()
+        server_cpu = [
+            _cpu_s(proc.pid) - c for (proc, _p, _l), c in zip(servers, server_cpu, strict=True)
+        ]
+    finally:
+        for proc, _port, log in servers:
+            proc.terminate()
+            proc.wait(timeout=30)
+            log.close()
+    done = [row for rows, _cpu in parts for row in rows]
     errors = Counter(d[2] for d in done if d[2].startswith("error"))
     for error, n in errors.most_common(5):
         print(f"  {n} x {error}", flush=True)
-    for p in procs:
-        p.join()
     burst_n = round(args.requests * BURST_SHARE)
     burst_end_at = offsets[burst_n - 1]
     burst = [d for d in done if d[0] <= burst_end_at]
@@ -254,7 +333,15 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
         p50_ms=round(statistics.median(lat_ms), 1), p99_ms=round(_pct(lat_ms, 0.99), 1),
         p99_burst_ms=round(_pct(burst_ms, 0.99), 1),
         overbookings=asyncio.run(overbookings(url)),
+        generator_cpu_pct=round(100 * sum(c for _rows, c in parts) / total_span, 1),
+        server_cpu_pct=round(100 * sum(server_cpu) / total_span, 1),
     )  # fmt: skip
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(sorted_values: list[float], q: float) -> float:
@@ -281,7 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tail-factor", type=float, default=8.0)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--stores", default="sqlite,postgresql")
-    parser.add_argument("--processes", default="1,2")
+    parser.add_argument("--processes", default="1,2", help="server processes")
+    parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
     args = parser.parse_args(argv)
     results: list[Result] = []
     cluster = None
@@ -303,7 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "path": "BookingService directly (no HTTP), 1 and 2 OS processes",
+        "path": "HTTP: POST /api/v1/bookings on 1 and 2 `chargenet server` processes, "
+                "open-loop keep-alive load generator in its own process(es)",
         "durability": "PostgreSQL defaults (fsync on, synchronous_commit on); SQLite WAL, "
                       "synchronous=NORMAL",
         "args": vars(args), "results": [asdict(r) for r in results],
@@ -313,13 +402,14 @@ def main(argv: list[str] | None = None) -> int:
 
 HEADER = ("store", "procs", "requests", "booked", "full", "errors", "burst s", "offered/s",
           "booked/s burst", "booked/s all", "p50 ms", "p99 ms", "p99 burst ms",
-          "overbooked")  # fmt: skip
+          "overbooked", "gen cpu %", "server cpu %")  # fmt: skip
 
 
 def _row(r: Result) -> str:
     cells = (r.store, r.processes, r.requests, r.booked, r.full, r.errors, r.burst_s,
              r.offered_peak_per_s, r.booked_per_s_burst, r.booked_per_s_overall, r.p50_ms,
-             r.p99_ms, r.p99_burst_ms, r.overbookings)  # fmt: skip
+             r.p99_ms, r.p99_burst_ms, r.overbookings, r.generator_cpu_pct,
+             r.server_cpu_pct)  # fmt: skip
     return " | ".join(str(c) for c in cells)
 
 

@@ -24,6 +24,11 @@ GRACEFUL_SHUTDOWN_S = 5
 """Browsers hold server-sent-event streams open; uvicorn waits at most this long for them."""
 
 
+KEEP_ALIVE_S = 75
+"""Idle keep-alive connections stay open this long (uvicorn's default, 5 s, makes clients
+behind a proxy or a pooled HTTP client race the close)."""
+
+
 def main(argv: list[str]) -> int:
     """`chargenet server [--host H] [--port P]`."""
     parser = argparse.ArgumentParser(prog="chargenet server", description=__doc__)
@@ -40,12 +45,17 @@ def main(argv: list[str]) -> int:
 
 
 def serve(settings: Settings) -> None:
-    """Run uvicorn with the app; the app's lifespan migrates and starts the services."""
+    """Run uvicorn with the app; the app's lifespan migrates and starts the services.
+
+    uvloop and httptools (C event loop and parser) and no access log: a booking burst
+    spends its CPU on bookings, not on the HTTP layer or a log line per request.
+    """
     from server.api.app import create_app
 
     config = uvicorn.Config(
         create_app(settings), host=settings.host, port=settings.port, log_config=None,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, proxy_headers=False,
+        loop="uvloop", http="httptools", access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
     )  # fmt: skip
     _Server(config).run()
 

@@ -66,6 +66,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.include_router(metrics.router)
     app.include_router(dashboard.page)
     app.router.routes.append(dashboard.static_mount())
+    app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
     return app
 
 

@@ -253,3 +253,133 @@ def places_left(
     windows = sorted({*booked.keys(), *bookable})
     left = window_capacity(station, booked, windows, energy_per_phone_wh)
     return {w: left[w] for w in bookable}
+
+
+# -- PostgreSQL: the same protocol in three statements on the driver connection -------------
+#
+# A burst's claims are the hot path: SQLAlchemy's per-statement overhead and one round trip
+# per step made the batch transaction ~11 round trips. On PostgreSQL the claim talks to
+# asyncpg directly (statements prepared once per connection, arrays instead of bulk
+# parameter lists): the lock and the resident check, one read of loads and taken ports, and
+# one write of loads, bookings and display commands, between BEGIN and COMMIT. The lock
+# stays a statement of its own: the reads that follow must see what was committed while it
+# waited (READ COMMITTED takes a snapshot per statement).
+
+PG_LOCK = """
+SELECT 'a' AS kind, resident_id AS id FROM bookings
+ WHERE resident_id = ANY($1::text[]) AND status IN ('active', 'checked_in')
+UNION ALL
+SELECT 's', id FROM (SELECT id FROM stations WHERE id = ANY($2::text[])
+                     ORDER BY id FOR NO KEY UPDATE) locked
+"""
+"""Residents with an active booking; locks the stations in id order."""
+
+PG_READ = """
+WITH keys AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS k(s, w))
+SELECT 0 AS kind, l.station_id, l.window_start, l.booked AS n, 0 AS unit_pk, 0 AS port
+  FROM window_loads l JOIN keys ON l.station_id = keys.s AND l.window_start = keys.w
+UNION ALL
+SELECT 1, station_id, NULL, SUM(booked)::int, 0, 0 FROM window_loads
+ WHERE station_id = ANY($3::text[]) AND window_start >= $4 GROUP BY station_id
+UNION ALL
+SELECT 2, b.station_id, b.window_start, 0, b.unit_pk, b.port
+  FROM bookings b JOIN keys ON b.station_id = keys.s AND b.window_start = keys.w
+ WHERE b.status IN ('active', 'checked_in')
+"""
+"""The wanted windows' loads (0), each station's upcoming total (1), taken ports (2)."""
+
+PG_WRITE = """
+WITH claimed AS (
+  UPDATE window_loads l SET booked = l.booked + c.n
+    FROM unnest($1::text[], $2::timestamptz[], $3::int[], $4::int[]) AS c(s, w, n, cap)
+   WHERE l.station_id = c.s AND l.window_start = c.w AND l.booked + c.n <= c.cap
+  RETURNING 1
+), opened AS (
+  INSERT INTO window_loads (station_id, window_start, booked)
+  SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::int[])
+), booked AS (
+  INSERT INTO bookings (id, resident_id, station_id, window_start, unit_pk, port, status,
+                        ticket_code, created_at, updated_at)
+  SELECT id, resident_id, station_id, window_start, unit_pk, port, 'active', code, $15, $15
+    FROM unnest($8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[],
+                $13::int[], $14::text[])
+      AS b(id, resident_id, station_id, window_start, unit_pk, port, code)
+), shown AS (
+  INSERT INTO commands (cmd_id, gw_id, unit, action, port, value, created_at)
+  SELECT cmd_id, gw_id, unit, 'set_display', port, code, $15
+    FROM unnest($16::text[], $17::text[], $18::text[], $13::int[], $14::text[])
+      AS c(cmd_id, gw_id, unit, port, code)
+)
+SELECT COUNT(*) FROM claimed
+"""
+"""Conditional load UPDATEs (counted: all must match), new loads, bookings, displays."""
+
+
+class ClaimFailed(Exception):
+    """The database refused a raw claim (unique index, deadlock ...): rolled back, retried."""
+
+
+async def pg_lock(conn: Any, residents: Sequence[str], station_ids: Iterable[str]) -> set[str]:
+    """Lock the stations (id order); the residents among these with an active booking."""
+    rows = await conn.fetch(PG_LOCK, list(residents), sorted(set(station_ids)))
+    return {row["id"] for row in rows if row["kind"] == "a"}
+
+
+async def pg_read(
+    conn: Any, keys: Collection[WindowKey], since: datetime
+) -> tuple[Loads, dict[WindowKey, set[tuple[int, int]]]]:
+    """What `read_claim_loads` and `read_taken` return, in one round trip."""
+    loads: Loads = defaultdict(dict)
+    taken: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
+    if not keys:
+        return loads, taken
+    ordered = sorted(keys)
+    totals: dict[str, int] = {}
+    rows = await conn.fetch(
+        PG_READ, [k[0] for k in ordered], [k[1] for k in ordered],
+        sorted({k[0] for k in ordered}), since,
+    )  # fmt: skip
+    for kind, station_id, start, n, unit_pk, port in rows:
+        if kind == 0:
+            loads[station_id][start] = n
+        elif kind == 1:
+            totals[station_id] = n or 0
+        else:
+            taken[(station_id, start)].add((unit_pk, port))
+    for station_id, total in totals.items():
+        windows = loads[station_id]
+        windows[REST] = max(0, total - sum(windows.values()))
+    return loads, taken
+
+
+async def pg_write(
+    conn: Any,
+    added: Mapping[WindowKey, int],
+    before: Loads,
+    capacity: Mapping[WindowKey, int],
+    bookings: Sequence[Mapping[str, Any]],
+    displays: Sequence[tuple[str, str, str]],
+    now: datetime,
+) -> None:
+    """`write_loads`, the bookings' INSERT and `show_many` in one statement.
+
+    `displays` holds (cmd_id, gw_id, unit) per booking, in the same order.
+    """
+    updates = [(k, n) for k, n in sorted(added.items()) if n > 0 and k[1] in before.get(k[0], {})]
+    inserts = [
+        (k, n) for k, n in sorted(added.items()) if n > 0 and k[1] not in before.get(k[0], {})
+    ]
+    claimed = await conn.fetchval(
+        PG_WRITE,
+        [k[0] for k, _ in updates], [k[1] for k, _ in updates], [n for _, n in updates],
+        [capacity[k] for k, _ in updates],
+        [k[0] for k, _ in inserts], [k[1] for k, _ in inserts], [n for _, n in inserts],
+        [b["id"] for b in bookings], [b["resident_id"] for b in bookings],
+        [b["station_id"] for b in bookings], [b["window_start"] for b in bookings],
+        [b["unit_pk"] for b in bookings], [b["port"] for b in bookings],
+        [b["ticket_code"] for b in bookings], now,
+        [d[0] for d in displays], [d[1] for d in displays], [d[2] for d in displays],
+    )  # fmt: skip
+    if claimed != len(updates):
+        (station_id, start), _n = updates[0]
+        raise LoadConflict(station_id, start)

@@ -6,7 +6,10 @@ conditional UPDATE for all the windows' loads and one INSERT for all the booking
 `claims`). Throughput then grows with load instead of collapsing under row-lock waits, and
 correctness does not depend on the batching: the claim protocol is the same for a batch of
 one, and the database's unique indexes back it. When a batch fails (a resident booking
-from two processes at once, a deadlock), its requests are retried one by one.
+from two processes at once, a deadlock), its requests are retried one by one. A writer
+takes what is queued and never waits to fill a batch. On PostgreSQL the claim runs on the
+asyncpg connection itself (`claims.pg_*`: BEGIN, three statements, COMMIT) on connections
+the writers keep; SQLite takes the SQLAlchemy path.
 
 Upkeep (check-ins, moves when capacity falls, no-shows) lives in `upkeep`.
 """
@@ -27,16 +30,20 @@ from typing import Any, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.booking import upkeep
 from server.booking.capacity import StationView, ticket_code, window_starts
 from server.booking.claims import (
     ACTIVE_STATUSES,
+    ClaimFailed,
     LoadConflict,
     Want,
     allot,
     lock_stations,
+    pg_lock,
+    pg_read,
+    pg_write,
     read_claim_loads,
     read_loads,
     read_taken,
@@ -97,6 +104,7 @@ class BookingService:
         self._addresses: dict[int, PortAddress] = {}
         self._ranker: tuple[Mapping[str, StationView], Ranker] | None = None
         self._horizon = timedelta(hours=settings.booking_horizon_h)
+        self._idle: list[AsyncConnection] = []
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -230,6 +238,8 @@ class BookingService:
                 await task
         self._tasks.clear()
         self._queue = None
+        while self._idle:
+            await self._idle.pop().close()
         await self._snapshot.close()
 
     # -- inside ----------------------------------------------------------------------------
@@ -305,7 +315,7 @@ class BookingService:
             return
         try:
             outcomes: list[BookingView | Exception] = [*await self._claim(now_batch)]
-        except (DBAPIError, LoadConflict):
+        except (DBAPIError, LoadConflict, ClaimFailed):
             log.info("batch of %d failed; claiming one by one", len(now_batch), exc_info=True)
             outcomes = [await self._claim_alone(p) for p in now_batch]
         self._woken()
@@ -322,7 +332,7 @@ class BookingService:
         for _attempt in range(RETRIES):
             try:
                 return (await self._claim([pending]))[0]
-            except (DBAPIError, LoadConflict) as exc:
+            except (DBAPIError, LoadConflict, ClaimFailed) as exc:
                 last = exc
                 if await self.active_for_resident(pending.resident_id) is not None:
                     return Conflict("the resident has an active booking", code="already_booked")
@@ -330,9 +340,10 @@ class BookingService:
 
     async def _claim(self, batch: list[_Pending]) -> list[BookingView | ServerError]:
         """One transaction for the whole batch (see `claims` for the protocol)."""
+        if not self._db.is_sqlite:
+            return await self._claim_pg(batch)
         now = self._clock()
         stations = {p.station.id: p.station for p in batch}
-        outcomes: list[BookingView | ServerError] = []
         async with self._db.transaction() as session:
             active = set(
                 await session.scalars(
@@ -348,45 +359,100 @@ class BookingService:
             loads = await read_claim_loads(session, keys, now - _longest_slot(stations.values()))
             before = {sid: dict(windows) for sid, windows in loads.items()}
             taken = await read_taken(session, keys)
-            wants = [Want(p.station.id, p.window_start) for p in eligible]
-            ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh))
-            rows: list[dict[str, Any]] = []
-            added: Counter[tuple[str, datetime]] = Counter()
-            for pending in batch:
-                if pending.resident_id in active:
-                    outcomes.append(
-                        Conflict("the resident has an active booking", code="already_booked")
-                    )
-                    continue
-                port = next(ports)
-                if port is None:
-                    outcomes.append(Conflict("the window is full", code="window_full"))
-                    continue
-                added[(pending.station.id, pending.window_start)] += 1
-                slot = timedelta(minutes=pending.station.slot_minutes)
-                view = BookingView(
-                    id=uuid.uuid4().hex, resident_id=pending.resident_id,
-                    station_id=pending.station.id, window_start=pending.window_start,
-                    window_end=pending.window_start + slot, unit_pk=port.unit_pk,
-                    port=port.port, status="active", ticket_code=ticket_code(self._rng),
-                    created_at=now, updated_at=now, moved_from_id=None,
-                )  # fmt: skip
-                rows.append(_row(view))
-                outcomes.append(view)
-            if rows:
+            outcomes, added = self._decide(batch, active, stations, loads, taken, now)
+            views = [v for v in outcomes if isinstance(v, BookingView)]
+            if views:
                 capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
                 await write_loads(session, added, before, capacity)
-                await session.execute(insert(cast(Table, Booking.__table__)), rows)
-                missing = {r["unit_pk"] for r in rows} - self._addresses.keys()
+                await session.execute(
+                    insert(cast(Table, Booking.__table__)), [_row(v) for v in views]
+                )
+                missing = {v.unit_pk for v in views} - self._addresses.keys()
                 if missing:
                     self._addresses.update(await load_port_addresses(session, missing))
                 await show_many(
                     session,
-                    [(self._addresses[v.unit_pk], v.port, v.ticket_code) for v in outcomes
-                     if isinstance(v, BookingView)],
+                    [(self._addresses[v.unit_pk], v.port, v.ticket_code) for v in views],
                     now,
-                )  # fmt: skip
+                )
         return outcomes
+
+    async def _claim_pg(self, batch: list[_Pending]) -> list[BookingView | ServerError]:
+        """`_claim` on PostgreSQL: the same protocol in three statements on asyncpg.
+
+        Writers keep their pooled connections between batches (`_idle`): checking one out
+        and back in costs more than a small batch's statements. A connection that saw an
+        error goes back to the pool instead.
+        """
+        now = self._clock()
+        stations = {p.station.id: p.station for p in batch}
+        units = {port.unit_pk for s in stations.values() for port in s.ports}
+        if units - self._addresses.keys():
+            async with self._db.transaction() as session:
+                self._addresses.update(await load_port_addresses(session, units))
+        connection = self._idle.pop() if self._idle else await self._db.engine.connect()
+        try:
+            conn: Any = (await connection.get_raw_connection()).driver_connection
+            async with conn.transaction():
+                active = await pg_lock(conn, [p.resident_id for p in batch], stations.keys())
+                keys = {(p.station.id, p.window_start) for p in batch
+                        if p.resident_id not in active}  # fmt: skip
+                loads, taken = await pg_read(conn, keys, now - _longest_slot(stations.values()))
+                before = {sid: dict(windows) for sid, windows in loads.items()}
+                outcomes, added = self._decide(batch, active, stations, loads, taken, now)
+                views = [v for v in outcomes if isinstance(v, BookingView)]
+                if views:
+                    capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
+                    displays = [
+                        (uuid.uuid4().hex, self._addresses[v.unit_pk].gw_id,
+                         self._addresses[v.unit_pk].unit)
+                        for v in views
+                    ]  # fmt: skip
+                    rows = [_row(v) for v in views]
+                    await pg_write(conn, added, before, capacity, rows, displays, now)
+        except BaseException as exc:
+            await connection.close()
+            if type(exc).__module__.startswith("asyncpg"):
+                raise ClaimFailed(str(exc)) from exc
+            raise
+        self._idle.append(connection)
+        return outcomes
+
+    def _decide(
+        self,
+        batch: list[_Pending],
+        active: set[str],
+        stations: Mapping[str, StationView],
+        loads: dict[str, dict[datetime, int]],
+        taken: Mapping[tuple[str, datetime], set[tuple[int, int]]],
+        now: datetime,
+    ) -> tuple[list[BookingView | ServerError], Counter[tuple[str, datetime]]]:
+        """Outcomes in batch order (`allot` decides the ports) and the places added."""
+        eligible = [p for p in batch if p.resident_id not in active]
+        wants = [Want(p.station.id, p.window_start) for p in eligible]
+        ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh))
+        outcomes: list[BookingView | ServerError] = []
+        added: Counter[tuple[str, datetime]] = Counter()
+        for pending in batch:
+            if pending.resident_id in active:
+                outcomes.append(
+                    Conflict("the resident has an active booking", code="already_booked")
+                )
+                continue
+            port = next(ports)
+            if port is None:
+                outcomes.append(Conflict("the window is full", code="window_full"))
+                continue
+            added[(pending.station.id, pending.window_start)] += 1
+            slot = timedelta(minutes=pending.station.slot_minutes)
+            outcomes.append(BookingView(
+                id=uuid.uuid4().hex, resident_id=pending.resident_id,
+                station_id=pending.station.id, window_start=pending.window_start,
+                window_end=pending.window_start + slot, unit_pk=port.unit_pk,
+                port=port.port, status="active", ticket_code=ticket_code(self._rng),
+                created_at=now, updated_at=now, moved_from_id=None,
+            ))  # fmt: skip
+        return outcomes, added
 
 
 def _row(view: BookingView) -> dict[str, Any]:

@@ -74,6 +74,11 @@ class PortAddress:
     unit: str
 
 
+YIELD_EVERY = 256
+"""Rows of a snapshot load processed between two turns of the event loop: a full reload
+(every few seconds, in the background) must not stall the bookings in flight."""
+
+
 async def load_station_views(
     session: AsyncSession,
     now: datetime,
@@ -116,7 +121,9 @@ async def load_station_views(
     port_views: dict[str, list[PortView]] = defaultdict(list)
     energy: dict[str, float] = defaultdict(float)
     counted_units: set[int] = set()
-    for row in await session.execute(ports):
+    for n, row in enumerate(await session.execute(ports), 1):
+        if n % YIELD_EVERY == 0:  # thousands of rows: let waiting requests run meanwhile
+            await asyncio.sleep(0)
         station_id, unit_pk, online, flagged, received_at, soc, rated = row[:7]
         gw_state, silent, port, status, off = row[7:]
         if station_id is None:
