@@ -27,6 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
 from protocol.topics import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
@@ -221,8 +224,22 @@ def _port_or_free(port: int) -> int:
 def _start_broker(children: Processes) -> str:
     port = int(os.environ.get("CHARGENET_DEMO_MQTT_PORT") or free_port())
     children.start("broker", ["broker", "--port", str(port)])
-    wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S)
+    wait_for_mqtt("127.0.0.1", port, STARTUP_TIMEOUT_S)
     return f"mqtt://127.0.0.1:{port}"
+
+
+def wait_for_mqtt(host: str, port: int, timeout_s: float) -> None:
+    """Until the broker answers an MQTT CONNECT (a bare TCP probe makes it log an error)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="chargenet-demo-probe")
+        try:
+            client.connect(host, port, keepalive=5)
+            client.disconnect()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"no MQTT broker on {host}:{port} after {timeout_s}s")
 
 
 async def _run(mqtt_url: str, children: Processes, exit_after: float | None, console: bool) -> None:
