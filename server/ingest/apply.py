@@ -5,11 +5,15 @@ a handful of bulk statements instead of a round trip per message. Steps:
 
 1. claim (gw, seq) in SeenMessage with one insert-if-absent; what was already there is a
    duplicate and goes no further;
-2. load (PostgreSQL: lock, in a fixed order) the gateways, units, ports and commands the
+2. keep, of each unit's fresh states, the newest whose whole payload is valid (see
+   `_newest_states`: only the states that could be kept are validated beyond the envelope);
+3. load (PostgreSQL: lock, in a fixed order) the gateways, units, ports and commands the
    fresh messages touch, creating gateways and units on first sight;
-3. fold the messages into the rows in seq order (`handlers.py`);
-4. seq gaps, receipt times, events (insert-if-absent on event_id);
-5. diff the live views before and after: the ChangeSet.
+4. fold the messages into the rows in seq order (`handlers.py`); units and existing ports
+   are detached from the session first and written back with one executemany UPDATE by
+   primary key per table (the ORM flushed one UPDATE per row);
+5. seq gaps, receipt times, events (insert-if-absent on event_id);
+6. diff the live views before and after: the ChangeSet.
 
 Two server processes sharing the ingest may race to create the same unit; the loser
 rolls back and the batch is retried.
@@ -19,12 +23,12 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, insert, or_, select, tuple_
+from sqlalchemy import Select, Table, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -37,7 +41,8 @@ from server.db.session import Database
 from server.ingest import snapshot
 from server.ingest.batch import Batch, UnitKey
 from server.ingest.changeset import ChangeSet, EventRecord
-from server.ingest.router import Inbound, IngestCounters
+from server.ingest.handlers import PORT_STATE_COLUMNS, UNIT_STATE_COLUMNS
+from server.ingest.router import Inbound, IngestCounters, complete
 from server.ingest.seqs import new_gaps
 
 log = logging.getLogger(__name__)
@@ -45,6 +50,8 @@ log = logging.getLogger(__name__)
 RETRIES = 3
 _SEEN = cast(Table, SeenMessage.__table__)
 """The table itself: a Core executemany, without the ORM's per-row bulk-insert bookkeeping."""
+_UNITS = cast(Table, Unit.__table__)
+_PORTS = cast(Table, Port.__table__)
 
 
 async def apply_batch(
@@ -54,10 +61,19 @@ async def apply_batch(
     unique = list({(m.gw_id, m.seq): m for m in reversed(messages)}.values())
     unique.reverse()
     counters.duplicates += len(messages) - len(unique)
+    checked: dict[tuple[str, int], Inbound[Any] | None] = {}
+
+    def whole(message: Inbound[Any]) -> Inbound[Any] | None:
+        """`complete`, once per message whatever the retries (it logs and counts)."""
+        key = (message.gw_id, message.seq)
+        if key not in checked:
+            checked[key] = complete(message, counters)
+        return checked[key]
+
     for attempt in range(1, RETRIES + 1):
         try:
             async with db.transaction() as session:
-                changeset, tally = await _apply(session, unique)
+                changeset, tally = await _apply(session, unique, whole)
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
                 raise
@@ -66,7 +82,7 @@ async def apply_batch(
             continue
         counters.batches += 1
         counters.applied += tally.applied
-        counters.duplicates += len(unique) - tally.applied
+        counters.duplicates += len(unique) - tally.applied - tally.malformed
         counters.history += tally.history
         counters.superseded += tally.superseded
         return changeset
@@ -78,6 +94,8 @@ class _Tally:
     applied: int
     history: int
     superseded: int
+    malformed: int
+    """Fresh states whose envelope was valid but the rest not (counted by `complete`)."""
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -87,43 +105,103 @@ def _retryable(exc: DBAPIError) -> bool:
     return "deadlock" in text or "could not serialize" in text
 
 
-async def _apply(session: AsyncSession, messages: list[Inbound[Any]]) -> tuple[ChangeSet, _Tally]:
+Complete = Callable[[Inbound[Any]], Inbound[Any] | None]
+
+
+async def _apply(
+    session: AsyncSession, messages: list[Inbound[Any]], whole: Complete
+) -> tuple[ChangeSet, _Tally]:
     postgres = session.get_bind().dialect.name == "postgresql"
     fresh = await _claim(session, messages)
     if not fresh:
-        return ChangeSet(), _Tally(0, 0, 0)
+        return ChangeSet(), _Tally(0, 0, 0, 0)
     fresh.sort(key=lambda m: (m.gw_id, m.seq))
-    batch = await _load(session, fresh, postgres)
+    kept, superseded, malformed = _newest_states(fresh, whole)
+    batch = await _load(session, sorted({m.gw_id for m in fresh}), kept, postgres)
     before = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
-    for message in _without_superseded(fresh, batch):
+    _detach_states(session, batch)
+    for message in kept:
         message.route.handler(batch, message)
     session.add_all(batch.new_ports)
+    await _write_states(session, batch)
     _track_gateways(session, batch, fresh)
     events = await _store_events(session, batch, postgres)
     after = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
     at = max(m.received_at for m in fresh)
     changeset = snapshot.changes(before, after, at, events, batch.answers)
-    return changeset, _Tally(len(fresh), batch.history, batch.superseded)
+    tally = _Tally(len(fresh) - malformed, batch.history, superseded, malformed)
+    return changeset, tally
 
 
-def _without_superseded(fresh: list[Inbound[Any]], batch: Batch) -> list[Inbound[Any]]:
-    """Drop states that a newer state of the same unit in this batch replaces anyway.
+def _newest_states(
+    fresh: list[Inbound[Any]], whole: Complete
+) -> tuple[list[Inbound[Any]], int, int]:
+    """`fresh` (in order) with each unit's newest valid state only; superseded, malformed.
 
     The ChangeSet compares the batch's start and end, so applying only the newest state per
     unit changes nothing a listener sees (events still report every fault), and a burst of
     snapshots costs one row update per unit rather than one per message.
+
+    States may come deferred (only their envelope validated, see `router.complete`). The
+    rule: per unit, the fresh states are validated whole from the newest down until one is
+    valid, which is kept; each invalid one on the way is logged and counted malformed and
+    applies nothing; the older ones are superseded without being validated further. So a
+    state with a valid envelope is claimed as seen (and counts towards the gateway's seqs,
+    never as a gap) whatever the rest of it; one with an invalid envelope was dropped at
+    routing, malformed and never claimed. Every other kind of message is validated whole
+    at routing and kept.
     """
-    newest: dict[tuple[str, Any], int] = {}
+    by_unit: dict[tuple[str, Any], list[Inbound[Any]]] = defaultdict(list)
     for m in fresh:
-        if isinstance(m.payload, UnitState):
-            newest[(m.gw_id, m.unit)] = max(m.seq, newest.get((m.gw_id, m.unit), -1))
-    kept = [
-        m
-        for m in fresh
-        if not isinstance(m.payload, UnitState) or m.seq == newest[(m.gw_id, m.unit)]
+        if m.route.model is UnitState:
+            by_unit[(m.gw_id, m.unit)].append(m)
+    kept_states: dict[tuple[str, int], Inbound[Any]] = {}
+    malformed = 0
+    for states in by_unit.values():
+        for m in reversed(states):  # `fresh` is in seq order per gateway
+            full = whole(m)
+            if full is not None:
+                kept_states[(m.gw_id, m.seq)] = full
+                break
+            malformed += 1
+    kept = []
+    for m in fresh:
+        if m.route.model is not UnitState:
+            kept.append(m)
+        elif (full := kept_states.get((m.gw_id, m.seq))) is not None:
+            kept.append(full)
+    total = sum(len(s) for s in by_unit.values())
+    return kept, total - len(kept_states) - malformed, malformed
+
+
+def _detach_states(session: AsyncSession, batch: Batch) -> None:
+    """Take the loaded units and ports out of the session: `_write_states` writes them."""
+    for unit in batch.units.values():
+        session.expunge(unit)
+    for ports in batch.ports.values():
+        for port in ports.values():
+            session.expunge(port)
+
+
+async def _write_states(session: AsyncSession, batch: Batch) -> None:
+    """The columns `on_unit_state` sets, for every unit it applied a state to and its ports.
+
+    Ports created in this batch are not among them: the session inserts those.
+    """
+    if not batch.applied_units:
+        return
+    created = {id(port) for port in batch.new_ports}
+    units = [{"pk": u.id, **{c: getattr(u, c) for c in UNIT_STATE_COLUMNS}}
+             for u in batch.applied_units.values()]  # fmt: skip
+    ports = [
+        {"pk": p.id, **{c: getattr(p, c) for c in PORT_STATE_COLUMNS}}
+        for unit_pk in batch.applied_units
+        for p in batch.ports.get(unit_pk, {}).values()
+        if id(p) not in created
     ]
-    batch.superseded += len(fresh) - len(kept)
-    return kept
+    await session.execute(update(_UNITS).where(_UNITS.c.id == bindparam("pk")), units)
+    if ports:
+        await session.execute(update(_PORTS).where(_PORTS.c.id == bindparam("pk")), ports)
 
 
 def _insert(postgres: bool, table: type[Any]) -> Any:
@@ -153,8 +231,9 @@ async def _claim(session: AsyncSession, messages: list[Inbound[Any]]) -> list[In
     return fresh
 
 
-async def _load(session: AsyncSession, fresh: list[Inbound[Any]], postgres: bool) -> Batch:
-    gw_ids = sorted({m.gw_id for m in fresh})
+async def _load(
+    session: AsyncSession, gw_ids: list[str], fresh: list[Inbound[Any]], postgres: bool
+) -> Batch:
     gateways = await _gateways(session, gw_ids, postgres)
     unit_keys: set[UnitKey] = set()
     whole: set[str] = set()  # gateways whose status may change: all their units matter

@@ -25,13 +25,13 @@ class Batch:
     """unit_pk -> port number -> row."""
     commands: dict[str, CommandRow]
     new_ports: list[Port] = field(default_factory=list)
+    applied_units: dict[int, Unit] = field(default_factory=dict)
+    """Units a state was applied to (by id): their rows and existing ports are written back."""
     events: list[dict[str, Any]] = field(default_factory=list)
     """UnitEventRow values, inserted at the end if their event_id is new."""
     answers: list[CommandAnswer] = field(default_factory=list)
     history: int = 0
     """States older than their unit's current one."""
-    superseded: int = 0
-    """States a newer state of the same unit in the same batch replaced before applying."""
 
     def gateway(self, gw_id: str) -> Gateway:
         return self.gateways[gw_id]

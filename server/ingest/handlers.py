@@ -7,12 +7,21 @@ everything they touch was loaded by `apply.py`. Duplicates never reach them.
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 from protocol.payloads import CommandResult, GatewayStatus, UnitEvent, UnitState
 from server.ingest.batch import Batch
 from server.ingest.router import Inbound
 
 log = logging.getLogger(__name__)
+
+UNIT_STATE_COLUMNS: Final = ("state_seq", "state_ts", "received_at", "online", "stale", "soc_pct",
+                             "soh_pct", "voltage_v", "current_a", "power_w", "temp_c", "rated_wh",
+                             "battery_state", "alarms")  # fmt: skip
+"""The Unit columns `on_unit_state` sets: what `apply.py` writes back for an applied state."""
+PORT_STATE_COLUMNS: Final = ("status", "occupied", "enabled", "power_w", "energy_wh", "temp_c",
+                             "error", "vendor_code", "display_code", "session_s")  # fmt: skip
+"""The Port columns `on_unit_state` sets."""
 
 
 def on_unit_state(batch: Batch, message: Inbound[UnitState]) -> None:
@@ -23,6 +32,7 @@ def on_unit_state(batch: Batch, message: Inbound[UnitState]) -> None:
     if state.seq <= unit.state_seq:
         batch.history += 1
         return
+    batch.applied_units[unit.id] = unit
     unit.state_seq = state.seq
     unit.state_ts = state.ts
     unit.received_at = message.received_at

@@ -297,7 +297,8 @@ class MqttLink:
     def _route(self, raw: list[Raw]) -> list[Inbound[Any]]:
         route, prefix, counters, cache = (self._router.route, self._prefix, self.counters,
                                           self._topics)  # fmt: skip
-        routed = (route(prefix, topic, payload, at, counters, cache) for topic, payload, at in raw)
+        routed = (route(prefix, topic, payload, at, counters, cache, defer=True)
+                  for topic, payload, at in raw)  # fmt: skip
         return [m for m in routed if m is not None]
 
     async def _apply(self, messages: list[Inbound[Any]]) -> list[ChangeSet]:

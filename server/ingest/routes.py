@@ -10,7 +10,7 @@ from server.ingest import handlers
 from server.ingest.router import Route, TopicRouter
 
 MQTT_ROUTES: Final = TopicRouter(
-    Route(topics.UNIT_STATE, UnitState, handlers.on_unit_state),
+    Route(topics.UNIT_STATE, UnitState, handlers.on_unit_state, deferrable=True),
     Route(topics.UNIT_EVENT, UnitEvent, handlers.on_unit_event),
     Route(topics.GATEWAY_STATUS, GatewayStatus, handlers.on_gateway_status),
     Route(topics.COMMAND_RESULT, CommandResult, handlers.on_command_result),

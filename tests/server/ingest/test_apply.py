@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,7 +33,9 @@ class Ingest:
 
     async def apply(self, *wires: Wire) -> ChangeSet:
         self.clock += timedelta(seconds=1)
-        routed = [MQTT_ROUTES.route(PREFIX, t, p, self.clock, self.counters) for t, p in wires]
+        routed = [
+            MQTT_ROUTES.route(PREFIX, t, p, self.clock, self.counters, defer=True) for t, p in wires
+        ]  # fmt: skip  (deferred, as the link routes)
         return await apply_batch(self.db, [m for m in routed if m is not None], self.counters)
 
     async def ports(self) -> dict[int, Port]:
@@ -121,6 +124,9 @@ def test_newest_state_wins_whatever_the_order(database_url: str) -> None:
         later = await ingest.apply(state(GW, UNIT, 8, ("available", "available")))
         assert [(c.port, c.before_status, c.after_status) for c in later.ports] == [
             (1, "faulted", "available")]  # fmt: skip
+        ports = await ingest.ports()  # written back to existing rows, not only reported
+        assert [ports[n].status for n in (1, 2)] == ["available", "available"]
+        assert (await ingest.one(Unit)).state_seq == 8
 
     run(database_url, scenario)
 
@@ -210,6 +216,50 @@ def test_a_malformed_payload_is_counted_and_the_rest_applied(database_url: str) 
         assert ingest.counters.applied == 2
         assert len(changes.ports) == 2
         assert await ingest.count(SeenMessage) == 2
+
+    run(database_url, scenario)
+
+
+def bad_body(wire: Wire) -> Wire:
+    """`wire` with a valid envelope and an invalid rest (a port numbered 0)."""
+    topic, payload = wire
+    body = json.loads(payload)
+    body["ports"][0]["port"] = 0
+    return topic, json.dumps(body).encode()
+
+
+def test_a_deferred_state_is_validated_whole_only_where_it_could_apply(
+    database_url: str,
+) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1))
+        changes = await ingest.apply(
+            state(GW, UNIT, 2, ("faulted", "available")),
+            bad_body(state(GW, UNIT, 3)),  # superseded: not validated beyond its envelope
+            state(GW, UNIT, 4, ("charging", "available")),  # the newest valid one: applied
+            bad_body(state(GW, UNIT, 5)),  # the newest: validated, malformed, not applied
+        )
+        assert ingest.counters.malformed == 1
+        assert (ingest.counters.applied, ingest.counters.superseded) == (4, 2)
+        assert (await ingest.one(Unit)).state_seq == 4
+        assert {c.port: c.after_status for c in changes.ports} == {1: "charging", 2: "available"}
+        assert await ingest.count(SeenMessage) == 5  # every valid envelope is claimed
+        assert await ingest.count(SeqGap) == 0
+        again = await ingest.apply(bad_body(state(GW, UNIT, 5)), state(GW, UNIT, 6))
+        assert ingest.counters.malformed == 1  # seq 5 is a duplicate now
+        assert (await ingest.one(Unit)).state_seq == 6
+        assert {c.port: c.after_status for c in again.ports} == {1: "available"}
+
+    run(database_url, scenario)
+
+
+def test_a_unit_whose_every_state_is_malformed_is_not_created(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), bad_body(state(GW, UNIT, 2)),
+                           bad_body(state(GW, UNIT, 3)))  # fmt: skip
+        assert ingest.counters.malformed == 2
+        assert await ingest.count(Unit) == 0
+        assert await ingest.count(SeenMessage) == 3
 
     run(database_url, scenario)
 

@@ -5,7 +5,7 @@ import pytest
 
 from protocol.payloads import GatewayStatus, UnitState
 from protocol.topics import UnitAddress
-from server.ingest.router import IngestCounters, TopicCache
+from server.ingest.router import EnvelopeOnly, IngestCounters, TopicCache, complete
 from server.ingest.routes import MQTT_ROUTES
 from tests.server.ingest.messages import PREFIX, event, result, state, status
 
@@ -87,3 +87,24 @@ def test_a_topic_cache_changes_no_outcome_and_stays_bounded(
         assert len(cache) <= 2
     assert cached == plain
     assert (cached.unknown_topic, cached.malformed, cached.routed["UnitState"]) == (1, 1, 3)
+
+
+def test_a_deferred_state_has_its_envelope_checked_now_and_the_rest_on_completion() -> None:
+    counters = IngestCounters()
+    topic, payload = state("gw-1", "b.1", 7)
+    message = MQTT_ROUTES.route(PREFIX, topic, payload, NOW, counters, defer=True)
+    assert message is not None and isinstance(message.payload, EnvelopeOnly)
+    assert message.seq == 7
+    whole = complete(message, counters)
+    assert whole is not None and isinstance(whole.payload, UnitState) and whole.raw is None
+    assert complete(whole, counters) is whole
+    assert MQTT_ROUTES.route(PREFIX, topic, b'{"seq": 1, "ports": 3}', NOW, counters,
+                             defer=True) is None  # fmt: skip
+    assert counters.malformed == 1
+    bad = MQTT_ROUTES.route(PREFIX, topic, payload.replace(b'"ports":[', b'"ports":[1,'), NOW,
+                            counters, defer=True)  # fmt: skip
+    assert bad is not None and complete(bad, counters) is None
+    assert counters.malformed == 2
+    status_topic, status_payload = status("gw-1", 1)
+    routed = MQTT_ROUTES.route(PREFIX, status_topic, status_payload, NOW, counters, defer=True)
+    assert routed is not None and isinstance(routed.payload, GatewayStatus)  # never deferred
