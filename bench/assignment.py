@@ -54,7 +54,13 @@ from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
 from server.booking.capacity import JST, PortView, StationView, window_starts
-from server.booking.pricing import BidPrices, priced_choice
+from server.booking.pricing import (
+    BidPrices,
+    aggregate_demand,
+    blend_prices,
+    mean_prices,
+    priced_choice,
+)
 from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
@@ -324,22 +330,42 @@ class PricedPolicy:
 class BidPricePolicy:
     """Each request takes the least cost + bid price (`server.booking.pricing`).
 
-    What it knows: the past (bookings, capacity left, failures so far) and the demand model
-    (`DemandModel`: towns and their demand weights, the time profile after the announcement,
-    the expected total), never the requests to come nor the failures to come. At the start,
-    and again whenever the demand still expected has fallen by `step`, it draws a forecast of
-    the remaining requests from the model (its own seed), solves the min-cost flow of that
-    forecast into the capacity left, and takes the duals of the window and energy capacities
-    as prices.
+    What it knows: the past (bookings made, capacity and energy left, failures so far) and
+    the demand model as an operator's forecast (`DemandModel`: towns and their demand
+    weights, the time profile after the announcement, the expected total); never the
+    requests to come, nor the failures to come (not even their rate). At the start, and again
+    whenever the demand still expected has fallen to `step` of what it was at the last solve,
+    it draws `average` independent forecasts of the remaining requests from the model (its
+    own seed), solves the min-cost flow of each into the capacity left, and charges
+    `weight` x the mean of their duals on the window and energy capacities
+    (`mean_prices`): the expected opportunity cost of a place, which a single draw (or the
+    mean demand) misses where a place is scarce in some futures only.
+
+    Tuning (small, policy seeds 1-4; single draw, step 0.75, weight 0.75: 1.028-1.031):
+    average 3, step 0.6, weight 0.85: 1.020-1.025 (large: 1.032, 1.6 ms/request); average 2:
+    1.023-1.025 (large: 1.035, 1.1 ms/request). Did not help: scale 2-3 (1.020-1.028),
+    pooling 4-8 draws into expected demand per 0.3-0.5 km cell and 5-10 min bucket
+    (`samples`, 1.026; the duals of the mean demand), smoothing prices across solves
+    (`keep` 0.5, 1.027), re-solving at 0.85 (1.027), k 12 (1.027). For scale: the same
+    policy fed the actual requests to come as its forecast (a clairvoyant diagnostic, not a
+    policy) reaches 1.009 (weight 1); the rest of the gap is what the forecast cannot know.
     """
 
-    step: float = 0.75
-    weight: float = 0.75
-    """Multiplier on the duals (seed 1, small: 0.5 -> 1.029, 0.75 -> 1.028, 1 -> 1.035,
-    1.25 -> 1.20; capping prices at 30-120 minutes did worse)."""
+    step: float = 0.6
+    weight: float = 0.85
+    """Multiplier on the duals (single draw, seed 1, small: 0.5 -> 1.029, 0.75 -> 1.028,
+    1 -> 1.035, 1.25 -> 1.20; capping prices at 30-120 minutes did worse)."""
     scale: int = 1
     """Forecast `scale` x the demand into `scale` x the capacity: smoother prices."""
     k: int = 8
+    average: int = 3
+    """Forecast draws solved at each re-solve, their prices averaged (`mean_prices`)."""
+    samples: int = 1
+    """Forecast draws pooled into expected demand (`aggregate_demand`) when > 1."""
+    cell_km: float = 0.5
+    bucket_min: float = 10.0
+    keep: float = 0.0
+    """Share of the previous prices kept at a re-solve (`blend_prices`)."""
     seed: int = 12345
     prices: BidPrices = field(default_factory=BidPrices)
     next_at: float = math.inf
@@ -364,19 +390,32 @@ class BidPricePolicy:
         self.next_at = remaining * self.step
         sc = board.sc
         m = self.scale
-        forecast = sc.demand.forecast(self.rng, self.now, round(remaining * m))
-        if forecast:
+        ids = [s.id for s in sc.stations]
+        draws: list[BidPrices] = []
+        for _ in range(self.average):
+            n = self.samples
+            forecast = sc.demand.forecast(self.rng, self.now, round(remaining * m * n))
+            if not forecast:
+                break
+            weights: list[float] | None = None
+            if n > 1:
+                points = aggregate_demand(
+                    ((r.lat, r.lon, r.earliest) for r in forecast), n, self.cell_km,
+                    self.bucket_min * 60,
+                )  # fmt: skip
+                forecast = [Request(self.now, p.lat, p.lon, p.earliest) for p in points]
+                weights = [p.weight for p in points]
             phones = [m * p for p in board.phones]
             flow = solve_flow(
-                sc, forecast, lambda s, w: m * board.free(s, w), phones, self.k, self.now
-            )
-            ids = [s.id for s in sc.stations]
-            self.prices = BidPrices(
-                {(ids[s], w): self.weight * p for (s, w), p in flow.window_price.items()},
-                {ids[s]: self.weight * p for s, p in flow.station_price.items()},
-            )
-        else:
-            self.prices = BidPrices()
+                sc, forecast, lambda s, w: m * board.free(s, w), phones, self.k, self.now,
+                weights,
+            )  # fmt: skip
+            draws.append(BidPrices(
+                {(ids[s], w): p for (s, w), p in flow.window_price.items()},
+                {ids[s]: p for s, p in flow.station_price.items()},
+            ))  # fmt: skip
+        new = mean_prices(draws, self.weight)
+        self.prices = blend_prices(self.prices, new, self.keep) if self.solves else new
         self.solves += 1
         self.solve_s += time.perf_counter() - t
 
@@ -495,8 +534,13 @@ def solve_flow(
     phones: Sequence[int],
     k: int | None,
     after: float = -math.inf,
+    weights: Sequence[float] | None = None,
 ) -> Flow:
-    """Min-cost flow of `requests` into the windows starting at or after `after`."""
+    """Min-cost flow of `requests` into the windows starting at or after `after`.
+
+    `weights`: demand per request (fractional: an expected-demand forecast), 1 each if None.
+    """
+    w_rq = np.ones(len(requests)) if weights is None else np.asarray(weights, dtype=float)
     st_lat = np.radians([s.latitude for s in sc.stations])
     st_lon = np.radians([s.longitude for s in sc.stations])
     rq = requests
@@ -524,11 +568,14 @@ def solve_flow(
     bounds = np.searchsorted(label[rows], np.arange(n_comp + 1))
     lone = np.ones(len(rq), dtype=bool)
     lone[rows] = False
-    flow = Flow(UNSERVED_MIN * int(lone.sum()), int(lone.sum()), len(rows), n_comp)
+    lone_w = float(w_rq[lone].sum())
+    flow = Flow(UNSERVED_MIN * lone_w, round(lone_w), len(rows), n_comp)
     for c in range(n_comp):
         a, b = bounds[c], bounds[c + 1]
         if a < b:
-            _solve_component(sc, rq, cap, phones, after, rows[a:b], st_idx[a:b], walk[a:b], flow)
+            _solve_component(
+                sc, rq, cap, phones, after, rows[a:b], st_idx[a:b], walk[a:b], flow, w_rq
+            )
     return flow
 
 
@@ -551,6 +598,7 @@ def _solve_component(
     st: np.ndarray,
     walk: np.ndarray,
     flow: Flow,
+    w_rq: np.ndarray,
 ) -> None:
     """One LP: variables are arcs, equality rows are nodes (flow conservation)."""
     reqs = np.unique(req)
@@ -590,10 +638,10 @@ def _solve_component(
         i = _first_at_or_after(ws, arrival)
         if i < len(ws):
             cost = wk + (ws[i] - requests[r].earliest) / 60
-            arc(r_row[r], node[(s, ws[i])], cost, 1.0)
+            arc(r_row[r], node[(s, ws[i])], cost, float(w_rq[r]))
     first_unserved = len(costs)
     for r in reqs.tolist():
-        arc(r_row[r], None, UNSERVED_MIN, 1.0)
+        arc(r_row[r], None, UNSERVED_MIN, float(w_rq[r]))
     window_arcs: list[tuple[int, float, int]] = []
     station_arcs: list[tuple[int, int]] = []
     for s, ws in windows.items():
@@ -606,7 +654,7 @@ def _solve_component(
         arc(st_row[s], None, 0.0, float(max(0, phones[s])))
     a_eq = coo_matrix((a_vals, (a_rows, a_cols)), shape=(n_rows, len(costs))).tocsr()
     b_eq = np.zeros(n_rows)
-    b_eq[: len(reqs)] = 1.0
+    b_eq[: len(reqs)] = w_rq[reqs]
     res = linprog(
         np.array(costs), A_eq=a_eq, b_eq=b_eq, bounds=np.c_[np.zeros(len(costs)), upper],
         method="highs",
