@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -33,4 +33,23 @@ async def async_wait_until(
             return result
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def async_read_until(
+    read: Callable[[], Awaitable[T]],
+    done: Callable[[T], bool],
+    timeout_s: float = 10.0,
+    what: str = "condition",
+) -> T:
+    """Await `read` until `done` holds for its value (a database count, say); the value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = await read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout_s}s waiting for {what} (last {value!r})"
+            )
         await asyncio.sleep(0.01)

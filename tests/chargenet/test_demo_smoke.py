@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto, free_port
 
 pytestmark = pytest.mark.slow
@@ -25,17 +25,20 @@ def test_demo_runs_the_server_with_the_demo_stations(tmp_path: Path, broker: Mos
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
     stations: list[dict[str, object]] = []
-    while time.monotonic() < deadline and demo.poll() is None:
+
+    def demo_stations_served_or_demo_ended() -> bool:
+        nonlocal stations
+        if demo.poll() is not None:
+            return True
         try:
             with urllib.request.urlopen(url + "/api/v1/stations", timeout=5) as reply:
                 stations = json.loads(reply.read())["stations"]
-            if any(s["id"] == "ozu-01" for s in stations):
-                break
         except OSError:
-            pass
-        time.sleep(0.5)
+            return False
+        return any(s["id"] == "ozu-01" for s in stations)
+
+    wait_until(demo_stations_served_or_demo_ended, 60, "the demo's stations from the server")
     out, err = demo.communicate(timeout=90)
     assert demo.returncode == 0, err
     assert any(s["id"] == "ozu-01" for s in stations), err

@@ -108,7 +108,7 @@ def make_publisher(
         return [state_entry(n, minute()) for n in range(1, units + 1)]
 
     async def ignore(payload: bytes) -> None:
-        pass
+        """Commands are not what these tests are about."""
 
     return Publisher(
         config,

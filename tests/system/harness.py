@@ -24,10 +24,16 @@ STARTUP_S = 30.0
 class Child:
     """A `python -m chargenet ...` child whose stderr goes to a file for post-mortems."""
 
-    def __init__(self, args: list[str], log_path: Path, stdout: int | None = None) -> None:
+    def __init__(
+        self,
+        args: list[str],
+        log_path: Path,
+        stdout: int | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.log_path = log_path
         self._log = log_path.open("ab")
-        env = {**os.environ, "CHARGENET_LOG_LEVEL": "INFO"}
+        env = {**os.environ, "CHARGENET_LOG_LEVEL": "INFO", **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "chargenet", *args], stdout=stdout, stderr=self._log, env=env
         )

@@ -6,8 +6,6 @@ A simulated port fault shows as `faulted` within a few report periods; a killed 
 
 from __future__ import annotations
 
-import json
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -44,7 +42,7 @@ def server(tmp_path: Path, broker: Mosquitto) -> Iterator[ServerProcess]:
     for unit in ("line-1.1", "tcp-1.1"):
         process.admin("PUT", f"/api/v1/batteries/{GW}/{unit}", {"station_id": "st-1"})
     yield process
-    assert process.stop() == 0, process.log_path.read_text()
+    assert process.stop() == 0, process.log_text()
 
 
 @pytest.fixture
@@ -79,16 +77,6 @@ def test_fault_shows_faulted_and_a_killed_gateway_offline(
     assert server.get("/api/v1/stations")["stations"][0]["availability"]["level"] == "full"
 
 
-def post(server: ServerProcess, path: str, body: dict[str, object]) -> dict[str, object]:
-    request = urllib.request.Request(
-        server.url + path, data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        answer: dict[str, object] = json.loads(reply.read())
-        return answer
-
-
 def displays(sim: Simulator) -> dict[tuple[str, int], str | None]:
     """Every simulated port's display: (unit, port) -> code."""
     shown = {}
@@ -105,7 +93,7 @@ def test_a_booking_reaches_the_port_display_and_moves_when_the_port_fails(
     wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
     windows = server.get("/api/v1/stations/st-1/windows")["windows"]
     first = next(w for w in windows if w["places"] > 0)
-    booking = post(server, "/api/v1/bookings", {
+    booking = server.request("POST", "/api/v1/bookings", {
         "resident_id": "resident-1", "station_id": "st-1", "window_start": first["start"],
     })  # fmt: skip
     code = booking["ticket_code"]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,13 +54,9 @@ async def active_bookings(database_url: str) -> list[tuple[int, int]]:
 
 def book(server: ServerProcess, resident: str, window_start: str) -> int:
     body = {"resident_id": resident, "station_id": "st-1", "window_start": window_start}
-    request = urllib.request.Request(
-        server.url + "/api/v1/bookings", data=json.dumps(body).encode(), method="POST",
-        headers={"Content-Type": "application/json"},
-    )  # fmt: skip
     try:
-        with urllib.request.urlopen(request, timeout=30) as reply:
-            return int(reply.status)
+        server.request("POST", "/api/v1/bookings", body)
+        return 201
     except urllib.error.HTTPError as error:
         assert json.loads(error.read())["error"]["code"] == "window_full"
         return int(error.code)
@@ -89,5 +84,5 @@ def test_two_server_processes_never_overbook(tmp_path: Path, postgres_url: str) 
         booked = asyncio.run(active_bookings(postgres_url))
         assert len(booked) == PORTS and len(set(booked)) == PORTS  # no port twice
     finally:
-        assert first.stop() == 0, first.log_path.read_text()
-        assert second.stop() == 0, second.log_path.read_text()
+        assert first.stop() == 0, first.log_text()
+        assert second.stop() == 0, second.log_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from server.ingest.changeset import ChangeSet
 from server.ingest.commands import send_command
 from server.ingest.link import MqttLink
 from server.settings import Settings
-from tests.conditions import async_wait_until
+from tests.conditions import async_read_until, async_wait_until
 from tests.mosquitto import Mosquitto
 from tests.server.ingest.messages import state
 from tests.system.harness import Simulator, start_gateway
@@ -183,7 +183,9 @@ def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> N
         async with running_link(broker, tmp_path) as server:
             count = select(func.count()).select_from(SeenMessage)
             await asyncio.to_thread(publish_burst, broker.port, wires)
-            applied = await eventually(lambda: server.scalar(count), BURST, 60, "all applied")
+            applied = await async_read_until(
+                lambda: server.scalar(count), lambda n: n == BURST, 60, "all applied"
+            )
             assert applied == BURST
             assert server.link.counters.malformed == MALFORMED
             assert server.link.counters.applied == BURST
@@ -191,16 +193,3 @@ def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> N
             assert await server.scalar(select(func.max(Unit.state_seq))) == BURST - 1
 
     asyncio.run(scenario())
-
-
-async def eventually(
-    read: Callable[[], Awaitable[Any]], want: Any, timeout_s: float, what: str
-) -> Any:
-    """Poll an async read until it returns `want` or the deadline passes; the last value."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
-        value = await read()
-        if value == want or loop.time() > deadline:
-            return value
-        await asyncio.sleep(0.05)
