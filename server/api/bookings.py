@@ -15,7 +15,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import schemas
 from server.api.deps import Services, Svc
-from server.api.errors import error_body
+from server.api.errors import error_body, invalid_body
 from server.errors import ServerError
 
 router = APIRouter(tags=["bookings"])
@@ -39,6 +39,10 @@ async def book(request: schemas.BookingRequest, svc: Svc) -> schemas.BookingOut:
     Served by `BookingLane` in the app; this route documents it (and serves an app
     built without the lane).
     """
+    return await _book(svc, request)
+
+
+async def _book(svc: Services, request: schemas.BookingRequest) -> schemas.BookingOut:
     booking = _out(
         await svc.booking.book(request.resident_id, request.station_id, request.window_start)
     )
@@ -91,22 +95,13 @@ class BookingLane:
         try:
             request = schemas.BookingRequest.model_validate_json(b"".join(chunks))
         except ValidationError as exc:
-            errors = exc.errors()
-            loc, msg = (errors[0]["loc"], errors[0]["msg"]) if errors else ((), "invalid")
-            field = ".".join(str(part) for part in loc) or None
-            message = f"{field}: {msg}" if field else "invalid request"
-            await _reply(send, 422, error_body("invalid", message, field=field))
+            await _reply(send, 422, invalid_body(exc.errors()))
             return
-        svc: Services = scope["app"].state.services
         try:
-            view = await svc.booking.book(
-                request.resident_id, request.station_id, request.window_start
-            )
+            booking = await _book(scope["app"].state.services, request)
         except ServerError as exc:
             await _reply(send, exc.status, error_body(exc.code, exc.message))
             return
-        booking = _out(view)
-        _announce(svc, booking, "booked")
         await _reply(send, 201, booking.model_dump_json().encode())
 
 

@@ -8,6 +8,7 @@ the offending field; unknown paths to 404 `not_found`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -36,13 +37,18 @@ async def on_server_error(_request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
 
 
-async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {}
+def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
+    """422 `invalid` naming the first offending field (pydantic's error list)."""
+    first = errors[0] if errors else {}
     location = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
     field = ".".join(location) or None
     message = f"{field}: {first.get('msg', 'invalid')}" if field else "invalid request"
-    return JSONResponse(error_body("invalid", message, field=field), 422)
+    return error_body("invalid", message, field=field)
+
+
+async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return JSONResponse(invalid_body(exc.errors()), 422)
 
 
 async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:

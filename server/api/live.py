@@ -20,7 +20,7 @@ from server.booking.capacity import StationView
 from server.booking.views import load_station_views
 from server.db.models import Booking, Gateway, Incident, Port, Station, Unit, WindowLoad
 from server.errors import NotFound
-from server.ingest.live import STALE_PERIODS, effective_status, gateway_online
+from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 from server.settings import Settings
 
 OPEN_STATES = ("open", "acknowledged")
@@ -152,7 +152,7 @@ async def _open_incident_counts(session: AsyncSession) -> dict[str, int]:
 async def _batteries(
     session: AsyncSession, station_id: str, now: datetime, report_period_s: float
 ) -> list[schemas.BatteryOut]:
-    stale_before = now - timedelta(seconds=STALE_PERIODS * report_period_s)
+    cutoff = stale_cutoff(now, report_period_s)
     units = (
         await session.execute(
             select(Unit, Gateway)
@@ -171,7 +171,7 @@ async def _batteries(
         by_unit[port.unit_pk].append(port)
     batteries = []
     for unit, gateway in units:
-        stale = unit.stale or unit.received_at is None or unit.received_at < stale_before
+        stale = is_stale(unit.stale, unit.received_at, cutoff)
         gw_up = gateway is not None and gateway_online(gateway.state, gateway.silent)
         batteries.append(
             schemas.BatteryOut(

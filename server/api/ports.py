@@ -8,7 +8,7 @@ and dashboards update exactly as they would for a fault.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from fastapi import APIRouter
 from sqlalchemy import select
@@ -20,7 +20,7 @@ from server.api.deps import Services, Svc
 from server.db.models import Gateway, Port, Unit
 from server.errors import NotFound
 from server.ingest.changeset import ChangeSet, PortChange
-from server.ingest.live import STALE_PERIODS, effective_status, gateway_online
+from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
 router = APIRouter(tags=["ports"], dependencies=[ADMIN])
 
@@ -86,7 +86,6 @@ async def _set_disabled(
 def _effective(
     port: Port, unit: Unit, gateway: Gateway | None, now: datetime, report_period_s: float
 ) -> str:
-    stale_before = now - timedelta(seconds=STALE_PERIODS * report_period_s)
-    stale = unit.stale or unit.received_at is None or unit.received_at < stale_before
+    stale = is_stale(unit.stale, unit.received_at, stale_cutoff(now, report_period_s))
     gw_up = gateway is not None and gateway_online(gateway.state, gateway.silent)
     return effective_status(port.status, unit.online, gw_up, stale, port.admin_disabled)

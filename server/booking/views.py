@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.booking.capacity import PortView, StationView
 from server.db.models import Booking, Gateway, Port, Station, Unit
 from server.db.session import Database
-from server.ingest.live import effective_status, gateway_online
+from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ async def load_station_views(
     if wanted is not None:
         stations = stations.where(Station.id.in_(wanted))
         ports = ports.where(Unit.station_id.in_(wanted))
-    stale_before = now - timedelta(seconds=3 * report_period_s)
+    cutoff = stale_cutoff(now, report_period_s)
     port_views: dict[str, list[PortView]] = defaultdict(list)
     energy: dict[str, float] = defaultdict(float)
     counted_units: set[int] = set()
@@ -128,7 +128,7 @@ async def load_station_views(
         gw_state, silent, port, status, off = row[7:]
         if station_id is None:
             continue
-        stale = flagged or received_at is None or received_at < stale_before
+        stale = is_stale(flagged, received_at, cutoff)
         gw_online = gw_state is not None and gateway_online(gw_state, silent)
         port_views[station_id].append(
             PortView(unit_pk, port, effective_status(status, online, gw_online, stale, off))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 from server.ingest.changeset import GatewayChange, PortChange, UnitChange
@@ -33,6 +33,17 @@ def effective_status(
     if admin_disabled:
         return UNAVAILABLE
     return reported
+
+
+def stale_cutoff(now: datetime, report_period_s: float) -> datetime:
+    """Heard from before this, a unit or gateway counts as silent."""
+    return now - timedelta(seconds=STALE_PERIODS * report_period_s)
+
+
+def is_stale(flagged: bool, received_at: datetime | None, cutoff: datetime) -> bool:
+    """Stale for a reader: marked by the sweep, never heard from, or overdue already
+    (the periodic sweep may not have run since)."""
+    return flagged or received_at is None or received_at < cutoff
 
 
 def gateway_online(state: str, silent: bool) -> bool:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 
@@ -18,7 +18,7 @@ from server.db.models import Gateway, Port, Unit
 from server.db.session import Database
 from server.ingest import snapshot
 from server.ingest.changeset import ChangeSet
-from server.ingest.live import STALE_PERIODS
+from server.ingest.live import stale_cutoff
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,13 +35,13 @@ def overdue(items: Iterable[Heard], now: datetime, report_period_s: float) -> li
 
     Never heard from means never online: nothing to mark.
     """
-    cutoff = now - timedelta(seconds=STALE_PERIODS * report_period_s)
+    cutoff = stale_cutoff(now, report_period_s)
     return [i.key for i in items if not i.stale and i.last_at is not None and i.last_at < cutoff]
 
 
 async def mark_stale(db: Database, now: datetime, report_period_s: float) -> ChangeSet:
     """Mark overdue units stale and overdue online gateways silent; what that changed."""
-    cutoff = now - timedelta(seconds=STALE_PERIODS * report_period_s)
+    cutoff = stale_cutoff(now, report_period_s)
     async with db.transaction() as session:
         unit_candidates = await session.execute(
             select(Unit.id, Unit.received_at, Unit.stale).where(
