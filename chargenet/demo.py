@@ -138,6 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
     args = parser.parse_args(argv)
     args.data_dir.mkdir(parents=True, exist_ok=True)
+    # SIGTERM, and SIGINT even when a shell started us with it ignored, stop everything
+    # the way Ctrl-C does, at any point of start-up too: no part is left orphaned.
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     children = Processes()
     try:
         mqtt_url = args.mqtt or _start_broker(children)
@@ -219,6 +223,10 @@ def _port_or_free(port: int) -> int:
         except OSError:
             return free_port()
     return port
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _start_broker(children: Processes) -> str:

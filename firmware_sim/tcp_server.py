@@ -28,7 +28,7 @@ class TcpServer:
         self.host = host
         self.port = port
         self._server: asyncio.Server | None = None
-        self._clients: set[asyncio.Task[None]] = set()
+        self._clients: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def start(self) -> int:
         """Listen; returns the port (the one the OS picked when asked for 0)."""
@@ -37,20 +37,20 @@ class TcpServer:
         return self.port
 
     async def close(self) -> None:
+        """Stop listening and end every connection: closing a client's socket ends its read,
+        so its handler returns normally (cancelling it would log a traceback at exit)."""
         if self._server is not None:
             self._server.close()
-        for task in list(self._clients):
-            task.cancel()
-        for task in list(self._clients):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for writer in list(self._clients.values()):
+            writer.close()
+        await asyncio.gather(*self._clients, return_exceptions=True)
         if self._server is not None:
             await self._server.wait_closed()
 
     async def _on_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._clients.add(task)
+        self._clients[task] = writer
         buf = bytearray()
         try:
             while data := await reader.read(4096):
@@ -68,7 +68,7 @@ class TcpServer:
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
-            self._clients.discard(task)
+            self._clients.pop(task, None)
             writer.close()
             with contextlib.suppress(ConnectionError, asyncio.CancelledError):
                 await writer.wait_closed()

@@ -43,3 +43,32 @@ def test_demo_runs_the_server_with_the_demo_stations(tmp_path: Path, broker: Mos
     assert demo.returncode == 0, err
     assert any(s["id"] == "ozu-01" for s in stations), err
     assert f"dashboard {url}/" in out and "admin token " in out
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_sigterm_stops_the_demo_and_every_part(tmp_path: Path, broker: Mosquitto) -> None:
+    data = tmp_path / "data"
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "chargenet", "demo", "--mqtt", broker.url, "--data-dir",
+         str(data), "--http-port", str(free_port())],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    gateway_config = str(data / "gateway.toml")
+    wait_until(lambda: processes_mentioning(gateway_config), 60, "the demo's gateway running")
+    demo.terminate()
+    _, err = demo.communicate(timeout=60)
+    assert demo.returncode == 0, err
+    assert processes_mentioning(gateway_config) == []
+    assert "Traceback" not in err
