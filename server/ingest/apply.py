@@ -3,6 +3,8 @@
 One transaction per batch (not per message) is what lets the ingest keep up with a burst:
 a handful of bulk statements instead of a round trip per message. Steps:
 
+0. a birth with a boot id never seen and a seq the gateway already used means its seq
+   started again (a replaced gateway, or a lost outbox): forget its seqs (`_restarts`);
 1. claim (gw, seq) in SeenMessage with one insert-if-absent; what was already there is a
    duplicate and goes no further;
 2. keep, of each unit's fresh states, the newest whose whole payload is valid (see
@@ -28,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import Select, Table, bindparam, delete, insert, or_, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -41,7 +43,7 @@ from server.db.session import Database
 from server.ingest import snapshot
 from server.ingest.batch import Batch, UnitKey
 from server.ingest.changeset import ChangeSet, EventRecord
-from server.ingest.handlers import PORT_STATE_COLUMNS, UNIT_STATE_COLUMNS
+from server.ingest.handlers import KNOWN_BOOTS, PORT_STATE_COLUMNS, UNIT_STATE_COLUMNS
 from server.ingest.router import Inbound, IngestCounters, complete
 from server.ingest.seqs import new_gaps
 
@@ -85,6 +87,7 @@ async def apply_batch(
         counters.duplicates += len(unique) - tally.applied - tally.malformed
         counters.history += tally.history
         counters.superseded += tally.superseded
+        counters.seq_restarts += tally.restarts
         return changeset
     raise AssertionError("unreachable")
 
@@ -96,6 +99,8 @@ class _Tally:
     superseded: int
     malformed: int
     """Fresh states whose envelope was valid but the rest not (counted by `complete`)."""
+    restarts: int
+    """Gateways whose seq started again (`_restarts`)."""
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -112,9 +117,10 @@ async def _apply(
     session: AsyncSession, messages: list[Inbound[Any]], whole: Complete
 ) -> tuple[ChangeSet, _Tally]:
     postgres = session.get_bind().dialect.name == "postgresql"
+    messages, restarts = await _restarts(session, messages, postgres)
     fresh = await _claim(session, messages)
     if not fresh:
-        return ChangeSet(), _Tally(0, 0, 0, 0)
+        return ChangeSet(), _Tally(0, 0, 0, 0, restarts)
     fresh.sort(key=lambda m: (m.gw_id, m.seq))
     kept, superseded, malformed = _newest_states(fresh, whole)
     batch = await _load(session, sorted({m.gw_id for m in fresh}), kept, postgres)
@@ -129,7 +135,7 @@ async def _apply(
     after = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
     at = max(m.received_at for m in fresh)
     changeset = snapshot.changes(before, after, at, events, batch.answers)
-    tally = _Tally(len(fresh) - malformed, batch.history, superseded, malformed)
+    tally = _Tally(len(fresh) - malformed, batch.history, superseded, malformed, restarts)
     return changeset, tally
 
 
@@ -208,6 +214,71 @@ def _insert(postgres: bool, table: type[Any]) -> Any:
     return (pg_insert if postgres else sqlite_insert)(table)
 
 
+async def _restarts(
+    session: AsyncSession, messages: list[Inbound[Any]], postgres: bool
+) -> tuple[list[Inbound[Any]], int]:
+    """Forget the seqs of each gateway whose seq started again; the messages still to apply.
+
+    `seq` survives restarts because the outbox keeps it, so a gateway that comes back with
+    seqs it already used has lost its outbox: a spare put in its place, a new SD card. Left
+    alone, every message it sends would be a "duplicate" (and every state history) until its
+    seq passed the old one, and its shelter would stay offline. The sign: a live birth
+    whose boot id the gateway never used and whose seq is at or below the highest seen. Its
+    seen seqs and seq marks are then forgotten, so it starts afresh from that birth; its
+    messages that arrived before the birth in this batch belong to the old run and are
+    dropped. The old run's boot ids are retired: a status from them (its Last Will,
+    published when the spare takes over the MQTT session, or a late copy of its birth) is
+    dropped too, whatever its seq.
+    """
+    statuses = [i for i, m in enumerate(messages) if isinstance(m.payload, GatewayStatus)]
+    if not statuses:
+        return messages, 0
+    gw_ids = sorted({m.gw_id for m in messages})  # all of them: `_load` locks in the same order
+    query = select(Gateway).where(Gateway.gw_id.in_(gw_ids)).order_by(Gateway.gw_id)
+    gateways = {g.gw_id: g for g in await session.scalars(_locked(query, postgres))}
+    restarted: dict[str, int] = {}
+    for i in statuses:
+        birth = messages[i]
+        gateway = gateways.get(birth.gw_id)
+        if gateway is None or not _restarts_seq(gateway, birth.payload):
+            continue
+        log.warning("gateway %s started its seq again (boot %s, seq %d after %d): a new or "
+                    "wiped outbox; forgetting its earlier seqs", gateway.gw_id,
+                    birth.payload.boot_id[:64], birth.seq, gateway.max_seq)  # fmt: skip
+        restarted[gateway.gw_id] = i
+        await session.execute(delete(SeenMessage).where(SeenMessage.gw_id == gateway.gw_id))
+        await session.execute(update(Unit).where(Unit.gw_id == gateway.gw_id).values(state_seq=-1))
+        gateway.max_seq = gateway.status_seq = -1
+        retired = [*gateway.retired_boot_ids, *gateway.boot_ids]
+        if gateway.boot_id is not None and gateway.boot_id not in retired:
+            retired.append(gateway.boot_id)
+        gateway.retired_boot_ids = retired[-KNOWN_BOOTS:]
+        gateway.boot_ids = []
+
+    def current(i: int, m: Inbound[Any]) -> bool:
+        if i < restarted.get(m.gw_id, -1):
+            return False
+        gateway = gateways.get(m.gw_id)
+        return not (
+            gateway is not None
+            and isinstance(m.payload, GatewayStatus)
+            and m.payload.boot_id[:64] in gateway.retired_boot_ids
+        )
+
+    return [m for i, m in enumerate(messages) if current(i, m)], len(restarted)
+
+
+def _restarts_seq(gateway: Gateway, status: GatewayStatus) -> bool:
+    """A live birth from a boot id this gateway never used, with a seq it already used."""
+    known = {*gateway.boot_ids, *gateway.retired_boot_ids, gateway.boot_id}
+    return (
+        status.state == "online"
+        and not status.historical
+        and status.boot_id[:64] not in known
+        and status.seq <= gateway.max_seq
+    )
+
+
 async def _claim(session: AsyncSession, messages: list[Inbound[Any]]) -> list[Inbound[Any]]:
     """The messages whose (gw, seq) was not seen before, now marked seen.
 
@@ -265,7 +336,7 @@ async def _gateways(session: AsyncSession, gw_ids: list[str], postgres: bool) ->
     for gw_id in gw_ids:
         if gw_id not in found:
             found[gw_id] = Gateway(gw_id=gw_id, state="offline", status_seq=-1, max_seq=-1,
-                                   silent=False)  # fmt: skip
+                                   silent=False, boot_ids=[], retired_boot_ids=[])  # fmt: skip
             session.add(found[gw_id])
     return found
 

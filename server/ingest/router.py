@@ -43,11 +43,13 @@ class IngestCounters:
     applied: int = 0
     """Messages applied for the first time."""
     duplicates: int = 0
-    """(gw, seq) or event_id already seen: nothing changed."""
+    """(gw, seq) or event_id already seen, or a status from a retired run: nothing changed."""
     history: int = 0
     """States older than the unit's current one (replays): kept as history only."""
     superseded: int = 0
     """Fresh states skipped because a newer one for the same unit came in the same batch."""
+    seq_restarts: int = 0
+    """Gateways that came back with their seq started again (a lost outbox)."""
     batches: int = 0
     batch_retries: int = 0
     """Batches rolled back after losing a race with another server process, and re-run."""

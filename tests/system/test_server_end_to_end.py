@@ -1,11 +1,14 @@
 """Simulator -> gateway -> Mosquitto -> `chargenet server` -> the REST API.
 
 A simulated port fault shows as `faulted` within a few report periods; a killed gateway
-(its Last Will) shows its station's ports `offline`.
+(its Last Will) shows its station's ports `offline`; a spare gateway with a fresh outbox
+takes over.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -115,3 +118,40 @@ def test_a_booking_reaches_the_port_display_and_moves_when_the_port_fails(
         lambda: [p for p, c in displays(sim).items() if c == code and p != (unit, port)],
         5 * REPORT_S + 10, "the ticket code on the new port's display",
     )  # fmt: skip
+
+
+def test_a_spare_gateway_with_a_fresh_outbox_takes_over(
+    server: ServerProcess, sim: Simulator, broker: Mosquitto, tmp_path: Path
+) -> None:
+    """The crew swaps a dead gateway for a spare: its seqs start again, and count."""
+    first_dir, spare_dir = tmp_path / "first", tmp_path / "spare"
+    first_dir.mkdir()
+    spare_dir.mkdir()
+    with sqlite3.connect(first_dir / "outbox.db") as outbox:  # a gateway that ran for weeks
+        outbox.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        outbox.execute("INSERT INTO meta VALUES ('next_seq', 1000000)")
+    first = start_gateway(first_dir, sim, broker.url, gw_id=GW, report_period_s=REPORT_S)
+    try:
+        wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
+    finally:
+        first.kill()
+    wait_until(
+        lambda: set(port_statuses(server).values()) == {"offline"},
+        5 * REPORT_S + 10, "every port offline after the first gateway died",
+    )  # fmt: skip
+    spare = start_gateway(spare_dir, sim, broker.url, gw_id=GW, report_period_s=REPORT_S)
+    try:
+        wait_until(
+            lambda: "offline" not in port_statuses(server).values(),
+            5 * REPORT_S + 10, "the spare's ports live in the API",
+        )  # fmt: skip
+        sim.inject("line-1", 1, "port_fault", port=3, error="over_current")
+        wait_until(
+            lambda: port_statuses(server).get(("line-1.1", 3)) == "faulted",
+            5 * REPORT_S + 10, "a fault behind the spare shows as faulted",
+        )  # fmt: skip
+    finally:
+        spare.stop()
+    with urllib.request.urlopen(server.url + "/metrics", timeout=30) as reply:
+        metrics = reply.read().decode()
+    assert 'chargenet_ingest_total{counter="seq_restarts"} 1.0' in metrics

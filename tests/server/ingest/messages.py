@@ -48,9 +48,11 @@ def state(
     return topic, payload.model_dump_json().encode()
 
 
-def status(gw: str, seq: int, state: str = "online", units: tuple[str, ...] = ()) -> Wire:
+def status(
+    gw: str, seq: int, state: str = "online", units: tuple[str, ...] = (), boot: str = "boot-1"
+) -> Wire:
     payload = GatewayStatus(seq=seq, ts=TS, state=state,  # type: ignore[arg-type]
-                            boot_id="boot-1", version="0.1.0", units=list(units))  # fmt: skip
+                            boot_id=boot, version="0.1.0", units=list(units))  # fmt: skip
     return topics.GATEWAY_STATUS.format(PREFIX, gw), payload.model_dump_json().encode()
 
 

@@ -110,6 +110,40 @@ def test_duplicates_and_replays_change_nothing(database_url: str) -> None:
     run(database_url, scenario)
 
 
+def test_a_gateway_whose_seq_started_again_is_followed_afresh(database_url: str) -> None:
+    """A spare gateway (or a lost outbox) sends seqs the old one used: not duplicates."""
+
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1, units=(UNIT,)), state(GW, UNIT, 3))
+        restarted = await ingest.apply(
+            state(GW, UNIT, 4, ("charging", "charging")),  # the old run's, before the birth
+            status(GW, 0, units=(UNIT,), boot="boot-2"),
+            state(GW, UNIT, 2, ("faulted", "available")),
+        )
+        assert ingest.counters.seq_restarts == 1
+        ports = await ingest.ports()
+        assert [ports[n].status for n in (1, 2)] == ["faulted", "available"]
+        assert {c.port: c.after_status for c in restarted.ports} == {1: "faulted"}
+        gateway = await ingest.one(Gateway)
+        assert (gateway.state, gateway.boot_id, gateway.max_seq) == ("online", "boot-2", 2)
+        assert await ingest.count(SeqGap) == 0
+
+        later = await ingest.apply(state(GW, UNIT, 3, ("available", "available")))
+        assert {c.port: c.after_status for c in later.ports} == {1: "available"}
+        duplicates = ingest.counters.duplicates
+        assert not await ingest.apply(state(GW, UNIT, 3, ("faulted", "faulted")))
+        assert ingest.counters.duplicates == duplicates + 1
+        # the old run's Last Will (a session takeover) and a late copy of its birth
+        assert not await ingest.apply(status(GW, 5, "offline"), status(GW, 1, units=(UNIT,)))
+        assert (await ingest.one(Gateway)).state == "online"
+        # the spare restarting with its outbox intact is an ordinary restart
+        assert not await ingest.apply(status(GW, 4, units=(UNIT,), boot="boot-3"))
+        assert ingest.counters.seq_restarts == 1
+        assert (await ingest.one(Unit)).state_seq == 3
+
+    run(database_url, scenario)
+
+
 def test_newest_state_wins_whatever_the_order(database_url: str) -> None:
     async def scenario(ingest: Ingest) -> None:
         await ingest.apply(status(GW, 1))

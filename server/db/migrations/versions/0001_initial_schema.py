@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 14:43:20.839940
+Create Date: 2026-11-25 16:57:42.004722
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ def upgrade() -> None:
     sa.Column('gw_id', sa.String(length=64), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('boot_id', sa.String(length=64), nullable=True),
+    sa.Column('boot_ids', sa.JSON(), nullable=False),
+    sa.Column('retired_boot_ids', sa.JSON(), nullable=False),
     sa.Column('version', sa.String(length=32), nullable=True),
     sa.Column('status_seq', sa.Integer(), nullable=False),
     sa.Column('status_ts', server.db.models.UtcDateTime(timezone=True), nullable=True),
