@@ -45,5 +45,7 @@ class Settings(BaseSettings):
     no_show_grace_min: int = Field(default=10, ge=0, le=120)
     escalate_after_min: int = Field(default=15, ge=1)
     incident_debounce_s: float = Field(default=60.0, ge=0)
+    seen_retention_h: float = Field(default=168.0, gt=0)
+    """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)

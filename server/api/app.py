@@ -13,7 +13,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from fastapi import APIRouter, FastAPI
@@ -30,6 +30,7 @@ from server.db.session import Database
 from server.incidents.service import IncidentService
 from server.ingest.commands import send_command
 from server.ingest.link import MqttLink
+from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
 from server.registry.service import Registry
 from server.settings import Settings
@@ -37,6 +38,7 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 TIMERS_PERIOD_S = 15.0
+RETENTION_PERIOD_S = 3600.0
 """No-show release and incident escalation: minutes matter, seconds do not."""
 API_PREFIX = "/api/v1"
 LINK_DRAIN_S = 5.0
@@ -113,7 +115,14 @@ async def lifespan(
         tasks.append(
             asyncio.create_task(every("stale", settings.report_period_s / 2, stale), name="stale")
         )
+
+        async def retention() -> None:
+            await forget_seen(db, clock() - timedelta(hours=settings.seen_retention_h))
+
         tasks.append(asyncio.create_task(every("timers", TIMERS_PERIOD_S, timers), name="timers"))
+        tasks.append(
+            asyncio.create_task(every("retention", RETENTION_PERIOD_S, retention), name="retention")
+        )
         log.info("server ready (mqtt %s)", "on" if link else "off")
         yield
     finally:

@@ -160,7 +160,8 @@ class SeenMessage(Base):
 
     gw_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     seq: Mapped[int] = mapped_column(Integer, primary_key=True)
-    received_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(index=True)
+    """For the retention sweep (`ingest.retention`)."""
 
 
 class SeqGap(Base):

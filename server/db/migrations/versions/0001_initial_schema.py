@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 16:57:42.004722
+Create Date: 2026-11-25 17:00:03.813929
 """
 
 from __future__ import annotations
@@ -106,6 +106,9 @@ def upgrade() -> None:
     sa.Column('received_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('gw_id', 'seq')
     )
+    with op.batch_alter_table('seen_messages', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_seen_messages_received_at'), ['received_at'], unique=False)
+
     op.create_table('seq_gaps',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('gw_id', sa.String(length=64), nullable=False),
@@ -256,6 +259,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_seq_gaps_gw_id'))
 
     op.drop_table('seq_gaps')
+    with op.batch_alter_table('seen_messages', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_seen_messages_received_at'))
+
     op.drop_table('seen_messages')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_resident_id'))
