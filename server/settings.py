@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     no_show_grace_min: int = Field(default=10, ge=0, le=120)
     escalate_after_min: int = Field(default=15, ge=1)
     incident_debounce_s: float = Field(default=60.0, ge=0)
+    command_answer_s: float = Field(default=30.0, gt=0)
+    """A gateway command unanswered this long is sent again (same cmd_id) ..."""
+    command_sends: int = Field(default=5, ge=1)
+    """... up to this many sends in all, then given up (logged, `ok` false)."""
     seen_retention_h: float = Field(default=168.0, gt=0)
     """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
     host: str = "127.0.0.1"

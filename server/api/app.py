@@ -28,7 +28,7 @@ from server.dashboard.sse import EventHub
 from server.db.migrate import upgrade
 from server.db.session import Database
 from server.incidents.service import IncidentService
-from server.ingest.commands import send_command
+from server.ingest.commands import resend_unanswered, send_command
 from server.ingest.link import MqttLink
 from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
@@ -111,6 +111,11 @@ async def lifespan(
         async def timers() -> None:
             await booking.release_no_shows(clock())
             await incidents_.tick(clock())
+            resends = await resend_unanswered(
+                db, clock(), settings.command_answer_s, settings.command_sends
+            )
+            if resends.resend:
+                wake()
 
         tasks.append(
             asyncio.create_task(every("stale", settings.report_period_s / 2, stale), name="stale")

@@ -310,6 +310,8 @@ class CommandRow(Base):
     value: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    sends: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Times published: the first send and the resends of `commands.resend_unanswered`."""
     ok: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(String(500))
     answered_at: Mapped[datetime | None]

@@ -3,23 +3,37 @@
 `send_command` stores a CommandRow; the MqttLink publishes rows not yet sent (QoS 1) and
 stamps `sent_at`. A row is claimed with a conditional UPDATE before it is published, so two
 server processes never both send it; a failed publish releases the claim for a retry.
+
+QoS 1 gets a command to the gateway, not done: the gateway acknowledges on receipt, so a
+gateway that dies before the Modbus write loses it, and no result ever comes. So a command
+still unanswered `command_answer_s` after its send, to a gateway that is online, is sent
+again with the same cmd_id (`resend_unanswered`; a gateway that did run it ignores the
+copy, and its result is on the way through its outbox), up to `command_sends` sends in all.
+A command is never resent once a newer one for the same port and action exists: a late
+copy must not put an old ticket code back on a display.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.payloads import Command, CommandAction
-from server.db.models import CommandRow
+from server.db.models import CommandRow, Gateway
 from server.db.session import Database
 from server.errors import Invalid
 
+log = logging.getLogger(__name__)
+
 PENDING_PAGE = 100
+RESEND_PAGE = 500
 
 
 async def send_command(
@@ -76,7 +90,7 @@ async def claim_pending(db: Database, now: datetime) -> list[CommandRow]:
                 .where(
                     CommandRow.cmd_id.in_([r.cmd_id for r in rows]), CommandRow.sent_at.is_(None)
                 )
-                .values(sent_at=now)
+                .values(sent_at=now, sends=CommandRow.sends + 1)
                 .returning(CommandRow.cmd_id)
                 .execution_options(synchronize_session=False)
             )
@@ -92,6 +106,123 @@ async def release(db: Database, cmd_ids: list[str]) -> None:
         await session.execute(
             update(CommandRow)
             .where(CommandRow.cmd_id.in_(cmd_ids))
-            .values(sent_at=None)
+            .values(sent_at=None, sends=CommandRow.sends - 1)
             .execution_options(synchronize_session=False)
         )
+
+
+CommandKey = tuple[str, str, int | None, str]
+"""(gateway, unit, port, action): what a newer command supersedes."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unanswered:
+    """A command sent and not answered, as `plan_resends` sees it."""
+
+    cmd_id: str
+    key: CommandKey
+    created_at: datetime
+    sends: int
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ResendPlan:
+    resend: list[str]
+    superseded: list[str]
+    give_up: list[str]
+
+
+def plan_resends(
+    unanswered: Iterable[Unanswered],
+    newest: dict[CommandKey, datetime],
+    max_sends: int,
+) -> ResendPlan:
+    """Which overdue commands to send again, which a newer one replaced, which to give up.
+
+    `newest`: the creation time of the newest command per key (any state).
+    """
+    plan = ResendPlan([], [], [])
+    for row in unanswered:
+        if row.created_at < newest.get(row.key, row.created_at):
+            plan.superseded.append(row.cmd_id)
+        elif row.sends >= max_sends:
+            plan.give_up.append(row.cmd_id)
+        else:
+            plan.resend.append(row.cmd_id)
+    return plan
+
+
+async def resend_unanswered(
+    db: Database, now: datetime, answer_s: float, max_sends: int
+) -> ResendPlan:
+    """Make overdue commands to online gateways pending again; close the others for good.
+
+    Conditional UPDATEs (still unanswered, same `sent_at`) let server processes run this
+    at once without sending a command twice.
+    """
+    async with db.transaction() as session:
+        rows = await _overdue(session, now - timedelta(seconds=answer_s))
+        if not rows:
+            return ResendPlan([], [], [])
+        newest = await _newest(session, {row.key for row in rows})
+        plan = plan_resends(rows, newest, max_sends)
+        by_id = {row.cmd_id: row for row in rows}
+        closing = {c: "superseded by a newer command" for c in plan.superseded}
+        closing.update({c: f"no answer after {by_id[c].sends} sends" for c in plan.give_up})
+        for cmd_id in [*plan.resend, *closing]:
+            error = closing.get(cmd_id)
+            values = {"sent_at": None} if error is None else {"ok": False, "error": error}
+            await session.execute(
+                update(CommandRow)
+                .where(
+                    CommandRow.cmd_id == cmd_id,
+                    CommandRow.ok.is_(None),
+                    CommandRow.sent_at == by_id[cmd_id].sent_at,
+                )
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+    for cmd_id in plan.give_up:
+        log.warning("command %s: %s; given up", cmd_id, closing[cmd_id])
+    if plan.resend:
+        log.info("sending %d unanswered command(s) again", len(plan.resend))
+    return plan
+
+
+async def _overdue(session: AsyncSession, cutoff: datetime) -> list[Unanswered]:
+    """Unanswered commands sent before `cutoff` to gateways online now, oldest first."""
+    query = (
+        select(CommandRow)
+        .join(Gateway, Gateway.gw_id == CommandRow.gw_id)
+        .where(
+            CommandRow.ok.is_(None),
+            CommandRow.sent_at < cutoff,
+            Gateway.state == "online",
+            Gateway.silent.is_(False),
+        )
+        .order_by(CommandRow.created_at)
+        .limit(RESEND_PAGE)
+    )
+    return [
+        Unanswered(r.cmd_id, (r.gw_id, r.unit, r.port, r.action), r.created_at, r.sends,
+                   r.sent_at)
+        for r in await session.scalars(query)
+    ]  # fmt: skip
+
+
+async def _newest(session: AsyncSession, keys: set[CommandKey]) -> dict[CommandKey, datetime]:
+    """The creation time of the newest command per key."""
+    found: dict[CommandKey, datetime] = {}
+    for gw_id, unit, port, action in keys:  # a handful: one small indexed read each
+        newest = await session.scalar(
+            select(func.max(CommandRow.created_at)).where(
+                CommandRow.gw_id == gw_id,
+                CommandRow.unit == unit,
+                CommandRow.port.is_(None) if port is None else CommandRow.port == port,
+                CommandRow.action == action,
+            )
+        )
+        if newest is not None:
+            found[(gw_id, unit, port, action)] = newest
+    return found

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 17:00:03.813929
+Create Date: 2026-11-25 17:04:00.400255
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ def upgrade() -> None:
     sa.Column('value', sa.String(length=16), nullable=True),
     sa.Column('created_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('sends', sa.Integer(), server_default='0', nullable=False),
     sa.Column('ok', sa.Boolean(), nullable=True),
     sa.Column('error', sa.String(length=500), nullable=True),
     sa.Column('answered_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
