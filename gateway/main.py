@@ -13,8 +13,10 @@ import logging
 import os
 import signal
 import sys
+import threading
 from importlib.metadata import version
 from pathlib import Path
+from typing import Final
 
 from gateway.commands import CommandRunner
 from gateway.config import GatewayConfig, load_config
@@ -27,6 +29,9 @@ from gateway.reports import Reporter
 from protocol.topics import UnitAddress
 
 log = logging.getLogger(__name__)
+
+STOP_GRACE_S: Final = 15.0
+"""A stop asked for by a signal ends the process within this, cleanly or not."""
 
 
 async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
@@ -114,7 +119,32 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _serve(config: GatewayConfig) -> None:
     stop = asyncio.Event()
+
+    def on_signal() -> None:
+        if not stop.is_set():
+            stop.set()
+            arm_stop_deadline(STOP_GRACE_S)
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await run_gateway(config, stop)
+
+
+def arm_stop_deadline(seconds: float) -> None:
+    """End the process after `seconds` if the clean stop has not finished by then.
+
+    A stop must not hang on a part that ignores cancellation (a driver stuck on a dead
+    serial line or socket): a supervisor would wait forever and never start a fresh
+    gateway. Exiting hard is safe, since the outbox survives a kill. The timer thread is a
+    daemon, so a clean stop that finishes first simply leaves it behind.
+    """
+
+    def expire() -> None:
+        log.error("stop did not finish within %.0f s; exiting anyway", seconds)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(seconds, expire)
+    timer.daemon = True
+    timer.start()
