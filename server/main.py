@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from types import FrameType
 
@@ -16,7 +17,7 @@ import uvicorn
 from pydantic import ValidationError
 
 from server.db.migrate import upgrade
-from server.settings import Settings
+from server.settings import Settings, unknown_variables
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,11 @@ def db_main(argv: list[str]) -> int:
 
 
 def _settings() -> Settings | None:
+    unknown = unknown_variables(os.environ)
+    if unknown:
+        print(f"chargenet: unknown settings in the environment: {'; '.join(unknown)}",
+              file=sys.stderr)  # fmt: skip
+        return None
     try:
         return Settings()
     except ValidationError as exc:

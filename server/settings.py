@@ -7,9 +7,12 @@ usually spell them.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Final
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.topics import DEFAULT_PREFIX
@@ -45,6 +48,12 @@ class Settings(BaseSettings):
     no_show_grace_min: int = Field(default=10, ge=0, le=120)
     escalate_after_min: int = Field(default=15, ge=1)
     incident_debounce_s: float = Field(default=60.0, ge=0)
+    low_soc_pct: float = Field(default=15.0, gt=0, lt=100)
+    """A battery below this SoC is low (an incident); critical below a third of it."""
+    low_soc_clear_pct: float = Field(default=20.0, gt=0, le=100)
+    """Hysteresis: a low battery clears only at or above this."""
+    forecast_critical_min: float = Field(default=60.0, ge=0)
+    """A battery forecast to run out sooner than this is a critical incident."""
     command_answer_s: float = Field(default=30.0, gt=0)
     """A gateway command unanswered this long is sent again (same cmd_id) ..."""
     command_sends: int = Field(default=5, ge=1)
@@ -53,3 +62,38 @@ class Settings(BaseSettings):
     """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _low_soc_has_hysteresis(self) -> Settings:
+        if self.low_soc_clear_pct <= self.low_soc_pct:
+            raise ValueError(
+                f"low_soc_clear_pct ({self.low_soc_clear_pct}) must be above low_soc_pct "
+                f"({self.low_soc_pct}), or a battery at the threshold would flap"
+            )
+        return self
+
+
+READ_ELSEWHERE: Final = frozenset({
+    "CHARGENET_LOG_LEVEL", "CHARGENET_LOG_FORMAT",  # chargenet.logs
+    "CHARGENET_DEMO_HTTP_PORT", "CHARGENET_DEMO_MQTT_PORT",  # chargenet.demo
+    "CHARGENET_TEST_POSTGRES_URL",  # the tests
+})  # fmt: skip
+"""`CHARGENET_` variables that other parts of chargenet read, not the server's settings."""
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`CHARGENET_` variables nothing reads, each with the setting it may be a typo of.
+
+    pydantic-settings ignores them, so `CHARGENET_REPORT_PERIOD=5` (for `..._S`) would
+    silently leave the default in force; the server refuses to start instead.
+    """
+    prefix = "CHARGENET_"
+    known = {f"{prefix}{name.upper()}" for name in Settings.model_fields} | READ_ELSEWHERE
+    suffixes = sorted(k.removeprefix(prefix) for k in known)
+    found = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith(prefix) and upper not in known:
+            close = difflib.get_close_matches(upper.removeprefix(prefix), suffixes, 1, 0.75)
+            found.append(f"{name} (did you mean {prefix}{close[0]}?)" if close else name)
+    return found

@@ -53,7 +53,8 @@ class Policy:
     low_soc_pct: float = 15.0
     """Below this a battery is low; critical below a third of it."""
     low_soc_clear_pct: float = 20.0
-    """Hysteresis: low clears only at or above this, so SoC jitter at 15 % is not a flap."""
+    """Hysteresis: low clears only at or above this, so SoC jitter at the threshold is not
+    a flap."""
     forecast_critical: timedelta = timedelta(hours=1)
     """A forecast run-out sooner than this is critical: barely time to drive a battery out."""
     mute_after_resolve: timedelta = timedelta(hours=6)
@@ -68,6 +69,9 @@ class Policy:
         return cls(
             debounce=timedelta(seconds=settings.incident_debounce_s),
             escalate_after=timedelta(minutes=settings.escalate_after_min),
+            low_soc_pct=settings.low_soc_pct,
+            low_soc_clear_pct=settings.low_soc_clear_pct,
+            forecast_critical=timedelta(minutes=settings.forecast_critical_min),
         )
 
 
