@@ -33,7 +33,7 @@ function card(station) {
       ports.append(el("li", { class: "port", "data-status": p.status, "data-port": `${b.unit}/${p.port}`,
                               title: `${b.unit} port ${p.port}: ${p.status}` }, `${p.port} ${STATUS[p.status] || p.status}`));
     }
-    for (const i of detail.incidents) incidents.append(el("li", {}, `${i.kind}${i.port ? " port " + i.port : ""} (${i.state})`));
+    for (const i of detail.incidents) incidents.append(incidentItem(i));
   }
   return el("article", { class: `station level-${a.level}`, id: `station-${station.id}`, "data-level": a.level },
     el("h2", {}, station.name_ja, el("small", {}, station.name_en)),
@@ -43,6 +43,64 @@ function card(station) {
       el("br"), "次の空き枠 / next free window: ", el("b", { class: "next-window" }, time(a.next_free_window))),
     ports, incidents);
 }
+
+// Crew mode: with the admin token (kept for this tab only, never in the URL) incidents can be
+// acknowledged and resolved from the card; the server's event stream then redraws it.
+const TOKEN_KEY = "chargenet-admin-token";
+const crewToken = () => sessionStorage.getItem(TOKEN_KEY);
+
+function incidentItem(i) {
+  const item = el("li", { "data-incident": String(i.id), "data-state": i.state },
+    `${i.kind}${i.port ? " port " + i.port : ""} (${i.state})`);
+  if (crewToken()) {
+    if (i.state === "open") item.append(" ", incidentAction(i.id, "acknowledge", "確認 / acknowledge"));
+    item.append(" ", incidentAction(i.id, "resolve", "解決 / resolve"));
+  }
+  return item;
+}
+
+function incidentAction(id, verb, label) {
+  const button = el("button", { type: "button", class: "act", "data-action": verb }, label);
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    const reply = await fetch(`${API}/incidents/${id}/${verb}`,
+      { method: "POST", headers: { Authorization: `Bearer ${crewToken()}` } });
+    if (reply.status === 401) return crewSignOut("トークンが違います / wrong token");
+    if (!reply.ok) { button.disabled = false; crewNote(`${verb}: ${reply.status}`); return; }
+    schedule(null);
+  });
+  return button;
+}
+
+function crewNote(text) { document.getElementById("crew-note").textContent = text; }
+
+function crewShow() {
+  const signedIn = Boolean(crewToken());
+  document.getElementById("token").hidden = signedIn;
+  document.getElementById("sign-in").hidden = signedIn;
+  document.getElementById("sign-out").hidden = !signedIn;
+  render();
+}
+
+function crewSignOut(note) {
+  sessionStorage.removeItem(TOKEN_KEY);
+  crewNote(note || "");
+  crewShow();
+}
+
+document.getElementById("crew").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  const candidate = input.value.trim();
+  input.value = "";
+  const reply = await fetch(`${API}/incidents?state=open`,
+    { headers: { Authorization: `Bearer ${candidate}`, Accept: "application/json" } });
+  if (!reply.ok) return crewSignOut(reply.status === 401 ? "トークンが違います / wrong token" : `${reply.status}`);
+  sessionStorage.setItem(TOKEN_KEY, candidate);
+  crewNote("対応モード / crew mode");
+  crewShow();
+});
+document.getElementById("sign-out").addEventListener("click", () => crewSignOut());
 
 async function fetchJSON(path) {
   const reply = await fetch(API + path, { headers: { Accept: "application/json" } });
@@ -99,6 +157,7 @@ function listen() {
   }
 }
 
+crewShow();
 refresh(null).catch(console.error);
 listen();
 setInterval(() => schedule(null), 30000); // a safety net: the picture is never older than this

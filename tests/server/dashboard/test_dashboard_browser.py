@@ -14,7 +14,7 @@ from selenium.webdriver.common.by import By
 
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
-from tests.server.running import ServerProcess
+from tests.server.running import TOKEN, ServerProcess
 from tests.system.harness import Child, Simulator, start_gateway
 
 pytestmark = pytest.mark.slow
@@ -96,3 +96,64 @@ def test_page_shows_the_station_and_updates_live(
     wait_until(lambda: port_status(browser, "line-1.1/3") == "faulted", 20,
                "the page shows port 3 faulted without a reload")  # fmt: skip
     assert browser.execute_script("return performance.getEntriesByType('navigation').length") == 1
+
+
+def incident_state(browser: webdriver.Chrome) -> str | None:
+    """The state of the card's one incident ("" when there is none); None mid-render."""
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, "#station-st-1 .incidents li")
+        return str(found[0].get_attribute("data-state")) if found else ""
+    except StaleElementReferenceException:
+        return None
+
+
+def click(browser: webdriver.Chrome, selector: str) -> bool:
+    """Click the element if it is there and not being re-rendered right now."""
+    try:
+        found = browser.find_elements(By.CSS_SELECTOR, selector)
+        if found and found[0].is_enabled():
+            found[0].click()
+            return True
+    except StaleElementReferenceException:
+        pass
+    return False
+
+
+def sign_in(browser: webdriver.Chrome, token: str) -> None:
+    browser.find_element(By.ID, "token").send_keys(token)
+    browser.find_element(By.ID, "sign-in").click()
+
+
+def test_a_crew_member_acknowledges_and_resolves_an_incident(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    server, sim = running
+    wait_until(lambda: len(server.get("/api/v1/stations/st-1")["batteries"][0]["ports"]) == 4,
+               30, "the battery's ports reach the server")  # fmt: skip
+    browser.get(server.url + "/")
+    wait_until(
+        lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "open",
+        15, "the event stream connected",
+    )  # fmt: skip
+    sim.inject("line-1", 1, "port_fault", port=2, error="over_current")
+    wait_until(lambda: incident_state(browser) == "open", 20, "the fault's incident on the card")
+    assert browser.find_elements(By.CSS_SELECTOR, "#station-st-1 .incidents button") == []
+
+    sign_in(browser, "not-the-token")
+    wait_until(lambda: "wrong token" in browser.find_element(By.ID, "crew-note").text, 10,
+               "a wrong token is refused")  # fmt: skip
+    sign_in(browser, TOKEN)
+    wait_until(lambda: click(browser, '#station-st-1 button[data-action="acknowledge"]'), 10,
+               "an acknowledge button once signed in")  # fmt: skip
+    wait_until(lambda: incident_state(browser) == "acknowledged", 10, "the card says acknowledged")
+    [acknowledged] = server.admin("GET", "/api/v1/incidents?state=acknowledged")["incidents"]
+    assert acknowledged["kind"] == "port_fault" and acknowledged["acknowledged_by"]
+
+    wait_until(lambda: click(browser, '#station-st-1 button[data-action="resolve"]'), 10,
+               "a resolve button")  # fmt: skip
+    wait_until(lambda: incident_state(browser) == "", 10, "the incident gone from the card")
+    [resolved] = server.admin("GET", "/api/v1/incidents?state=resolved")["incidents"]
+    assert resolved["id"] == acknowledged["id"]
+    assert TOKEN not in browser.current_url
+    browser.find_element(By.ID, "sign-out").click()
+    assert browser.execute_script("return sessionStorage.length") == 0
