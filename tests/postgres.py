@@ -51,12 +51,20 @@ class PostgresCluster:
     def start(self) -> None:
         self._run(_bin("initdb"), "-D", str(self.data), "-U", "postgres", "--auth=trust",
                   "--no-sync", "-E", "UTF8")  # fmt: skip
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the server (again) on the same data and port."""
         options = (
             f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
             "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
         )
         self._run(_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
                   "-l", str(self.root / "log"), "start")  # fmt: skip
+
+    def pause(self) -> None:
+        """Stop the server, keeping its data: a database outage."""
+        self._run(_bin("pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         subprocess.run(

@@ -15,7 +15,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import schemas
 from server.api.deps import Services, Svc
-from server.api.errors import error_body, invalid_body
+from server.api.errors import (
+    RETRY_AFTER_S,
+    UNAVAILABLE,
+    database_unavailable,
+    error_body,
+    invalid_body,
+)
+from server.db.session import is_outage
 from server.errors import ServerError
 
 router = APIRouter(tags=["bookings"])
@@ -102,6 +109,12 @@ class BookingLane:
         except ServerError as exc:
             await _reply(send, exc.status, error_body(exc.code, exc.message))
             return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            database_unavailable(exc)
+            await _reply(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            return
         await _reply(send, 201, booking.model_dump_json().encode())
 
 
@@ -109,9 +122,15 @@ MAX_BODY = 16_384
 """A booking request is ~150 bytes."""
 
 
-async def _reply(send: Send, status: int, body: bytes | dict[str, Any]) -> None:
+async def _reply(
+    send: Send,
+    status: int,
+    body: bytes | dict[str, Any],
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
     await send({"type": "http.response.start", "status": status, "headers": [
         (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+        *(headers or ()),
     ]})  # fmt: skip
     await send({"type": "http.response.body", "body": content})

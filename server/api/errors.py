@@ -14,8 +14,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
+from server.db.session import OUTAGES, is_outage
 from server.errors import ServerError
 
 log = logging.getLogger(__name__)
@@ -35,6 +37,25 @@ async def on_server_error(_request: Request, exc: Exception) -> JSONResponse:
         log.error("server error %s: %s", exc.code, exc.message)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+
+
+RETRY_AFTER_S = 5
+UNAVAILABLE = error_body(
+    "database_unavailable", f"the database is unavailable; try again in {RETRY_AFTER_S} s"
+)
+
+
+def database_unavailable(exc: BaseException) -> None:
+    """Log an outage once per request, briefly: it is the database's state, not our bug."""
+    log.warning("request refused, database unavailable: %s", type(exc).__name__)
+
+
+async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
+    """503 `database_unavailable` (with Retry-After) for an outage; anything else is a bug."""
+    if not is_outage(exc):
+        raise exc
+    database_unavailable(exc)
+    return JSONResponse(UNAVAILABLE, 503, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def invalid_body(errors: Sequence[Any]) -> dict[str, Any]:
@@ -63,3 +84,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ServerError, on_server_error)
     app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, on_http_error)
+    for outage in (*OUTAGES, DBAPIError):
+        app.add_exception_handler(outage, on_database_error)

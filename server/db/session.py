@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Final
 
+import asyncpg
 from sqlalchemy import event
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +27,22 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+OUTAGES: Final = (
+    OSError,  # refused or reset before a connection existed
+    OperationalError,  # SQLAlchemy's word for it (SQLite: still locked after busy_timeout)
+    asyncpg.PostgresConnectionError,  # class 08, on the bookings' own asyncpg pool
+    asyncpg.exceptions.OperatorInterventionError,  # class 57: shutting down, starting up
+)
+
+
+def is_outage(exc: BaseException) -> bool:
+    """The database cannot serve right now (down, restarting, connection lost).
+
+    Worth a retry a little later, not a bug: the API answers 503 `database_unavailable`
+    and the ingest waits it out.
+    """
+    return isinstance(exc, OUTAGES) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 class Database:

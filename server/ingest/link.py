@@ -358,9 +358,18 @@ class MqttLink:
     # -- commands ----------------------------------------------------------------------------
 
     async def _send_commands(self, client: aiomqtt.Client) -> None:
+        delay = RECONNECT_MIN_S
         while True:
             self._commands_wake.clear()
-            rows = await claim_pending(self._db, datetime.now(UTC))
+            try:
+                rows = await claim_pending(self._db, datetime.now(UTC))
+            except (OperationalError, OSError, DBAPIError) as exc:  # the outbox waits, intact
+                log.warning("commands: database unavailable (%s); retrying in %.1fs",
+                            type(exc).__name__, delay)  # fmt: skip
+                await asyncio.sleep(delay)
+                delay = min(RECONNECT_MAX_S, delay * 2)
+                continue
+            delay = RECONNECT_MIN_S
             for index, row in enumerate(rows):
                 topic = COMMAND.format(self._prefix, row.gw_id)
                 payload = as_payload(row).model_dump_json(exclude_none=True).encode()

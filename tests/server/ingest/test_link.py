@@ -23,7 +23,8 @@ from server.ingest.link import MqttLink
 from server.settings import Settings
 from tests.conditions import async_read_until, async_wait_until
 from tests.mosquitto import Mosquitto
-from tests.server.ingest.messages import state
+from tests.postgres import PostgresCluster, create_database
+from tests.server.ingest.messages import state, status
 from tests.system.harness import Simulator, start_gateway
 
 GW = "gw-test"
@@ -62,9 +63,9 @@ class Running:
 
 @contextlib.asynccontextmanager
 async def running_link(
-    broker: Mosquitto, tmp_path: Path, **settings: Any
+    broker: Mosquitto, tmp_path: Path, database_url: str | None = None, **settings: Any
 ) -> AsyncIterator[Running]:
-    url = f"sqlite+aiosqlite:///{tmp_path / 'server.sqlite3'}"
+    url = database_url or f"sqlite+aiosqlite:///{tmp_path / 'server.sqlite3'}"
     await asyncio.to_thread(upgrade, url)
     db = Database(url)
     config = Settings(database_url=url, mqtt_url=broker.url, mqtt_client_id="server-test",
@@ -193,3 +194,42 @@ def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> N
             assert await server.scalar(select(func.max(Unit.state_seq))) == BURST - 1
 
     asyncio.run(scenario())
+
+
+def test_a_database_outage_loses_nothing(broker: Mosquitto, tmp_path: Path) -> None:
+    """PostgreSQL goes away mid-stream: the link waits it out and applies everything after."""
+    cluster = PostgresCluster()
+    cluster.start()
+    before = [status("outage", 1, units=("rs485-1.1",)), state("outage", "rs485-1.1", 2)]
+    during = [state("outage", "rs485-1.1", seq, ("faulted" if seq % 2 else "charging",) * 2)
+              for seq in range(3, 43)]  # fmt: skip
+    applied = select(func.max(Unit.state_seq)).where(Unit.gw_id == "outage")
+    seen = select(func.count()).select_from(SeenMessage)
+
+    async def scenario() -> None:
+        url = create_database(cluster.url)
+        async with running_link(broker, tmp_path, database_url=url) as server:
+            await asyncio.to_thread(publish_burst, broker.port, before)
+            await async_read_until(lambda: server.scalar(applied), lambda s: s == 2, 15,
+                                   "the first state applied")  # fmt: skip
+            await asyncio.to_thread(cluster.pause)
+            await asyncio.to_thread(publish_burst, broker.port, during)
+            await async_wait_until(lambda: server.link.counters.received == 42, 15,
+                                   "the link received every message during the outage")  # fmt: skip
+            assert server.link.counters.applied == 2
+            await asyncio.to_thread(cluster.resume)
+            await async_read_until(lambda: server.scalar(applied), lambda s: s == 42, 30,
+                                   "the newest state applied after the outage")  # fmt: skip
+            assert await server.scalar(seen) == 42
+            assert (server.link.counters.failed, server.link.counters.batch_errors) == (0, 0)
+            assert (
+                await server.scalar(
+                    select(func.count()).select_from(Port).where(Port.status == "charging")
+                )
+                == 2
+            )
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        cluster.stop()
