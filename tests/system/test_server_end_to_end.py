@@ -155,3 +155,29 @@ def test_a_spare_gateway_with_a_fresh_outbox_takes_over(
     with urllib.request.urlopen(server.url + "/metrics", timeout=30) as reply:
         metrics = reply.read().decode()
     assert 'chargenet_ingest_total{counter="seq_restarts"} 1.0' in metrics
+
+
+def test_a_fault_during_a_broker_outage_reaches_the_server_after_it(
+    server: ServerProcess, sim: Simulator, gateway: Child, broker: Mosquitto
+) -> None:
+    """The network drops: the fault, its event and its incident arrive once it is back."""
+    wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
+    broker.stop()
+    served = sim.unit("line-1", 1)["requests"]
+    sim.inject("line-1", 1, "port_fault", port=4, error="over_current")
+    wait_until(lambda: sim.unit("line-1", 1)["requests"] >= served + 10, 20,
+               "the gateway polls the faulted battery during the outage")  # fmt: skip
+    assert port_statuses(server)[("line-1.1", 4)] != "faulted"
+    broker.start()
+    wait_until(
+        lambda: port_statuses(server).get(("line-1.1", 4)) == "faulted",
+        30, "port 4 faulted in the API after the outage",
+    )  # fmt: skip
+
+    def port_faults() -> list[tuple[str, int]]:
+        incidents = server.admin("GET", "/api/v1/incidents?state=open")["incidents"]
+        return [(i["unit"], i["port"]) for i in incidents if i["kind"] == "port_fault"]
+
+    wait_until(lambda: port_faults() == [("line-1.1", 4)], 10, "the port fault's incident")
+    # Silent for 3 report periods, the gateway was taken for offline meanwhile; it is back.
+    assert "offline" not in port_statuses(server).values()
