@@ -28,7 +28,11 @@ from protocol.vendor_model import DISPLAY_CODE_REGS, VENDOR
 log = logging.getLogger(__name__)
 
 RECENT_COMMANDS: Final = 1024
-"""Command ids remembered to ignore redeliveries (QoS 1 is at least once)."""
+"""Command ids remembered, with their outcome, so a redelivery is not run twice.
+
+QoS 1 is at least once, and the server sends an unanswered command again (same id) when
+its result may have been lost: a redelivery of a finished command is answered again with
+the same outcome; one still running is ignored (its result is on the way)."""
 
 
 def command_writes(command: Command, layout: UnitLayout) -> list[tuple[int, list[int]]]:
@@ -57,7 +61,8 @@ class CommandRunner:
     def __init__(self, pollers: Mapping[str, BusPoller], reporter: Reporter) -> None:
         self._pollers = pollers
         self._reporter = reporter
-        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[bool, str | None] | None] = OrderedDict()
+        """cmd_id -> (ok, error) once done, None while running."""
         self._tasks: set[asyncio.Task[None]] = set()
         self.rejected = 0
         """Payloads that could not be answered at all (no readable cmd_id)."""
@@ -70,7 +75,12 @@ class CommandRunner:
             self._reject(payload, exc)
             return
         if command.cmd_id in self._recent:
-            log.info("command %s already handled, ignoring the redelivery", command.cmd_id)
+            outcome = self._recent[command.cmd_id]
+            if outcome is None:
+                log.info("command %s still running, ignoring the redelivery", command.cmd_id)
+            else:
+                log.info("command %s already done, answering the redelivery", command.cmd_id)
+                self._reporter.on_command_result(command.cmd_id, *outcome)
             return
         self._recent[command.cmd_id] = None
         if len(self._recent) > RECENT_COMMANDS:
@@ -90,10 +100,15 @@ class CommandRunner:
             log.warning(
                 "command %s (%s on %s) failed: %s", command.cmd_id, command.action, unit, exc
             )
-            self._reporter.on_command_result(command.cmd_id, False, str(exc))
+            self._answer(command.cmd_id, False, str(exc))
             return
         log.info("command %s (%s on %s) done", command.cmd_id, command.action, unit)
-        self._reporter.on_command_result(command.cmd_id, True, None)
+        self._answer(command.cmd_id, True, None)
+
+    def _answer(self, cmd_id: str, ok: bool, error: str | None) -> None:
+        if cmd_id in self._recent:
+            self._recent[cmd_id] = (ok, error)
+        self._reporter.on_command_result(cmd_id, ok, error)
 
     def _reject(self, payload: bytes, exc: ValidationError) -> None:
         why = "; ".join(

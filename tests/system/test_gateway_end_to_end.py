@@ -271,6 +271,14 @@ def test_commands_reach_the_battery_and_are_answered(
     )
     wait_until(lambda: port(state_of(recorder, "tcp-1.1"), 2)["status"] == "unavailable", 10, "off")
     assert sim.unit("line-1", 1)["port_states"][0]["display_code"] == "K7Q2"
+    # A redelivery (the server resending, its result lost) is answered again, not re-run.
+    answers = len(recorder.messages("/cmd/result"))
+    command(recorder, json.dumps(send[0]).encode())
+    wait_until(lambda: len(recorder.messages("/cmd/result")) == answers + 1, 15,
+               "the redelivered command answered again")  # fmt: skip
+    assert [m.payload["ok"] for m in recorder.messages("/cmd/result")
+            if m.payload["cmd_id"] == "c1"] == [True, True]  # fmt: skip
+    assert "c1 already done, answering the redelivery" in gateway.log_text()
 
     command(recorder, b"{not json")
     command(recorder, json.dumps({"unit": "line-1.1", "action": "explode"}).encode())
