@@ -197,6 +197,10 @@ def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) 
         "CHARGENET_MQTT_URL": mqtt_url,
         "CHARGENET_ADMIN_TOKEN": token,
         "CHARGENET_REPORT_PERIOD_S": str(args.report_period),
+        # bookings move two report periods after a fault, so the demo shows it soon
+        "CHARGENET_MOVE_GRACE_S": os.environ.get(
+            "CHARGENET_MOVE_GRACE_S", str(2 * args.report_period)
+        ),
     }
     children.start("server", ["server", "--host", "127.0.0.1", "--port", str(port)], env=env)
     wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S * 2)

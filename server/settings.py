@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     booking_horizon_h: int = Field(default=12, ge=1, le=72)
     energy_per_phone_wh: float = Field(default=15.0, gt=0)
     no_show_grace_min: int = Field(default=10, ge=0, le=120)
+    move_grace_s: float = Field(default=180.0, ge=0)
+    """Capacity lost by a device report moves bookings once the loss has lasted this long
+    (at once for windows starting sooner): a gateway's brief disconnect moves nobody."""
     escalate_after_min: int = Field(default=15, ge=1)
     incident_debounce_s: float = Field(default=60.0, ge=0)
     low_soc_pct: float = Field(default=15.0, gt=0, lt=100)

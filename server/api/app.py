@@ -106,10 +106,13 @@ async def lifespan(
         app.state.link = link
 
         async def stale() -> None:
-            await fan_out(await mark_stale(db, clock(), settings.report_period_s))
+            now = clock()
+            if link is None or link.may_judge_silence(now):
+                await fan_out(await mark_stale(db, now, settings.report_period_s))
 
         async def timers() -> None:
             await booking.release_no_shows(clock())
+            await booking.relocate_due(clock())
             await incidents_.tick(clock())
             resends = await resend_unanswered(
                 db, clock(), settings.command_answer_s, settings.command_sends

@@ -77,7 +77,7 @@ async def _set_disabled(
     cmd_id = await svc.send_command(gw_id, unit, action, port, None)
     if changed:
         stations = frozenset({change.station_id} if change.station_id else ())
-        await svc.fan_out(ChangeSet(ports=(change,), station_ids=stations))
+        await svc.fan_out(ChangeSet(ports=(change,), station_ids=stations, decided=True))
     return schemas.PortAdminOut(
         gw_id=gw_id, unit=unit, port=port, admin_disabled=disabled, cmd_id=cmd_id
     )

@@ -105,6 +105,10 @@ class BookingService:
         self._ranker: tuple[Mapping[str, StationView], Ranker] | None = None
         self._horizon = timedelta(hours=settings.booking_horizon_h)
         self._idle: list[AsyncConnection] = []
+        self._move_grace = timedelta(seconds=settings.move_grace_s)
+        self._falling: dict[str | None, datetime] = {None: clock()}
+        """Stations (None: all) that lost capacity, and since when: moved in full once the
+        loss has lasted `move_grace_s`. All at start: a loss before a restart is not lost."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -202,20 +206,49 @@ class BookingService:
     # -- reacting to the ingest and to time -----------------------------------------------
 
     async def on_changes(self, changes: ChangeSet) -> None:
-        """Ingest listener: refresh what changed, see check-ins, move what lost its port."""
+        """Ingest listener: refresh what changed, see check-ins, move what lost its port.
+
+        A fault a device reported moves at once only the bookings whose window starts
+        within `move_grace_s`; the rest, and everything at stations we merely lost sight
+        of, wait for `relocate_due`: by then a gateway that only blinked (a network drop, a
+        broker restart) is back, and nobody was moved or told for nothing.
+        """
         if changes.station_ids:
             self._snapshot.invalidate(changes.station_ids)
         await upkeep.check_ins(self._db, changes, self._settings)
         falling = await upkeep.falling_stations(self._db, changes)
-        if falling:
-            await self.relocate(falling)
+        if not falling:
+            return
+        if changes.decided or not self._move_grace:
+            await self.relocate(falling.reported | falling.unseen)
+            return
+        now = self._clock()
+        for station_id in falling.reported | falling.unseen:
+            self._falling.setdefault(station_id, now)
+        if falling.reported:
+            await self.relocate(falling.reported, before=now + self._move_grace)
 
-    async def relocate(self, station_ids: Iterable[str] | None = None) -> list[str]:
-        """Move bookings these stations (or all) can no longer honour; ids of the moved."""
+    async def relocate_due(self, now: datetime | None = None) -> list[str]:
+        """Timers: move what stations that lost capacity a grace ago still cannot honour."""
+        now = now or self._clock()
+        due = {s for s, since in self._falling.items() if now - since >= self._move_grace}
+        if not due:
+            return []
+        for station_id in due:
+            del self._falling[station_id]
+        return await self.relocate(None if None in due else {s for s in due if s is not None})
+
+    async def relocate(
+        self, station_ids: Iterable[str] | None = None, before: datetime | None = None
+    ) -> list[str]:
+        """Move bookings these stations (or all) can no longer honour; ids of the moved.
+
+        `before`: only bookings whose window starts before it.
+        """
         context = upkeep.Context(self._db, self._settings, self._clock, self._rng, self._snapshot)
         for attempt in range(RETRIES):
             try:
-                moved = await upkeep.relocate(context, station_ids)
+                moved = await upkeep.relocate(context, station_ids, before)
                 self._woken()
                 return moved
             except DBAPIError:

@@ -38,6 +38,7 @@ from server.booking.views import StationSnapshot, load_port_addresses
 from server.db.models import Booking, Notification, Station, Unit
 from server.db.session import Database
 from server.ingest.changeset import ChangeSet
+from server.ingest.live import OFFLINE
 from server.settings import Settings
 
 MAX_WALK_MIN = 60.0
@@ -119,26 +120,53 @@ async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int
 # -- capacity falls --------------------------------------------------------------------------
 
 
-async def falling_stations(db: Database, changes: ChangeSet) -> set[str]:
+@dataclass(frozen=True, slots=True)
+class Falling:
+    """Stations that can take fewer phones than before, by what we know of it."""
+
+    reported: set[str]
+    """A device said so: a port faulted or turned off."""
+    unseen: set[str]
+    """We lost sight of it (gateway offline, battery silent): most likely still charging,
+    and back in view within seconds after a network blip or a broker restart."""
+
+    def __bool__(self) -> bool:
+        return bool(self.reported or self.unseen)
+
+
+async def falling_stations(db: Database, changes: ChangeSet) -> Falling:
     """Stations where a port, battery or gateway stopped being able to take phones."""
-    falling = {
+    reported = {
         c.station_id
         for c in changes.ports
-        if c.station_id and c.after_status not in HEALTHY and c.before_status != c.after_status
+        if c.station_id
+        and c.after_status not in HEALTHY
+        and c.after_status != OFFLINE
+        and c.before_status != c.after_status
     }
-    falling |= {u.station_id for u in changes.units if u.station_id and not u.online}
+    unseen = {
+        c.station_id
+        for c in changes.ports
+        if c.station_id and c.after_status == OFFLINE and c.before_status != OFFLINE
+    }
+    unseen |= {u.station_id for u in changes.units if u.station_id and not u.online}
     silent = [g.gw_id for g in changes.gateways if g.state != "online"]
     if silent:
         async with db.transaction() as session:
             found = await session.scalars(
                 select(Unit.station_id).where(Unit.gw_id.in_(silent), Unit.station_id.is_not(None))
             )
-            falling |= {sid for sid in found if sid}
-    return falling
+            unseen |= {sid for sid in found if sid}
+    return Falling(reported, unseen)
 
 
-async def relocate(context: Context, station_ids: Iterable[str] | None) -> list[str]:
-    """Move every booking its station can no longer honour (one transaction); moved ids."""
+async def relocate(
+    context: Context, station_ids: Iterable[str] | None, before: datetime | None = None
+) -> list[str]:
+    """Move every booking its station can no longer honour (one transaction); moved ids.
+
+    `before`: only bookings whose window starts before it (the urgent ones).
+    """
     settings = context.settings
     now: datetime = context.clock()
     horizon = timedelta(hours=settings.booking_horizon_h)
@@ -166,7 +194,13 @@ async def relocate(context: Context, station_ids: Iterable[str] | None) -> list[
         by_id = {r.id: r for r in rows}
         for station_id, origin in sorted(origins.items()):
             slot = timedelta(minutes=origin.slot_minutes)
-            mine = [r for r in rows if r.station_id == station_id and r.window_start + slot > now]
+            mine = [
+                r
+                for r in rows
+                if r.station_id == station_id
+                and r.window_start + slot > now
+                and (before is None or r.window_start < before)
+            ]
             placements = [Placement(r.id, r.window_start, r.unit_pk, r.port) for r in mine]
             for out in displaced(origin, placements, settings.energy_per_phone_wh):
                 row = by_id[out.booking_id]

@@ -89,6 +89,9 @@ class ChangeSet:
     station_ids: frozenset[str] = field(default_factory=frozenset)
     """Every station touched by any of the above."""
     commands: tuple[CommandAnswer, ...] = ()
+    decided: bool = False
+    """A person made these changes (an operator disabled a port), no device reported
+    them: act at once, there is nothing to wait out."""
 
     def __bool__(self) -> bool:
         return bool(self.ports or self.units or self.events or self.gateways or self.commands)

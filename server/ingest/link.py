@@ -39,7 +39,7 @@ from server.ingest.changeset import ChangeSet
 from server.ingest.commands import as_payload, claim_pending, release
 from server.ingest.router import Inbound, IngestCounters, TopicCache, TopicRouter
 from server.ingest.routes import MQTT_ROUTES
-from server.ingest.staleness import mark_stale
+from server.ingest.staleness import mark_stale, may_judge_silence
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -180,6 +180,8 @@ class MqttLink:
         self._failures = 0
         self._topics: TopicCache = {}
         self.connected = asyncio.Event()
+        self.hearing_since: datetime | None = None
+        """When the current broker connection began (None while there is none)."""
         self.counters = IngestCounters()
 
     def add_listener(self, listener: Listener) -> None:
@@ -230,6 +232,7 @@ class MqttLink:
             )  # fmt: skip
             self._failures = 0
             self.counters.connects += 1
+            self.hearing_since = datetime.now(UTC)
             self.connected.set()
             log.info("MQTT ingest connected to %s:%d as %s", self._address.host,
                      self._address.port, self._settings.mqtt_client_id)  # fmt: skip
@@ -241,6 +244,7 @@ class MqttLink:
                     receiver.cancel()
                     sender.cancel()
             finally:
+                self.hearing_since = None
                 self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
@@ -339,12 +343,22 @@ class MqttLink:
                     self.counters.listener_errors += 1
                     log.exception("ingest listener %r failed", listener)
 
+    def may_judge_silence(self, now: datetime) -> bool:
+        """`staleness.may_judge_silence` for this link; counts the sweeps it holds back."""
+        if may_judge_silence(self.hearing_since, now, self._settings.report_period_s):
+            return True
+        self.counters.sweeps_held += 1
+        return False
+
     async def _sweeps(self) -> None:
         period = self._settings.report_period_s
         while True:
             await asyncio.sleep(max(0.2, period / 2))
+            now = datetime.now(UTC)
+            if not self.may_judge_silence(now):
+                continue
             try:
-                changeset = await mark_stale(self._db, datetime.now(UTC), period)
+                changeset = await mark_stale(self._db, now, period)
             except Exception:
                 log.exception("staleness sweep failed")
                 continue

@@ -59,6 +59,8 @@ class IngestCounters:
     listener_errors: int = 0
     commands_sent: int = 0
     connects: int = 0
+    sweeps_held: int = 0
+    """Staleness sweeps skipped because we were not listening long enough to judge silence."""
 
 
 class EnvelopeOnly(Envelope):

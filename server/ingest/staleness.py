@@ -3,6 +3,12 @@ periods is offline. The app runs `mark_stale` periodically (MqttLink does, betwe
 
 The decision is a pure function of receipt times; the shell claims the rows with a
 conditional UPDATE, so two server processes sweeping at once report each change once.
+
+Silence is only news when we were listening: while the server's own broker connection is
+down, or until it has been up for those 3 periods again, every gateway looks silent
+(`may_judge_silence` says no). A sweep then would page crews about every shelter and move
+bookings away from healthy ports; it waits instead. Readers still see an overdue unit as
+stale (`live.is_stale`), so no new booking goes to a port we have not heard from.
 """
 
 from __future__ import annotations
@@ -37,6 +43,13 @@ def overdue(items: Iterable[Heard], now: datetime, report_period_s: float) -> li
     """
     cutoff = stale_cutoff(now, report_period_s)
     return [i.key for i in items if not i.stale and i.last_at is not None and i.last_at < cutoff]
+
+
+def may_judge_silence(
+    hearing_since: datetime | None, now: datetime, report_period_s: float
+) -> bool:
+    """Whether silence up to `now` means anything: we have been listening long enough."""
+    return hearing_since is not None and hearing_since <= stale_cutoff(now, report_period_s)
 
 
 async def mark_stale(db: Database, now: datetime, report_period_s: float) -> ChangeSet:

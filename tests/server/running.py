@@ -21,17 +21,22 @@ class ServerProcess(Child):
         mqtt_url: str,
         report_period_s: float,
         database_url: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'server.sqlite3'}"
-        env = {
+        settings = {
             "CHARGENET_DATABASE_URL": self.database_url, "CHARGENET_MQTT_URL": mqtt_url,
             "CHARGENET_ADMIN_TOKEN": TOKEN, "CHARGENET_REPORT_PERIOD_S": str(report_period_s),
             "CHARGENET_MQTT_CLIENT_ID": f"server-{self.port}",
+            "CHARGENET_MOVE_GRACE_S": "0",  # moves at once unless a test says otherwise
+            **(env or {}),
         }  # fmt: skip
         super().__init__(
-            ["server", "--port", str(self.port)], workdir / f"server-{self.port}.log", env=env
+            ["server", "--port", str(self.port)],
+            workdir / f"server-{self.port}.log",
+            env=settings,
         )
         wait_for_port("127.0.0.1", self.port, 30)
 

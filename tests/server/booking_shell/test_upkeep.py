@@ -166,3 +166,64 @@ def test_no_shows_release_the_place_after_the_grace(database_url: str) -> None:
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_a_brief_loss_moves_only_what_cannot_wait(database_url: str) -> None:
+    """A port back within the grace keeps its later bookings; one still down loses them."""
+
+    async def scenario() -> None:
+        clock = Clock()
+        db, service, units = await open_world(database_url, [A, B], clock, move_grace_s=180)
+        try:
+            soon = await service.book("r1", "A", W1)
+            later = await service.book("r2", "A", W2)
+            assert (soon.port, later.port) == (1, 1)
+            clock.now = W1 - timedelta(minutes=2)
+            await set_port(db, units["A"], 1, "faulted")
+            await service.on_changes(fault(units["A"], "A", 1, clock()))
+            assert (await service.get(soon.id)).status == "moved"  # its window cannot wait
+            assert (await service.get(later.id)).status == "active"
+
+            await set_port(db, units["A"], 1, "available")  # back within the grace
+            await service.on_changes(fault(units["A"], "A", 1, clock(), status="available"))
+            clock.now += timedelta(seconds=200)
+            assert await service.relocate_due() == []
+            assert (await service.get(later.id)).port == 1
+            assert [n.resident_id for n in await notifications(db)] == ["r1"]
+
+            await set_port(db, units["A"], 1, "faulted")  # down again, and for good
+            await service.on_changes(fault(units["A"], "A", 1, clock()))
+            assert (await service.get(later.id)).status == "active"
+            clock.now += timedelta(seconds=179)
+            assert await service.relocate_due() == []
+            clock.now += timedelta(seconds=1)
+            assert await service.relocate_due() == [later.id]
+            assert [n.resident_id for n in await notifications(db)] == ["r1", "r2"]
+        finally:
+            await service.close()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_station_out_of_sight_keeps_even_its_next_bookings_for_the_grace(
+    database_url: str,
+) -> None:
+    """Gateway offline (a broker restart, a network drop): the battery most likely still
+    charges, and the resident may be on the way: nobody moves unless it lasts."""
+
+    async def scenario() -> None:
+        clock = Clock(W1 - timedelta(minutes=2))
+        db, service, units = await open_world(database_url, [A, B], clock, move_grace_s=180)
+        try:
+            soon = await service.book("r1", "A", W1)
+            await service.on_changes(fault(units["A"], "A", soon.port, clock(), status="offline"))
+            assert (await service.get(soon.id)).status == "active"
+            await set_port(db, units["A"], soon.port, "faulted")  # still out after the grace
+            clock.now += timedelta(seconds=180)
+            assert await service.relocate_due() == [soon.id]
+        finally:
+            await service.close()
+            await db.dispose()
+
+    asyncio.run(scenario())

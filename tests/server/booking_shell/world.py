@@ -58,17 +58,19 @@ async def seed(db: Database, specs: list[StationSpec], now: datetime = T0) -> di
     return units
 
 
-def settings(url: str) -> Settings:
-    return Settings(database_url=url, mqtt_url=None, report_period_s=3600.0)
+def settings(url: str, move_grace_s: float = 0.0) -> Settings:
+    """Moves at once unless a test is about the grace."""
+    return Settings(database_url=url, mqtt_url=None, report_period_s=3600.0,
+                    move_grace_s=move_grace_s)  # fmt: skip
 
 
 async def open_world(
-    url: str, specs: list[StationSpec], clock: Clock
+    url: str, specs: list[StationSpec], clock: Clock, move_grace_s: float = 0.0
 ) -> tuple[Database, BookingService, dict[str, int]]:
     upgrade(url)
     db = Database(url)
     units = await seed(db, specs, clock())
-    return db, BookingService(db, settings(url), clock), units
+    return db, BookingService(db, settings(url, move_grace_s), clock), units
 
 
 async def set_port(db: Database, unit_pk: int, port: int, status: str) -> None:
