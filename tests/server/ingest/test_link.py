@@ -233,3 +233,31 @@ def test_a_database_outage_loses_nothing(broker: Mosquitto, tmp_path: Path) -> N
         asyncio.run(scenario())
     finally:
         cluster.stop()
+
+
+def test_silence_during_a_broker_outage_marks_nothing_until_heard_again(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """Without the broker the server hears nobody: that is no news about the gateways."""
+    stale = select(Unit.stale).where(Unit.gw_id == "quiet")
+
+    async def scenario() -> None:
+        async with running_link(broker, tmp_path, report_period_s=1.0) as server:
+            await asyncio.to_thread(publish_burst, broker.port, [state("quiet", "rs485-1.1", 1)])
+            await async_read_until(lambda: server.scalar(stale), lambda s: s is False, 15,
+                                   "the state applied")  # fmt: skip
+            await asyncio.to_thread(broker.stop)
+            held = server.link.counters.sweeps_held
+            await async_wait_until(lambda: server.link.counters.sweeps_held >= held + 8, 20,
+                                   "sweeps held for 4 s, over 3 report periods")  # fmt: skip
+            assert await server.scalar(stale) is False
+            await asyncio.to_thread(broker.start)
+            await async_wait_until(lambda: server.link.hearing_since is not None, 20,
+                                   "the link back")  # fmt: skip
+            held = server.link.counters.sweeps_held
+            await async_read_until(lambda: server.scalar(stale), lambda s: s is True, 20,
+                                   "the still silent battery marked after 3 periods")  # fmt: skip
+            # the sweeps of the first 3 periods back were held too (about one per half period)
+            assert server.link.counters.sweeps_held >= held + 3
+
+    asyncio.run(scenario())

@@ -10,7 +10,7 @@ from server.ingest.live import (
     port_changes,
 )
 from server.ingest.seqs import new_gaps
-from server.ingest.staleness import Heard, overdue
+from server.ingest.staleness import Heard, may_judge_silence, overdue
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 
@@ -78,3 +78,10 @@ def test_overdue_after_three_periods() -> None:
         Heard(4, None, stale=False),  # never heard: never online
     ]
     assert overdue(items, NOW, period) == [1]
+
+
+def test_silence_is_judged_only_after_listening_for_three_periods() -> None:
+    period = 10.0
+    assert not may_judge_silence(None, NOW, period)  # not connected to the broker
+    assert not may_judge_silence(NOW - timedelta(seconds=29), NOW, period)
+    assert may_judge_silence(NOW - timedelta(seconds=30), NOW, period)
