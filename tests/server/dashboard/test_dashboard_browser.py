@@ -76,22 +76,27 @@ def card_text(browser: webdriver.Chrome) -> str:
         return ""
 
 
+def open_dashboard(browser: webdriver.Chrome, server: ServerProcess) -> None:
+    """The page, once the battery has reached the server and the event stream is open."""
+    wait_until(lambda: len(server.get("/api/v1/stations/st-1")["batteries"][0]["ports"]) == 4,
+               30, "the battery's ports reach the server")  # fmt: skip
+    browser.get(server.url + "/")
+    wait_until(
+        lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "open",
+        15, "the event stream connected",
+    )  # fmt: skip
+
+
 def test_page_shows_the_station_and_updates_live(
     browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
 ) -> None:
     server, sim = running
-    wait_until(lambda: len(server.get("/api/v1/stations/st-1")["batteries"][0]["ports"]) == 4,
-               30, "the battery's ports reach the server")  # fmt: skip
-    browser.get(server.url + "/")
+    open_dashboard(browser, server)
     wait_until(
         lambda: "大洲小学校" in (text := card_text(browser)) and "Ozu Elementary" in text,
         15, "the station card in Japanese and English",
     )  # fmt: skip
     wait_until(lambda: port_status(browser, "line-1.1/3") == "available", 15, "port 3 free")
-    wait_until(
-        lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "open",
-        15, "the event stream connected",
-    )  # fmt: skip
     sim.inject("line-1", 1, "port_fault", port=3, error="over_current")
     wait_until(lambda: port_status(browser, "line-1.1/3") == "faulted", 20,
                "the page shows port 3 faulted without a reload")  # fmt: skip
@@ -128,13 +133,7 @@ def test_a_crew_member_acknowledges_and_resolves_an_incident(
     browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
 ) -> None:
     server, sim = running
-    wait_until(lambda: len(server.get("/api/v1/stations/st-1")["batteries"][0]["ports"]) == 4,
-               30, "the battery's ports reach the server")  # fmt: skip
-    browser.get(server.url + "/")
-    wait_until(
-        lambda: browser.find_element(By.ID, "live").get_attribute("data-state") == "open",
-        15, "the event stream connected",
-    )  # fmt: skip
+    open_dashboard(browser, server)
     sim.inject("line-1", 1, "port_fault", port=2, error="over_current")
     wait_until(lambda: incident_state(browser) == "open", 20, "the fault's incident on the card")
     assert browser.find_elements(By.CSS_SELECTOR, "#station-st-1 .incidents button") == []

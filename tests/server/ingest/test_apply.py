@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -10,7 +9,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from server.db.migrate import upgrade
 from server.db.models import CommandRow, Gateway, Port, SeenMessage, SeqGap, Unit, UnitEventRow
 from server.db.session import Database
 from server.ingest.apply import apply_batch
@@ -18,6 +16,7 @@ from server.ingest.changeset import ChangeSet
 from server.ingest.router import IngestCounters
 from server.ingest.routes import MQTT_ROUTES
 from server.ingest.staleness import mark_stale
+from tests.server.database import with_database
 from tests.server.ingest.messages import PREFIX, Wire, event, result, state, status
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -56,16 +55,7 @@ class Ingest:
 
 
 def run(database_url: str, scenario: Callable[[Ingest], Awaitable[None]]) -> None:
-    upgrade(database_url)
-
-    async def main() -> None:
-        db = Database(database_url)
-        try:
-            await scenario(Ingest(db))
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
+    with_database(database_url, lambda db: scenario(Ingest(db)))
 
 
 def test_first_state_creates_rows_and_reports_every_port(database_url: str) -> None:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from protocol.payloads import CommandAction
-from server.db.migrate import upgrade
 from server.db.models import CommandRow, Gateway
 from server.db.session import Database
 from server.ingest.commands import (
@@ -18,6 +16,7 @@ from server.ingest.commands import (
     resend_unanswered,
     send_command,
 )
+from tests.server.database import with_database
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 KEY = ("gw-1", "rs485-1.1", 2, "set_display")
@@ -36,8 +35,6 @@ def test_the_plan_resends_the_newest_per_port_until_it_gives_up() -> None:
 
 
 def test_unanswered_commands_to_online_gateways_are_sent_again(database_url: str) -> None:
-    upgrade(database_url)
-
     async def scenario(db: Database) -> None:
         async with db.transaction() as session:
             session.add(Gateway(gw_id="gw-1", state="online"))
@@ -85,11 +82,4 @@ def test_unanswered_commands_to_online_gateways_are_sent_again(database_url: str
         assert (final.ok, final.error, final.sends) == (False, "no answer after 3 sends", 3)
         assert await claim_pending(db, now + timedelta(seconds=151)) == []
 
-    async def main() -> None:
-        db = Database(database_url)
-        try:
-            await scenario(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
+    with_database(database_url, scenario)

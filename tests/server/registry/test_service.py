@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from server import audit
-from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound
@@ -21,6 +18,7 @@ from server.registry import (
     StationSpec,
     load_demo_registry,
 )
+from tests.server.database import with_database
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 OZU = StationSpec(
@@ -31,19 +29,6 @@ HEADER = (
     "id,name_ja,name_en,latitude,longitude,address,municipality,counterpart_group,"
     "opens_at,closes_at,slot_minutes\n"
 )
-
-
-def run(database_url: str, scenario: Callable[[Database], Awaitable[None]]) -> None:
-    upgrade(database_url)
-
-    async def main() -> None:
-        db = Database(database_url)
-        try:
-            await scenario(db)
-        finally:
-            await db.dispose()
-
-    asyncio.run(main())
 
 
 def test_stations_are_created_updated_and_listed_with_audit(database_url: str) -> None:
@@ -74,7 +59,7 @@ def test_stations_are_created_updated_and_listed_with_audit(database_url: str) -
         assert history[0].actor == "operator:sato"
         assert history[0].at == NOW
 
-    run(database_url, scenario)
+    with_database(database_url, scenario)
 
 
 def test_batteries_are_mapped_before_the_gateway_reports_them(database_url: str) -> None:
@@ -121,7 +106,7 @@ def test_batteries_are_mapped_before_the_gateway_reports_them(database_url: str)
             ("battery.unmapped", "ozu-02"),
         ]
 
-    run(database_url, scenario)
+    with_database(database_url, scenario)
 
 
 def test_a_csv_import_with_any_bad_row_changes_nothing(database_url: str) -> None:
@@ -147,7 +132,7 @@ def test_a_csv_import_with_any_bad_row_changes_nothing(database_url: str) -> Non
         report = await registry.import_batteries_csv(mappings.replace("ozu-09", "ozu-02"), "op")
         assert report.created == ("gw-1/rs485-1.1", "gw-1/rs485-1.2")
 
-    run(database_url, scenario)
+    with_database(database_url, scenario)
 
 
 def test_the_demo_registry_loads_once_and_again_changes_nothing(database_url: str) -> None:
@@ -176,4 +161,4 @@ def test_the_demo_registry_loads_once_and_again_changes_nothing(database_url: st
         custom = await load_demo_registry(db, scenario="my-own.toml")
         assert custom.batteries is None
 
-    run(database_url, scenario)
+    with_database(database_url, scenario)
