@@ -10,6 +10,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import create_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -26,8 +27,20 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Bring the database to `revision` (idempotent)."""
+    """Bring the database to `revision` (idempotent); a SQLite file is left in WAL mode.
+
+    Switching a file to WAL needs it to itself: when the server's first connections did
+    it, two opening at once could fail with "database is locked" (busy_timeout does not
+    cover that switch). Done here, once, before anything else connects.
+    """
     command.upgrade(alembic_config(database_url), revision)
+    if database_url.startswith("sqlite"):
+        engine = create_engine(sync_url(database_url))
+        try:
+            with engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+        finally:
+            engine.dispose()
 
 
 def regenerate_initial(database_url: str) -> None:

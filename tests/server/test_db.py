@@ -1,8 +1,9 @@
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.exc import IntegrityError
 
 from server.db.migrate import upgrade
@@ -43,3 +44,27 @@ def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> 
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_sqlite_connections_opened_at_once_all_succeed(tmp_path: Path) -> None:
+    """The server opens several at start (ingest, booking writers, jobs): none may fail
+    with "database is locked" while another switches the file to WAL."""
+
+    async def open_at_once(url: str) -> list[BaseException]:
+        databases = [Database(url) for _ in range(8)]
+
+        async def one(db: Database) -> None:
+            async with db.transaction() as session:
+                await session.execute(text("SELECT 1"))
+
+        try:
+            results = await asyncio.gather(*(one(db) for db in databases), return_exceptions=True)
+        finally:
+            for db in databases:
+                await db.dispose()
+        return [r for r in results if isinstance(r, BaseException)]
+
+    for trial in range(20):
+        url = f"sqlite+aiosqlite:///{tmp_path / f'trial-{trial}.sqlite3'}"
+        upgrade(url)
+        assert asyncio.run(open_at_once(url)) == []
