@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -113,6 +114,7 @@ class Outbox:
             (top,) = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM outbox").fetchone()
             self._next_seq: int = max(row[0] if row else 0, top + 1)
             self._save_next_seq()
+            self.seq_run = self._seq_run()
 
     # -- producers ---------------------------------------------------------------------------
 
@@ -202,6 +204,15 @@ class Outbox:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
+
+    def _seq_run(self) -> str:
+        """This outbox's name for its run of seqs, made once with the file (see
+        `GatewayStatus.seq_run`): a spare gateway or a new file starts a new run."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'seq_run'").fetchone()
+        if row is None:
+            row = (secrets.randbits(63),)
+            self._db.execute("INSERT INTO meta VALUES ('seq_run', ?)", row)
+        return f"{row[0]:016x}"
 
     def _save_next_seq(self) -> None:
         self._db.execute(

@@ -135,7 +135,7 @@ class Publisher:
     async def _connection(self) -> None:
         # The birth is stored before the will's seq is reserved, so that the offline status
         # always carries a higher seq than the online status it replaces.
-        birth = self._birth()
+        birth = self._birth().model_copy(update={"seq_run": self._outbox.seq_run})
         status = Entry(self._status_topic, birth, retain=True, supersedes=self._status_topic)
         [birth_message] = self._outbox.append([status])
         will = GatewayStatus(
@@ -145,6 +145,7 @@ class Publisher:
             boot_id=self._boot_id,
             version=self._version,
             units=birth.units,
+            seq_run=self._outbox.seq_run,
         )
         async with contextlib.AsyncExitStack() as stack:
             try:

@@ -153,6 +153,9 @@ class GatewayStatus(Envelope):
     boot_id: str
     version: str
     units: list[str]
+    seq_run: str | None = Field(default=None, max_length=64)
+    """Names the outbox that numbers this gateway's seqs. A new value (a spare gateway, a
+    lost outbox) means `seq` started again; None from a gateway that does not say."""
 
 
 class CommandResult(Envelope):

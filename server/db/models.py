@@ -70,11 +70,10 @@ class Gateway(Base):
     state: Mapped[str] = mapped_column(String(16), default="offline")
     """online / offline, from the retained status and its Last Will."""
     boot_id: Mapped[str | None] = mapped_column(String(64))
-    boot_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """Boot ids of its latest births in this run of seqs, newest last."""
-    retired_boot_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
-    """Boot ids of earlier runs of seqs (before its seq started again): their statuses are
-    history, whatever their seq."""
+    seq_run: Mapped[str | None] = mapped_column(String(64))
+    """The run of seqs followed (`GatewayStatus.seq_run`): another one means seq restarted."""
+    retired_seq_runs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Earlier runs, newest last: their statuses are history, whatever their seq."""
     version: Mapped[str | None] = mapped_column(String(32))
     status_seq: Mapped[int] = mapped_column(Integer, default=-1)
     status_ts: Mapped[datetime | None]

@@ -3,8 +3,8 @@
 One transaction per batch (not per message) is what lets the ingest keep up with a burst:
 a handful of bulk statements instead of a round trip per message. Steps:
 
-0. a birth with a boot id never seen and a seq the gateway already used means its seq
-   started again (a replaced gateway, or a lost outbox): forget its seqs (`_restarts`);
+0. a status naming a new run of seqs means the gateway's seq started again (a replaced
+   gateway, or a lost outbox): forget its seqs (`_restarts`);
 1. claim (gw, seq) in SeenMessage with one insert-if-absent; what was already there is a
    duplicate and goes no further;
 2. keep, of each unit's fresh states, the newest whose whole payload is valid (see
@@ -43,7 +43,7 @@ from server.db.session import Database
 from server.ingest import snapshot
 from server.ingest.batch import Batch, UnitKey
 from server.ingest.changeset import ChangeSet, EventRecord
-from server.ingest.handlers import KNOWN_BOOTS, PORT_STATE_COLUMNS, UNIT_STATE_COLUMNS
+from server.ingest.handlers import PORT_STATE_COLUMNS, RETIRED_RUNS, UNIT_STATE_COLUMNS
 from server.ingest.router import Inbound, IngestCounters, complete
 from server.ingest.seqs import new_gaps
 
@@ -220,15 +220,14 @@ async def _restarts(
     """Forget the seqs of each gateway whose seq started again; the messages still to apply.
 
     `seq` survives restarts because the outbox keeps it, so a gateway that comes back with
-    seqs it already used has lost its outbox: a spare put in its place, a new SD card. Left
-    alone, every message it sends would be a "duplicate" (and every state history) until its
-    seq passed the old one, and its shelter would stay offline. The sign: a live birth
-    whose boot id the gateway never used and whose seq is at or below the highest seen. Its
-    seen seqs and seq marks are then forgotten, so it starts afresh from that birth; its
-    messages that arrived before the birth in this batch belong to the old run and are
-    dropped. The old run's boot ids are retired: a status from them (its Last Will,
-    published when the spare takes over the MQTT session, or a late copy of its birth) is
-    dropped too, whatever its seq.
+    a new outbox (a spare put in its place, a new SD card) numbers from 0 again. Left
+    alone, every message it sends would be a "duplicate" (and every state history) until
+    its seq passed the old one, and its shelter would stay offline. Its statuses name the
+    outbox's run of seqs (`seq_run`): on a status naming a new run, the gateway's seen seqs
+    and seq marks are forgotten and it is followed afresh from there; its messages that
+    arrived before that status in this batch belong to the old run and are dropped. The
+    old run is retired: a status from it (its Last Will, published when the spare takes
+    over the MQTT session, or a late copy of its birth) is dropped too, whatever its seq.
     """
     statuses = [i for i, m in enumerate(messages) if isinstance(m.payload, GatewayStatus)]
     if not statuses:
@@ -238,22 +237,21 @@ async def _restarts(
     gateways = {g.gw_id: g for g in await session.scalars(_locked(query, postgres))}
     restarted: dict[str, int] = {}
     for i in statuses:
-        birth = messages[i]
-        gateway = gateways.get(birth.gw_id)
-        if gateway is None or not _restarts_seq(gateway, birth.payload):
+        status = messages[i]
+        gateway = gateways.get(status.gw_id)
+        run = status.payload.seq_run
+        if gateway is None or not _new_run(gateway, run):
             continue
-        log.warning("gateway %s started its seq again (boot %s, seq %d after %d): a new or "
-                    "wiped outbox; forgetting its earlier seqs", gateway.gw_id,
-                    birth.payload.boot_id[:64], birth.seq, gateway.max_seq)  # fmt: skip
+        log.warning("gateway %s started its seq again (run %s after %s, seq %d after %d): a "
+                    "new or replaced outbox; forgetting its earlier seqs", gateway.gw_id, run,
+                    gateway.seq_run, status.seq, gateway.max_seq)  # fmt: skip
         restarted[gateway.gw_id] = i
         await session.execute(delete(SeenMessage).where(SeenMessage.gw_id == gateway.gw_id))
         await session.execute(update(Unit).where(Unit.gw_id == gateway.gw_id).values(state_seq=-1))
+        old, gateway.seq_run = gateway.seq_run, run
+        assert old is not None  # `_new_run`
         gateway.max_seq = gateway.status_seq = -1
-        retired = [*gateway.retired_boot_ids, *gateway.boot_ids]
-        if gateway.boot_id is not None and gateway.boot_id not in retired:
-            retired.append(gateway.boot_id)
-        gateway.retired_boot_ids = retired[-KNOWN_BOOTS:]
-        gateway.boot_ids = []
+        gateway.retired_seq_runs = [*gateway.retired_seq_runs, old][-RETIRED_RUNS:]
 
     def current(i: int, m: Inbound[Any]) -> bool:
         if i < restarted.get(m.gw_id, -1):
@@ -262,20 +260,19 @@ async def _restarts(
         return not (
             gateway is not None
             and isinstance(m.payload, GatewayStatus)
-            and m.payload.boot_id[:64] in gateway.retired_boot_ids
+            and m.payload.seq_run in gateway.retired_seq_runs
         )
 
     return [m for i, m in enumerate(messages) if current(i, m)], len(restarted)
 
 
-def _restarts_seq(gateway: Gateway, status: GatewayStatus) -> bool:
-    """A live birth from a boot id this gateway never used, with a seq it already used."""
-    known = {*gateway.boot_ids, *gateway.retired_boot_ids, gateway.boot_id}
+def _new_run(gateway: Gateway, run: str | None) -> bool:
+    """A status names a run of seqs other than the one followed, and not a retired one."""
     return (
-        status.state == "online"
-        and not status.historical
-        and status.boot_id[:64] not in known
-        and status.seq <= gateway.max_seq
+        run is not None
+        and gateway.seq_run is not None
+        and run != gateway.seq_run
+        and run not in gateway.retired_seq_runs
     )
 
 
@@ -336,7 +333,7 @@ async def _gateways(session: AsyncSession, gw_ids: list[str], postgres: bool) ->
     for gw_id in gw_ids:
         if gw_id not in found:
             found[gw_id] = Gateway(gw_id=gw_id, state="offline", status_seq=-1, max_seq=-1,
-                                   silent=False, boot_ids=[], retired_boot_ids=[])  # fmt: skip
+                                   silent=False, retired_seq_runs=[])  # fmt: skip
             session.add(found[gw_id])
     return found
 

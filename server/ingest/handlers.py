@@ -22,8 +22,8 @@ UNIT_STATE_COLUMNS: Final = ("state_seq", "state_ts", "received_at", "online", "
 PORT_STATE_COLUMNS: Final = ("status", "occupied", "enabled", "power_w", "energy_wh", "temp_c",
                              "error", "vendor_code", "display_code", "session_s")  # fmt: skip
 """The Port columns `on_unit_state` sets."""
-KNOWN_BOOTS: Final = 16
-"""Boot ids remembered per gateway and run of seqs (see `apply._restarts`)."""
+RETIRED_RUNS: Final = 16
+"""Earlier runs of seqs remembered per gateway (see `apply._restarts`)."""
 
 
 def on_unit_state(batch: Batch, message: Inbound[UnitState]) -> None:
@@ -98,8 +98,8 @@ def on_gateway_status(batch: Batch, message: Inbound[GatewayStatus]) -> None:
     gateway.status_seq = status.seq
     gateway.status_ts = status.ts
     gateway.boot_id = status.boot_id[:64]
-    if gateway.boot_id not in gateway.boot_ids:
-        gateway.boot_ids = [*gateway.boot_ids[-(KNOWN_BOOTS - 1) :], gateway.boot_id]
+    if gateway.seq_run is None:  # the first run heard of (`apply._restarts` handles others)
+        gateway.seq_run = status.seq_run
     gateway.version = status.version[:32]
 
 

@@ -50,7 +50,13 @@ def test_seqs_are_consecutive_and_survive_reopen(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.db", MB)  # empty, and the seq still goes on
     assert outbox.reserve_seq() == 5
     assert seqs(outbox.append([event_entry(1)])) == [6]
+    run = outbox.seq_run
     outbox.close()
+
+    for name, same in (("o.db", True), ("other.db", False)):  # a new file starts another run
+        outbox = Outbox(tmp_path / name, MB)
+        assert (outbox.seq_run == run) is same
+        outbox.close()
 
 
 def test_payload_carries_its_seq_and_the_wire_format(tmp_path: Path) -> None:

@@ -49,10 +49,11 @@ def state(
 
 
 def status(
-    gw: str, seq: int, state: str = "online", units: tuple[str, ...] = (), boot: str = "boot-1"
+    gw: str, seq: int, state: str = "online", units: tuple[str, ...] = (), run: str = "run-1"
 ) -> Wire:
     payload = GatewayStatus(seq=seq, ts=TS, state=state,  # type: ignore[arg-type]
-                            boot_id=boot, version="0.1.0", units=list(units))  # fmt: skip
+                            boot_id=f"boot-of-{run}", version="0.1.0", units=list(units),
+                            seq_run=run)  # fmt: skip
     return topics.GATEWAY_STATUS.format(PREFIX, gw), payload.model_dump_json().encode()
 
 

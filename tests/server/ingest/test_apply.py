@@ -107,7 +107,7 @@ def test_a_gateway_whose_seq_started_again_is_followed_afresh(database_url: str)
         await ingest.apply(status(GW, 1, units=(UNIT,)), state(GW, UNIT, 3))
         restarted = await ingest.apply(
             state(GW, UNIT, 4, ("charging", "charging")),  # the old run's, before the birth
-            status(GW, 0, units=(UNIT,), boot="boot-2"),
+            status(GW, 0, units=(UNIT,), run="run-2"),
             state(GW, UNIT, 2, ("faulted", "available")),
         )
         assert ingest.counters.seq_restarts == 1
@@ -115,7 +115,7 @@ def test_a_gateway_whose_seq_started_again_is_followed_afresh(database_url: str)
         assert [ports[n].status for n in (1, 2)] == ["faulted", "available"]
         assert {c.port: c.after_status for c in restarted.ports} == {1: "faulted"}
         gateway = await ingest.one(Gateway)
-        assert (gateway.state, gateway.boot_id, gateway.max_seq) == ("online", "boot-2", 2)
+        assert (gateway.state, gateway.seq_run, gateway.max_seq) == ("online", "run-2", 2)
         assert await ingest.count(SeqGap) == 0
 
         later = await ingest.apply(state(GW, UNIT, 3, ("available", "available")))
@@ -127,8 +127,22 @@ def test_a_gateway_whose_seq_started_again_is_followed_afresh(database_url: str)
         assert not await ingest.apply(status(GW, 5, "offline"), status(GW, 1, units=(UNIT,)))
         assert (await ingest.one(Gateway)).state == "online"
         # the spare restarting with its outbox intact is an ordinary restart
-        assert not await ingest.apply(status(GW, 4, units=(UNIT,), boot="boot-3"))
+        assert not await ingest.apply(status(GW, 4, units=(UNIT,), run="run-2"))
         assert ingest.counters.seq_restarts == 1
+        assert (await ingest.one(Unit)).state_seq == 3
+
+    run(database_url, scenario)
+
+
+def test_a_first_birth_after_its_states_is_no_restart(database_url: str) -> None:
+    """Retained messages come topic by topic: a gateway's states may precede its birth."""
+
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(state(GW, UNIT, 3, ("charging", "available")))
+        await ingest.apply(status(GW, 0, units=(UNIT,)))
+        assert ingest.counters.seq_restarts == 0
+        gateway = await ingest.one(Gateway)
+        assert (gateway.state, gateway.seq_run, gateway.max_seq) == ("online", "run-1", 3)
         assert (await ingest.one(Unit)).state_seq == 3
 
     run(database_url, scenario)

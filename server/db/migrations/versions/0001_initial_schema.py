@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 17:04:00.400255
+Create Date: 2026-11-25 18:04:19.758905
 """
 
 from __future__ import annotations
@@ -52,8 +52,8 @@ def upgrade() -> None:
     sa.Column('gw_id', sa.String(length=64), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('boot_id', sa.String(length=64), nullable=True),
-    sa.Column('boot_ids', sa.JSON(), nullable=False),
-    sa.Column('retired_boot_ids', sa.JSON(), nullable=False),
+    sa.Column('seq_run', sa.String(length=64), nullable=True),
+    sa.Column('retired_seq_runs', sa.JSON(), nullable=False),
     sa.Column('version', sa.String(length=32), nullable=True),
     sa.Column('status_seq', sa.Integer(), nullable=False),
     sa.Column('status_ts', server.db.models.UtcDateTime(timezone=True), nullable=True),
