@@ -234,9 +234,10 @@ class BookingService:
         due = {s for s, since in self._falling.items() if now - since >= self._move_grace}
         if not due:
             return []
-        for station_id in due:
+        moved = await self.relocate(None if None in due else {s for s in due if s is not None})
+        for station_id in due:  # only now: a failed attempt is retried at the next tick
             del self._falling[station_id]
-        return await self.relocate(None if None in due else {s for s in due if s is not None})
+        return moved
 
     async def relocate(
         self, station_ids: Iterable[str] | None = None, before: datetime | None = None
