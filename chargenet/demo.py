@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -67,6 +68,44 @@ def gateway_config_toml(
     return "\n".join(lines) + "\n"
 
 
+class Interrupts:
+    """SIGINT and SIGTERM as KeyboardInterrupt, except inside `held()`: there they wait.
+
+    An interrupt raised between starting a child and recording it would orphan the child
+    (the stop could not know of it), and one inside a database step could leave a worker
+    thread that keeps the process from exiting. Those steps run held, and a signal that
+    arrives meanwhile takes effect as soon as they end.
+    """
+
+    def __init__(self) -> None:
+        self._depth = 0
+        self._pending = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+
+    def _on_signal(self, _signum: int, _frame: object) -> None:
+        if self._depth:
+            self._pending = True
+        else:
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        self._depth += 1
+        try:
+            yield
+        finally:
+            self._depth -= 1
+            if not self._depth and self._pending:
+                self._pending = False
+                raise KeyboardInterrupt
+
+
+INTERRUPTS = Interrupts()
+
+
 class Processes:
     """Child processes started in order and stopped in reverse, gently then firmly."""
 
@@ -75,8 +114,9 @@ class Processes:
 
     def start(self, name: str, args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         command = [sys.executable, "-m", "chargenet", *args]
-        child = subprocess.Popen(command, **kwargs)
-        self._children.append((name, child))
+        with INTERRUPTS.held():  # started means recorded, so the stop will find it
+            child = subprocess.Popen(command, **kwargs)
+            self._children.append((name, child))
         return child
 
     def check(self) -> None:
@@ -140,8 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     args.data_dir.mkdir(parents=True, exist_ok=True)
     # SIGTERM, and SIGINT even when a shell started us with it ignored, stop everything
     # the way Ctrl-C does, at any point of start-up too: no part is left orphaned.
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
+    INTERRUPTS.install()
     children = Processes()
     try:
         mqtt_url = args.mqtt or _start_broker(children)
@@ -204,7 +243,8 @@ def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) 
     }
     children.start("server", ["server", "--host", "127.0.0.1", "--port", str(port)], env=env)
     wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S * 2)
-    asyncio.run(_load_registry(database_url, args.scenario))
+    with INTERRUPTS.held():
+        asyncio.run(_load_registry(database_url, args.scenario))
     return DemoServer(port, token)
 
 
@@ -227,10 +267,6 @@ def _port_or_free(port: int) -> int:
         except OSError:
             return free_port()
     return port
-
-
-def _interrupt(_signum: int, _frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _start_broker(children: Processes) -> str:

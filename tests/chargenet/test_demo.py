@@ -1,9 +1,13 @@
+import os
+import signal
 import tomllib
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pytest
+
 from chargenet.console import LiveView
-from chargenet.demo import gateway_config_toml
+from chargenet.demo import Interrupts, gateway_config_toml
 from gateway.config import RtuBus, TcpBus, parse_config
 from protocol.payloads import BatteryState, PortState, PortStatus, UnitEvent, UnitState
 from protocol.topics import UNIT_EVENT, UNIT_STATE, UnitAddress
@@ -55,3 +59,23 @@ def test_live_view_keeps_the_newest_state_and_counts_garbage() -> None:
     assert view.malformed == 1
     view.take(topic, state(7, 0.0, online=False))
     assert "OFFLINE" in view.render(datetime.now(UTC))
+
+
+def test_an_interrupt_waits_for_a_held_step_then_takes_effect() -> None:
+    """SIGTERM mid-step (a child started, not yet recorded) must not cut the step short."""
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    interrupts = Interrupts()
+    interrupts.install()
+    steps = []
+    try:
+        with pytest.raises(KeyboardInterrupt), interrupts.held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("the rest of the step")
+        assert steps == ["the rest of the step"]
+        with pytest.raises(KeyboardInterrupt):  # outside a held step: at once
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("never")
+        assert steps == ["the rest of the step"]
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
