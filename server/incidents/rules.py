@@ -170,11 +170,15 @@ def _from_port(change: PortChange) -> list[Signal]:
 def _from_unit(change: UnitChange, current: Sequence[IncidentView], policy: Policy) -> list[Signal]:
     where = Where(station_id=change.station_id, gw_id=change.gw_id, unit=change.unit)
     silent = unit_key(Kind.BATTERY_SILENT, change.gw_id, change.unit)
-    detail = "battery answers" if change.online else "battery offline"
-    signals = [Signal(Kind.BATTERY_SILENT, silent, not change.online, change.at,
-                      Severity.CRITICAL, detail=detail, **where)]  # fmt: skip
-    if not change.online:
-        return signals  # its SoC and alarms are stale
+    if not change.online:  # its SoC and alarms are stale
+        # Silent is news only from a battery we had heard: one just configured or still
+        # being discovered by a starting gateway has simply not spoken yet.
+        if not change.was_online:
+            return []
+        return [Signal(Kind.BATTERY_SILENT, silent, True, change.at, Severity.CRITICAL,
+                       detail="battery offline", **where)]  # fmt: skip
+    signals = [Signal(Kind.BATTERY_SILENT, silent, False, change.at, Severity.CRITICAL,
+                      detail="battery answers", **where)]  # fmt: skip
     if change.soc_pct is not None:
         low = unit_key(Kind.LOW_BATTERY, change.gw_id, change.unit)
         soc = change.soc_pct

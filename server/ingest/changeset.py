@@ -55,6 +55,8 @@ class UnitChange:
     gw_id: str
     unit: str
     online: bool
+    was_online: bool
+    """Before the change; False for a unit just created or never heard from."""
     soc_pct: float | None
     rated_wh: float | None
     alarms: tuple[str, ...]

@@ -115,7 +115,8 @@ def unit_changes(
     """Units whose effective online flag, SoC, rated energy or alarms differ."""
     changes = []
     for unit_pk, now in sorted(after.items()):
-        if before.get(unit_pk) == now:
+        then = before.get(unit_pk)
+        if then == now:
             continue
         changes.append(
             UnitChange(
@@ -124,6 +125,7 @@ def unit_changes(
                 gw_id=now.gw_id,
                 unit=now.unit,
                 online=now.online,
+                was_online=then is not None and then.online,
                 soc_pct=now.soc_pct,
                 rated_wh=now.rated_wh,
                 alarms=now.alarms,

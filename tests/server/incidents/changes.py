@@ -41,10 +41,11 @@ def recover(at: datetime = T0, port: int = 3) -> ChangeSet:
 
 
 def unit_state(at: datetime = T0, *, online: bool = True, soc_pct: float | None = 80.0,
-               alarms: tuple[str, ...] = (), unit: str = UNIT) -> ChangeSet:  # fmt: skip
+               alarms: tuple[str, ...] = (), unit: str = UNIT,
+               was_online: bool = True) -> ChangeSet:  # fmt: skip
     change = UnitChange(
-        unit_pk=1, station_id=STATION, gw_id=GW, unit=unit, online=online, soc_pct=soc_pct,
-        rated_wh=2000.0, alarms=alarms, at=at,
+        unit_pk=1, station_id=STATION, gw_id=GW, unit=unit, online=online,
+        was_online=was_online, soc_pct=soc_pct, rated_wh=2000.0, alarms=alarms, at=at,
     )  # fmt: skip
     return ChangeSet(units=(change,), station_ids=frozenset({STATION}))
 

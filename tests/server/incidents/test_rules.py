@@ -108,6 +108,13 @@ def test_a_silent_battery_behind_an_offline_gateway_is_the_gateways_incident() -
     assert [s.active for s in signals(event("unit_lost"))] == [True]
 
 
+def test_a_battery_never_heard_from_is_not_silent_news() -> None:
+    """Configured, or still being discovered by a gateway that has just started."""
+    assert signals(unit_state(online=False, was_online=False)) == []
+    heard = signals(unit_state(online=True, was_online=False))
+    assert [s.active for s in heard if s.kind == Kind.BATTERY_SILENT] == [False]
+
+
 def test_historical_events_raise_nothing() -> None:
     assert signals(event("port_faulted", port=3, error="over_current", historical=True)) == []
 
