@@ -26,14 +26,11 @@ async def async_wait_until(
     condition: Callable[[], T], timeout_s: float = 10.0, what: str = "condition"
 ) -> T:
     """The same inside an event loop, yielding to it between checks."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
-        await asyncio.sleep(0.01)
+
+    async def read() -> T:
+        return condition()
+
+    return await async_read_until(read, bool, timeout_s, what)
 
 
 async def async_read_until(

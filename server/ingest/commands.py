@@ -165,7 +165,7 @@ async def resend_unanswered(
         rows = await _overdue(session, now - timedelta(seconds=answer_s))
         if not rows:
             return ResendPlan([], [], [])
-        newest = await _newest(session, {row.key for row in rows})
+        newest = await _newest(session, rows)
         plan = plan_resends(rows, newest, max_sends)
         by_id = {row.cmd_id: row for row in rows}
         closing = {c: "superseded by a newer command" for c in plan.superseded}
@@ -211,18 +211,18 @@ async def _overdue(session: AsyncSession, cutoff: datetime) -> list[Unanswered]:
     ]  # fmt: skip
 
 
-async def _newest(session: AsyncSession, keys: set[CommandKey]) -> dict[CommandKey, datetime]:
-    """The creation time of the newest command per key."""
-    found: dict[CommandKey, datetime] = {}
-    for gw_id, unit, port, action in keys:  # a handful: one small indexed read each
-        newest = await session.scalar(
-            select(func.max(CommandRow.created_at)).where(
-                CommandRow.gw_id == gw_id,
-                CommandRow.unit == unit,
-                CommandRow.port.is_(None) if port is None else CommandRow.port == port,
-                CommandRow.action == action,
-            )
-        )
-        if newest is not None:
-            found[(gw_id, unit, port, action)] = newest
-    return found
+async def _newest(session: AsyncSession, rows: list[Unanswered]) -> dict[CommandKey, datetime]:
+    """The creation time of the newest command per key of `rows`, in one read.
+
+    Only commands of the same gateways created since the oldest row can supersede one.
+    """
+    keys = {row.key for row in rows}
+    query = (
+        select(CommandRow.gw_id, CommandRow.unit, CommandRow.port, CommandRow.action,
+               func.max(CommandRow.created_at))
+        .where(CommandRow.gw_id.in_(sorted({key[0] for key in keys})),
+               CommandRow.created_at >= min(row.created_at for row in rows))
+        .group_by(CommandRow.gw_id, CommandRow.unit, CommandRow.port, CommandRow.action)
+    )  # fmt: skip
+    found = {(g, u, p, a): newest for g, u, p, a, newest in await session.execute(query)}
+    return {key: newest for key, newest in found.items() if key in keys}

@@ -271,7 +271,7 @@ class MqttLink:
         MqttError when the connection is lost.
         """
         async for _ in client.messages:
-            pass
+            continue  # never reached: `take_messages` takes every message first
 
     def _take(self, message: paho.MQTTMessage) -> None:
         """Stamp a message as paho hands it over and queue it for the batcher."""

@@ -116,12 +116,12 @@ def click(browser: webdriver.Chrome, selector: str) -> bool:
     """Click the element if it is there and not being re-rendered right now."""
     try:
         found = browser.find_elements(By.CSS_SELECTOR, selector)
-        if found and found[0].is_enabled():
-            found[0].click()
-            return True
+        if not (found and found[0].is_enabled()):
+            return False
+        found[0].click()
     except StaleElementReferenceException:
-        pass
-    return False
+        return False
+    return True
 
 
 def sign_in(browser: webdriver.Chrome, token: str) -> None:
