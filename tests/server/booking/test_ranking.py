@@ -99,10 +99,10 @@ def brute_force(
         walk = walking_minutes(lat, lon, s.latitude, s.longitude)
         if walk > max_walk:
             continue
-        arrival = T0 + timedelta(minutes=walk)
+        arrival = T0.timestamp() + walk * 60  # seconds, not a datetime: no rounding to 1 µs
         for (sid, start), n in free.items():
-            if sid == s.id and n > 0 and start >= arrival:
-                wait = (start - arrival) / timedelta(minutes=1)
+            if sid == s.id and n > 0 and start.timestamp() >= arrival:
+                wait = (start.timestamp() - arrival) / 60
                 per_station.setdefault(sid, []).append((2 * walk + wait, start, sid))
     if len(per_station) >= limit:
         pool = [min(options) for options in per_station.values()]
