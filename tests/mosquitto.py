@@ -9,6 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from server.ingest.link import INFLIGHT_WINDOW
+
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
 
 
@@ -46,7 +48,7 @@ class Mosquitto:
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"
             "max_queued_messages 100000\n"
-            "max_inflight_messages 100\n"
+            f"max_inflight_messages {INFLIGHT_WINDOW}\n"  # the server acknowledges after commit
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
         )

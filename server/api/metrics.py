@@ -50,6 +50,9 @@ class Metrics:
                 self.incidents.labels(state).set(count)
         for name, value in counters_of(link).items():
             self.ingest.labels(name).set(value)
+        backlog = getattr(link, "backlog", None)  # received, not yet committed nor acknowledged
+        if backlog is not None:
+            self.ingest.labels("backlog").set(backlog)
         if hub is not None:
             self.sse.labels("subscribers").set(hub.subscribers)
             self.sse.labels("published").set(hub.published)

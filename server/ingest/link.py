@@ -4,9 +4,13 @@ One broker connection at a time (aiomqtt, MQTT 3.1.1, fixed client id, clean ses
 the broker keeps our QoS 1 subscriptions and queues messages while we restart), reconnected
 with backoff. The receiver only stamps and queues; a batcher takes what has arrived (up to
 `batch_max`) and applies it in one transaction, then hands the ChangeSet to each listener in
-turn. With `sweep_staleness` it also runs `mark_stale` every half report period (the app
-may run it itself instead). Commands stored by
-`send_command` are published from the outbox table.
+turn. A message is acknowledged (PUBACK) only once its batch is committed, or dropped for
+good: until then the broker keeps it, so a crash of the server loses nothing (the broker
+sends it again; applying is idempotent). The broker's inflight window is what bounds the
+messages held here: it must hold at least two batches (`INFLIGHT_WINDOW`) or the ingest
+waits on its own acknowledgements. With `sweep_staleness` it also runs `mark_stale` every
+half report period (the app may run it itself instead). Commands stored by `send_command`
+are published from the outbox table.
 
 Nothing a gateway sends can stop the loop: bad topics and payloads are counted by the
 router, a batch that fails for a reason other than a database outage is retried message by
@@ -45,9 +49,15 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 Listener = Callable[[ChangeSet], Awaitable[None]]
-Raw = tuple[str, bytes, datetime]
+Raw = tuple[str, bytes, datetime, int, int]
+"""Topic, payload, when received, the connection it came on and its packet id (0: QoS 0)."""
 
 BATCH_MAX: Final = 5000
+INFLIGHT_WINDOW: Final = 2 * BATCH_MAX
+"""Unacknowledged messages the broker should send us at once (Mosquitto's
+`max_inflight_messages`): one batch being applied while the next arrives."""
+STOP_DRAIN_S: Final = 5.0
+"""On stop, how long to go on applying (and acknowledging) what arrived before leaving."""
 LINGER_S: Final = 0.003
 """After the first message of a batch, how long to wait for more when few have queued."""
 COMMAND_POLL_S: Final = 2.0
@@ -179,6 +189,12 @@ class MqttLink:
         self._dispatching = asyncio.Lock()
         self._failures = 0
         self._topics: TopicCache = {}
+        self._connection_no = 0
+        self._acker: paho.Client | None = None
+        """The connection messages of `_connection_no` are acknowledged on, while it lasts."""
+        self._idle = asyncio.Event()
+        """Set while every message taken has been applied and acknowledged."""
+        self._idle.set()
         self.connected = asyncio.Event()
         self.hearing_since: datetime | None = None
         """When the current broker connection began (None while there is none)."""
@@ -225,27 +241,30 @@ class MqttLink:
                 await asyncio.wait_for(self._stopping.wait(), self._backoff())
 
     async def _connection(self) -> None:
-        async with self._client() as client:
-            await client.subscribe(
-                [(f, 1) for f in self._router.subscriptions(self._prefix,
-                                                            self._settings.mqtt_shared_group)]
-            )  # fmt: skip
-            self._failures = 0
-            self.counters.connects += 1
-            self.hearing_since = datetime.now(UTC)
-            self.connected.set()
-            log.info("MQTT ingest connected to %s:%d as %s", self._address.host,
-                     self._address.port, self._settings.mqtt_client_id)  # fmt: skip
-            try:
+        try:
+            async with self._client() as client:
+                await client.subscribe(
+                    [(f, 1) for f in self._router.subscriptions(
+                        self._prefix, self._settings.mqtt_shared_group)]
+                )  # fmt: skip
+                self._failures = 0
+                self.counters.connects += 1
+                self.hearing_since = datetime.now(UTC)
+                self.connected.set()
+                log.info("MQTT ingest connected to %s:%d as %s", self._address.host,
+                         self._address.port, self._settings.mqtt_client_id)  # fmt: skip
                 async with asyncio.TaskGroup() as tasks:
                     receiver = tasks.create_task(self._receive(client))
                     sender = tasks.create_task(self._send_commands(client))
                     await self._stopping.wait()
-                    receiver.cancel()
                     sender.cancel()
-            finally:
-                self.hearing_since = None
-                self.connected.clear()
+                    with contextlib.suppress(TimeoutError):  # acknowledge what was applied
+                        await asyncio.wait_for(self._idle.wait(), STOP_DRAIN_S)
+                    receiver.cancel()
+        finally:
+            self._acker = None
+            self.hearing_since = None
+            self.connected.clear()
 
     def _client(self) -> aiomqtt.Client:
         address = self._address
@@ -261,6 +280,9 @@ class MqttLink:
             timeout=float(KEEPALIVE_S),
             tls_context=ssl.create_default_context() if address.tls else None,
         )
+        self._connection_no += 1
+        self._acker = client._client
+        self._acker.manual_ack_set(True)
         take_messages(client, self._take)
         return read_what_arrived(client)
 
@@ -275,7 +297,23 @@ class MqttLink:
 
     def _take(self, message: paho.MQTTMessage) -> None:
         """Stamp a message as paho hands it over and queue it for the batcher."""
-        self._queue.put_nowait((message.topic, bytes(message.payload), datetime.now(UTC)))
+        self._idle.clear()
+        mid = message.mid if message.qos else 0
+        self._queue.put_nowait((message.topic, bytes(message.payload), datetime.now(UTC),
+                                self._connection_no, mid))  # fmt: skip
+
+    def _acknowledge(self, raw: list[Raw]) -> None:
+        """PUBACK messages now committed (or dropped for good), in the order they came.
+
+        One that came on an earlier connection is not acknowledged: its packet id may name
+        another message now, and the broker sends it again (a duplicate, changing nothing).
+        """
+        acker, current = self._acker, self._connection_no
+        if acker is None:
+            return
+        for _, _, _, connection_no, mid in raw:
+            if mid and connection_no == current:
+                acker.ack(mid, 1)
 
     # -- applying ----------------------------------------------------------------------------
 
@@ -288,16 +326,20 @@ class MqttLink:
             while len(raw) < self._batch_max and not self._queue.empty():
                 raw.append(self._queue.get_nowait())
             done = None in raw
-            messages = self._route([r for r in raw if r is not None])
-            if messages:
-                for changeset in await self._apply(messages):
-                    await self._dispatch(changeset)
+            taken = [r for r in raw if r is not None]
+            messages = self._route(taken)
+            changesets = await self._apply(messages) if messages else []
+            self._acknowledge(taken)
+            if self._queue.empty():
+                self._idle.set()
+            for changeset in changesets:
+                await self._dispatch(changeset)
 
     def _route(self, raw: list[Raw]) -> list[Inbound[Any]]:
         route, prefix, counters, cache = (self._router.route, self._prefix, self.counters,
                                           self._topics)  # fmt: skip
         routed = (route(prefix, topic, payload, at, counters, cache, defer=True)
-                  for topic, payload, at in raw)  # fmt: skip
+                  for topic, payload, at, _, _ in raw)  # fmt: skip
         return [m for m in routed if m is not None]
 
     async def _apply(self, messages: list[Inbound[Any]]) -> list[ChangeSet]:

@@ -12,6 +12,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from server.ingest.link import INFLIGHT_WINDOW
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 
@@ -123,5 +124,7 @@ def test_queue_limits_are_set_on_purpose() -> None:
         line.split(None, 1) for line in text.splitlines() if line and not line.startswith("#")
     )
     assert int(settings["max_queued_messages"]) >= 100_000
+    # the server holds messages unacknowledged until committed: two batches must fit in flight
+    assert int(settings["max_inflight_messages"]) >= INFLIGHT_WINDOW
     assert settings["allow_anonymous"] == "false"
     assert settings["persistence"] == "true"
