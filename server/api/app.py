@@ -21,7 +21,7 @@ from fastapi import APIRouter, FastAPI
 from server.api import bookings, incidents, metrics, ports, registry, stations
 from server.api.deps import Services
 from server.api.errors import install_error_handlers
-from server.api.jobs import FanOut, cancel_all, every
+from server.api.jobs import cancel_all, every
 from server.booking.service import BookingService
 from server.dashboard import routes as dashboard
 from server.dashboard.sse import EventHub
@@ -29,6 +29,8 @@ from server.db.migrate import upgrade
 from server.db.session import Database
 from server.incidents.service import IncidentService
 from server.ingest.commands import resend_unanswered, send_command
+from server.ingest.fanout import FanOut
+from server.ingest.journal import undelivered
 from server.ingest.link import MqttLink
 from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
@@ -93,27 +95,32 @@ async def lifespan(
     # Booking writes its display commands in its own transaction; `wake` publishes them.
     booking = BookingService(db, settings, clock, wake=wake)
     incidents_ = IncidentService(db, settings, clock)
-    fan_out = FanOut([booking.on_changes, incidents_.on_changes, hub.on_changes])
+    fan_out = FanOut(db, [booking.on_changes, incidents_.on_changes, hub.on_changes])
+    owner = settings.mqtt_client_id
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:
+        for changes in await undelivered(db, owner, clock(), own=True):  # before a crash
+            await fan_out(changes)
         if settings.mqtt_url:
-            link = MqttLink(settings, db, listeners=list(fan_out.listeners))
+            link = MqttLink(settings, db, fan_out)
             tasks.append(asyncio.create_task(link.run(), name="mqtt-link"))
         app.state.link = link
 
         async def stale() -> None:
             now = clock()
             if link is None or link.may_judge_silence(now):
-                await fan_out(await mark_stale(db, now, settings.report_period_s))
+                await fan_out(await mark_stale(db, now, settings.report_period_s, owner=owner))
 
         async def timers() -> None:
             await booking.release_no_shows(clock())
             await booking.relocate_due(clock())
             await incidents_.tick(clock())
+            for changes in await undelivered(db, owner, clock(), own=False):
+                await fan_out(changes)
             resends = await resend_unanswered(
                 db, clock(), settings.command_answer_s, settings.command_sends
             )

@@ -17,11 +17,10 @@ from server.booking.service import BookingService
 from server.dashboard.sse import EventHub
 from server.db.session import Database
 from server.incidents.service import IncidentService
-from server.ingest.changeset import ChangeSet
+from server.ingest.fanout import FanOut
 from server.registry.service import Registry
 from server.settings import Settings
 
-Listener = Callable[[ChangeSet], Awaitable[None]]
 CommandSender = Callable[[str, str, str, int | None, str | None], Awaitable[str]]
 """(gw_id, unit, action, port, value) -> cmd_id: recorded, then published by the link."""
 
@@ -38,7 +37,7 @@ class Services:
     booking: BookingService
     incidents: IncidentService
     send_command: CommandSender
-    fan_out: Listener
+    fan_out: FanOut
     """Hands a ChangeSet to every listener (booking, incidents, the hub)."""
 
 

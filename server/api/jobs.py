@@ -1,8 +1,6 @@
-"""The server's background work: periodic jobs and the change fan-out.
+"""The server's background work: periodic jobs.
 
 A job that fails is logged and tried again next period; it never takes the server down.
-The fan-out hands one ChangeSet to each listener in turn, isolating their failures, so a
-bug in incidents never stops bookings from moving.
 """
 
 from __future__ import annotations
@@ -11,28 +9,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from server.api.deps import Listener
-from server.ingest.changeset import ChangeSet
-
 log = logging.getLogger(__name__)
-
-
-class FanOut:
-    """Calls every listener with a ChangeSet; counts the ones that raised."""
-
-    def __init__(self, listeners: Sequence[Listener]) -> None:
-        self.listeners = tuple(listeners)
-        self.errors = 0
-
-    async def __call__(self, changes: ChangeSet) -> None:
-        if not changes:
-            return
-        for listener in self.listeners:
-            try:
-                await listener(changes)
-            except Exception:
-                self.errors += 1
-                log.exception("change listener %s failed", getattr(listener, "__qualname__", ""))
 
 
 async def every(name: str, period_s: float, step: Callable[[], Awaitable[None]]) -> None:

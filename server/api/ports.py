@@ -19,6 +19,7 @@ from server.api.auth import ADMIN, Actor
 from server.api.deps import Services, Svc
 from server.db.models import Gateway, Port, Unit
 from server.errors import NotFound
+from server.ingest import journal
 from server.ingest.changeset import ChangeSet, PortChange
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
@@ -73,11 +74,16 @@ async def _set_disabled(
             port=port, before_status=before, after_status=after, before_occupied=row.occupied,
             after_occupied=row.occupied, error=row.error, at=now,
         )  # fmt: skip
+        changes = ChangeSet()
+        if changed:
+            stations = frozenset({change.station_id} if change.station_id else ())
+            changes = await journal.record(
+                session, ChangeSet(ports=(change,), station_ids=stations, decided=True),
+                svc.settings.mqtt_client_id, now,
+            )  # fmt: skip
     action = "disable_port" if disabled else "enable_port"
     cmd_id = await svc.send_command(gw_id, unit, action, port, None)
-    if changed:
-        stations = frozenset({change.station_id} if change.station_id else ())
-        await svc.fan_out(ChangeSet(ports=(change,), station_ids=stations, decided=True))
+    await svc.fan_out(changes)
     return schemas.PortAdminOut(
         gw_id=gw_id, unit=unit, port=port, admin_disabled=disabled, cmd_id=cmd_id
     )

@@ -163,6 +163,18 @@ class SeenMessage(Base):
     """For the retention sweep (`ingest.retention`)."""
 
 
+class PendingChanges(Base):
+    """A committed ChangeSet not every listener has seen yet (`ingest.journal`)."""
+
+    __tablename__ = "pending_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    owner: Mapped[str] = mapped_column(String(128), index=True)
+    """The server process that delivers it (its MQTT client id)."""
+    body: Mapped[str] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class SeqGap(Base):
     """Seqs a gateway skipped: lost on its side or still to be replayed."""
 

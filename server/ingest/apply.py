@@ -40,7 +40,7 @@ from protocol.payloads import CommandResult, GatewayStatus, UnitEvent, UnitState
 from protocol.topics import UnitAddress
 from server.db.models import CommandRow, Gateway, Port, SeenMessage, SeqGap, Unit, UnitEventRow
 from server.db.session import Database
-from server.ingest import snapshot
+from server.ingest import journal, snapshot
 from server.ingest.batch import Batch, UnitKey
 from server.ingest.changeset import ChangeSet, EventRecord
 from server.ingest.handlers import PORT_STATE_COLUMNS, RETIRED_RUNS, UNIT_STATE_COLUMNS
@@ -57,9 +57,12 @@ _PORTS = cast(Table, Port.__table__)
 
 
 async def apply_batch(
-    db: Database, messages: Sequence[Inbound[Any]], counters: IngestCounters
+    db: Database, messages: Sequence[Inbound[Any]], counters: IngestCounters, *, owner: str
 ) -> ChangeSet:
-    """Apply `messages` in one transaction (retried on a lost race); count what happened."""
+    """Apply `messages` in one transaction (retried on a lost race); count what happened.
+
+    The ChangeSet is journalled in that transaction for `owner` to hand out (`journal`).
+    """
     unique = list({(m.gw_id, m.seq): m for m in reversed(messages)}.values())
     unique.reverse()
     counters.duplicates += len(messages) - len(unique)
@@ -76,6 +79,7 @@ async def apply_batch(
         try:
             async with db.transaction() as session:
                 changeset, tally = await _apply(session, unique, whole)
+                changeset = await journal.record(session, changeset, owner, datetime.now(UTC))
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
                 raise

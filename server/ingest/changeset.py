@@ -1,8 +1,8 @@
 """What one ingest step changed, for the parts that react to it.
 
 Ingest applies gateway messages to the database and hands a `ChangeSet` to each listener
-(booking: moves and check-ins; incidents; the dashboard's live feed). Plain data: the
-listeners never see MQTT payloads or database rows.
+(booking: moves and check-ins; incidents; the dashboard's live feed) through the fan-out.
+Plain data: the listeners never see MQTT payloads or database rows.
 """
 
 from __future__ import annotations
@@ -94,6 +94,8 @@ class ChangeSet:
     decided: bool = False
     """A person made these changes (an operator disabled a port), no device reported
     them: act at once, there is nothing to wait out."""
+    pending: int | None = None
+    """Its row in the journal (`journal`) until every listener has seen it."""
 
     def __bool__(self) -> bool:
         return bool(self.ports or self.units or self.events or self.gateways or self.commands)

@@ -3,14 +3,14 @@
 One broker connection at a time (aiomqtt, MQTT 3.1.1, fixed client id, clean session off:
 the broker keeps our QoS 1 subscriptions and queues messages while we restart), reconnected
 with backoff. The receiver only stamps and queues; a batcher takes what has arrived (up to
-`batch_max`) and applies it in one transaction, then hands the ChangeSet to each listener in
-turn. A message is acknowledged (PUBACK) only once its batch is committed, or dropped for
-good: until then the broker keeps it, so a crash of the server loses nothing (the broker
-sends it again; applying is idempotent). The broker's inflight window is what bounds the
-messages held here: it must hold at least two batches (`INFLIGHT_WINDOW`) or the ingest
-waits on its own acknowledgements. With `sweep_staleness` it also runs `mark_stale` every
-half report period (the app may run it itself instead). Commands stored by `send_command`
-are published from the outbox table.
+`batch_max`) and applies it in one transaction (journalling its ChangeSet), then hands the
+ChangeSet to the fan-out. A message is acknowledged (PUBACK) only once its batch is
+committed, or dropped for good: until then the broker keeps it, so a crash of the server
+loses nothing (the broker sends it again; applying is idempotent). The broker's inflight
+window is what bounds the messages held here: it must hold at least two batches
+(`INFLIGHT_WINDOW`) or the ingest waits on its own acknowledgements. With `sweep_staleness`
+it also runs `mark_stale` every half report period (the app may run it itself instead).
+Commands stored by `send_command` are published from the outbox table.
 
 Nothing a gateway sends can stop the loop: bad topics and payloads are counted by the
 router, a batch that fails for a reason other than a database outage is retried message by
@@ -25,7 +25,7 @@ import gc
 import logging
 import random
 import ssl
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -41,6 +41,7 @@ from server.db.session import Database
 from server.ingest.apply import apply_batch
 from server.ingest.changeset import ChangeSet
 from server.ingest.commands import as_payload, claim_pending, release
+from server.ingest.fanout import FanOut, Listener
 from server.ingest.router import Inbound, IngestCounters, TopicCache, TopicRouter
 from server.ingest.routes import MQTT_ROUTES
 from server.ingest.staleness import mark_stale, may_judge_silence
@@ -48,7 +49,6 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[ChangeSet], Awaitable[None]]
 Raw = tuple[str, bytes, datetime, int, int]
 """Topic, payload, when received, the connection it came on and its packet id (0: QoS 0)."""
 
@@ -170,23 +170,23 @@ class MqttLink:
         self,
         settings: Settings,
         db: Database,
-        listeners: Sequence[Listener] = (),
+        fan_out: FanOut | None = None,
         router: TopicRouter = MQTT_ROUTES,
         batch_max: int = BATCH_MAX,
         sweep_staleness: bool = False,
     ) -> None:
         self._settings = settings
         self._db = db
-        self._listeners: list[Listener] = list(listeners)
+        self.fan_out = fan_out or FanOut(db)
         self._router = router
         self._batch_max = batch_max
         self._sweep = sweep_staleness
         self._address = broker_address(settings)
         self._prefix = settings.mqtt_prefix
+        self._owner = settings.mqtt_client_id
         self._queue: asyncio.Queue[Raw | None] = asyncio.Queue()
         self._commands_wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._dispatching = asyncio.Lock()
         self._failures = 0
         self._topics: TopicCache = {}
         self._connection_no = 0
@@ -201,7 +201,7 @@ class MqttLink:
         self.counters = IngestCounters()
 
     def add_listener(self, listener: Listener) -> None:
-        self._listeners.append(listener)
+        self.fan_out.add(listener)
 
     def notify_commands(self) -> None:
         """A command was stored: publish it now rather than at the next poll."""
@@ -333,7 +333,7 @@ class MqttLink:
             if self._queue.empty():
                 self._idle.set()
             for changeset in changesets:
-                await self._dispatch(changeset)
+                await self.fan_out(changeset)
 
     def _route(self, raw: list[Raw]) -> list[Inbound[Any]]:
         route, prefix, counters, cache = (self._router.route, self._prefix, self.counters,
@@ -347,7 +347,7 @@ class MqttLink:
         delay = RECONNECT_MIN_S
         while True:
             try:
-                return [await apply_batch(self._db, messages, self.counters)]
+                return [await apply_batch(self._db, messages, self.counters, owner=self._owner)]
             except (OperationalError, OSError) as exc:
                 log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__,
                             delay)  # fmt: skip
@@ -374,17 +374,6 @@ class MqttLink:
             results.extend(await self._apply([message]))
         return results
 
-    async def _dispatch(self, changeset: ChangeSet) -> None:
-        if not changeset:
-            return
-        async with self._dispatching:
-            for listener in self._listeners:
-                try:
-                    await listener(changeset)
-                except Exception:
-                    self.counters.listener_errors += 1
-                    log.exception("ingest listener %r failed", listener)
-
     def may_judge_silence(self, now: datetime) -> bool:
         """`staleness.may_judge_silence` for this link; counts the sweeps it holds back."""
         if may_judge_silence(self.hearing_since, now, self._settings.report_period_s):
@@ -400,11 +389,11 @@ class MqttLink:
             if not self.may_judge_silence(now):
                 continue
             try:
-                changeset = await mark_stale(self._db, now, period)
+                changeset = await mark_stale(self._db, now, period, owner=self._owner)
             except Exception:
                 log.exception("staleness sweep failed")
                 continue
-            await self._dispatch(changeset)
+            await self.fan_out(changeset)
 
     # -- commands ----------------------------------------------------------------------------
 

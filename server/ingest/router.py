@@ -56,7 +56,6 @@ class IngestCounters:
     batch_errors: int = 0
     failed: int = 0
     """Messages dropped because applying them alone still failed (a bug, logged)."""
-    listener_errors: int = 0
     commands_sent: int = 0
     connects: int = 0
     sweeps_held: int = 0

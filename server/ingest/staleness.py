@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 
 from server.db.models import Gateway, Port, Unit
 from server.db.session import Database
-from server.ingest import snapshot
+from server.ingest import journal, snapshot
 from server.ingest.changeset import ChangeSet
 from server.ingest.live import stale_cutoff
 
@@ -52,8 +52,13 @@ def may_judge_silence(
     return hearing_since is not None and hearing_since <= stale_cutoff(now, report_period_s)
 
 
-async def mark_stale(db: Database, now: datetime, report_period_s: float) -> ChangeSet:
-    """Mark overdue units stale and overdue online gateways silent; what that changed."""
+async def mark_stale(
+    db: Database, now: datetime, report_period_s: float, *, owner: str
+) -> ChangeSet:
+    """Mark overdue units stale and overdue online gateways silent; what that changed.
+
+    The ChangeSet is journalled for `owner` to hand out (`journal`).
+    """
     cutoff = stale_cutoff(now, report_period_s)
     async with db.transaction() as session:
         unit_candidates = await session.execute(
@@ -111,4 +116,4 @@ async def mark_stale(db: Database, now: datetime, report_period_s: float) -> Cha
         for gw_id in claimed_gateways:
             gateways[gw_id].silent = True
         after = snapshot.take(gateways, units, ports)
-        return snapshot.changes(before, after, now)
+        return await journal.record(session, snapshot.changes(before, after, now), owner, now)

@@ -1,8 +1,10 @@
-"""A server killed with messages received but not yet committed: the broker still has them.
+"""A server killed at the worst moments loses nothing (SIGKILL, no clean stop).
 
-The server acknowledges a message to the broker only once its batch is committed, so a
-crash (SIGKILL, no clean stop) between the two loses nothing: the next server process on
-the same session gets those messages again and applies them.
+- Messages received but not yet committed: the server acknowledges a message to the broker
+  only once its batch is committed, so the next server process on the same session gets
+  them again and applies them.
+- A change committed before every listener reacted: the journal hands it out again at the
+  next start, so the incident of a port fault still opens.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pytest
 from server.db.migrate import upgrade
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
-from tests.server.ingest.messages import state
+from tests.server.ingest.messages import state, status
 from tests.server.ingest.test_link import publish_burst
 from tests.server.running import ServerProcess
 
@@ -33,11 +35,15 @@ def ingest_counter(server: ServerProcess, name: str) -> float:
     return next((float(x[len(line) :]) for x in text.splitlines() if x.startswith(line)), 0.0)
 
 
-def seen_messages(database: str) -> int:
+def count(database: str, query: str) -> int:
     with psycopg.connect(database) as db:
-        row = db.execute("SELECT count(*) FROM seen_messages").fetchone()
+        row = db.execute(query).fetchone()
         assert row is not None
         return int(row[0])
+
+
+def seen_messages(database: str) -> int:
+    return count(database, "SELECT count(*) FROM seen_messages")
 
 
 def test_messages_received_but_not_committed_survive_a_killed_server(
@@ -61,5 +67,33 @@ def test_messages_received_but_not_committed_survive_a_killed_server(
     try:
         wait_until(lambda: seen_messages(plain) == STATES, 30, "every state applied after all")
         assert ingest_counter(second, "failed") == 0
+    finally:
+        second.stop()
+
+
+def test_a_change_committed_before_its_incident_opened_opens_it_after_a_crash(
+    broker: Mosquitto, postgres_url: str, tmp_path: Path
+) -> None:
+    upgrade(postgres_url)
+    plain = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
+    fault_pending = (
+        'SELECT count(*) FROM pending_changes WHERE body LIKE \'%"after_status":"faulted"%\''
+    )
+    incident = "SELECT count(*) FROM incidents WHERE kind = 'port_fault' AND port = 1"
+    first = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
+    with psycopg.connect(plain) as lock:  # incidents cannot be written: the fan-out waits
+        lock.execute("LOCK TABLE incidents IN EXCLUSIVE MODE")
+        fault = state("crash", "rs485-1.1", 2, ("faulted", "available"))
+        publish_burst(broker.port, [status("crash", 1, units=("rs485-1.1",)), fault])
+        wait_until(lambda: count(plain, fault_pending) == 1, 20,
+                   "the fault committed, its incident not yet opened")  # fmt: skip
+        first.kill()
+        lock.rollback()
+    assert count(plain, incident) == 0
+    second = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
+    try:
+        wait_until(lambda: count(plain, incident) == 1, 30, "the port_fault incident opened")
+        wait_until(lambda: count(plain, "SELECT count(*) FROM pending_changes") == 0, 10,
+                   "the journal emptied")  # fmt: skip
     finally:
         second.stop()

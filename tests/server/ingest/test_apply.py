@@ -35,7 +35,9 @@ class Ingest:
         routed = [
             MQTT_ROUTES.route(PREFIX, t, p, self.clock, self.counters, defer=True) for t, p in wires
         ]  # fmt: skip  (deferred, as the link routes)
-        return await apply_batch(self.db, [m for m in routed if m is not None], self.counters)
+        return await apply_batch(
+            self.db, [m for m in routed if m is not None], self.counters, owner="test"
+        )
 
     async def ports(self) -> dict[int, Port]:
         async with self.db.transaction() as session:
@@ -307,12 +309,14 @@ def test_silence_marks_units_stale_and_gateways_silent_once(database_url: str) -
         await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
         await ingest.apply(state(GW, "rs485-1.2", 4))
         last = ingest.clock
-        assert not await mark_stale(ingest.db, last + timedelta(seconds=29), 10.0)
-        swept = await mark_stale(ingest.db, last + timedelta(seconds=31), 10.0)
+        assert not await mark_stale(ingest.db, last + timedelta(seconds=29), 10.0, owner="test")
+        swept = await mark_stale(ingest.db, last + timedelta(seconds=31), 10.0, owner="test")
         assert [(g.gw_id, g.state) for g in swept.gateways] == [(GW, "offline")]
         assert {c.after_status for c in swept.ports} == {"offline"}
         assert len(swept.ports) == 4
-        assert not await mark_stale(ingest.db, last + timedelta(seconds=60), 10.0)  # once
+        assert not await mark_stale(
+            ingest.db, last + timedelta(seconds=60), 10.0, owner="test"
+        )  # once
         back = await ingest.apply(state(GW, UNIT, 5))
         assert [(g.gw_id, g.state) for g in back.gateways] == [(GW, "online")]
         assert {(c.unit, c.after_status) for c in back.ports} == {(UNIT, "available")}

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 18:04:19.758905
+Create Date: 2026-11-25 19:21:30.815342
 """
 
 from __future__ import annotations
@@ -100,6 +100,17 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_resident_id'), ['resident_id'], unique=False)
+
+    op.create_table('pending_changes',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('owner', sa.String(length=128), nullable=False),
+    sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('recorded_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('pending_changes', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_pending_changes_owner'), ['owner'], unique=False)
+        batch_op.create_index(batch_op.f('ix_pending_changes_recorded_at'), ['recorded_at'], unique=False)
 
     op.create_table('seen_messages',
     sa.Column('gw_id', sa.String(length=64), nullable=False),
@@ -264,6 +275,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_seen_messages_received_at'))
 
     op.drop_table('seen_messages')
+    with op.batch_alter_table('pending_changes', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_pending_changes_recorded_at'))
+        batch_op.drop_index(batch_op.f('ix_pending_changes_owner'))
+
+    op.drop_table('pending_changes')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_resident_id'))
 
