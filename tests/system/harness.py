@@ -101,6 +101,20 @@ class Simulator(Child):
         self.call("POST", "/phones", body)
 
 
+def quiet_simulator(
+    workdir: Path,
+    units_per_line: int = 1,
+    baudrate: int = 19200,
+    tcp_units: int = 0,
+    seed: int | None = 1,
+) -> Simulator:
+    """One serial line of 4-port batteries (and `tcp_units` on Modbus TCP), no physics:
+    nothing changes unless the test says so."""
+    args = ["--serial-lines", "1", "--units-per-line", str(units_per_line), "--ports", "4",
+            "--baudrate", str(baudrate), "--tcp-units", str(tcp_units), "--no-physics"]  # fmt: skip
+    return Simulator(args + (["--seed", str(seed)] if seed is not None else []), workdir)
+
+
 def start_gateway(
     workdir: Path,
     sim: Simulator,

@@ -13,7 +13,7 @@ import pytest
 from protocol.payloads import GatewayStatus, UnitEvent, UnitState
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
-from tests.system.harness import Child, Recorder, Simulator, start_gateway
+from tests.system.harness import Child, Recorder, Simulator, quiet_simulator, start_gateway
 
 GW = "gw-test"
 PREFIX = f"chargenet/v1/gw/{GW}"
@@ -46,11 +46,7 @@ def reads_served(sim: Simulator, line: str, unit_id: int) -> int:
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Simulator]:
-    simulator = Simulator(
-        ["--serial-lines", "1", "--units-per-line", "2", "--ports", "4", "--baudrate", "19200",
-         "--tcp-units", "1", "--no-physics", "--seed", "1"],
-        tmp_path,
-    )  # fmt: skip
+    simulator = quiet_simulator(tmp_path, units_per_line=2, tcp_units=1)
     yield simulator
     simulator.stop()
 
@@ -299,11 +295,7 @@ def test_commands_reach_the_battery_and_are_answered(
 
 
 def test_silent_unit_does_not_slow_its_neighbours(tmp_path: Path, broker: Mosquitto) -> None:
-    sim = Simulator(
-        ["--serial-lines", "1", "--units-per-line", "3", "--ports", "4", "--baudrate", "19200",
-         "--no-physics"],
-        tmp_path,
-    )  # fmt: skip
+    sim = quiet_simulator(tmp_path, units_per_line=3, seed=None)
     gateway = start_gateway(tmp_path, sim, broker.url, poll_period_s=0.0)
     recorder = Recorder(broker.port)
     try:

@@ -17,7 +17,7 @@ import pytest
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 from tests.server.running import ServerProcess
-from tests.system.harness import Child, Simulator, start_gateway
+from tests.system.harness import Child, Simulator, quiet_simulator, start_gateway
 
 pytestmark = pytest.mark.slow
 GW = "gw-test"
@@ -26,11 +26,7 @@ REPORT_S = 2.0
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Simulator]:
-    simulator = Simulator(
-        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "19200",
-         "--tcp-units", "1", "--no-physics", "--seed", "1"],
-        tmp_path,
-    )  # fmt: skip
+    simulator = quiet_simulator(tmp_path, tcp_units=1)
     yield simulator
     simulator.stop()
 

@@ -15,7 +15,7 @@ from selenium.webdriver.common.by import By
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 from tests.server.running import TOKEN, ServerProcess
-from tests.system.harness import Child, Simulator, start_gateway
+from tests.system.harness import Child, Simulator, quiet_simulator, start_gateway
 
 pytestmark = pytest.mark.slow
 GW = "gw-test"
@@ -38,11 +38,7 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
 
 @pytest.fixture
 def running(tmp_path: Path, broker: Mosquitto) -> Iterator[tuple[ServerProcess, Simulator]]:
-    sim = Simulator(
-        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "19200",
-         "--no-physics", "--seed", "1"],
-        tmp_path,
-    )  # fmt: skip
+    sim = quiet_simulator(tmp_path)
     server = ServerProcess(tmp_path, broker.url, REPORT_S)
     gateway: Child | None = None
     try:

@@ -25,7 +25,7 @@ from tests.conditions import async_read_until, async_wait_until
 from tests.mosquitto import Mosquitto
 from tests.postgres import PostgresCluster, create_database
 from tests.server.ingest.messages import state, status
-from tests.system.harness import Simulator, start_gateway
+from tests.system.harness import Simulator, quiet_simulator, start_gateway
 
 GW = "gw-test"
 UNIT = "line-1.1"
@@ -33,11 +33,7 @@ UNIT = "line-1.1"
 
 @pytest.fixture
 def sim(tmp_path: Path) -> Iterator[Simulator]:
-    simulator = Simulator(
-        ["--serial-lines", "1", "--units-per-line", "1", "--ports", "4", "--baudrate", "115200",
-         "--no-physics", "--seed", "1"],
-        tmp_path,
-    )  # fmt: skip
+    simulator = quiet_simulator(tmp_path, baudrate=115200)
     yield simulator
     simulator.stop()
 
