@@ -9,7 +9,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -26,6 +28,15 @@ pytestmark = pytest.mark.slow
 STATES = 300
 SESSION = {"CHARGENET_MQTT_CLIENT_ID": "server-crash-test"}
 """Both server processes resume one broker session, as a restarted server does."""
+
+
+@contextlib.contextmanager
+def killed_after(server: ServerProcess) -> Iterator[None]:
+    """SIGKILL `server` as the block ends, or if it fails (before the lock opened with it goes)."""
+    try:
+        yield
+    finally:
+        server.kill()
 
 
 def ingest_counter(server: ServerProcess, name: str) -> float:
@@ -53,15 +64,13 @@ def test_messages_received_but_not_committed_survive_a_killed_server(
     plain = postgres_url.replace("postgresql+asyncpg://", "postgresql://")
     wires = [state("crash", f"rs485-1.{1 + i % 20}", seq=i + 1) for i in range(STATES)]
     first = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
-    with psycopg.connect(plain) as lock:  # the ingest's writes wait behind this lock
+    with psycopg.connect(plain) as lock, killed_after(first):  # the ingest's writes wait
         lock.execute("LOCK TABLE seen_messages IN EXCLUSIVE MODE")
         publish_burst(broker.port, wires)
         wait_until(
             lambda: ingest_counter(first, "received") + ingest_counter(first, "backlog") == STATES,
             20, "the server holding every state, none committed",
         )  # fmt: skip
-        first.kill()
-        lock.rollback()
     assert seen_messages(plain) == 0
     second = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
     try:
@@ -81,14 +90,12 @@ def test_a_change_committed_before_its_incident_opened_opens_it_after_a_crash(
     )
     incident = "SELECT count(*) FROM incidents WHERE kind = 'port_fault' AND port = 1"
     first = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
-    with psycopg.connect(plain) as lock:  # incidents cannot be written: the fan-out waits
+    with psycopg.connect(plain) as lock, killed_after(first):  # the fan-out waits on incidents
         lock.execute("LOCK TABLE incidents IN EXCLUSIVE MODE")
         fault = state("crash", "rs485-1.1", 2, ("faulted", "available"))
         publish_burst(broker.port, [status("crash", 1, units=("rs485-1.1",)), fault])
         wait_until(lambda: count(plain, fault_pending) == 1, 20,
                    "the fault committed, its incident not yet opened")  # fmt: skip
-        first.kill()
-        lock.rollback()
     assert count(plain, incident) == 0
     second = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
     try:
