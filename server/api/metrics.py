@@ -15,8 +15,9 @@ from fastapi import APIRouter, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from sqlalchemy import func, select
 
-from server.db.models import Booking, Incident
+from server.db.models import Booking, Incident, PendingChanges
 from server.db.session import Database
+from server.ingest.fanout import FanOut
 
 
 class Metrics:
@@ -35,8 +36,12 @@ class Metrics:
             "chargenet_incidents", "Incidents by state", ["state"], registry=self.registry
         )
         self.sse = Gauge("chargenet_sse", "Server-sent-event hub", ["what"], registry=self.registry)
+        self.changes = Gauge(
+            "chargenet_changes", "Change sets: journalled, not yet seen by every listener "
+            "(pending); listener failures (listener_errors)", ["what"], registry=self.registry,
+        )  # fmt: skip
 
-    async def refresh(self, db: Database, link: Any, hub: Any) -> None:
+    async def refresh(self, db: Database, link: Any, hub: Any, fan_out: FanOut) -> None:
         async with db.transaction() as session:
             bookings = await session.execute(
                 select(Booking.status, func.count()).group_by(Booking.status)
@@ -48,6 +53,9 @@ class Metrics:
                 self.bookings.labels(status).set(count)
             for state, count in incidents.all():
                 self.incidents.labels(state).set(count)
+            pending = await session.scalar(select(func.count()).select_from(PendingChanges))
+            self.changes.labels("pending").set(pending or 0)
+        self.changes.labels("listener_errors").set(fan_out.errors)
         for name, value in counters_of(link).items():
             self.ingest.labels(name).set(value)
         backlog = getattr(link, "backlog", None)  # received, not yet committed nor acknowledged
@@ -89,5 +97,5 @@ router = APIRouter()
 async def metrics(request: Request) -> Response:
     state = request.app.state
     svc = state.services
-    await state.metrics.refresh(svc.db, getattr(state, "link", None), svc.hub)
+    await state.metrics.refresh(svc.db, getattr(state, "link", None), svc.hub, svc.fan_out)
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

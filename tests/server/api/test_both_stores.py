@@ -31,3 +31,6 @@ async def test_book_and_disable_on_both_stores(database_url: str) -> None:
             assert after["status"] == "moved"
             metrics = (await client.get("/metrics")).text
             assert 'chargenet_bookings{status="active"} 1.0' in metrics
+            # the disable's change set reached every listener and left the journal
+            assert 'chargenet_changes{what="pending"} 0.0' in metrics
+            assert 'chargenet_changes{what="listener_errors"} 0.0' in metrics
