@@ -44,7 +44,6 @@ from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from sqlalchemy import text
 
 from chargenet.demo import wait_for_port
@@ -279,8 +278,9 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
     offsets = arrivals(args.requests, args.peak, args.tail_factor, args.seed)
     plan = request_plan(args.requests, args.seed, stations)
     jobs = [
-        (at, orjson.dumps({"resident_id": f"r{r}", "station_id": sid,
-                           "window_start": (first + timedelta(minutes=30 * w)).isoformat()}))
+        (at, json.dumps({"resident_id": f"r{r}", "station_id": sid,
+                         "window_start": (first + timedelta(minutes=30 * w)).isoformat()},
+                        separators=(",", ":")).encode())
         for at, (r, sid, w) in zip(offsets, plan, strict=True)
     ]  # fmt: skip
     workdir = Path(tempfile.mkdtemp(prefix="chargenet-bench-servers-"))
