@@ -25,6 +25,7 @@ import platform
 import tempfile
 import time
 from datetime import UTC, datetime
+from multiprocessing.queues import Queue
 from pathlib import Path
 from typing import Any
 
@@ -152,7 +153,8 @@ class Publishers:
 
 
 def run_bare(broker: Mosquitto, n: int, count: int) -> dict[str, Any]:
-    ready, out = mp.Semaphore(0), mp.Queue()
+    ready = mp.Semaphore(0)
+    out: Queue[tuple[int, float]] = mp.Queue()
     subscriber = mp.Process(target=bare_subscriber, args=(broker.port, n * count, ready, out))
     subscriber.start()
     ready.acquire()

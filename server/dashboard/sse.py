@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from server.ingest.changeset import ChangeSet
@@ -80,7 +80,7 @@ class EventHub:
                 queue.get_nowait()
             queue.put_nowait(None)
 
-    async def stream(self, heartbeat_s: float = HEARTBEAT_S) -> AsyncIterator[bytes]:
+    async def stream(self, heartbeat_s: float = HEARTBEAT_S) -> AsyncGenerator[bytes]:
         """An SSE byte stream for one client, with a reconnect hint and heartbeats."""
         queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(self._queue_size)
         self._queues.add(queue)

@@ -9,7 +9,7 @@ import pytest
 from chargenet.console import LiveView
 from chargenet.demo import Interrupts, gateway_config_toml
 from gateway.config import RtuBus, TcpBus, parse_config
-from protocol.payloads import BatteryState, PortState, PortStatus, UnitEvent, UnitState
+from protocol.payloads import BatteryState, EventKind, PortState, PortStatus, UnitEvent, UnitState
 from protocol.topics import UNIT_EVENT, UNIT_STATE, UnitAddress
 
 ANNOUNCED = {
@@ -49,7 +49,9 @@ def test_live_view_keeps_the_newest_state_and_counts_garbage() -> None:
     view.take(topic, state(5, 70.0))
     view.take(topic, state(3, 90.0))  # a replayed older snapshot is history
     view.take(topic, b"{garbage")
-    event = UnitEvent(seq=6, ts=datetime.now(UTC), event_id="e" * 16, kind="port_faulted", port=1)
+    event = UnitEvent(
+        seq=6, ts=datetime.now(UTC), event_id="e" * 16, kind=EventKind.PORT_FAULTED, port=1
+    )
     view.take(UNIT_EVENT.format("chargenet/v1", "gw", UnitAddress("rs485-1", 1)),
               event.model_dump_json().encode())  # fmt: skip
     text = view.render(datetime.now(UTC))

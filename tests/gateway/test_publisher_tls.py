@@ -9,9 +9,11 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher
@@ -63,10 +65,15 @@ def tls_broker(tmp_path: Path) -> Iterator[tuple[Mosquitto, dict[str, Path], dic
 def subscriber(port: int, pki: dict[str, Path]) -> tuple[mqtt.Client, list[dict[str, object]]]:
     got: list[dict[str, object]] = []
     ready = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="tls-sub")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="tls-sub")
     client.tls_set(ca_certs=str(pki["ca.crt"]), certfile=str(pki["cli.crt"]),
                    keyfile=str(pki["cli.key"]), tls_version=ssl.PROTOCOL_TLS_CLIENT)  # fmt: skip
-    client.on_connect = lambda c, *_: (c.subscribe("chargenet/v1/#", qos=1), ready.set())
+
+    def on_connect(c: mqtt.Client, *_: Any) -> None:
+        c.subscribe("chargenet/v1/#", qos=1)
+        ready.set()
+
+    client.on_connect = on_connect
     client.on_message = lambda _c, _u, m: got.append(json.loads(m.payload))
     client.connect("127.0.0.1", port)
     client.loop_start()

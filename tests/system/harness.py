@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from chargenet.demo import gateway_config_toml, read_announcement
 from protocol.topics import DEFAULT_PREFIX
@@ -148,13 +149,13 @@ class Recorder:
         self._lock = threading.Lock()
         self._messages: list[Received] = []
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=client_id,
             clean_session=not persistent,
         )
         self.client.on_message = self._on_message
         self.client.on_connect = self._on_connect
-        self.client.reconnect_delay_set(0.1, 1)
+        self.client.reconnect_delay_set(0.1, 1)  # type: ignore[arg-type]  # paho takes float s
         self.connected = threading.Event()
         self.client.connect("127.0.0.1", port, keepalive=10)
         self.client.loop_start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from paho.mqtt.enums import CallbackAPIVersion
 
 from server.ingest.link import INFLIGHT_WINDOW
 from tests.conditions import wait_until
@@ -44,7 +45,7 @@ class Client:
         self.received: list[str] = []
         self.refused: int | None = None
         self.ready = threading.Event()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"{user}-test")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{user}-test")
         self.client.username_pw_set(user, password)
         self.client.on_connect = self._on_connect
         self.client.on_message = lambda _c, _u, m: self.received.append(m.topic)

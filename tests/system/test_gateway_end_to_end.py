@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -252,7 +253,7 @@ def test_commands_reach_the_battery_and_are_answered(
     sim: Simulator, gateway: Child, recorder: Recorder
 ) -> None:
     wait_until(lambda: online(recorder, "line-1.1", "tcp-1.1"), 30, "units online")
-    send = [
+    send: list[dict[str, Any]] = [
         {"cmd_id": "c1", "unit": "line-1.1", "action": "set_display", "port": 1, "value": "K7Q2"},
         {"cmd_id": "c2", "unit": "tcp-1.1", "action": "disable_port", "port": 2},
         {"cmd_id": "c3", "unit": "line-1.1", "action": "reset_alarms"},
@@ -260,8 +261,8 @@ def test_commands_reach_the_battery_and_are_answered(
     for body in send:
         command(recorder, json.dumps(body).encode())
     for body in send:
-        result = wait_until(lambda b=body: result_of(recorder, b["cmd_id"]), 15, body["cmd_id"])
-        assert result["ok"], result
+        result = wait_until(partial(result_of, recorder, body["cmd_id"]), 15, body["cmd_id"])
+        assert result is not None and result["ok"], result
     wait_until(
         lambda: port(state_of(recorder, "line-1.1"), 1)["display_code"] == "K7Q2", 10, "code"
     )
@@ -285,11 +286,12 @@ def test_commands_reach_the_battery_and_are_answered(
     command(recorder, json.dumps({"cmd_id": "no-bus", "unit": "rs485-9.1",
                                   "action": "reset_alarms"}).encode())  # fmt: skip
     for cmd_id, why in (("bad-port", "port 9"), ("no-port", "port"), ("no-bus", "rs485-9")):
-        result = wait_until(lambda c=cmd_id: result_of(recorder, c), 15, cmd_id)
-        assert not result["ok"] and why in result["error"], result
+        result = wait_until(partial(result_of, recorder, cmd_id), 15, cmd_id)
+        assert result is not None and not result["ok"] and why in result["error"], result
     command(recorder, json.dumps({"cmd_id": "c4", "unit": "tcp-1.1",
                                   "action": "enable_port", "port": 2}).encode())  # fmt: skip
-    assert wait_until(lambda: result_of(recorder, "c4"), 15, "c4 after the bad ones")["ok"]
+    last = wait_until(partial(result_of, recorder, "c4"), 15, "c4 after the bad ones")
+    assert last is not None and last["ok"]
     assert gateway.alive
     assert "malformed command ignored" in gateway.log_text()
 

@@ -47,12 +47,12 @@ def station(
     return StationView("s1", 33.84, 132.77, slot, opens, closes, ports, energy_wh)
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
 
 
-def jst(*args: int) -> datetime:
-    return datetime(*args, tzinfo=JST).astimezone(UTC)
+def jst(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=JST).astimezone(UTC)
 
 
 # --- windows ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from protocol.payloads import CommandAction
 from server.db.models import CommandRow, Gateway
 from server.db.session import Database
 from server.ingest.commands import (
+    CommandKey,
     Unanswered,
     claim_pending,
     plan_resends,
@@ -19,7 +20,7 @@ from server.ingest.commands import (
 from tests.server.database import with_database
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
-KEY = ("gw-1", "rs485-1.1", 2, "set_display")
+KEY: CommandKey = ("gw-1", "rs485-1.1", 2, "set_display")
 
 
 def test_the_plan_resends_the_newest_per_port_until_it_gives_up() -> None:
