@@ -17,6 +17,9 @@ Policies:
   bid      online, bid prices from a forecast re-solved as demand comes in: see
            `BidPricePolicy` (knows the demand model, not the requests nor failures to come).
   nearest  online: nearest station with a free window, its earliest one.
+  clairvoyant  with `--clairvoyant`, a diagnostic and no policy: bid prices solved on the
+           real requests still to come (`ClairvoyantPrices`), how far prices get with a
+           perfect forecast.
   optimum  hindsight: min-cost flow over the time-expanded network, knowing every request
            and failure in advance, solved as a linear program by HiGHS (scipy.optimize;
            network matrices are totally unimodular, so the LP optimum is the integer one).
@@ -41,7 +44,7 @@ import os
 import platform
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
@@ -392,19 +395,7 @@ class BidPricePolicy:
         m = self.scale
         ids = [s.id for s in sc.stations]
         draws: list[BidPrices] = []
-        for _ in range(self.average):
-            n = self.samples
-            forecast = sc.demand.forecast(self.rng, self.now, round(remaining * m * n))
-            if not forecast:
-                break
-            weights: list[float] | None = None
-            if n > 1:
-                points = aggregate_demand(
-                    ((r.lat, r.lon, r.earliest) for r in forecast), n, self.cell_km,
-                    self.bucket_min * 60,
-                )  # fmt: skip
-                forecast = [Request(self.now, p.lat, p.lon, p.earliest) for p in points]
-                weights = [p.weight for p in points]
+        for forecast, weights in self._forecasts(sc, self.rng, remaining):
             phones = [m * p for p in board.phones]
             flow = solve_flow(
                 sc, forecast, lambda s, w: m * board.free(s, w), phones, self.k, self.now,
@@ -418,6 +409,46 @@ class BidPricePolicy:
         self.prices = blend_prices(self.prices, new, self.keep) if self.solves else new
         self.solves += 1
         self.solve_s += time.perf_counter() - t
+
+    def _forecasts(
+        self, sc: Scenario, rng: random.Random, remaining: float
+    ) -> Iterator[tuple[list[Request], list[float] | None]]:
+        """`average` draws of the requests still to come (and their weights, if pooled)."""
+        for _ in range(self.average):
+            n = self.samples
+            forecast = sc.demand.forecast(rng, self.now, round(remaining * self.scale * n))
+            if not forecast:
+                return
+            if n == 1:
+                yield forecast, None
+                continue
+            points = aggregate_demand(
+                ((r.lat, r.lon, r.earliest) for r in forecast), n, self.cell_km,
+                self.bucket_min * 60,
+            )  # fmt: skip
+            yield (
+                [Request(self.now, p.lat, p.lon, p.earliest) for p in points],
+                [p.weight for p in points],
+            )
+
+
+@dataclass
+class ClairvoyantPrices(BidPricePolicy):
+    """A diagnostic, not a policy: bid prices solved on the actual requests still to come.
+
+    How far prices can get when the forecast is perfect (`--clairvoyant`); the gap between
+    this and `BidPricePolicy` is what the forecast cannot know.
+    """
+
+    step: float = 0.9
+    weight: float = 1.0
+
+    def _forecasts(
+        self, sc: Scenario, rng: random.Random, remaining: float
+    ) -> Iterator[tuple[list[Request], list[float] | None]]:
+        future = [r for r in sc.requests if r.at > self.now]
+        if future:
+            yield future, None
 
 
 RANKER: list[Ranker] = []
@@ -693,7 +724,7 @@ def _dt(ts: float) -> datetime:
 SIZES = {"moderate": (200, 5_000), "small": (200, 10_000), "large": (2_000, 100_000)}
 
 
-def run(name: str, seed: int, k: int, check_pruning: bool) -> dict[str, object]:
+def run(name: str, seed: int, k: int, check_pruning: bool, clairvoyant: bool) -> dict[str, object]:
     n_st, n_rq = SIZES[name]
     t = time.perf_counter()
     sc = make_scenario(name, n_st, n_rq, seed)
@@ -717,6 +748,8 @@ def run(name: str, seed: int, k: int, check_pruning: bool) -> dict[str, object]:
         "bid": BidPricePolicy(),
         "nearest": nearest,
     }
+    if clairvoyant:
+        policies["clairvoyant"] = ClairvoyantPrices()
     for label, policy in policies.items():
         t = time.perf_counter()
         o = run_online(sc, policy)
@@ -735,12 +768,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-k", type=int, default=8, help="nearest stations per request (optimum)")
     parser.add_argument("--check-pruning", action="store_true", default=None,
                         help="also solve the optimum unpruned (default: small only)")  # fmt: skip
+    parser.add_argument("--clairvoyant", action="store_true",
+                        help="also the diagnostic: prices from the real future")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/assignment.json"))
     args = parser.parse_args(argv)
     results = {}
     for name in args.sizes:
         check = args.check_pruning if args.check_pruning is not None else name == "small"
-        results[name] = run(name, args.seed, args.k, check)
+        results[name] = run(name, args.seed, args.k, check, args.clairvoyant)
     header = ("scenario", "policy", "cost/opt", "p95 wait", "mean walk", "unserved", "moved",
               "ms/req")  # fmt: skip
     print(" | ".join(header))
@@ -748,7 +783,9 @@ def main(argv: list[str] | None = None) -> int:
         opt = res["optimum"]
         assert isinstance(opt, dict)
         print(f"{name} | optimum | 1.0000 | - | - | {opt['unserved']} | - | -")
-        for label in ("greedy", "priced", "bid", "nearest"):
+        for label in ("greedy", "priced", "bid", "nearest", "clairvoyant"):
+            if label not in res:
+                continue
             o = res[label]
             assert isinstance(o, dict)
             print(f"{name} | {label} | {o['ratio']:.4f} | {o['p95_wait_min']:.0f} min | "
