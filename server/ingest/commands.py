@@ -20,9 +20,10 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 from pydantic import ValidationError
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.payloads import Command, CommandAction
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PENDING_PAGE = 100
 RESEND_PAGE = 500
+_COMMANDS = cast(Table, CommandRow.__table__)
+"""The table itself, for the executemany of `resend_unanswered`."""
 
 
 async def send_command(
@@ -170,19 +173,20 @@ async def resend_unanswered(
         by_id = {row.cmd_id: row for row in rows}
         closing = {c: "superseded by a newer command" for c in plan.superseded}
         closing.update({c: f"no answer after {by_id[c].sends} sends" for c in plan.give_up})
-        for cmd_id in [*plan.resend, *closing]:
-            error = closing.get(cmd_id)
-            values = {"sent_at": None} if error is None else {"ok": False, "error": error}
-            await session.execute(
-                update(CommandRow)
-                .where(
-                    CommandRow.cmd_id == cmd_id,
-                    CommandRow.ok.is_(None),
-                    CommandRow.sent_at == by_id[cmd_id].sent_at,
-                )
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+        still_as_read = update(_COMMANDS).where(
+            _COMMANDS.c.cmd_id == bindparam("b_id"),
+            _COMMANDS.c.ok.is_(None),
+            _COMMANDS.c.sent_at == bindparam("b_sent_at"),
+        )
+        if plan.resend:
+            await session.execute(still_as_read.values(sent_at=None), [
+                {"b_id": c, "b_sent_at": by_id[c].sent_at} for c in plan.resend
+            ])  # fmt: skip
+        if closing:
+            await session.execute(still_as_read.values(ok=False, error=bindparam("b_error")), [
+                {"b_id": c, "b_sent_at": by_id[c].sent_at, "b_error": e}
+                for c, e in closing.items()
+            ])  # fmt: skip
     for cmd_id in plan.give_up:
         log.warning("command %s: %s; given up", cmd_id, closing[cmd_id])
     if plan.resend:

@@ -34,10 +34,10 @@ from urllib.parse import urlsplit
 import aiomqtt
 import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from protocol.topics import COMMAND
-from server.db.session import Database
+from server.db.session import Database, is_outage
 from server.ingest.apply import apply_batch
 from server.ingest.changeset import ChangeSet
 from server.ingest.commands import as_payload, claim_pending, release
@@ -348,15 +348,11 @@ class MqttLink:
         while True:
             try:
                 return [await apply_batch(self._db, messages, self.counters, owner=self._owner)]
-            except (OperationalError, OSError) as exc:
+            except Exception as exc:
+                if not is_outage(exc):
+                    return await self._isolate(messages, exc)
                 log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__,
                             delay)  # fmt: skip
-            except DBAPIError as exc:
-                if not exc.connection_invalidated:
-                    return await self._isolate(messages, exc)
-                log.warning("database connection lost; retrying in %.1fs", delay)
-            except Exception as exc:
-                return await self._isolate(messages, exc)
             await asyncio.sleep(delay)
             delay = min(RECONNECT_MAX_S, delay * 2)
 
@@ -403,7 +399,7 @@ class MqttLink:
             self._commands_wake.clear()
             try:
                 rows = await claim_pending(self._db, datetime.now(UTC))
-            except (OperationalError, OSError, DBAPIError) as exc:  # the outbox waits, intact
+            except (OSError, DBAPIError) as exc:  # the outbox waits, intact
                 log.warning("commands: database unavailable (%s); retrying in %.1fs",
                             type(exc).__name__, delay)  # fmt: skip
                 await asyncio.sleep(delay)

@@ -53,5 +53,11 @@ class ServerProcess(Child):
     def get(self, path: str) -> Any:
         return self.request("GET", path)
 
+    def metrics(self) -> str:
+        """The Prometheus text of `/metrics`."""
+        with urllib.request.urlopen(self.url + "/metrics", timeout=30) as reply:
+            text: str = reply.read().decode()
+            return text
+
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return self.request(method, path, body, admin=True)

@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import contextlib
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -40,10 +39,9 @@ def killed_after(server: ServerProcess) -> Iterator[None]:
 
 
 def ingest_counter(server: ServerProcess, name: str) -> float:
-    with urllib.request.urlopen(server.url + "/metrics", timeout=10) as reply:
-        text = reply.read().decode()
     line = f'chargenet_ingest_total{{counter="{name}"}} '
-    return next((float(x[len(line) :]) for x in text.splitlines() if x.startswith(line)), 0.0)
+    found = (x for x in server.metrics().splitlines() if x.startswith(line))
+    return next((float(x[len(line) :]) for x in found), 0.0)
 
 
 def count(database: str, query: str) -> int:

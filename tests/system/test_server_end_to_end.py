@@ -8,7 +8,6 @@ takes over.
 from __future__ import annotations
 
 import sqlite3
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -155,9 +154,7 @@ def test_a_spare_gateway_with_a_fresh_outbox_takes_over(
         )  # fmt: skip
     finally:
         spare.stop()
-    with urllib.request.urlopen(server.url + "/metrics", timeout=30) as reply:
-        metrics = reply.read().decode()
-    assert 'chargenet_ingest_total{counter="seq_restarts"} 1.0' in metrics
+    assert 'chargenet_ingest_total{counter="seq_restarts"} 1.0' in server.metrics()
 
 
 @pytest.mark.parametrize("move_grace_s", [180.0])
