@@ -20,6 +20,8 @@ Policies:
   clairvoyant  with `--clairvoyant`, a diagnostic and no policy: bid prices solved on the
            real requests still to come (`ClairvoyantPrices`), how far prices get with a
            perfect forecast.
+  resolving  with `--resolving`, a diagnostic and no policy (far too slow to answer a
+           resident): sample-average re-solving, see `run_resolving`.
   optimum  hindsight: min-cost flow over the time-expanded network, knowing every request
            and failure in advance, solved as a linear program by HiGHS (scipy.optimize;
            network matrices are totally unimodular, so the LP optimum is the integer one).
@@ -471,12 +473,9 @@ def run_online(scenario: Scenario, policy: Policy) -> Outcome:
     RANKER[:] = [Ranker(scenario.stations)]
     board = Board(scenario)
     final: dict[int, tuple[int, float]] = {}
-    events = [(r.at, 1, i) for i, r in enumerate(scenario.requests)]
-    events += [(f.at, 0, i) for i, f in enumerate(scenario.failures)]
-    events.sort()
     moved = 0
     spent = 0.0
-    for at, kind, i in events:  # every decision is timed, re-placements included
+    for at, kind, i in _events(scenario):  # every decision is timed, re-placements included
         t = time.perf_counter()
         if kind == 0:
             for request in board.fail(scenario.failures[i]):
@@ -495,6 +494,79 @@ def run_online(scenario: Scenario, policy: Policy) -> Outcome:
                 final[i] = choice
         spent += time.perf_counter() - t
     return score(scenario, final, moved, spent)
+
+
+def _events(scenario: Scenario) -> list[tuple[float, int, int]]:
+    """(time, 0 for a failure or 1 for a request, index), in time order."""
+    events = [(r.at, 1, i) for i, r in enumerate(scenario.requests)]
+    events += [(f.at, 0, i) for i, f in enumerate(scenario.failures)]
+    return sorted(events)
+
+
+def run_resolving(scenario: Scenario, draws: int = 7, batch: int = 20, seed: int = 12345,
+                  k: int = 8) -> Outcome:  # fmt: skip
+    """A diagnostic, not a policy: sample-average re-solving, too slow to answer a resident.
+
+    Requests wait in batches of `batch` (a failure decides the waiting ones first); each batch
+    is solved with `draws` forecast draws of the requests still to come, one LP per draw, and
+    each waiting request takes the station most draws give it (its earliest free window
+    there; greedy when it has none). Prices keep one number per place between re-solves;
+    this weighs every request against every drawn future instead, as a policy with unbounded
+    time would: how close to the optimum an online assignment can get on the scenario.
+    """
+    RANKER[:] = [Ranker(scenario.stations)]
+    board = Board(scenario)
+    rng = random.Random(seed)
+    final: dict[int, tuple[int, float]] = {}
+    waiting: list[tuple[int, float]] = []  # (request, time it may leave)
+    t_start = time.perf_counter()
+
+    def decide(now: float) -> None:
+        if not waiting:
+            return
+        batch_rq = [Request(now, scenario.requests[i].lat, scenario.requests[i].lon, leave)
+                    for i, leave in waiting]  # fmt: skip
+        votes: list[dict[int, int]] = [{} for _ in waiting]
+        remaining = round(scenario.demand.expected_after(now))
+        for _ in range(draws):
+            forecast = scenario.demand.forecast(rng, now, remaining)
+            flow = solve_flow(scenario, batch_rq + forecast, board.free, board.phones, k, now,
+                              assign=len(batch_rq))  # fmt: skip
+            for j, s in flow.station_of.items():
+                votes[j][s] = votes[j].get(s, 0) + 1
+        for (i, leave), r, tally in zip(waiting, batch_rq, votes, strict=True):
+            choice = _earliest_at(board, r, max(tally, key=tally.__getitem__)) if tally else None
+            choice = choice or greedy(board, r, leave)
+            if choice is not None:
+                board.book(i, choice)
+                final[i] = choice
+        waiting.clear()
+
+    moved = 0
+    for at, kind, i in _events(scenario):
+        if kind == 0:
+            decide(at)
+            for request in board.fail(scenario.failures[i]):
+                moved += 1
+                final.pop(request)
+                waiting.append((request, max(scenario.requests[request].earliest, at)))
+            decide(at)
+        else:
+            waiting.append((i, scenario.requests[i].earliest))
+            if len(waiting) >= batch:
+                decide(at)
+    decide(scenario.requests[-1].at)
+    return score(scenario, final, moved, time.perf_counter() - t_start)
+
+
+def _earliest_at(board: Board, r: Request, station: int) -> Choice:
+    """The station's earliest free window the resident can reach, if any."""
+    st = board.sc.stations[station]
+    if board.phones[station] <= 0:
+        return None
+    walk = walking_minutes(r.lat, r.lon, st.latitude, st.longitude)
+    first = board.table.first(st.id, r.earliest + walk * 60)
+    return None if first is None else (station, first[0])
 
 
 def score(
@@ -556,6 +628,8 @@ class Flow:
     """Dual value (minutes) of one more place in (station, window), where positive."""
     station_price: dict[int, float] = field(default_factory=dict)
     """Dual value of one more phone's energy at a station, where positive."""
+    station_of: dict[int, int] = field(default_factory=dict)
+    """Station of each of the first `assign` requests the flow serves (`solve_flow`)."""
 
 
 def solve_flow(
@@ -566,10 +640,13 @@ def solve_flow(
     k: int | None,
     after: float = -math.inf,
     weights: Sequence[float] | None = None,
+    assign: int = 0,
 ) -> Flow:
     """Min-cost flow of `requests` into the windows starting at or after `after`.
 
     `weights`: demand per request (fractional: an expected-demand forecast), 1 each if None.
+    `assign` > 0: report the stations of the first `assign` requests (`Flow.station_of`) and
+    solve only the components holding one of them (the cost then covers those alone).
     """
     w_rq = np.ones(len(requests)) if weights is None else np.asarray(weights, dtype=float)
     st_lat = np.radians([s.latitude for s in sc.stations])
@@ -603,9 +680,9 @@ def solve_flow(
     flow = Flow(UNSERVED_MIN * lone_w, round(lone_w), len(rows), n_comp)
     for c in range(n_comp):
         a, b = bounds[c], bounds[c + 1]
-        if a < b:
+        if a < b and not (assign and rows[a] >= assign):  # rows ascend within a component
             _solve_component(
-                sc, rq, cap, phones, after, rows[a:b], st_idx[a:b], walk[a:b], flow, w_rq
+                sc, rq, cap, phones, after, rows[a:b], st_idx[a:b], walk[a:b], flow, w_rq, assign
             )
     return flow
 
@@ -630,6 +707,7 @@ def _solve_component(
     walk: np.ndarray,
     flow: Flow,
     w_rq: np.ndarray,
+    assign: int,
 ) -> None:
     """One LP: variables are arcs, equality rows are nodes (flow conservation)."""
     reqs = np.unique(req)
@@ -663,11 +741,14 @@ def _solve_component(
         costs.append(cost)
         upper.append(cap)
 
+    assigned: list[tuple[int, int, int]] = []
     for r, s, wk in zip(req.tolist(), st.tolist(), walk.tolist(), strict=True):
         ws = windows[s]
         arrival = requests[r].earliest + wk * 60
         i = _first_at_or_after(ws, arrival)
         if i < len(ws):
+            if r < assign:
+                assigned.append((r, s, len(costs)))
             cost = wk + (ws[i] - requests[r].earliest) / 60
             arc(r_row[r], node[(s, ws[i])], cost, float(w_rq[r]))
     first_unserved = len(costs)
@@ -701,6 +782,9 @@ def _solve_component(
     for s, col in station_arcs:
         if duals[col] > 1e-9:
             flow.station_price[s] = float(duals[col])
+    for r, s, col in assigned:
+        if res.x[col] > 0.5:
+            flow.station_of[r] = s
 
 
 def _first_at_or_after(ws: Sequence[float], t: float) -> int:
@@ -724,7 +808,9 @@ def _dt(ts: float) -> datetime:
 SIZES = {"moderate": (200, 5_000), "small": (200, 10_000), "large": (2_000, 100_000)}
 
 
-def run(name: str, seed: int, k: int, check_pruning: bool, clairvoyant: bool) -> dict[str, object]:
+def run(
+    name: str, seed: int, k: int, check_pruning: bool, clairvoyant: bool, resolving: bool
+) -> dict[str, object]:
     n_st, n_rq = SIZES[name]
     t = time.perf_counter()
     sc = make_scenario(name, n_st, n_rq, seed)
@@ -756,6 +842,12 @@ def run(name: str, seed: int, k: int, check_pruning: bool, clairvoyant: bool) ->
         out[label] = {**asdict(o), "ratio": o.cost / opt.cost}
         print(f"[{name}] {label} {time.perf_counter() - t:.1f}s ratio {o.cost / opt.cost:.4f}",
               flush=True)  # fmt: skip
+    if resolving:
+        t = time.perf_counter()
+        o = run_resolving(sc)
+        out["resolving"] = {**asdict(o), "ratio": o.cost / opt.cost}
+        print(f"[{name}] resolving {time.perf_counter() - t:.1f}s ratio {o.cost / opt.cost:.4f}",
+              flush=True)  # fmt: skip
     return out
 
 
@@ -770,12 +862,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="also solve the optimum unpruned (default: small only)")  # fmt: skip
     parser.add_argument("--clairvoyant", action="store_true",
                         help="also the diagnostic: prices from the real future")  # fmt: skip
+    parser.add_argument("--resolving", action="store_true",
+                        help="also the diagnostic: sample-average re-solving (slow: minutes "
+                             "on the 200-station cases, days on the large one)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/assignment.json"))
     args = parser.parse_args(argv)
     results = {}
     for name in args.sizes:
         check = args.check_pruning if args.check_pruning is not None else name == "small"
-        results[name] = run(name, args.seed, args.k, check, args.clairvoyant)
+        results[name] = run(name, args.seed, args.k, check, args.clairvoyant, args.resolving)
     header = ("scenario", "policy", "cost/opt", "p95 wait", "mean walk", "unserved", "moved",
               "ms/req")  # fmt: skip
     print(" | ".join(header))
@@ -783,7 +878,7 @@ def main(argv: list[str] | None = None) -> int:
         opt = res["optimum"]
         assert isinstance(opt, dict)
         print(f"{name} | optimum | 1.0000 | - | - | {opt['unserved']} | - | -")
-        for label in ("greedy", "priced", "bid", "nearest", "clairvoyant"):
+        for label in ("greedy", "priced", "bid", "nearest", "clairvoyant", "resolving"):
             if label not in res:
                 continue
             o = res[label]
