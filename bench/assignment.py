@@ -863,8 +863,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clairvoyant", action="store_true",
                         help="also the diagnostic: prices from the real future")  # fmt: skip
     parser.add_argument("--resolving", action="store_true",
-                        help="also the diagnostic: sample-average re-solving (slow: minutes "
-                             "on the 200-station cases, days on the large one)")  # fmt: skip
+                        help="also the diagnostic: sample-average re-solving (slow: "
+                             "minutes on the 200-station cases, "
+                             "over a day on the large one)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/assignment.json"))
     args = parser.parse_args(argv)
     results = {}
