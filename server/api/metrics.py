@@ -1,93 +1,161 @@
 """`GET /metrics`: Prometheus text from a registry made per app (never the global one).
 
 Values are read at scrape time from their owners (the MQTT link's counters, the SSE hub,
-the database), so nothing has to remember to increment a metric and two apps in one
-process (tests) never share numbers.
+the fan-out, the database) and handed to prometheus_client as metric families, so nothing
+has to remember to increment a metric, a label with nothing left to count disappears, and
+two apps in one process (tests) never share numbers. A database outage is when an
+operator most needs the rest, so the database is read with a deadline and its state is a
+metric of its own (`chargenet_database_up`): while it is down, the scrape still answers,
+without the figures only the database holds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Final
 
 from fastapi import APIRouter, Request, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from server.dashboard.sse import EventHub
 from server.db.models import Booking, Incident, PendingChanges
-from server.db.session import Database
+from server.db.session import Database, is_outage
 from server.ingest.fanout import FanOut
+from server.ingest.link import MqttLink
+from server.ingest.router import IngestCounters
+
+DATABASE_READ_S: Final = 2.0
+"""How long a scrape waits for the database before reporting it down."""
 
 
-class Metrics:
-    """The app's registry and the gauges it refreshes before each scrape."""
+@dataclass(frozen=True, slots=True)
+class DatabaseFigures:
+    bookings: dict[str, int]
+    incidents: dict[str, int]
+    pending_changes: int
 
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        self.ingest = Gauge(
-            "chargenet_ingest_total", "MQTT ingest counters (messages, duplicates, malformed ...)",
-            ["counter"], registry=self.registry,
-        )  # fmt: skip
-        self.bookings = Gauge(
-            "chargenet_bookings", "Bookings by status", ["status"], registry=self.registry
-        )
-        self.incidents = Gauge(
-            "chargenet_incidents", "Incidents by state", ["state"], registry=self.registry
-        )
-        self.sse = Gauge("chargenet_sse", "Server-sent-event hub", ["what"], registry=self.registry)
-        self.changes = Gauge(
-            "chargenet_changes", "Change sets: journalled, not yet seen by every listener "
-            "(pending); listener failures (listener_errors)", ["what"], registry=self.registry,
-        )  # fmt: skip
 
-    async def refresh(self, db: Database, link: Any, hub: Any, fan_out: FanOut) -> None:
-        async with db.transaction() as session:
+@dataclass(frozen=True, slots=True)
+class Scrape:
+    """What one scrape read from every owner; `database` is None while it is unavailable."""
+
+    database: DatabaseFigures | None
+    ingest: IngestCounters | None = None
+    backlog: int | None = None
+    listener_errors: int = 0
+    sse: Mapping[str, int] = dataclasses.field(default_factory=dict)
+
+
+async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> DatabaseFigures | None:
+    """The figures only the database holds; None when it is down or does not answer in time."""
+    try:
+        async with asyncio.timeout(timeout_s), db.transaction() as session:
             bookings = await session.execute(
                 select(Booking.status, func.count()).group_by(Booking.status)
             )
             incidents = await session.execute(
                 select(Incident.state, func.count()).group_by(Incident.state)
             )
-            for status, count in bookings.all():
-                self.bookings.labels(status).set(count)
-            for state, count in incidents.all():
-                self.incidents.labels(state).set(count)
             pending = await session.scalar(select(func.count()).select_from(PendingChanges))
-            self.changes.labels("pending").set(pending or 0)
-        self.changes.labels("listener_errors").set(fan_out.errors)
-        for name, value in counters_of(link).items():
-            self.ingest.labels(name).set(value)
-        backlog = getattr(link, "backlog", None)  # received, not yet committed nor acknowledged
-        if backlog is not None:
-            self.ingest.labels("backlog").set(backlog)
-        if hub is not None:
-            self.sse.labels("subscribers").set(hub.subscribers)
-            self.sse.labels("published").set(hub.published)
-            self.sse.labels("dropped").set(hub.dropped)
+            return DatabaseFigures(
+                bookings={str(s): int(n) for s, n in bookings.all()},
+                incidents={str(s): int(n) for s, n in incidents.all()},
+                pending_changes=int(pending or 0),
+            )
+    except TimeoutError:
+        return None
+    except Exception as exc:
+        if is_outage(exc):
+            return None
+        raise
+
+
+def families(scrape: Scrape) -> Iterator[Metric]:
+    """The exposition of one scrape: every name fixed, every varying part a label."""
+    up = GaugeMetricFamily("chargenet_database_up", "Whether the database answered this scrape")
+    up.add_metric([], 1.0 if scrape.database is not None else 0.0)
+    yield up
+    changes = GaugeMetricFamily(
+        "chargenet_changes", "Change sets: journalled, not yet seen by every listener "
+        "(pending); listener failures (listener_errors)", labels=["what"],
+    )  # fmt: skip
+    changes.add_metric(["listener_errors"], scrape.listener_errors)
+    if scrape.database is not None:
+        yield _by_label("chargenet_bookings", "Bookings by status", "status",
+                        scrape.database.bookings)  # fmt: skip
+        yield _by_label("chargenet_incidents", "Incidents by state", "state",
+                        scrape.database.incidents)  # fmt: skip
+        changes.add_metric(["pending"], scrape.database.pending_changes)
+    yield changes
+    if scrape.ingest is not None:
+        yield from _ingest(scrape.ingest)
+    if scrape.backlog is not None:
+        yield GaugeMetricFamily(
+            "chargenet_ingest_backlog", "MQTT messages received, not yet committed nor "
+            "acknowledged", value=scrape.backlog,
+        )  # fmt: skip
+    if scrape.sse:
+        yield _by_label("chargenet_sse", "Server-sent-event hub", "what", scrape.sse)
+
+
+def _ingest(counters: IngestCounters) -> Iterator[Metric]:
+    totals = CounterMetricFamily(
+        "chargenet_ingest", "MQTT ingest counters (received, applied, duplicates, "
+        "malformed ...)", labels=["counter"],
+    )  # fmt: skip
+    routed = CounterMetricFamily(
+        "chargenet_ingest_routed", "Valid MQTT messages by kind", labels=["kind"]
+    )
+    for field in dataclasses.fields(counters):
+        value = getattr(counters, field.name)
+        if isinstance(value, Mapping):
+            for kind, count in sorted(value.items()):
+                routed.add_metric([str(kind)], count)
+        else:
+            totals.add_metric([field.name], value)
+    yield totals
+    yield routed
+
+
+def _by_label(name: str, documentation: str, label: str, values: Mapping[str, int]) -> Metric:
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
+
+
+class Metrics(Collector):
+    """The app's registry; `refresh` reads every owner, the registry renders what it read."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self._scrape = Scrape(database=None)
+        self.registry.register(self)
+
+    async def refresh(
+        self, db: Database, link: MqttLink | None, hub: EventHub | None, fan_out: FanOut
+    ) -> None:
+        sse = {"subscribers": hub.subscribers, "published": hub.published,
+               "dropped": hub.dropped} if hub is not None else {}  # fmt: skip
+        self._scrape = Scrape(
+            database=await read_database(db),
+            ingest=link.counters if link is not None else None,
+            backlog=link.backlog if link is not None else None,
+            listener_errors=fan_out.errors,
+            sse=sse,
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        return families(self._scrape)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-def counters_of(source: Any) -> dict[str, float]:
-    """Numeric counters from a mapping, a dataclass, or an object's `counters` attribute."""
-    if source is None:
-        return {}
-    found = getattr(source, "counters", source)
-    if callable(found):
-        found = found()
-    if dataclasses.is_dataclass(found) and not isinstance(found, type):
-        found = dataclasses.asdict(found)
-    if not isinstance(found, Mapping):
-        found = {k: v for k, v in vars(found).items() if not k.startswith("_")}
-    flat: dict[str, float] = {}
-    for key, value in found.items():
-        if isinstance(value, Mapping):  # e.g. messages routed per kind
-            flat.update({f"{key}_{k}": float(v) for k, v in value.items()})
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[str(key)] = float(value)
-    return flat
 
 
 router = APIRouter()
