@@ -18,12 +18,23 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
+    StrictInt,
+    field_validator,
     model_validator,
 )
 
 from protocol.topics import UnitAddress
 
 CONTRACT_VERSION: Final = 1
+SEQ_MAX: Final = 2**63 - 1
+"""A seq is a signed 64-bit integer on every store (BIGINT)."""
+PORT_MAX: Final = 64
+"""USB ports one battery may report (a port number is 1..PORT_MAX)."""
+UNITS_MAX: Final = 4096
+"""Units one gateway may list in its inventory."""
+NAMES_MAX: Final = 64
+"""Alarm names one battery may report at once."""
 
 
 def _require_utc(value: datetime) -> datetime:
@@ -37,6 +48,9 @@ def format_ts(value: datetime) -> str:
     utc = value.astimezone(UTC)
     return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
 
+
+# Booleans and integers are strict: `"yes"` is no bool and `1.0` no int, so a gateway bug
+# fails loudly as malformed rather than being read as something it did not say.
 
 Timestamp = Annotated[
     datetime, AfterValidator(_require_utc), PlainSerializer(format_ts, return_type=str)
@@ -90,9 +104,9 @@ class Envelope(_Model):
     """Fields every gateway->server message carries."""
 
     v: Literal[1] = CONTRACT_VERSION
-    seq: int = Field(ge=0)
+    seq: StrictInt = Field(ge=0, le=SEQ_MAX)
     ts: Timestamp
-    historical: bool = False
+    historical: StrictBool = False
 
 
 class BatteryState(_Model):
@@ -107,32 +121,40 @@ class BatteryState(_Model):
     """Energy when full (SunSpec WHRtg): SoC x rated_wh is what is left to give."""
     state: str | None
     """SunSpec 802 State in lower case (`connected`, `fault`, ...)."""
-    alarms: list[str]
+    alarms: list[Annotated[str, Field(max_length=64)]] = Field(max_length=NAMES_MAX)
     """Active Evt1 bits in lower case (`over_temp_alarm`, ...)."""
 
 
 class PortState(_Model):
-    port: int = Field(ge=1)
+    port: StrictInt = Field(ge=1, le=PORT_MAX)
     status: PortStatus
-    occupied: bool | None
+    occupied: StrictBool | None
     """None on a battery without the vendor model."""
-    enabled: bool | None
+    enabled: StrictBool | None
     power_w: float | None
     energy_wh: float | None
     temp_c: float | None
     error: PortError = PortError.NONE
-    vendor_code: int | None = None
+    vendor_code: StrictInt | None = Field(default=None, ge=0, le=2**32 - 1)
     """The raw DCAlrm bits when `error` is `other`."""
     display_code: str | None = None
-    session_s: int | None = None
+    session_s: StrictInt | None = Field(default=None, ge=0, le=2**32 - 1)
 
 
 class UnitState(Envelope):
     """Full snapshot of one battery and its ports; `online` false when it stopped answering."""
 
-    online: bool
+    online: StrictBool
     battery: BatteryState | None
-    ports: list[PortState]
+    ports: list[PortState] = Field(max_length=PORT_MAX)
+
+    @field_validator("ports")
+    @classmethod
+    def _one_entry_per_port(cls, ports: list[PortState]) -> list[PortState]:
+        numbers = [p.port for p in ports]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("each port may appear once")
+        return ports
 
 
 class UnitEvent(Envelope):
@@ -140,7 +162,7 @@ class UnitEvent(Envelope):
 
     event_id: str = Field(min_length=8, max_length=64)
     kind: EventKind
-    port: int | None = None
+    port: StrictInt | None = Field(default=None, ge=1, le=PORT_MAX)
     alarm: str | None = None
     error: PortError | None = None
     detail: str | None = None
@@ -152,7 +174,7 @@ class GatewayStatus(Envelope):
     state: Literal["online", "offline"]
     boot_id: str
     version: str
-    units: list[str]
+    units: list[Annotated[str, Field(max_length=80)]] = Field(max_length=UNITS_MAX)
     seq_run: str | None = Field(default=None, max_length=64)
     """Names the outbox that numbers this gateway's seqs. A new value (a spare gateway, a
     lost outbox) means `seq` started again; None from a gateway that does not say."""
@@ -160,7 +182,7 @@ class GatewayStatus(Envelope):
 
 class CommandResult(Envelope):
     cmd_id: str
-    ok: bool
+    ok: StrictBool
     error: str | None = None
 
 
@@ -174,7 +196,7 @@ class Command(_Model):
     cmd_id: str = Field(min_length=1, max_length=64)
     unit: str
     action: CommandAction
-    port: int | None = Field(default=None, ge=1)
+    port: int | None = Field(default=None, ge=1, le=PORT_MAX)
     value: str | None = Field(default=None, max_length=DISPLAY_CODE_MAX)
 
     @model_validator(mode="after")

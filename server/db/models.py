@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     Float,
@@ -75,11 +76,11 @@ class Gateway(Base):
     retired_seq_runs: Mapped[list[str]] = mapped_column(JSON, default=list)
     """Earlier runs, newest last: their statuses are history, whatever their seq."""
     version: Mapped[str | None] = mapped_column(String(32))
-    status_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    status_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     status_ts: Mapped[datetime | None]
     last_seen_at: Mapped[datetime | None]
     """Server receipt time of the gateway's latest message of any kind."""
-    max_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    max_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     silent: Mapped[bool] = mapped_column(Boolean, default=False)
     """No message for 3 report periods: effectively offline until the next one arrives."""
 
@@ -113,7 +114,7 @@ class Unit(Base):
     station_id: Mapped[str | None] = mapped_column(ForeignKey("stations.id"), index=True)
     online: Mapped[bool] = mapped_column(Boolean, default=False)
     """As the gateway reported it; staleness and the gateway's status are applied on top."""
-    state_seq: Mapped[int] = mapped_column(Integer, default=-1)
+    state_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     state_ts: Mapped[datetime | None]
     """When the newest state was measured."""
     received_at: Mapped[datetime | None]
@@ -158,7 +159,7 @@ class SeenMessage(Base):
     __tablename__ = "seen_messages"
 
     gw_id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     received_at: Mapped[datetime] = mapped_column(index=True)
     """For the retention sweep (`ingest.retention`)."""
 
@@ -182,8 +183,8 @@ class SeqGap(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     gw_id: Mapped[str] = mapped_column(String(64), index=True)
-    first_missing: Mapped[int] = mapped_column(Integer)
-    last_missing: Mapped[int] = mapped_column(Integer)
+    first_missing: Mapped[int] = mapped_column(BigInteger)
+    last_missing: Mapped[int] = mapped_column(BigInteger)
     detected_at: Mapped[datetime]
 
 
@@ -198,7 +199,7 @@ class UnitEventRow(Base):
     alarm: Mapped[str | None] = mapped_column(String(64))
     error: Mapped[str | None] = mapped_column(String(32))
     detail: Mapped[str | None] = mapped_column(String(500))
-    seq: Mapped[int] = mapped_column(Integer)
+    seq: Mapped[int] = mapped_column(BigInteger)
     ts: Mapped[datetime]
     historical: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime]
@@ -216,6 +217,8 @@ class Booking(Base):
             sqlite_where=ACTIVE_BOOKING, postgresql_where=ACTIVE_BOOKING,
         ),
         Index("ix_bookings_station_window", "station_id", "window_start"),
+        Index("ix_bookings_held_since", "held_since"),
+        Index("ix_bookings_released_window", "released_for", "window_start"),
     )  # fmt: skip
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
@@ -230,6 +233,12 @@ class Booking(Base):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     moved_from_id: Mapped[str | None] = mapped_column(String(32))
+    held_since: Mapped[datetime | None]
+    """Its port is out of sight (gateway offline, battery silent or stale) and the booking is
+    held there, since a relocation first found it so; None while the port is seen."""
+    released_for: Mapped[str | None] = mapped_column(String(32))
+    """Why relocation moved or cancelled it (`port_faulted`, `port_offline` ...); a booking
+    cancelled for `port_offline` is restored if its station comes back in time."""
 
 
 class WindowLoad(Base):

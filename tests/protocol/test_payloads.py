@@ -17,6 +17,7 @@ from pydantic_core import ErrorDetails
 from protocol.payloads import (
     CONTRACT_VERSION,
     DISPLAY_CODE_MAX,
+    SEQ_MAX,
     BatteryState,
     Command,
     CommandAction,
@@ -222,6 +223,53 @@ def test_bad_port_and_envelope_values_are_rejected(field: str, value: Any) -> No
         UnitState.model_validate(payload)
 
 
+def _design_state(**changes: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = json.loads(DESIGN_STATE)
+    payload["battery"]["rated_wh"] = 1024.0
+    return payload | changes
+
+
+PORT = json.loads(DESIGN_STATE)["ports"][0]
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"seq": 10**30},
+        {"seq": SEQ_MAX + 1},
+        {"seq": 1.0},
+        {"online": "yes"},
+        {"online": 1},
+        {"ports": [PORT | {"port": 10**12}]},
+        {"ports": [PORT | {"port": 65}]},
+        {"ports": [PORT | {"occupied": "true"}]},
+        {"ports": [PORT | {"port": n} for n in range(1, 4001)]},
+        {"ports": [PORT, PORT]},
+        {"historical": "false"},
+    ],
+    ids=["seq-1e30", "seq-int64", "seq-float", "online-yes", "online-1", "port-1e12",
+         "port-65", "occupied-str", "4000-ports", "duplicate-port", "historical-str"],
+)  # fmt: skip
+def test_out_of_range_and_loosely_typed_states_are_malformed(changes: dict[str, Any]) -> None:
+    """Each would have failed a whole database batch or been read as what it did not say."""
+    with pytest.raises(ValidationError):
+        UnitState.model_validate_json(json.dumps(_design_state(**changes)))
+
+
+def test_the_largest_seq_and_every_port_number_are_valid() -> None:
+    ports = [PORT | {"port": n} for n in range(1, 65)]
+    state = UnitState.model_validate_json(json.dumps(_design_state(seq=SEQ_MAX, ports=ports)))
+    assert state.seq == SEQ_MAX and len(state.ports) == 64
+
+
+@pytest.mark.parametrize("port", [-7, 0, 65])
+def test_event_port_out_of_range_is_malformed(port: int) -> None:
+    event = {"seq": 1, "ts": "2026-11-24T09:00:00.000Z", "event_id": "e" * 8,
+             "kind": "port_faulted", "port": port}  # fmt: skip
+    with pytest.raises(ValidationError):
+        UnitEvent.model_validate_json(json.dumps(event))
+
+
 def test_reserved_and_offline_are_server_side_states_only() -> None:
     assert {s.value for s in PortStatus} == {
         "available", "charging", "finishing", "unavailable", "faulted",
@@ -317,7 +365,7 @@ units = st.builds(
     st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True),
     st.integers(1, 247),
 )
-envelopes = {"seq": st.integers(0, 2**63), "ts": timestamps, "historical": st.booleans()}
+envelopes = {"seq": st.integers(0, SEQ_MAX), "ts": timestamps, "historical": st.booleans()}
 
 battery_states = st.builds(
     BatteryState,
@@ -337,7 +385,7 @@ unit_states = st.builds(
     UnitState,
     online=st.booleans(),
     battery=st.none() | battery_states,
-    ports=st.lists(port_states, max_size=8),
+    ports=st.lists(port_states, max_size=8, unique_by=lambda p: p.port),
     **envelopes,
 )
 unit_events = st.builds(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 19:21:30.815342
+Create Date: 2026-12-02 19:16:35.647082
 """
 
 from __future__ import annotations
@@ -55,10 +55,10 @@ def upgrade() -> None:
     sa.Column('seq_run', sa.String(length=64), nullable=True),
     sa.Column('retired_seq_runs', sa.JSON(), nullable=False),
     sa.Column('version', sa.String(length=32), nullable=True),
-    sa.Column('status_seq', sa.Integer(), nullable=False),
+    sa.Column('status_seq', sa.BigInteger(), nullable=False),
     sa.Column('status_ts', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('last_seen_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
-    sa.Column('max_seq', sa.Integer(), nullable=False),
+    sa.Column('max_seq', sa.BigInteger(), nullable=False),
     sa.Column('silent', sa.Boolean(), nullable=False),
     sa.PrimaryKeyConstraint('gw_id')
     )
@@ -114,7 +114,7 @@ def upgrade() -> None:
 
     op.create_table('seen_messages',
     sa.Column('gw_id', sa.String(length=64), nullable=False),
-    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('received_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('gw_id', 'seq')
     )
@@ -124,8 +124,8 @@ def upgrade() -> None:
     op.create_table('seq_gaps',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('gw_id', sa.String(length=64), nullable=False),
-    sa.Column('first_missing', sa.Integer(), nullable=False),
-    sa.Column('last_missing', sa.Integer(), nullable=False),
+    sa.Column('first_missing', sa.BigInteger(), nullable=False),
+    sa.Column('last_missing', sa.BigInteger(), nullable=False),
     sa.Column('detected_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id')
     )
@@ -155,7 +155,7 @@ def upgrade() -> None:
     sa.Column('alarm', sa.String(length=64), nullable=True),
     sa.Column('error', sa.String(length=32), nullable=True),
     sa.Column('detail', sa.String(length=500), nullable=True),
-    sa.Column('seq', sa.Integer(), nullable=False),
+    sa.Column('seq', sa.BigInteger(), nullable=False),
     sa.Column('ts', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('historical', sa.Boolean(), nullable=False),
     sa.Column('received_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
@@ -170,7 +170,7 @@ def upgrade() -> None:
     sa.Column('unit', sa.String(length=80), nullable=False),
     sa.Column('station_id', sa.String(length=64), nullable=True),
     sa.Column('online', sa.Boolean(), nullable=False),
-    sa.Column('state_seq', sa.Integer(), nullable=False),
+    sa.Column('state_seq', sa.BigInteger(), nullable=False),
     sa.Column('state_ts', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('received_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('soc_pct', sa.Float(), nullable=True),
@@ -210,11 +210,15 @@ def upgrade() -> None:
     sa.Column('created_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
     sa.Column('moved_from_id', sa.String(length=32), nullable=True),
+    sa.Column('held_since', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('released_for', sa.String(length=32), nullable=True),
     sa.ForeignKeyConstraint(['station_id'], ['stations.id'], ),
     sa.ForeignKeyConstraint(['unit_pk'], ['units.id'], ),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('bookings', schema=None) as batch_op:
+        batch_op.create_index('ix_bookings_held_since', ['held_since'], unique=False)
+        batch_op.create_index('ix_bookings_released_window', ['released_for', 'window_start'], unique=False)
         batch_op.create_index('ix_bookings_station_window', ['station_id', 'window_start'], unique=False)
         batch_op.create_index('uq_bookings_active_port_window', ['unit_pk', 'port', 'window_start'], unique=True, sqlite_where=sa.text("status IN ('active', 'checked_in')"), postgresql_where=sa.text("status IN ('active', 'checked_in')"))
         batch_op.create_index('uq_bookings_active_resident', ['resident_id'], unique=True, sqlite_where=sa.text("status IN ('active', 'checked_in')"), postgresql_where=sa.text("status IN ('active', 'checked_in')"))
@@ -254,6 +258,8 @@ def downgrade() -> None:
         batch_op.drop_index('uq_bookings_active_resident', sqlite_where=sa.text("status IN ('active', 'checked_in')"), postgresql_where=sa.text("status IN ('active', 'checked_in')"))
         batch_op.drop_index('uq_bookings_active_port_window', sqlite_where=sa.text("status IN ('active', 'checked_in')"), postgresql_where=sa.text("status IN ('active', 'checked_in')"))
         batch_op.drop_index('ix_bookings_station_window')
+        batch_op.drop_index('ix_bookings_released_window')
+        batch_op.drop_index('ix_bookings_held_since')
 
     op.drop_table('bookings')
     op.drop_table('window_loads')
