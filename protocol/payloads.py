@@ -186,6 +186,32 @@ class CommandResult(Envelope):
     error: str | None = None
 
 
+RECEIPT_RANGES_MAX: Final = 1000
+"""Seq ranges one receipt may carry; a server with more to say sends several."""
+
+
+class Receipt(_Model):
+    """Server->gateway: these seqs of that run are stored for good (or refused for good as
+    malformed), so the gateway deletes them from its outbox and never sends them again.
+
+    Broker acknowledgement (PUBACK) only says the broker took a message; a broker may
+    still drop it (shared subscriptions with every member away, a queue limit). A message
+    the broker took but no receipt covers is sent again after a while (`historical`).
+    """
+
+    v: Literal[1] = CONTRACT_VERSION
+    seq_run: str = Field(min_length=1, max_length=64)
+    seqs: list[tuple[StrictInt, StrictInt]] = Field(min_length=1, max_length=RECEIPT_RANGES_MAX)
+    """Inclusive (first, last) ranges."""
+
+    @field_validator("seqs")
+    @classmethod
+    def _ranges_are_ordered(cls, seqs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        if any(not 0 <= first <= last <= SEQ_MAX for first, last in seqs):
+            raise ValueError("each range is (first, last) with 0 <= first <= last")
+        return seqs
+
+
 DISPLAY_CODE_MAX: Final = 8
 
 

@@ -90,3 +90,5 @@ UNIT_STATE: Final = TopicPattern("gw/{gw}/unit/{unit}/state")
 UNIT_EVENT: Final = TopicPattern("gw/{gw}/unit/{unit}/event")
 COMMAND: Final = TopicPattern("gw/{gw}/cmd")
 COMMAND_RESULT: Final = TopicPattern("gw/{gw}/cmd/result")
+RECEIPT: Final = TopicPattern("gw/{gw}/receipt")
+"""Server->gateway: which seqs the server has stored, so the gateway may forget them."""

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     move_grace_s: float = Field(default=180.0, ge=0)
     """Capacity lost by a device report moves bookings once the loss has lasted this long
     (at once for windows starting sooner): a gateway's brief disconnect moves nobody."""
+    offline_move_after_s: float = Field(default=7200.0, ge=0)
+    """Bookings at ports merely out of sight (gateway offline, battery silent or stale) are
+    held this long before they are moved: such a station very likely still charges, and a
+    broker restart or a network drop is over within minutes. Unlike `move_grace_s` (for
+    losses a device reported), this waits out no evidence, only silence."""
     escalate_after_min: int = Field(default=15, ge=1)
     incident_debounce_s: float = Field(default=60.0, ge=0)
     low_soc_pct: float = Field(default=15.0, gt=0, lt=100)
@@ -61,6 +66,14 @@ class Settings(BaseSettings):
     """A gateway command unanswered this long is sent again (same cmd_id) ..."""
     command_sends: int = Field(default=5, ge=1)
     """... up to this many sends in all, then given up (logged, `ok` false)."""
+    plausible_ts_ahead_s: float = Field(default=300.0, gt=0)
+    """A gateway message measured further ahead of its receipt than this is refused ..."""
+    plausible_ts_behind_h: float = Field(default=720.0, gt=0)
+    """... and so is one measured longer ago than this (see `ingest.plausibility`)."""
+    plausible_seq_lead: int = Field(default=10_000, ge=1)
+    """How far a seq may lead its gateway's highest applied seq, plus ..."""
+    plausible_seq_rate: float = Field(default=100.0, gt=0)
+    """... this many per second since the gateway was last heard."""
     seen_retention_h: float = Field(default=168.0, gt=0)
     """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
     host: str = "127.0.0.1"

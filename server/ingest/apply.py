@@ -3,19 +3,22 @@
 One transaction per batch (not per message) is what lets the ingest keep up with a burst:
 a handful of bulk statements instead of a round trip per message. Steps:
 
-0. a status naming a new run of seqs means the gateway's seq started again (a replaced
-   gateway, or a lost outbox): forget its seqs (`_restarts`);
+0. lock (PostgreSQL) the batch's gateways in gw_id order, creating them on first sight; a
+   status naming a new run of seqs means the gateway's seq started again (a replaced
+   gateway, or a lost outbox): forget its seqs (`_restarts`); refuse what no gateway could
+   have sent (`plausibility`);
 1. claim (gw, seq) in SeenMessage with one insert-if-absent; what was already there is a
    duplicate and goes no further;
 2. keep, of each unit's fresh states, the newest whose whole payload is valid (see
    `_newest_states`: only the states that could be kept are validated beyond the envelope);
-3. load (PostgreSQL: lock, in a fixed order) the gateways, units, ports and commands the
-   fresh messages touch, creating gateways and units on first sight;
+3. load (PostgreSQL: lock, in a fixed order) the units, ports and commands the fresh
+   messages touch, creating units on first sight;
 4. fold the messages into the rows in seq order (`handlers.py`); units and existing ports
    are detached from the session first and written back with one executemany UPDATE by
    primary key per table (the ORM flushed one UPDATE per row);
 5. seq gaps, receipt times, events (insert-if-absent on event_id);
-6. diff the live views before and after: the ChangeSet.
+6. diff the live views before and after: the ChangeSet; and what the batch settled per
+   gateway, for its receipts (`receipts`).
 
 Two server processes sharing the ingest may race to create the same unit; the loser
 rolls back and the batch is retried.
@@ -44,8 +47,10 @@ from server.ingest import journal, snapshot
 from server.ingest.batch import Batch, UnitKey
 from server.ingest.changeset import ChangeSet, EventRecord
 from server.ingest.handlers import PORT_STATE_COLUMNS, RETIRED_RUNS, UNIT_STATE_COLUMNS
+from server.ingest.plausibility import DEFAULT_BOUNDS, Bounds, refused
+from server.ingest.receipts import Settled, settlement
 from server.ingest.router import Inbound, IngestCounters, complete
-from server.ingest.seqs import new_gaps
+from server.ingest.seqs import new_gaps, without
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +62,20 @@ _PORTS = cast(Table, Port.__table__)
 
 
 async def apply_batch(
-    db: Database, messages: Sequence[Inbound[Any]], counters: IngestCounters, *, owner: str
+    db: Database,
+    messages: Sequence[Inbound[Any]],
+    counters: IngestCounters,
+    *,
+    owner: str,
+    bounds: Bounds = DEFAULT_BOUNDS,
+    settled: list[Settled] | None = None,
 ) -> ChangeSet:
     """Apply `messages` in one transaction (retried on a lost race); count what happened.
 
     The ChangeSet is journalled in that transaction for `owner` to hand out (`journal`).
+    `settled`, when given, receives what the committed batch settled for good per gateway
+    (stored now or before, or dropped as malformed): what the gateways are told
+    (`receipts`), so that they stop sending it.
     """
     unique = list({(m.gw_id, m.seq): m for m in reversed(messages)}.values())
     unique.reverse()
@@ -78,7 +92,7 @@ async def apply_batch(
     for attempt in range(1, RETRIES + 1):
         try:
             async with db.transaction() as session:
-                changeset, tally = await _apply(session, unique, whole)
+                changeset, tally = await _apply(session, unique, whole, bounds)
                 changeset = await journal.record(session, changeset, owner, datetime.now(UTC))
         except (IntegrityError, DBAPIError) as exc:
             if attempt == RETRIES or not _retryable(exc):
@@ -92,6 +106,9 @@ async def apply_batch(
         counters.history += tally.history
         counters.superseded += tally.superseded
         counters.seq_restarts += tally.restarts
+        counters.implausible += tally.implausible
+        if settled is not None:
+            settled.extend(tally.settled)
         return changeset
     raise AssertionError("unreachable")
 
@@ -105,6 +122,8 @@ class _Tally:
     """Fresh states whose envelope was valid but the rest not (counted by `complete`)."""
     restarts: int
     """Gateways whose seq started again (`_restarts`)."""
+    implausible: int = 0
+    settled: tuple[Settled, ...] = ()
 
 
 def _retryable(exc: DBAPIError) -> bool:
@@ -118,29 +137,54 @@ Complete = Callable[[Inbound[Any]], Inbound[Any] | None]
 
 
 async def _apply(
-    session: AsyncSession, messages: list[Inbound[Any]], whole: Complete
+    session: AsyncSession, messages: list[Inbound[Any]], whole: Complete, bounds: Bounds
 ) -> tuple[ChangeSet, _Tally]:
     postgres = session.get_bind().dialect.name == "postgresql"
-    messages, restarts = await _restarts(session, messages, postgres)
+    gateways = await _gateways(session, sorted({m.gw_id for m in messages}), postgres)
+    messages, restarts = await _restarts(session, gateways, messages)
+    messages, implausible = _plausible(gateways, messages, bounds)
     fresh = await _claim(session, messages)
     if not fresh:
-        return ChangeSet(), _Tally(0, 0, 0, 0, restarts)
+        settled = tuple(settlement(gateways, messages))
+        return ChangeSet(), _Tally(0, 0, 0, 0, restarts, implausible, settled)
     fresh.sort(key=lambda m: (m.gw_id, m.seq))
     kept, superseded, malformed = _newest_states(fresh, whole)
-    batch = await _load(session, sorted({m.gw_id for m in fresh}), kept, postgres)
+    batch = await _load(session, gateways, kept, postgres)
     before = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
     _detach_states(session, batch)
     for message in kept:
         message.route.handler(batch, message)
     session.add_all(batch.new_ports)
     await _write_states(session, batch)
-    _track_gateways(session, batch, fresh)
+    await _track_gateways(session, batch, fresh)
     events = await _store_events(session, batch, postgres)
     after = snapshot.take(batch.gateways, batch.units.values(), batch.ports)
     at = max(m.received_at for m in fresh)
     changeset = snapshot.changes(before, after, at, events, batch.answers)
-    tally = _Tally(len(fresh) - malformed, batch.history, superseded, malformed, restarts)
+    settled = tuple(settlement(gateways, messages))  # after the handlers: a birth names its run
+    tally = _Tally(len(fresh) - malformed, batch.history, superseded, malformed, restarts,
+                   implausible, settled)  # fmt: skip
     return changeset, tally
+
+
+def _plausible(
+    gateways: dict[str, Gateway], messages: list[Inbound[Any]], bounds: Bounds
+) -> tuple[list[Inbound[Any]], int]:
+    """`messages` less those `plausibility.refused` (logged); how many were refused."""
+    by_gateway: dict[str, list[Inbound[Any]]] = defaultdict(list)
+    for m in messages:
+        by_gateway[m.gw_id].append(m)
+    out: set[int] = set()
+    for gw_id, own in by_gateway.items():
+        gateway = gateways[gw_id]
+        own.sort(key=lambda m: m.seq)
+        for message, reason in refused(own, gateway.max_seq, gateway.last_seen_at, bounds):
+            out.add(id(message))
+            log.warning("refusing %s from gateway %s seq %d: %s", message.route.kind, gw_id,
+                        message.seq, reason)  # fmt: skip
+    if not out:
+        return messages, 0
+    return [m for m in messages if id(m) not in out], len(out)
 
 
 def _newest_states(
@@ -219,7 +263,7 @@ def _insert(postgres: bool, table: type[Any]) -> Any:
 
 
 async def _restarts(
-    session: AsyncSession, messages: list[Inbound[Any]], postgres: bool
+    session: AsyncSession, gateways: dict[str, Gateway], messages: list[Inbound[Any]]
 ) -> tuple[list[Inbound[Any]], int]:
     """Forget the seqs of each gateway whose seq started again; the messages still to apply.
 
@@ -236,15 +280,12 @@ async def _restarts(
     statuses = [i for i, m in enumerate(messages) if isinstance(m.payload, GatewayStatus)]
     if not statuses:
         return messages, 0
-    gw_ids = sorted({m.gw_id for m in messages})  # all of them: `_load` locks in the same order
-    query = select(Gateway).where(Gateway.gw_id.in_(gw_ids)).order_by(Gateway.gw_id)
-    gateways = {g.gw_id: g for g in await session.scalars(_locked(query, postgres))}
     restarted: dict[str, int] = {}
     for i in statuses:
         status = messages[i]
-        gateway = gateways.get(status.gw_id)
+        gateway = gateways[status.gw_id]
         run = status.payload.seq_run
-        if gateway is None or not _new_run(gateway, run):
+        if not _new_run(gateway, run):
             continue
         log.warning("gateway %s started its seq again (run %s after %s, seq %d after %d): a "
                     "new or replaced outbox; forgetting its earlier seqs", gateway.gw_id, run,
@@ -260,11 +301,9 @@ async def _restarts(
     def current(i: int, m: Inbound[Any]) -> bool:
         if i < restarted.get(m.gw_id, -1):
             return False
-        gateway = gateways.get(m.gw_id)
         return not (
-            gateway is not None
-            and isinstance(m.payload, GatewayStatus)
-            and m.payload.seq_run in gateway.retired_seq_runs
+            isinstance(m.payload, GatewayStatus)
+            and m.payload.seq_run in gateways[m.gw_id].retired_seq_runs
         )
 
     return [m for i, m in enumerate(messages) if current(i, m)], len(restarted)
@@ -304,9 +343,8 @@ async def _claim(session: AsyncSession, messages: list[Inbound[Any]]) -> list[In
 
 
 async def _load(
-    session: AsyncSession, gw_ids: list[str], fresh: list[Inbound[Any]], postgres: bool
+    session: AsyncSession, gateways: dict[str, Gateway], fresh: list[Inbound[Any]], postgres: bool
 ) -> Batch:
-    gateways = await _gateways(session, gw_ids, postgres)
     unit_keys: set[UnitKey] = set()
     whole: set[str] = set()  # gateways whose status may change: all their units matter
     cmd_ids: set[str] = set()
@@ -332,6 +370,7 @@ async def _load(
 
 
 async def _gateways(session: AsyncSession, gw_ids: list[str], postgres: bool) -> dict[str, Gateway]:
+    """Every gateway of the batch, locked in gw_id order (created on first sight)."""
     query = select(Gateway).where(Gateway.gw_id.in_(gw_ids)).order_by(Gateway.gw_id)
     found = {g.gw_id: g for g in await session.scalars(_locked(query, postgres))}
     for gw_id in gw_ids:
@@ -380,8 +419,14 @@ def _valid_units(names: Iterable[str]) -> list[str]:
     return valid
 
 
-def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbound[Any]]) -> None:
-    """Receipt time, silence cleared, max_seq and the seq gaps each gateway left."""
+async def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbound[Any]]) -> None:
+    """Receipt time, silence cleared, max_seq, and a seq-gap record that stays true.
+
+    A gap is a jump above max_seq less what another server process sharing the stream
+    already stored (the gateway's row lock orders our batches, so its commits are visible
+    here); seqs arriving late (replays, resends, another process's share) fill the gaps
+    recorded before them.
+    """
     by_gateway: dict[str, list[Inbound[Any]]] = defaultdict(list)
     for m in fresh:
         by_gateway[m.gw_id].append(m)
@@ -392,12 +437,41 @@ def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbound[Any
         reserved = {m.seq + 1 for m in messages if _is_birth(m.payload)}
         if gateway.state == "online":
             reserved.add(gateway.status_seq + 1)
-        max_seq, gaps = new_gaps(gateway.max_seq, (m.seq for m in messages), reserved)
+        seqs = [m.seq for m in messages]
+        before = gateway.max_seq
+        max_seq, gaps = new_gaps(before, seqs, reserved)
         gateway.max_seq = max_seq
+        if gaps:
+            gaps = without(gaps, await _seen_within(session, gw_id, gaps))
+        if late := [seq for seq in seqs if seq <= before]:
+            await _fill_gaps(session, gw_id, late)
         for first, last in gaps:
             log.info("gateway %s skipped seqs %d..%d", gw_id, first, last)
             session.add(SeqGap(gw_id=gw_id, first_missing=first, last_missing=last,
                                detected_at=gateway.last_seen_at))  # fmt: skip
+
+
+async def _seen_within(session: AsyncSession, gw_id: str, gaps: list[tuple[int, int]]) -> list[int]:
+    ranges = or_(*(SeenMessage.seq.between(first, last) for first, last in gaps))
+    query = select(SeenMessage.seq).where(SeenMessage.gw_id == gw_id, ranges)
+    return list(await session.scalars(query))
+
+
+async def _fill_gaps(session: AsyncSession, gw_id: str, late: list[int]) -> None:
+    """Strike `late` seqs off the gateway's recorded gaps (splitting a gap they fall inside)."""
+    query = select(SeqGap).where(
+        SeqGap.gw_id == gw_id, SeqGap.first_missing <= max(late), SeqGap.last_missing >= min(late)
+    )
+    for row in await session.scalars(query):
+        left = without([(row.first_missing, row.last_missing)], late)
+        if left == [(row.first_missing, row.last_missing)]:
+            continue
+        await session.delete(row)
+        session.add_all(
+            SeqGap(gw_id=gw_id, first_missing=first, last_missing=last,
+                   detected_at=row.detected_at)
+            for first, last in left
+        )  # fmt: skip
 
 
 def _is_birth(payload: object) -> bool:

@@ -42,6 +42,8 @@ from server.ingest.apply import apply_batch
 from server.ingest.changeset import ChangeSet
 from server.ingest.commands import as_payload, claim_pending, release
 from server.ingest.fanout import FanOut, Listener
+from server.ingest.plausibility import Bounds
+from server.ingest.receipts import Settled, receipts
 from server.ingest.router import Inbound, IngestCounters, TopicCache, TopicRouter
 from server.ingest.routes import MQTT_ROUTES
 from server.ingest.staleness import mark_stale, may_judge_silence
@@ -184,6 +186,12 @@ class MqttLink:
         self._address = broker_address(settings)
         self._prefix = settings.mqtt_prefix
         self._owner = settings.mqtt_client_id
+        self._bounds = Bounds(
+            ts_ahead_s=settings.plausible_ts_ahead_s,
+            ts_behind_s=settings.plausible_ts_behind_h * 3600,
+            seq_lead=settings.plausible_seq_lead,
+            seq_rate=settings.plausible_seq_rate,
+        )
         self._queue: asyncio.Queue[Raw | None] = asyncio.Queue()
         self._commands_wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -328,8 +336,10 @@ class MqttLink:
             done = None in raw
             taken = [r for r in raw if r is not None]
             messages = self._route(taken)
-            changesets = await self._apply(messages) if messages else []
+            settled: list[Settled] = []
+            changesets = await self._apply(messages, settled) if messages else []
             self._acknowledge(taken)
+            self._send_receipts(settled)
             if self._queue.empty():
                 self._idle.set()
             for changeset in changesets:
@@ -342,21 +352,26 @@ class MqttLink:
                   for topic, payload, at, _, _ in raw)  # fmt: skip
         return [m for m in routed if m is not None]
 
-    async def _apply(self, messages: list[Inbound[Any]]) -> list[ChangeSet]:
+    async def _apply(self, messages: list[Inbound[Any]], settled: list[Settled]) -> list[ChangeSet]:
         """Apply one batch; wait out a database outage; isolate a poison message."""
         delay = RECONNECT_MIN_S
         while True:
             try:
-                return [await apply_batch(self._db, messages, self.counters, owner=self._owner)]
+                changeset = await apply_batch(self._db, messages, self.counters,
+                                              owner=self._owner, bounds=self._bounds,
+                                              settled=settled)  # fmt: skip
+                return [changeset]
             except Exception as exc:
                 if not is_outage(exc):
-                    return await self._isolate(messages, exc)
+                    return await self._isolate(messages, settled, exc)
                 log.warning("database unavailable (%s); retrying in %.1fs", type(exc).__name__,
                             delay)  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(RECONNECT_MAX_S, delay * 2)
 
-    async def _isolate(self, messages: list[Inbound[Any]], exc: Exception) -> list[ChangeSet]:
+    async def _isolate(
+        self, messages: list[Inbound[Any]], settled: list[Settled], exc: Exception
+    ) -> list[ChangeSet]:
         self.counters.batch_errors += 1
         if len(messages) == 1:
             message = messages[0]
@@ -367,8 +382,21 @@ class MqttLink:
         log.warning("batch of %d failed (%r); applying one by one", len(messages), exc)
         results = []
         for message in messages:
-            results.extend(await self._apply([message]))
+            results.extend(await self._apply([message], settled))
         return results
+
+    def _send_receipts(self, settled: list[Settled]) -> None:
+        """Tell the gateways what is committed (QoS 1, queued by paho: never waits here).
+
+        Without a connection they are not sent: the gateways send those messages again,
+        and the receipts for the duplicates say it then.
+        """
+        client = self._acker
+        if client is None:
+            return
+        for topic, payload in receipts(self._prefix, settled):
+            client.publish(topic, payload, qos=1)
+            self.counters.receipts_sent += 1
 
     def may_judge_silence(self, now: datetime) -> bool:
         """`staleness.may_judge_silence` for this link; counts the sweeps it holds back."""

@@ -59,6 +59,10 @@ class IngestCounters:
     commands_sent: int = 0
     connects: int = 0
     sweeps_held: int = 0
+    implausible: int = 0
+    """Messages refused for a seq or ts no gateway could have sent (`plausibility`)."""
+    receipts_sent: int = 0
+    """Receipts published to gateways for what committed batches settled."""
     """Staleness sweeps skipped because we were not listening long enough to judge silence."""
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Collection, Iterable
 
 
@@ -25,3 +26,21 @@ def new_gaps(
                 gaps.append((first, last))
         max_seq = seq
     return max_seq, gaps
+
+
+def without(gaps: Iterable[tuple[int, int]], seqs: Iterable[int]) -> list[tuple[int, int]]:
+    """`gaps` less the seqs that have arrived since: a gap is what was sent and never came.
+
+    Late seqs split a gap: (3, 9) less {5, 9} -> [(3, 4), (6, 8)].
+    """
+    arrived = sorted(set(seqs))
+    out: list[tuple[int, int]] = []
+    for first, last in gaps:
+        start = first
+        for seq in arrived[bisect_left(arrived, first) : bisect_right(arrived, last)]:
+            if seq > start:
+                out.append((start, seq - 1))
+            start = seq + 1
+        if start <= last:
+            out.append((start, last))
+    return out

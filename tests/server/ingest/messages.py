@@ -32,6 +32,7 @@ def state(
     historical: bool = False,
     soc_pct: float = 80.0,
     occupied: bool = False,
+    ts: datetime = TS,
 ) -> Wire:
     ports = [
         PortState(port=i, status=PortStatus(s), occupied=occupied, enabled=True, power_w=0.0,
@@ -42,7 +43,7 @@ def state(
     battery = BatteryState(soc_pct=soc_pct, soh_pct=97.0, voltage_v=51.2, current_a=-1.0,
                            power_w=-50.0, temp_c=30.0, rated_wh=500.0, state="connected",
                            alarms=[])  # fmt: skip
-    payload = UnitState(seq=seq, ts=TS, historical=historical, online=online, battery=battery,
+    payload = UnitState(seq=seq, ts=ts, historical=historical, online=online, battery=battery,
                         ports=ports)  # fmt: skip
     topic = topics.UNIT_STATE.format(PREFIX, gw, UnitAddress.parse(unit))
     return topic, payload.model_dump_json().encode()

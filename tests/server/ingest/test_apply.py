@@ -13,6 +13,7 @@ from server.db.models import CommandRow, Gateway, Port, SeenMessage, SeqGap, Uni
 from server.db.session import Database
 from server.ingest.apply import apply_batch
 from server.ingest.changeset import ChangeSet
+from server.ingest.receipts import Settled
 from server.ingest.router import IngestCounters
 from server.ingest.routes import MQTT_ROUTES
 from server.ingest.staleness import mark_stale
@@ -30,14 +31,20 @@ class Ingest:
         self.counters = IngestCounters()
         self.clock = T0
 
-    async def apply(self, *wires: Wire) -> ChangeSet:
+    async def apply(self, *wires: Wire, settled: list[Settled] | None = None) -> ChangeSet:
         self.clock += timedelta(seconds=1)
         routed = [
             MQTT_ROUTES.route(PREFIX, t, p, self.clock, self.counters, defer=True) for t, p in wires
         ]  # fmt: skip  (deferred, as the link routes)
         return await apply_batch(
-            self.db, [m for m in routed if m is not None], self.counters, owner="test"
-        )
+            self.db, [m for m in routed if m is not None], self.counters, owner="test",
+            settled=settled,
+        )  # fmt: skip
+
+    async def gaps(self) -> list[tuple[int, int]]:
+        async with self.db.transaction() as session:
+            rows = await session.scalars(select(SeqGap).order_by(SeqGap.first_missing))
+            return [(g.first_missing, g.last_missing) for g in rows]
 
     async def ports(self) -> dict[int, Port]:
         async with self.db.transaction() as session:
@@ -171,14 +178,76 @@ def test_newest_state_wins_whatever_the_order(database_url: str) -> None:
     run(database_url, scenario)
 
 
-def test_gaps_are_recorded_once_and_replays_fill_nothing_new(database_url: str) -> None:
+def test_gaps_are_recorded_once_and_late_seqs_strike_them_off(database_url: str) -> None:
     async def scenario(ingest: Ingest) -> None:
         await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
         await ingest.apply(state(GW, UNIT, 9))
+        assert await ingest.gaps() == [(4, 8)]
         await ingest.apply(state(GW, UNIT, 5, historical=True))  # a replay into the gap
-        gap = await ingest.one(SeqGap)
-        assert (gap.gw_id, gap.first_missing, gap.last_missing) == (GW, 4, 8)
+        assert await ingest.gaps() == [(4, 4), (6, 8)]
         assert (await ingest.one(Gateway)).max_seq == 9
+        await ingest.apply(*(state(GW, UNIT, s, historical=True) for s in (4, 6, 7, 8)))
+        assert await ingest.gaps() == []
+
+    run(database_url, scenario)
+
+
+def test_seqs_another_server_stored_are_no_gap(database_url: str) -> None:
+    """Two processes sharing the stream: what the other one committed is not missing."""
+
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        async with ingest.db.transaction() as session:  # the other process's share
+            session.add_all(SeenMessage(gw_id=GW, seq=s, received_at=T0) for s in (5, 6, 7))
+        await ingest.apply(state(GW, UNIT, 9))
+        assert await ingest.gaps() == [(4, 4), (8, 8)]
+
+    run(database_url, scenario)
+
+
+def test_a_seq_far_ahead_of_its_gateway_never_becomes_the_state(database_url: str) -> None:
+    """A counter bug or a stranger's message: refused, uncounted as seen; genuine ones apply."""
+
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        forged = state(GW, UNIT, 100_003, statuses=("faulted", "faulted"))
+        settled: list[Settled] = []
+        await ingest.apply(forged, settled=settled)
+        assert ingest.counters.implausible == 1 and settled == []
+        assert {p.status for p in (await ingest.ports()).values()} == {"available"}
+        assert (await ingest.one(Gateway)).max_seq == 3
+        await ingest.apply(state(GW, UNIT, 4, statuses=("charging", "available")))
+        assert (await ingest.ports())[1].status == "charging"
+        assert await ingest.count(SeenMessage) == 3  # 1, 3, 4: never the forged seq
+        # After a long silence a gateway may well have moved on that far: then it applies.
+        ingest.clock += timedelta(seconds=1000)
+        await ingest.apply(forged)
+        assert (await ingest.ports())[1].status == "faulted"
+
+    run(database_url, scenario)
+
+
+def test_timestamps_no_gateway_measured_are_refused(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 3))
+        far = [datetime(2999, 1, 1, tzinfo=UTC), datetime(1970, 1, 1, tzinfo=UTC)]
+        await ingest.apply(*(state(GW, UNIT, 4 + i, statuses=("faulted", "faulted"), ts=ts)
+                             for i, ts in enumerate(far)))  # fmt: skip
+        assert ingest.counters.implausible == 2
+        assert {p.status for p in (await ingest.ports()).values()} == {"available"}
+        week_old = T0 - timedelta(days=7)  # a replay after a long outage is still believed
+        await ingest.apply(state(GW, UNIT, 6, statuses=("faulted", "faulted"), ts=week_old))
+        assert (await ingest.ports())[1].status == "faulted"
+
+    run(database_url, scenario)
+
+
+def test_what_a_batch_settles_is_its_claimed_seqs_per_run(database_url: str) -> None:
+    async def scenario(ingest: Ingest) -> None:
+        settled: list[Settled] = []
+        await ingest.apply(status(GW, 1), state(GW, UNIT, 2), state(GW, UNIT, 3), settled=settled)
+        await ingest.apply(state(GW, UNIT, 3), state(GW, UNIT, 4), settled=settled)  # 3 again
+        assert settled == [Settled(GW, "run-1", (1, 2, 3)), Settled(GW, "run-1", (3, 4))]
 
     run(database_url, scenario)
 
