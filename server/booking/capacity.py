@@ -13,6 +13,14 @@ lies wholly within opening hours. Capacity has two bounds:
   energy can charge. (Stated window by window, "phones left after every booking up to and
   including w" must hold for every later window too, or a new early booking would strand a
   resident already booked later; the minimum over later windows is the total.)
+
+A port out of sight (its gateway offline, its battery silent or stale) is neither healthy nor
+gone: it very likely still charges. Its bookings are held where they are (`displaced`) for
+`hold_for`, against its battery's last known energy (`unseen_wh`), and move only after that;
+a device's report of a fault or a disable moves them at once. New bookings go only to ports
+we can see: a resident choosing now has other places, and a promise made blind is one we may
+have to break; the held bookings keep counting in their windows, so a station partly out of
+sight offers fewer places rather than places it may not have.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, timezone
 from random import Random
 from typing import Final
+
+from server.ingest.live import OFFLINE
 
 HEALTHY: Final = frozenset({"available", "charging", "finishing"})
 """Effective port statuses that can take a phone in a coming window."""
@@ -52,6 +62,10 @@ class PortView:
     def healthy(self) -> bool:
         return self.status in HEALTHY
 
+    @property
+    def out_of_sight(self) -> bool:
+        return self.status == OFFLINE
+
 
 @dataclass(frozen=True, slots=True)
 class StationView:
@@ -65,6 +79,9 @@ class StationView:
     ports: tuple[PortView, ...]
     energy_wh: float
     """Energy left in the station's online batteries: sum of SoC/100 x rated Wh."""
+    unseen_wh: float = 0.0
+    """The same, as last reported, of its batteries out of sight: it backs the bookings held
+    there, not new ones."""
 
     @property
     def healthy_ports(self) -> int:
@@ -79,6 +96,8 @@ class Placement:
     window_start: datetime
     unit_pk: int
     port: int
+    held_since: datetime | None = None
+    """Held on a port out of sight since then (None: not held, or only from now)."""
 
 
 def _minutes(hhmm: str) -> int:
@@ -170,30 +189,45 @@ def assign_port(station: StationView, taken: Collection[tuple[int, int]]) -> Por
 
 
 def displaced(
-    station: StationView, placements: Iterable[Placement], energy_per_phone_wh: float
+    station: StationView,
+    placements: Iterable[Placement],
+    energy_per_phone_wh: float,
+    *,
+    now: datetime,
+    hold_for: timedelta,
 ) -> list[Placement]:
     """Bookings the station can no longer honour, to be moved (never kept on a dead port).
 
-    - on a port that is not healthy (faulted, disabled, offline, or gone);
+    - on a port that is faulted, disabled or gone;
+    - on a port out of sight that has been held `hold_for` (see `held`);
     - a second booking of the same port and window (keeps the first by booking id);
-    - beyond what the energy can charge: the latest windows give way first.
+    - beyond what the energy, seen and last known, can charge: the latest windows give way.
     The rest stay where they are. Returned in window order.
     """
     healthy = {(p.unit_pk, p.port) for p in station.ports if p.healthy}
+    unseen = {(p.unit_pk, p.port) for p in station.ports if p.out_of_sight}
     ordered = sorted(placements, key=lambda b: (b.window_start, b.unit_pk, b.port, b.booking_id))
     seen: set[tuple[datetime, int, int]] = set()
     kept: list[Placement] = []
     out: list[Placement] = []
     for b in ordered:
         key = (b.window_start, b.unit_pk, b.port)
-        if (b.unit_pk, b.port) not in healthy or key in seen:
+        port = (b.unit_pk, b.port)
+        waited = now - (b.held_since or now)
+        if key in seen or not (port in healthy or (port in unseen and waited < hold_for)):
             out.append(b)
         else:
             seen.add(key)
             kept.append(b)
-    budget = phones_left(station, 0, energy_per_phone_wh)
-    out.extend(kept[budget:])
+    known = replace(station, energy_wh=station.energy_wh + station.unseen_wh)
+    out.extend(kept[phones_left(known, 0, energy_per_phone_wh) :])
     return sorted(out, key=lambda b: (b.window_start, b.unit_pk, b.port, b.booking_id))
+
+
+def held(station: StationView, placements: Iterable[Placement]) -> list[Placement]:
+    """Of these bookings (those `displaced` keeps), the ones on ports out of sight."""
+    unseen = {(p.unit_pk, p.port) for p in station.ports if p.out_of_sight}
+    return [b for b in placements if (b.unit_pk, b.port) in unseen]
 
 
 def ticket_code(rng: Random) -> str:

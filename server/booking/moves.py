@@ -8,11 +8,14 @@ Order of preference (the resident already planned around this place and time):
 4. the same station's windows beyond `max_delay`.
 The shell tries the targets in this order, each with the same claim as a new booking, so a
 target that filled up meanwhile is simply skipped.
+
+A booking cancelled because its port stayed out of sight too long (`RELEASED_UNSEEN`) comes
+back if its station does while the window is still ahead (`restorable`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,6 +24,13 @@ from server.booking.ranking import FreeTable, Ranker
 
 NOTIFY_MOVED = "booking_moved"
 NOTIFY_CANCELLED = "booking_cancelled"
+NOTIFY_RESTORED = "booking_restored"
+NOTIFY_HELD = "bookings_held"
+"""To the crew: bookings are held at a station we lost sight of (see `CREW`)."""
+CREW = "crew"
+"""The `resident_id` of notifications for the crew rather than a resident."""
+RELEASED_UNSEEN = "port_offline"
+"""The release reason of bookings moved or cancelled after their port was out of sight."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,3 +79,41 @@ def free_table(
             for start, n in windows.items():
                 table.set(station_id, start, n)
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """A booking cancelled for `RELEASED_UNSEEN`, as the restore rule sees it."""
+
+    booking_id: str
+    resident_id: str
+    station_id: str
+    window_start: datetime
+    released_at: datetime
+
+
+def restorable(
+    released: Iterable[Released],
+    stations: Mapping[str, StationView],
+    booked: Collection[str],
+    now: datetime,
+) -> list[Released]:
+    """Released bookings worth claiming their place again, in the order to try them.
+
+    Only those whose window is still ahead, at a station with a port in sight again, and
+    whose resident holds no active booking (`booked`): one who booked elsewhere meanwhile
+    keeps that place, and so does one whose booking was moved rather than cancelled. One per
+    resident (the latest released). Soonest window first, so the places left go to those who
+    need them first; whether capacity still allows each is the claim's to say, and a booking
+    it turns away stays cancelled (the resident already has that news).
+    """
+    latest: dict[str, Released] = {}
+    for r in released:
+        station = stations.get(r.station_id)
+        if r.window_start <= now or r.resident_id in booked:
+            continue
+        if station is None or station.healthy_ports == 0:
+            continue
+        if r.resident_id not in latest or r.released_at > latest[r.resident_id].released_at:
+            latest[r.resident_id] = r
+    return sorted(latest.values(), key=lambda r: (r.window_start, r.released_at, r.booking_id))

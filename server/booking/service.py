@@ -23,10 +23,10 @@ import random
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 MAX_WALK_MIN = 60.0
 RETRIES = 3
+_T = TypeVar("_T")
 
 
 def utc_now() -> datetime:
@@ -206,16 +207,21 @@ class BookingService:
     # -- reacting to the ingest and to time -----------------------------------------------
 
     async def on_changes(self, changes: ChangeSet) -> None:
-        """Ingest listener: refresh what changed, see check-ins, move what lost its port.
+        """Ingest listener: refresh what changed, see check-ins, move what lost its port,
+        restore what a station back in sight can take again.
 
         A fault a device reported moves at once only the bookings whose window starts
-        within `move_grace_s`; the rest, and everything at stations we merely lost sight
-        of, wait for `relocate_due`: by then a gateway that only blinked (a network drop, a
-        broker restart) is back, and nobody was moved or told for nothing.
+        within `move_grace_s`; the rest wait for `relocate_due`. Bookings at stations we
+        merely lost sight of are held there (`upkeep`), and move only after
+        `offline_move_after_s`: a gateway that only blinked (a network drop, a broker
+        restart) is back long before, and nobody was moved or told for nothing.
         """
         if changes.station_ids:
             self._snapshot.invalidate(changes.station_ids)
         await upkeep.check_ins(self._db, changes, self._settings)
+        back = await upkeep.rising_stations(self._db, changes)
+        if back:
+            await self.restore(back)
         falling = await upkeep.falling_stations(self._db, changes)
         if not falling:
             return
@@ -229,14 +235,18 @@ class BookingService:
             await self.relocate(falling.reported, before=now + self._move_grace)
 
     async def relocate_due(self, now: datetime | None = None) -> list[str]:
-        """Timers: move what stations that lost capacity a grace ago still cannot honour."""
+        """Timers: move what stations that lost capacity a grace ago (or held bookings for
+        `offline_move_after_s`) still cannot honour, and restore what came back; moved ids."""
         now = now or self._clock()
         due = {s for s, since in self._falling.items() if now - since >= self._move_grace}
-        if not due:
-            return []
-        moved = await self.relocate(None if None in due else {s for s in due if s is not None})
+        overdue = await upkeep.overdue_holds(self._db, self._settings, now)
+        moved: list[str] = []
+        if due or overdue:
+            named = {s for s in due if s is not None} | overdue
+            moved = await self.relocate(None if None in due else named)
         for station_id in due:  # only now: a failed attempt is retried at the next tick
             del self._falling[station_id]
+        await self.restore()
         return moved
 
     async def relocate(
@@ -246,17 +256,31 @@ class BookingService:
 
         `before`: only bookings whose window starts before it.
         """
+        return await self._retrying(lambda c: upkeep.relocate(c, station_ids, before))
+
+    async def restore(self, station_ids: Iterable[str] | None = None) -> list[str]:
+        """Reinstate bookings released while these stations (or any) were out of sight, if
+        they are back in time (`upkeep.restore`); ids of the restored."""
+        wanted = None if station_ids is None else set(station_ids)
+        if wanted is not None:
+            await self._retrying(lambda c: upkeep.unhold(c, wanted))
+        return await self._retrying(lambda c: upkeep.restore(c, wanted))
+
+    async def _retrying(self, step: Callable[[upkeep.Context], Awaitable[_T]]) -> _T:
+        """Run an upkeep step, again if it raced another transaction; wake the link after."""
         context = upkeep.Context(self._db, self._settings, self._clock, self._rng, self._snapshot)
-        for attempt in range(RETRIES):
+        failed = 0
+        while True:
             try:
-                moved = await upkeep.relocate(context, station_ids, before)
-                self._woken()
-                return moved
+                done = await step(context)
             except DBAPIError:
-                if attempt == RETRIES - 1:
+                failed += 1
+                if failed == RETRIES:
                     raise
-                log.warning("relocation raced another transaction; retrying", exc_info=True)
-        return []
+                log.warning("booking upkeep raced another transaction; retrying", exc_info=True)
+                continue
+            self._woken()
+            return done
 
     async def release_no_shows(self, now: datetime | None = None) -> list[str]:
         """Bookings past their grace without check-in become no-shows; ids released."""

@@ -1,9 +1,13 @@
 """Keeping bookings true to the world: check-ins, moves when capacity falls, no-shows.
 
-Thin database code around the pure rules (`capacity.displaced`, `moves.move_targets`):
-each step reads what it needs, asks the core, and writes in one transaction. Moves claim
-their new place with the same protocol as new bookings (`claims`), so a move can no more
-overbook than a booking can.
+Thin database code around the pure rules (`capacity.displaced` and `held`,
+`moves.move_targets` and `restorable`): each step reads what it needs, asks the core, and
+writes in one transaction. Moves and restorations claim their place with the same protocol
+as new bookings (`claims`), so neither can overbook any more than a booking can.
+
+A station out of sight keeps its bookings (`held_since` marks them, and the crew is told);
+they move only once held `offline_move_after_s`, and those cancelled then come back if the
+station does while their window is still ahead (`restore`).
 """
 
 from __future__ import annotations
@@ -18,7 +22,15 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.booking.capacity import HEALTHY, Placement, StationView, displaced, window_starts
+from server.booking.capacity import (
+    HEALTHY,
+    Placement,
+    PortView,
+    StationView,
+    displaced,
+    held,
+    window_starts,
+)
 from server.booking.claims import (
     ACTIVE_STATUSES,
     Loads,
@@ -32,7 +44,18 @@ from server.booking.claims import (
     write_loads,
 )
 from server.booking.displays import CLEAR, show
-from server.booking.moves import NOTIFY_CANCELLED, NOTIFY_MOVED, free_table, move_targets
+from server.booking.moves import (
+    CREW,
+    NOTIFY_CANCELLED,
+    NOTIFY_HELD,
+    NOTIFY_MOVED,
+    NOTIFY_RESTORED,
+    RELEASED_UNSEEN,
+    Released,
+    free_table,
+    move_targets,
+    restorable,
+)
 from server.booking.ranking import Ranker
 from server.booking.views import StationSnapshot, load_port_addresses
 from server.db.models import Booking, Notification, Station, Unit
@@ -150,14 +173,43 @@ async def falling_stations(db: Database, changes: ChangeSet) -> Falling:
         if c.station_id and c.after_status == OFFLINE and c.before_status != OFFLINE
     }
     unseen |= {u.station_id for u in changes.units if u.station_id and not u.online}
-    silent = [g.gw_id for g in changes.gateways if g.state != "online"]
-    if silent:
-        async with db.transaction() as session:
-            found = await session.scalars(
-                select(Unit.station_id).where(Unit.gw_id.in_(silent), Unit.station_id.is_not(None))
-            )
-            unseen |= {sid for sid in found if sid}
+    unseen |= await _stations_behind(db, [g.gw_id for g in changes.gateways if g.state != "online"])
     return Falling(reported, unseen)
+
+
+async def rising_stations(db: Database, changes: ChangeSet) -> set[str]:
+    """Stations where a port, battery or gateway we had lost sight of is seen again."""
+    back = {
+        c.station_id
+        for c in changes.ports
+        if c.station_id and c.before_status == OFFLINE and c.after_status != OFFLINE
+    }
+    back |= {u.station_id for u in changes.units if u.station_id and u.online and not u.was_online}
+    return back | await _stations_behind(db, [g.gw_id for g in changes.gateways
+                                                if g.state == "online"])  # fmt: skip
+
+
+async def _stations_behind(db: Database, gw_ids: list[str]) -> set[str]:
+    """The stations of these gateways' batteries."""
+    if not gw_ids:
+        return set()
+    async with db.transaction() as session:
+        found = await session.scalars(
+            select(Unit.station_id).where(Unit.gw_id.in_(gw_ids), Unit.station_id.is_not(None))
+        )
+        return {sid for sid in found if sid}
+
+
+async def overdue_holds(db: Database, settings: Settings, now: datetime) -> set[str]:
+    """Stations with bookings held `offline_move_after_s` or longer: time to move them."""
+    cutoff = now - timedelta(seconds=settings.offline_move_after_s)
+    async with db.transaction() as session:
+        found = await session.scalars(
+            select(Booking.station_id)
+            .where(Booking.held_since <= cutoff, Booking.status.in_(ACTIVE_STATUSES))
+            .distinct()
+        )
+        return set(found)
 
 
 async def relocate(
@@ -170,6 +222,7 @@ async def relocate(
     settings = context.settings
     now: datetime = context.clock()
     horizon = timedelta(hours=settings.booking_horizon_h)
+    hold_for = timedelta(seconds=settings.offline_move_after_s)
     origins = await context.snapshot.fresh(station_ids) if station_ids is not None else None
     views = dict(await context.snapshot.get())
     if origins is None:
@@ -201,14 +254,123 @@ async def relocate(
                 and r.window_start + slot > now
                 and (before is None or r.window_start < before)
             ]
-            placements = [Placement(r.id, r.window_start, r.unit_pk, r.port) for r in mine]
-            for out in displaced(origin, placements, settings.energy_per_phone_wh):
-                row = by_id[out.booking_id]
+            placements = [
+                Placement(r.id, r.window_start, r.unit_pk, r.port, r.held_since) for r in mine
+            ]
+            out = displaced(origin, placements, settings.energy_per_phone_wh,
+                            now=now, hold_for=hold_for)  # fmt: skip
+            gone = {b.booking_id for b in out}
+            kept = [b for b in placements if b.booking_id not in gone]
+            await _hold(session, origin, kept, by_id, now, hold_for)
+            for b in out:
+                row = by_id[b.booking_id]
                 reason = _reason(origin, row)
+                row.released_for = reason
                 target = await _move(context, session, row, origin, views, ranker, now, horizon)
                 await _notify(session, row, target, reason, now)
                 moved.append(row.id)
     return moved
+
+
+async def _hold(
+    session: AsyncSession,
+    station: StationView,
+    kept: list[Placement],
+    rows: Mapping[str, Booking],
+    now: datetime,
+    hold_for: timedelta,
+) -> None:
+    """Mark the kept bookings on ports out of sight held (from now, unless already), unmark
+    the others; the crew hears of each station where bookings start being held."""
+    on_hold = {b.booking_id for b in held(station, kept)}
+    fresh = 0
+    for b in kept:
+        row = rows[b.booking_id]
+        since = (row.held_since or now) if row.id in on_hold else None
+        if row.held_since != since:
+            fresh += since is not None
+            row.held_since = since
+    if fresh:
+        session.add(Notification(
+            kind=NOTIFY_HELD, resident_id=CREW, booking_id=None, created_at=now,
+            payload={"station_id": station.id, "held": len(on_hold), "newly_held": fresh,
+                     "reason": RELEASED_UNSEEN, "move_after_s": hold_for.total_seconds(),
+                     "move_at": (now + hold_for).isoformat()},
+        ))  # fmt: skip
+
+
+async def unhold(context: Context, station_ids: Iterable[str]) -> None:
+    """Bookings held at these stations whose ports are seen again are held no longer
+    (their clock starts afresh at the next loss); nothing moves here."""
+    views = await context.snapshot.fresh(station_ids)
+    async with context.db.transaction() as session:
+        rows = await session.scalars(
+            select(Booking)
+            .where(
+                Booking.station_id.in_(sorted(views)),
+                Booking.held_since.is_not(None),
+                Booking.status.in_(ACTIVE_STATUSES),
+            )
+            .with_for_update()
+        )
+        for row in rows:
+            placement = Placement(row.id, row.window_start, row.unit_pk, row.port)
+            if not held(views[row.station_id], [placement]):
+                row.held_since = None
+
+
+async def restore(context: Context, station_ids: Iterable[str] | None) -> list[str]:
+    """Reinstate bookings cancelled for `RELEASED_UNSEEN` at these stations (or any) that
+    `moves.restorable` allows and capacity still takes, and tell their residents; ids.
+
+    Each claims its place as a new booking would, on whichever port is free (usually its
+    own); the ticket code stays, and goes back on the port's display.
+    """
+    now: datetime = context.clock()
+    query = select(Booking).where(
+        Booking.released_for == RELEASED_UNSEEN,
+        Booking.status == "cancelled",
+        Booking.window_start > now,
+    )
+    if station_ids is not None:
+        query = query.where(Booking.station_id.in_(sorted(set(station_ids))))
+    async with context.db.transaction() as session:
+        candidates = {r.station_id for r in await session.scalars(query)}
+    if not candidates:
+        return []
+    views = await context.snapshot.fresh(candidates)
+    if not any(v.healthy_ports for v in views.values()):
+        return []
+    restored: list[str] = []
+    async with context.db.transaction() as session:
+        await lock_stations(session, views)
+        rows = {r.id: r for r in await session.scalars(query.with_for_update())}
+        booked = set(await session.scalars(
+            select(Booking.resident_id).where(
+                Booking.resident_id.in_(sorted({r.resident_id for r in rows.values()})),
+                Booking.status.in_(ACTIVE_STATUSES),
+            )
+        ))  # fmt: skip
+        released = [Released(r.id, r.resident_id, r.station_id, r.window_start, r.updated_at)
+                    for r in rows.values()]  # fmt: skip
+        for chosen in restorable(released, views, booked, now):
+            row = rows[chosen.booking_id]
+            port = await _claim(session, views[row.station_id], row.window_start, now,
+                                context.settings)  # fmt: skip
+            if port is None:
+                continue
+            row.status, row.unit_pk, row.port = "active", port.unit_pk, port.port
+            row.released_for, row.held_since, row.updated_at = None, None, now
+            await session.flush()
+            address = (await load_port_addresses(session, [port.unit_pk]))[port.unit_pk]
+            await show(session, address, port.port, row.ticket_code, now)
+            session.add(Notification(
+                kind=NOTIFY_RESTORED, resident_id=row.resident_id, booking_id=row.id,
+                payload={"from": None, "to": _where(row), "reason": "station_back"},
+                created_at=now,
+            ))  # fmt: skip
+            restored.append(row.id)
+    return restored
 
 
 def _reason(origin: StationView, row: Booking) -> str:
@@ -255,19 +417,9 @@ async def _move(
     free = free_table(near, places_now)
     for target in move_targets(origin, row.window_start, now, free, ranker):
         station = views[target.station_id]
-        await lock_stations(session, [station.id])
-        current = await read_loads(session, [station.id], now - slot * 8)
-        fresh = upcoming(current, {station.id: station}, now)
-        fresh.setdefault(station.id, {})
-        before = {station.id: dict(fresh[station.id])}
-        key = (station.id, target.window_start)
-        taken = await read_taken(session, {key})
-        [port] = allot([Want(*key)], {station.id: station}, fresh, taken,
-                       settings.energy_per_phone_wh)  # fmt: skip
+        port = await _claim(session, station, target.window_start, now, settings)
         if port is None:
             continue
-        cap = before[station.id].get(target.window_start, 0) + 1
-        await write_loads(session, {key: 1}, before, {key: cap})
         row.status = "moved"
         await session.flush()  # the old booking leaves the partial unique indexes first
         new = Booking(
@@ -284,23 +436,49 @@ async def _move(
     return None
 
 
+async def _claim(
+    session: AsyncSession,
+    station: StationView,
+    window_start: datetime,
+    now: datetime,
+    settings: Settings,
+) -> PortView | None:
+    """One place in a station window, claimed as a new booking is (`claims`); None if full."""
+    slot = timedelta(minutes=station.slot_minutes)
+    await lock_stations(session, [station.id])
+    current = await read_loads(session, [station.id], now - slot * 8)
+    fresh = upcoming(current, {station.id: station}, now)
+    fresh.setdefault(station.id, {})
+    before = {station.id: dict(fresh[station.id])}
+    key = (station.id, window_start)
+    taken = await read_taken(session, {key})
+    [port] = allot([Want(*key)], {station.id: station}, fresh, taken,
+                   settings.energy_per_phone_wh)  # fmt: skip
+    if port is not None:
+        cap = before[station.id].get(window_start, 0) + 1
+        await write_loads(session, {key: 1}, before, {key: cap})
+    return port
+
+
+def _where(row: Booking) -> dict[str, Any]:
+    """A booking's place, as notifications carry it."""
+    return {"booking_id": row.id, "station_id": row.station_id,
+            "window_start": row.window_start.isoformat(), "port": row.port,
+            "ticket_code": row.ticket_code}  # fmt: skip
+
+
 async def _notify(
     session: AsyncSession, row: Booking, new: Booking | None, reason: str, now: datetime
 ) -> None:
     """Record who must be told (the LINE channel delivers it)."""
     source = {"booking_id": row.id, "station_id": row.station_id,
               "window_start": row.window_start.isoformat(), "port": row.port}  # fmt: skip
-    target = None
-    if new is not None:
-        target = {"booking_id": new.id, "station_id": new.station_id,
-                  "window_start": new.window_start.isoformat(), "port": new.port,
-                  "ticket_code": new.ticket_code}  # fmt: skip
     session.add(
         Notification(
             kind=NOTIFY_MOVED if new is not None else NOTIFY_CANCELLED,
             resident_id=row.resident_id,
             booking_id=new.id if new is not None else row.id,
-            payload={"from": source, "to": target, "reason": reason},
+            payload={"from": source, "to": _where(new) if new else None, "reason": reason},
             created_at=now,
         )
     )
@@ -312,7 +490,9 @@ async def _notify(
 async def release_no_shows(db: Database, settings: Settings, now: datetime) -> list[str]:
     """No check-in `no_show_grace_min` into the window: the place and the port go back.
 
-    Checked-in bookings whose window is over complete, so their residents may book again.
+    Not while the booking is held out of sight (a check-in there could not be seen): only
+    once its window is over. Checked-in bookings whose window is over complete, so their
+    residents may book again.
     """
     grace = timedelta(minutes=settings.no_show_grace_min)
     released: list[str] = []
@@ -324,14 +504,15 @@ async def release_no_shows(db: Database, settings: Settings, now: datetime) -> l
             .with_for_update(of=Booking)
         )
         for row, slot in rows:
-            if row.status == "active":
+            over = row.window_start + timedelta(minutes=slot) <= now
+            if row.status == "active" and (row.held_since is None or over):
                 row.status = "no_show"
                 row.updated_at = now
                 await release(session, row)
                 address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
                 await show(session, address, row.port, CLEAR, now)
                 released.append(row.id)
-            elif row.window_start + timedelta(minutes=slot) <= now:
+            elif row.status != "active" and over:
                 row.status = "completed"
                 row.updated_at = now
     return released

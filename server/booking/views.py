@@ -120,6 +120,8 @@ async def load_station_views(
     cutoff = stale_cutoff(now, report_period_s)
     port_views: dict[str, list[PortView]] = defaultdict(list)
     energy: dict[str, float] = defaultdict(float)
+    unseen: dict[str, float] = defaultdict(float)
+    """Last known energy of the batteries out of sight (see `StationView.unseen_wh`)."""
     counted_units: set[int] = set()
     for n, row in enumerate(await session.execute(ports), 1):
         if n % YIELD_EVERY == 0:  # thousands of rows: let waiting requests run meanwhile
@@ -134,9 +136,9 @@ async def load_station_views(
             PortView(unit_pk, port, effective_status(status, online, gw_online, stale, off))
         )
         usable = online and gw_online and not stale
-        if usable and unit_pk not in counted_units and soc is not None and rated is not None:
+        if unit_pk not in counted_units and soc is not None and rated is not None:
             counted_units.add(unit_pk)
-            energy[station_id] += soc / 100.0 * rated
+            (energy if usable else unseen)[station_id] += soc / 100.0 * rated
     return {
         sid: StationView(
             id=sid,
@@ -147,6 +149,7 @@ async def load_station_views(
             closes_at=closes,
             ports=tuple(port_views.get(sid, ())),
             energy_wh=energy.get(sid, 0.0),
+            unseen_wh=unseen.get(sid, 0.0),
         )
         for sid, lat, lon, slot, opens, closes in await session.execute(stations)
     }

@@ -1,8 +1,9 @@
 """The capacity rules: windows in Japan time, ports and energy, ports and ticket codes.
 
 The stateful test drives a small in-memory ledger through random sequences of bookings,
-cancellations, port failures and recoveries and battery drops, using only the core's
-functions, and checks after every step that nothing is overbooked or left on a dead port.
+cancellations, port failures, losses of sight and recoveries, battery drops and the passing
+of time, using only the core's functions, and checks after every step that nothing is
+overbooked, left on a dead port, or held out of sight longer than the hold.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from server.booking.capacity import (
     StationView,
     assign_port,
     displaced,
+    held,
     phones_left,
     ticket_code,
     window_capacity,
@@ -32,6 +34,7 @@ from server.booking.capacity import (
 )
 
 EPP = 15.0
+HOLD = timedelta(hours=2)
 
 
 def station(
@@ -165,7 +168,39 @@ def test_displaced_reports_dead_ports_doubles_and_the_energy_overrun() -> None:
         Placement("d", W[1], 1, 1),  # same port, same window
         Placement("e", W[2], 1, 3),  # the third phone: no energy for it
     ]
-    assert [b.booking_id for b in displaced(s, on, EPP)] == ["b", "d", "e"]
+    assert [b.booking_id for b in displaced(s, on, EPP, now=W[0], hold_for=HOLD)] == [
+        "b", "d", "e"]  # fmt: skip
+
+
+def test_bookings_out_of_sight_are_held_until_the_hold_is_over() -> None:
+    """A gateway offline is no evidence the ports are gone: its bookings stay, and move
+    only once held `hold_for`; a fault or a disable still moves at once."""
+    s = station("offline", "offline", "faulted", "unavailable")
+    since = W[0] - timedelta(minutes=30)
+    on = [
+        Placement("fresh", W[1], 1, 1),  # just found out of sight
+        Placement("held", W[1], 1, 2, held_since=since),
+        Placement("faulted", W[1], 1, 3),
+        Placement("disabled", W[2], 1, 4),
+    ]
+    moved = displaced(s, on, EPP, now=W[0], hold_for=HOLD)
+    assert [b.booking_id for b in moved] == ["faulted", "disabled"]
+    kept = [b for b in on if b not in moved]
+    assert [b.booking_id for b in held(s, kept)] == ["fresh", "held"]
+    later = displaced(s, on, EPP, now=since + HOLD, hold_for=HOLD)
+    assert [b.booking_id for b in later] == ["held", "faulted", "disabled"]
+    assert displaced(s, on[:1], EPP, now=W[0], hold_for=timedelta(0)) == on[:1]
+
+
+def test_held_bookings_count_on_the_last_known_energy_new_ones_do_not() -> None:
+    """Out of sight, a battery's energy is only remembered: enough to keep the bookings it
+    backs, not to promise new ones."""
+    blind = replace(station("offline", "offline"), energy_wh=0.0, unseen_wh=2 * EPP)
+    on = [Placement("a", W[0], 1, 1), Placement("b", W[1], 1, 2)]
+    assert displaced(blind, on, EPP, now=W[0], hold_for=HOLD) == []
+    assert window_capacity(blind, {}, W, EPP) == dict.fromkeys(W, 0)
+    poorer = replace(blind, unseen_wh=1 * EPP)
+    assert displaced(poorer, on, EPP, now=W[0], hold_for=HOLD) == on[1:]  # the latest gives way
 
 
 # --- the ledger: random sequences ---------------------------------------------------------
@@ -179,6 +214,7 @@ class Ledger:
         self.windows = windows
         self.bookings: dict[str, Placement] = {}
         self.to_move: list[Placement] = []
+        self.now = windows[0] - timedelta(hours=1)
         self._next = 0
 
     def booked(self) -> dict[datetime, int]:
@@ -202,12 +238,17 @@ class Ledger:
         self.bookings.pop(booking_id, None)
 
     def set_station(self, view: StationView) -> list[Placement]:
-        """Apply a new picture of the station; what it can no longer honour is moved."""
+        """Apply a new picture of the station; what it can no longer honour is moved, what
+        is out of sight is held (since now, unless already)."""
         self.view = view
-        moving = displaced(view, self.bookings.values(), EPP)
+        moving = displaced(view, self.bookings.values(), EPP, now=self.now, hold_for=HOLD)
         for b in moving:
             del self.bookings[b.booking_id]
         self.to_move.extend(moving)
+        on_hold = {b.booking_id for b in held(view, self.bookings.values())}
+        for b in list(self.bookings.values()):
+            since = (b.held_since or self.now) if b.booking_id in on_hold else None
+            self.bookings[b.booking_id] = replace(b, held_since=since)
         return moving
 
 
@@ -244,8 +285,16 @@ class LedgerMachine(RuleBasedStateMachine):
             if (b.unit_pk, b.port) == (target.unit_pk, target.port)
         }
         moved = self.ledger.set_station(replace(self.ledger.view, ports=tuple(ports)))
-        if not ports[i].healthy:
+        if ports[i].out_of_sight:
+            assert not on_port & {b.booking_id for b in moved}, "moved for a loss of sight"
+        elif not ports[i].healthy:
             assert on_port <= {b.booking_id for b in moved}, "left on a dead port"
+
+    @rule(minutes=st.integers(1, 150))
+    def time_passes(self, minutes: int) -> None:
+        """The sweep looks again (`relocate_due`): holds past `HOLD` move."""
+        self.ledger.now += timedelta(minutes=minutes)
+        self.ledger.set_station(self.ledger.view)
 
     @rule(drop_wh=st.floats(0, 200))
     def soc_drops(self, drop_wh: float) -> None:
@@ -261,11 +310,16 @@ class LedgerMachine(RuleBasedStateMachine):
     def never_overbooked(self) -> None:
         ledger = self.ledger
         healthy = {(p.unit_pk, p.port) for p in ledger.view.ports if p.healthy}
+        unseen = {(p.unit_pk, p.port) for p in ledger.view.ports if p.out_of_sight}
         for w, n in ledger.booked().items():
-            assert n <= len(healthy), f"{n} bookings in {w} for {len(healthy)} healthy ports"
+            assert n <= len(healthy | unseen), f"{n} bookings in {w} for {len(healthy)} ports"
         slots = [(b.window_start, b.unit_pk, b.port) for b in ledger.bookings.values()]
         assert len(slots) == len(set(slots)), "a port booked twice in one window"
-        assert all((b.unit_pk, b.port) in healthy for b in ledger.bookings.values())
+        for b in ledger.bookings.values():
+            port = (b.unit_pk, b.port)
+            assert port in healthy or port in unseen, "left on a dead port"
+            if port in unseen:
+                assert b.held_since is not None and ledger.now - b.held_since < HOLD, "held on"
         assert len(ledger.bookings) <= phones_left(ledger.view, 0, EPP)
 
     @invariant()

@@ -58,19 +58,33 @@ async def seed(db: Database, specs: list[StationSpec], now: datetime = T0) -> di
     return units
 
 
-def settings(url: str, move_grace_s: float = 0.0) -> Settings:
-    """Moves at once unless a test is about the grace."""
+def settings(url: str, move_grace_s: float = 0.0, offline_move_after_s: float = 7200.0) -> Settings:
+    """Moves at once unless a test is about the grace (or about losing sight of a station)."""
     return Settings(database_url=url, mqtt_url=None, report_period_s=3600.0,
-                    move_grace_s=move_grace_s)  # fmt: skip
+                    move_grace_s=move_grace_s,
+                    offline_move_after_s=offline_move_after_s)  # fmt: skip
 
 
 async def open_world(
-    url: str, specs: list[StationSpec], clock: Clock, move_grace_s: float = 0.0
+    url: str,
+    specs: list[StationSpec],
+    clock: Clock,
+    move_grace_s: float = 0.0,
+    offline_move_after_s: float = 7200.0,
 ) -> tuple[Database, BookingService, dict[str, int]]:
     upgrade(url)
     db = Database(url)
     units = await seed(db, specs, clock())
-    return db, BookingService(db, settings(url, move_grace_s), clock), units
+    chosen = settings(url, move_grace_s, offline_move_after_s)
+    return db, BookingService(db, chosen, clock), units
+
+
+async def set_gateway(db: Database, station_id: str, state: str) -> None:
+    """The station's gateway goes `offline` (its Last Will) or comes back `online`."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(Gateway).where(Gateway.gw_id == f"gw-{station_id}").values(state=state)
+        )
 
 
 async def set_port(db: Database, unit_pk: int, port: int, status: str) -> None:
