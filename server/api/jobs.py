@@ -1,6 +1,8 @@
 """The server's background work: periodic jobs.
 
 A job that fails is logged and tried again next period; it never takes the server down.
+A database outage fails every attempt while it lasts: the database logs it as it starts
+and ends (`Database.transaction`), so a job adds no traceback per attempt.
 """
 
 from __future__ import annotations
@@ -8,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+
+from server.db.session import is_outage
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +22,12 @@ async def every(name: str, period_s: float, step: Callable[[], Awaitable[None]])
         await asyncio.sleep(period_s)
         try:
             await step()
-        except Exception:
-            log.exception("background job %s failed; retrying in %.0fs", name, period_s)
+        except Exception as exc:
+            if is_outage(exc):
+                log.debug("background job %s waits for the database (%s)", name,
+                          type(exc).__name__)  # fmt: skip
+            else:
+                log.exception("background job %s failed; retrying in %.0fs", name, period_s)
 
 
 async def cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:

@@ -10,6 +10,7 @@ SQLite and PostgreSQL behave alike for our purposes:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -25,6 +26,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlalchemy.pool import ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -58,12 +61,27 @@ class Database:
         if self.is_sqlite:
             _sqlite_write_lock_at_begin(self.engine)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.available = True
+        """False from a transaction failing for an outage until one commits again."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
-        """A session in one transaction: committed on success, rolled back on error."""
-        async with self._sessions() as session, session.begin():
-            yield session
+        """A session in one transaction: committed on success, rolled back on error.
+
+        An outage is logged as it starts and as it ends, one line each whoever noticed it
+        (the API, the ingest, a job), rather than once per failed attempt.
+        """
+        try:
+            async with self._sessions() as session, session.begin():
+                yield session
+        except Exception as exc:
+            if self.available and is_outage(exc):
+                self.available = False
+                log.warning("database unavailable (%s)", type(exc).__name__)
+            raise
+        if not self.available:
+            self.available = True
+            log.warning("database available again")
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -4,11 +4,14 @@ periods is offline. The app runs `mark_stale` periodically (MqttLink does, betwe
 The decision is a pure function of receipt times; the shell claims the rows with a
 conditional UPDATE, so two server processes sweeping at once report each change once.
 
-Silence is only news when we were listening: while the server's own broker connection is
-down, or until it has been up for those 3 periods again, every gateway looks silent
-(`may_judge_silence` says no). A sweep then would page crews about every shelter and move
-bookings away from healthy ports; it waits instead. Readers still see an overdue unit as
-stale (`live.is_stale`), so no new booking goes to a port we have not heard from.
+Silence is only news when we were listening and have written down what we heard: while
+the server's own broker connection is down, or until it has been up for those 3 periods
+again, every gateway looks silent; while the ingest holds messages it could not apply yet
+(the database was down, and it is still catching up), the receipt times in the database
+are behind what we heard. `may_judge_silence` says no in both cases. A sweep then would
+page crews about every shelter and move bookings away from healthy ports; it waits
+instead. Readers still see an overdue unit as stale (`live.is_stale`), so no new booking
+goes to a port we have not heard from.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -46,10 +49,24 @@ def overdue(items: Iterable[Heard], now: datetime, report_period_s: float) -> li
 
 
 def may_judge_silence(
-    hearing_since: datetime | None, now: datetime, report_period_s: float
+    hearing_since: datetime | None,
+    now: datetime,
+    report_period_s: float,
+    unapplied_since: datetime | None = None,
 ) -> bool:
-    """Whether silence up to `now` means anything: we have been listening long enough."""
-    return hearing_since is not None and hearing_since <= stale_cutoff(now, report_period_s)
+    """Whether silence up to `now` means anything: we have been listening long enough, and
+    the database holds what we heard.
+
+    `unapplied_since` is when the oldest message received and not yet applied arrived
+    (None: nothing held). Everything heard before it is in the database, so a gateway
+    reporting every period has a receipt time after `unapplied_since` minus one period;
+    with the ingest at most one period behind, that is never 3 periods old.
+    """
+    listening = hearing_since is not None and hearing_since <= stale_cutoff(now, report_period_s)
+    behind = unapplied_since is not None and unapplied_since < now - timedelta(
+        seconds=report_period_s
+    )
+    return listening and not behind
 
 
 async def mark_stale(
