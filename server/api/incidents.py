@@ -10,7 +10,10 @@ from sqlalchemy import select
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
+from server.api.ports import reset_alarms
 from server.db.models import Notification
+from server.errors import Conflict
+from server.incidents.kinds import LATCHING
 
 router = APIRouter(tags=["incidents"], dependencies=[ADMIN])
 
@@ -37,7 +40,16 @@ async def acknowledge(incident_id: int, actor: Actor, svc: Svc) -> schemas.Incid
 
 
 @router.post("/incidents/{incident_id}/resolve", response_model=schemas.IncidentOut)
-async def resolve(incident_id: int, actor: Actor, svc: Svc) -> schemas.IncidentOut:
+async def resolve(
+    incident_id: int, actor: Actor, svc: Svc, body: schemas.ResolveRequest | None = None
+) -> schemas.IncidentOut:
+    """Done; with `reset_alarms`, the battery's latched alarms are reset first."""
+    if body is not None and body.reset_alarms:
+        found = await svc.incidents.get(incident_id)
+        if found.kind not in LATCHING or found.gw_id is None or found.unit is None:
+            raise Conflict(f"incident {incident_id} ({found.kind}) latches no alarm to reset",
+                           code="nothing_to_reset")  # fmt: skip
+        await reset_alarms(svc, found.gw_id, found.unit, actor, incident_id)
     incident = schemas.IncidentOut.model_validate(await svc.incidents.resolve(incident_id, actor))
     svc.hub.publish({"type": "incident", "stations": [incident.station_id or ""]})
     return incident

@@ -4,6 +4,10 @@ One transaction sets `Port.admin_disabled` and writes the audit entry; then the 
 told (`disable_port` / `enable_port`, so the battery itself stops or resumes), and the
 change goes to the same listeners as an ingest change, so bookings on a disabled port move
 and dashboards update exactly as they would for a fault.
+
+A battery's alarms and port faults latch until its alarms are reset (AlmRst): a crew that
+has fixed a port resets them (`reset_alarms`, here or when resolving the incident). The
+server changes nothing itself: the battery's next state shows what the reset cleared.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from fastapi import APIRouter
 from sqlalchemy import select
 
+from protocol.payloads import CommandAction
 from server import audit
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
@@ -42,6 +47,38 @@ async def enable_port(
 ) -> schemas.PortAdminOut:  # fmt: skip
     """Put a port back in service."""
     return await _set_disabled(svc, gw_id, unit, port, False, actor)
+
+
+@router.post("/batteries/{gw_id}/{unit}/reset-alarms", response_model=schemas.AlarmResetOut)
+async def reset_battery_alarms(
+    gw_id: str, unit: str,
+    actor: Actor, svc: Svc,
+) -> schemas.AlarmResetOut:  # fmt: skip
+    """Clear the battery's latched alarms and port faults whose cause is gone."""
+    return await reset_alarms(svc, gw_id, unit, actor)
+
+
+async def reset_alarms(
+    svc: Services, gw_id: str, unit: str, actor: str, incident_id: int | None = None
+) -> schemas.AlarmResetOut:
+    """Store the gateway's `reset_alarms` command, then its audit entry naming it."""
+    async with svc.db.transaction() as session:
+        found = (
+            await session.execute(
+                select(Unit.station_id).where(Unit.gw_id == gw_id, Unit.unit == unit)
+            )
+        ).first()
+    if found is None:
+        raise NotFound(f"no battery {gw_id}/{unit}")
+    station_id = found.station_id
+    cmd_id = await svc.send_command(gw_id, unit, CommandAction.RESET_ALARMS, None, None)
+    async with svc.db.transaction() as session:
+        await audit.record(
+            session, actor, "battery.alarms_reset", f"battery:{gw_id}/{unit}",
+            {"station_id": station_id, "cmd_id": cmd_id, "incident_id": incident_id},
+            at=svc.clock(),
+        )  # fmt: skip
+    return schemas.AlarmResetOut(gw_id=gw_id, unit=unit, cmd_id=cmd_id)
 
 
 async def _set_disabled(

@@ -10,7 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from server.incidents.kinds import LATCHING
 
 Level = Literal["free", "busy", "crowded", "full"]
 """free: half the healthy ports free now; busy: fewer; crowded: the next free window is not
@@ -87,6 +89,12 @@ class IncidentBrief(_Out):
     unit: str | None
     port: int | None
     opened_at: datetime
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def alarm_reset(self) -> bool:
+        """Resolving it may reset the battery's latched alarms (`reset_alarms: true`)."""
+        return self.kind in LATCHING and self.unit is not None
 
 
 class StationDetail(StationOut):
@@ -170,6 +178,12 @@ class IncidentOut(IncidentBrief):
     escalated_at: datetime | None
 
 
+class ResolveRequest(_In):
+    reset_alarms: bool = False
+    """Also reset the battery's latched alarms (a port fault or battery alarm): the crew has
+    fixed the cause, and the battery shows it cleared only once its alarms are reset."""
+
+
 class IncidentList(_Out):
     incidents: list[IncidentOut]
 
@@ -195,6 +209,13 @@ class PortAdminOut(_Out):
     admin_disabled: bool
     cmd_id: str
     """The gateway command carrying the change to the battery."""
+
+
+class AlarmResetOut(_Out):
+    gw_id: str
+    unit: str
+    cmd_id: str
+    """The gateway command resetting the battery's alarms (AlmRst)."""
 
 
 class ImportOut(_Out):

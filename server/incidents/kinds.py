@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TypedDict
+from typing import Final, TypedDict
 from zoneinfo import ZoneInfo
 
 from server.settings import Settings
@@ -26,6 +26,11 @@ class Kind(StrEnum):
     BATTERY_SILENT = "battery_silent"
     GATEWAY_OFFLINE = "gateway_offline"
     DEPLETION_FORECAST = "depletion_forecast"
+
+
+LATCHING: Final = frozenset({Kind.PORT_FAULT, Kind.BATTERY_ALARM})
+"""Conditions a battery keeps showing after their cause is gone, until its alarms are reset
+(`reset_alarms`, SunSpec AlmRst): resolving one of these offers that reset."""
 
 
 class Severity(StrEnum):
