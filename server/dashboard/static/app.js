@@ -35,17 +35,24 @@ function card(station) {
     }
     for (const i of detail.incidents) incidents.append(incidentItem(i));
   }
+  const resets = el("p", { class: "resets" });
+  if (detail && crewToken()) {
+    for (const b of detail.batteries) {
+      if (b.alarms.length || b.ports.some((p) => p.reported_status === "faulted")) resets.append(batteryReset(b));
+    }
+  }
   return el("article", { class: `station level-${a.level}`, id: `station-${station.id}`, "data-level": a.level },
     el("h2", {}, station.name_ja, el("small", {}, station.name_en)),
     el("span", { class: `badge level-${a.level}` }, LEVELS[a.level]),
     el("p", { class: "facts" },
       "今空き / free now: ", el("b", { class: "free-now" }, String(a.free_now)), ` / ${a.healthy_ports}`,
       el("br"), "次の空き枠 / next free window: ", el("b", { class: "next-window" }, time(a.next_free_window))),
-    ports, incidents);
+    ports, resets, incidents);
 }
 
 // Crew mode: with the admin token (kept for this tab only, never in the URL) incidents can be
-// acknowledged and resolved from the card; the server's event stream then redraws it.
+// acknowledged and resolved from the card, and a battery's latched alarms reset (a fixed port
+// shows faulted until then); the server's event stream then redraws it.
 const TOKEN_KEY = "chargenet-admin-token";
 const crewToken = () => sessionStorage.getItem(TOKEN_KEY);
 
@@ -55,18 +62,35 @@ function incidentItem(i) {
   if (crewToken()) {
     if (i.state === "open") item.append(" ", incidentAction(i.id, "acknowledge", "確認 / acknowledge"));
     item.append(" ", incidentAction(i.id, "resolve", "解決 / resolve"));
+    if (i.alarm_reset) {
+      item.append(" ", incidentAction(i.id, "resolve", "解決・アラーム解除 / resolve + reset alarms",
+                                      { reset_alarms: true }));
+    }
   }
   return item;
 }
 
-function incidentAction(id, verb, label) {
-  const button = el("button", { type: "button", class: "act", "data-action": verb }, label);
+function incidentAction(id, verb, label, body) {
+  return crewAction(`${API}/incidents/${id}/${verb}`, body ? "resolve-reset" : verb, label, body);
+}
+
+function batteryReset(b) {
+  const path = `${API}/batteries/${encodeURIComponent(b.gw_id)}/${encodeURIComponent(b.unit)}/reset-alarms`;
+  const button = crewAction(path, "reset-alarms", `アラーム解除 / reset alarms ${b.unit}`);
+  button.dataset.unit = b.unit;
+  return button;
+}
+
+function crewAction(url, action, label, body) {
+  const button = el("button", { type: "button", class: "act", "data-action": action }, label);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    const reply = await fetch(`${API}/incidents/${id}/${verb}`,
-      { method: "POST", headers: { Authorization: `Bearer ${crewToken()}` } });
+    const headers = { Authorization: `Bearer ${crewToken()}` };
+    if (body) headers["Content-Type"] = "application/json";
+    const reply = await fetch(url, { method: "POST", headers, body: body ? JSON.stringify(body) : undefined });
     if (reply.status === 401) return crewSignOut("トークンが違います / wrong token");
-    if (!reply.ok) { button.disabled = false; crewNote(`${verb}: ${reply.status}`); return; }
+    if (!reply.ok) { button.disabled = false; crewNote(`${action}: ${reply.status}`); return; }
+    if (action === "reset-alarms") crewNote(`アラーム解除を送信 / reset sent: ${button.dataset.unit}`);
     schedule(null);
   });
   return button;
