@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
 import os
 import signal
@@ -71,17 +70,23 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         "gateway %s: %d buses, %d units, outbox %s (%d pending)",
         config.gateway_id, len(pollers), len(units), config.store_path, outbox.backlog(),
     )  # fmt: skip
-    tasks = [asyncio.create_task(p.run(), name=f"bus {n}") for n, p in pollers.items()]
-    tasks.append(asyncio.create_task(publisher.run(), name="publisher"))
-    tasks.append(asyncio.create_task(_tick(reporter, config.report_period_s), name="report"))
+    producers = [asyncio.create_task(p.run(), name=f"bus {n}") for n, p in pollers.items()]
+    producers.append(asyncio.create_task(_tick(reporter, config.report_period_s), name="report"))
+    sender = asyncio.create_task(publisher.run(), name="publisher")
     try:
-        await _until_stop_or_crash(stop, tasks)
+        await _until_stop_or_crash(stop, [*producers, sender])
     finally:
-        for task in tasks:
+        for task in producers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(publisher.stop(), timeout=5)
+        # The publisher stops itself, which publishes the retained offline status and then
+        # disconnects; cancelled instead, it would leave without a word (and a clean
+        # disconnect drops the Last Will), so the server would believe us live.
+        try:
+            await asyncio.wait_for(publisher.stop(), timeout=PUBLISHER_STOP_S)
+        except Exception as exc:
+            log.warning("the publisher did not stop cleanly: %r", exc)
+        sender.cancel()
+        await asyncio.gather(*producers, sender, return_exceptions=True)
         for link in links:
             link.close()
         outbox.close()
