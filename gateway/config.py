@@ -61,6 +61,13 @@ class MqttConfig(_Strict):
     reconnect_max_s: float = Field(default=30.0, gt=0)
     inflight: int = Field(default=50, ge=1, le=1000)
     """Messages awaiting PUBACK at once; the outbox holds the rest."""
+    receipts: bool = True
+    """Keep each message until the server's receipt says it is stored, not only until the
+    broker's PUBACK (a broker may drop what it acknowledged); false for a server that
+    sends no receipts."""
+    resend_after_s: float = Field(default=60.0, gt=0)
+    """With receipts: a message the broker took that no receipt covered after this long is
+    sent again (as history)."""
 
     @field_validator("url")
     @classmethod

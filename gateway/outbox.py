@@ -1,10 +1,17 @@
 """Store-and-forward: every gateway->server message is written here before it is published.
 
 One SQLite file in WAL mode with `synchronous=FULL`, so a row is on disk when `append`
-returns and a SIGKILL or a power cut loses nothing the outbox has acknowledged. Rows are
-deleted when the broker acknowledges them (`ack`). `seq` is assigned here, monotonic per
-gateway, and persisted in the same transaction as the rows, so it survives restarts even
-when the outbox is empty.
+returns and a SIGKILL or a power cut loses nothing the outbox has acknowledged. `seq` is
+assigned here, monotonic per gateway, and persisted in the same transaction as the rows, so
+it survives restarts even when the outbox is empty.
+
+When the broker acknowledges a row (`ack`) it is deleted, or, with `receipts`, marked
+delivered and kept until the server's receipt covers it (`confirm`): a broker may drop what
+it acknowledged (a shared subscription with every server away), so what no receipt covers
+in time is sent again (`overdue`). The seqs of the next birth and its Last Will are
+reserved once (`status_seqs`) and kept, across failed connection attempts and restarts,
+until that birth is stored (`append_status`): a seq the server never sees is then always a
+message that was sent, never one an attempt burned.
 
 The file is bounded by `max_bytes` (WAL included). When an append would pass it, state
 snapshots that a newer row of the same `supersedes` key has replaced are deleted, oldest
@@ -21,6 +28,7 @@ import json
 import logging
 import secrets
 import sqlite3
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -44,10 +52,14 @@ CREATE TABLE IF NOT EXISTS outbox (
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     retain INTEGER NOT NULL,
-    supersedes TEXT
+    supersedes TEXT,
+    delivered REAL
 );
 CREATE INDEX IF NOT EXISTS outbox_supersedes ON outbox (supersedes, seq)
     WHERE supersedes IS NOT NULL;
+"""
+_DELIVERED_INDEX: Final = """
+CREATE INDEX IF NOT EXISTS outbox_delivered ON outbox (delivered) WHERE delivered IS NOT NULL
 """
 
 
@@ -86,9 +98,11 @@ def as_historical(message: Message) -> Message:
 class Outbox:
     """The durable queue between the producers and the publisher."""
 
-    def __init__(self, path: Path, max_bytes: int) -> None:
+    def __init__(self, path: Path, max_bytes: int, receipts: bool = False) -> None:
         self.path = path
         self.max_bytes = max_bytes
+        self.receipts = receipts
+        """Keep what the broker acknowledged until the server's receipt (see the module)."""
         self.over_budget_appends = 0
         """Appends stored although only events and newest snapshots were left to drop."""
         self.pruned = 0
@@ -110,6 +124,10 @@ class Outbox:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(outbox)")}
+            if "delivered" not in columns:  # a file from before receipts
+                self._db.execute("ALTER TABLE outbox ADD COLUMN delivered REAL")
+            self._db.execute(_DELIVERED_INDEX)
             row = self._db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
             (top,) = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM outbox").fetchone()
             self._next_seq: int = max(row[0] if row else 0, top + 1)
@@ -133,40 +151,90 @@ class Outbox:
         incoming = sum(len(r[1]) + len(r[2]) + 2 * len(r[4] or "") + ROW_OVERHEAD for r in rows)
         with self._transaction():
             self._make_room(incoming)
-            self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?)", rows)
+            self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?, NULL)", rows)
             self._next_seq = seq
             self._save_next_seq()
             if not self._make_room(0):
                 self._count_over_budget()
         return messages
 
-    def reserve_seq(self) -> int:
-        """A seq for a message that is not stored here (the MQTT Last Will)."""
+    def status_seqs(self) -> tuple[int, int]:
+        """The seqs of the next birth and of its Last Will (the birth's plus one).
+
+        Reserved on the first call and returned again until `append_status` stores the
+        birth, so attempts that never connect burn no seqs; kept across restarts.
+        """
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'birth_seq'").fetchone()
+        if row is not None:
+            return int(row[0]), int(row[0]) + 1
         with self._transaction():
-            seq = self._next_seq
-            self._next_seq += 1
+            birth = self._next_seq
+            self._next_seq += 2
             self._save_next_seq()
-        return seq
+            self._db.execute("INSERT INTO meta VALUES ('birth_seq', ?)", (birth,))
+        return birth, birth + 1
+
+    def append_status(self, entry: Entry) -> Message:
+        """Store the birth under its reserved seq (`status_seqs`) and end the reservation."""
+        seq, _ = self.status_seqs()
+        payload = entry.message.model_copy(update={"seq": seq}).model_dump_json().encode()
+        with self._transaction():
+            self._db.execute(
+                "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
+                (seq, entry.topic, payload, entry.retain, entry.supersedes),
+            )
+            self._db.execute("DELETE FROM meta WHERE key = 'birth_seq'")
+        return Message(seq, entry.topic, payload, entry.retain)
 
     # -- publisher ---------------------------------------------------------------------------
 
     def pending(self, after_seq: int = -1, limit: int = 500) -> list[Message]:
-        """Up to `limit` stored messages with seq above `after_seq`, in seq order."""
-        cursor = self._db.execute(
-            "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+        """Up to `limit` undelivered messages with seq above `after_seq`, in seq order."""
+        return self._messages(
+            "SELECT seq, topic, payload, retain FROM outbox WHERE seq > ? AND delivered IS NULL "
+            "ORDER BY seq LIMIT ?",
             (after_seq, limit),
         )
+
+    def ack(self, seqs: Iterable[int], at: float | None = None) -> None:
+        """The broker acknowledged these: delete them, or with `receipts` mark them delivered
+        (at `at`, seconds since the epoch). Unknown seqs (pruned, confirmed) are ignored."""
+        batch = [(seq,) for seq in seqs]
+        if not batch:
+            return
+        with self._transaction():
+            if self.receipts:
+                now = time.time() if at is None else at
+                self._db.executemany(
+                    "UPDATE outbox SET delivered = ? WHERE seq = ?", [(now, s) for (s,) in batch]
+                )
+            else:
+                self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
+
+    def confirm(self, ranges: Iterable[tuple[int, int]]) -> int:
+        """The server stored these seqs (inclusive ranges): delete them; how many were here."""
+        deleted = 0
+        with self._transaction():
+            for first, last in ranges:
+                cursor = self._db.execute(
+                    "DELETE FROM outbox WHERE seq BETWEEN ? AND ?", (first, last)
+                )
+                deleted += cursor.rowcount
+        return deleted
+
+    def overdue(self, delivered_before: float, limit: int = 500) -> list[Message]:
+        """Up to `limit` messages delivered before then that no receipt has covered."""
+        return self._messages(
+            "SELECT seq, topic, payload, retain FROM outbox WHERE delivered < ? "
+            "ORDER BY seq LIMIT ?",
+            (delivered_before, limit),
+        )
+
+    def _messages(self, query: str, parameters: tuple[float, int]) -> list[Message]:
         return [
             Message(seq, topic, bytes(payload), bool(retain))
-            for seq, topic, payload, retain in cursor
+            for seq, topic, payload, retain in self._db.execute(query, parameters)
         ]
-
-    def ack(self, seqs: Iterable[int]) -> None:
-        """Delete delivered messages; unknown seqs (already pruned or acked) are ignored."""
-        batch = [(seq,) for seq in seqs]
-        if batch:
-            with self._transaction():
-                self._db.executemany("DELETE FROM outbox WHERE seq = ?", batch)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -176,7 +244,16 @@ class Outbox:
 
     def backlog(self) -> int:
         """Messages stored and not yet acknowledged by the broker."""
-        (count,) = self._db.execute("SELECT COUNT(*) FROM outbox").fetchone()
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE delivered IS NULL"
+        ).fetchone()
+        return int(count)
+
+    def unconfirmed(self) -> int:
+        """Messages the broker acknowledged and no receipt has covered yet."""
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE delivered IS NOT NULL"
+        ).fetchone()
         return int(count)
 
     def size_bytes(self) -> int:

@@ -10,10 +10,16 @@ still in the outbox and goes out again from there. On every connect, in this ord
 3. the backlog stored before this connection, in seq order, `historical: true`,
 4. live messages as producers append them.
 
-1 and 2 are appended to the outbox at connect time, so they carry the newest seqs. Replays
-are never retained: an old snapshot must not replace the present one the broker keeps for
-new subscribers. Up to `inflight` publishes await their PUBACK at once; acknowledged seqs
-are deleted from the outbox in batches.
+2 is appended to the outbox at connect time, so the snapshots carry the newest seqs; the
+birth and the will carry the seqs the outbox reserved for them (`Outbox.status_seqs`), kept
+across failed attempts. Replays are never retained: an old snapshot must not replace the
+present one the broker keeps for new subscribers. Up to `inflight` publishes await their
+PUBACK at once; acknowledged seqs are marked in the outbox in batches.
+
+With receipts (`Outbox.receipts`), the server's receipts on the gateway's `receipt` topic
+delete what it stored, and a resender sends again, as history, what the broker took and no
+receipt covered within `resend_after_s`: a page at a time, soon again while receipts come
+back, backing off to `RESEND_MAX_S` while none do (no server is listening).
 
 Commands arriving on the gateway's `cmd` topic are queued and handed to `on_command` one at
 a time by a worker that outlives connections; its exceptions are logged and counted.
@@ -26,17 +32,19 @@ import contextlib
 import logging
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
 import aiomqtt
+from pydantic import ValidationError
 
 from gateway.config import MqttConfig
 from gateway.outbox import Entry, Message, Outbox, as_historical
-from protocol.payloads import GatewayStatus
-from protocol.topics import COMMAND, GATEWAY_STATUS
+from protocol.payloads import GatewayStatus, Receipt
+from protocol.topics import COMMAND, GATEWAY_STATUS, RECEIPT
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +53,9 @@ ACK_BATCH: Final = 200
 PAGE: Final = 500
 """Messages read from the outbox at a time."""
 STOP_TIMEOUT_S: Final = 5.0
+RESEND_SOON_S: Final = 0.5
+"""Between pages of resends while the server is confirming them."""
+RESEND_MAX_S: Final = 600.0
 
 
 @dataclass
@@ -59,6 +70,13 @@ class Counters:
     commands: int = 0
     command_errors: int = 0
     """`on_command` raised."""
+    receipts: int = 0
+    confirmed: int = 0
+    """Outbox rows a receipt deleted."""
+    bad_receipts: int = 0
+    """Receipts that did not parse or named another run of seqs (ignored)."""
+    resent: int = 0
+    """Messages sent again because no receipt covered them in time."""
 
 
 class Publisher:
@@ -86,6 +104,8 @@ class Publisher:
         self._boot_id = boot_id
         self._status_topic = GATEWAY_STATUS.format(config.prefix, gw_id)
         self._command_topic = COMMAND.format(config.prefix, gw_id)
+        self._receipt_topic = RECEIPT.format(config.prefix, gw_id)
+        self._receipted = asyncio.Event()
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._finished = asyncio.Event()
@@ -133,13 +153,12 @@ class Publisher:
     # -- one connection ----------------------------------------------------------------------
 
     async def _connection(self) -> None:
-        # The birth is stored before the will's seq is reserved, so that the offline status
-        # always carries a higher seq than the online status it replaces.
+        # The will's seq is the birth's plus one, so that the offline status always carries
+        # a higher seq than the online status it replaces.
+        _, will_seq = self._outbox.status_seqs()
         birth = self._birth().model_copy(update={"seq_run": self._outbox.seq_run})
-        status = Entry(self._status_topic, birth, retain=True, supersedes=self._status_topic)
-        [birth_message] = self._outbox.append([status])
         will = GatewayStatus(
-            seq=self._outbox.reserve_seq(),
+            seq=will_seq,
             ts=datetime.now(UTC),
             state="offline",
             boot_id=self._boot_id,
@@ -148,11 +167,7 @@ class Publisher:
             seq_run=self._outbox.seq_run,
         )
         async with contextlib.AsyncExitStack() as stack:
-            try:
-                client = await stack.enter_async_context(self._client(will))
-            except aiomqtt.MqttError:
-                self._outbox.ack([birth_message.seq])  # never sent, and it was never true
-                raise
+            client = await stack.enter_async_context(self._client(will))
             self.connected = True
             self._failures = 0
             self.counters.connects += 1
@@ -160,10 +175,16 @@ class Publisher:
                 self.counters.reconnects += 1
             log.info("connected to %s:%d as %s", *client_host(self._config), self._client_id)
             try:
-                fresh = [birth_message, *self._outbox.append(self._snapshots())]
+                status = Entry(self._status_topic, birth, retain=True,
+                               supersedes=self._status_topic)  # fmt: skip
+                boundary = self._outbox.next_seq
+                fresh = [
+                    self._outbox.append_status(status),
+                    *self._outbox.append(self._snapshots()),
+                ]
                 async with asyncio.TaskGroup() as tasks:
                     receiver = tasks.create_task(self._receive(client))
-                    sender = tasks.create_task(self._send(client, fresh))
+                    sender = tasks.create_task(self._send(client, fresh, boundary))
                     await self._stopping.wait()
                     sender.cancel()
                     receiver.cancel()
@@ -193,36 +214,57 @@ class Publisher:
         return client
 
     async def _receive(self, client: aiomqtt.Client) -> None:
-        await client.subscribe(self._command_topic, qos=1)
+        topics = [self._command_topic] + ([self._receipt_topic] if self._outbox.receipts else [])
+        await client.subscribe([(topic, 1) for topic in topics])
         async for message in client.messages:
             payload = message.payload
-            if isinstance(payload, bytes | bytearray):
-                self._commands.put_nowait(bytes(payload))
+            if not isinstance(payload, bytes | bytearray):
+                payload = b"" if payload is None else str(payload).encode()
+            if message.topic.value == self._receipt_topic:
+                self._on_receipt(bytes(payload))
             else:
-                self._commands.put_nowait(b"" if payload is None else str(payload).encode())
+                self._commands.put_nowait(bytes(payload))
 
-    async def _send(self, client: aiomqtt.Client, fresh: list[Message]) -> None:
+    def _on_receipt(self, payload: bytes) -> None:
+        try:
+            receipt = Receipt.model_validate_json(payload)
+        except ValidationError as exc:
+            self.counters.bad_receipts += 1
+            log.warning("ignoring a malformed receipt (%d errors)", exc.error_count())
+            return
+        if receipt.seq_run != self._outbox.seq_run:
+            self.counters.bad_receipts += 1
+            log.info("ignoring a receipt for run %s (ours is %s)", receipt.seq_run,
+                     self._outbox.seq_run)  # fmt: skip
+            return
+        self.counters.receipts += 1
+        self.counters.confirmed += self._outbox.confirm(receipt.seqs)
+        self._receipted.set()
+
+    async def _send(self, client: aiomqtt.Client, fresh: list[Message], boundary: int) -> None:
         """Birth and snapshots, then the backlog as history, then live messages.
 
-        The backlog is what was stored before the birth; anything stored after it that is
-        not one of the snapshots (appended while connecting, or since) is live.
+        The backlog is what was stored before `boundary` (the outbox's next seq when the
+        snapshots were taken); anything stored from there on that is not one of the
+        snapshots (appended since) is live.
         """
         async with asyncio.TaskGroup() as tasks:
             flight = _Flight(client, self._outbox, self.counters, self._config.inflight, tasks)
+            if self._outbox.receipts:
+                tasks.create_task(self._resend(flight))
             try:
                 for message in fresh:
                     await flight.send(message)
-                boundary = fresh[0].seq
+                sent = {m.seq for m in fresh}
                 after = -1
                 while batch := self._outbox.pending(after, PAGE):
-                    backlog = [m for m in batch if m.seq < boundary]
+                    backlog = [m for m in batch if m.seq < boundary and m.seq not in sent]
                     for message in backlog:
                         await flight.send(replay(message))
-                    if len(backlog) < len(batch):
+                    if batch[-1].seq >= boundary:
                         break
                     after = batch[-1].seq
-                sent = {m.seq for m in fresh}
-                after = boundary
+                after = boundary - 1
                 while True:
                     batch = self._outbox.pending(after, PAGE)
                     if not batch:
@@ -235,6 +277,27 @@ class Publisher:
                     after = batch[-1].seq
             finally:
                 flight.flush()
+
+    async def _resend(self, flight: _Flight) -> None:
+        """Send again, as history, what the broker took and no receipt covered in time."""
+        after_s = self._config.resend_after_s
+        wait = after_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._receipted.wait(), wait)
+            heard = self._receipted.is_set()
+            self._receipted.clear()
+            overdue = self._outbox.overdue(time.time() - after_s, PAGE)
+            if not overdue:
+                wait = after_s / 2
+                continue
+            if not heard and self.counters.resent == 0:
+                log.warning("%d messages taken by the broker have no receipt after %.0f s: "
+                            "sending them again", len(overdue), after_s)  # fmt: skip
+            for message in overdue:
+                await flight.send(replay(message))
+            self.counters.resent += len(overdue)
+            wait = RESEND_SOON_S if heard else min(RESEND_MAX_S, max(wait, after_s) * 2)
 
     async def _publish_offline(self, client: aiomqtt.Client, will: GatewayStatus) -> None:
         offline = will.model_copy(update={"ts": datetime.now(UTC)})

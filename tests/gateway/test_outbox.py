@@ -8,6 +8,7 @@ import os
 import random
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -37,19 +38,21 @@ def all_pending(outbox: Outbox) -> list[Message]:
 def test_seqs_are_consecutive_and_survive_reopen(tmp_path: Path) -> None:
     outbox = Outbox(tmp_path / "o.db", MB)
     assert seqs(outbox.append([state_entry(1), event_entry(1), event_entry(2)])) == [0, 1, 2]
-    assert outbox.reserve_seq() == 3
-    assert seqs(outbox.append([event_entry(3)])) == [4]
+    assert outbox.status_seqs() == (3, 4)
+    assert seqs(outbox.append([event_entry(3)])) == [5]
     outbox.close()
 
     outbox = Outbox(tmp_path / "o.db", MB)
-    assert seqs(all_pending(outbox)) == [0, 1, 2, 4]
-    outbox.ack(range(5))
+    assert seqs(all_pending(outbox)) == [0, 1, 2, 5]
+    assert outbox.status_seqs() == (3, 4)  # still reserved: no birth was stored
+    assert outbox.append_status(event_entry(9)).seq == 3
+    outbox.ack(range(6))
     assert outbox.backlog() == 0
     outbox.close()
 
     outbox = Outbox(tmp_path / "o.db", MB)  # empty, and the seq still goes on
-    assert outbox.reserve_seq() == 5
-    assert seqs(outbox.append([event_entry(1)])) == [6]
+    assert outbox.status_seqs() == (6, 7)
+    assert seqs(outbox.append([event_entry(1)])) == [8]
     run = outbox.seq_run
     outbox.close()
 
@@ -175,15 +178,18 @@ rng = random.Random(int(sys.argv[2]))
 n = 0
 while True:
     if rng.random() < 0.1:
-        print("R", outbox.reserve_seq(), flush=True)
+        print("R", *outbox.status_seqs(), flush=True)
+        if rng.random() < 0.5:
+            print("S", outbox.append_status(event_entry(1, n)).seq, flush=True)
     entries = [event_entry(1, n)] + [state_entry(u, n) for u in range(1, rng.randint(1, 4))]
     print("A", *[m.seq for m in outbox.append(entries)], flush=True)
     n += 1
 """
 
 
-def _append_until_killed(path: Path, seed: int) -> tuple[list[int], list[int]]:
-    """Run a producer, SIGKILL it after a random number of commits: (appended, reserved)."""
+def _append_until_killed(path: Path, seed: int) -> tuple[list[int], list[int], list[int]]:
+    """Run a producer, SIGKILL it after a random number of commits: the seqs appended, the
+    status seqs reserved (births and wills, once each) and the births stored."""
     rng = random.Random(seed)
     child = subprocess.Popen(
         [sys.executable, "-c", _CRASHER, str(path), str(seed)],
@@ -201,12 +207,13 @@ def _append_until_killed(path: Path, seed: int) -> tuple[list[int], list[int]]:
     child.send_signal(signal.SIGKILL)
     lines += child.stdout.read().splitlines()  # whatever it printed before the signal landed
     child.wait()
-    appended: list[int] = []
-    reserved: list[int] = []
+    printed: dict[str, list[int]] = {"A": [], "R": [], "S": []}
     for line in lines:
         kind, *numbers = line.split()
-        (appended if kind == "A" else reserved).extend(int(n) for n in numbers)
-    return appended, reserved
+        values = [int(n) for n in numbers]
+        if kind != "R" or values[0] not in printed["R"]:  # a pending pair is printed again
+            printed[kind].extend(values)
+    return printed["A"], printed["R"], printed["S"]
 
 
 def test_sigkill_loses_nothing_acknowledged_and_never_reuses_a_seq(tmp_path: Path) -> None:
@@ -214,19 +221,26 @@ def test_sigkill_loses_nothing_acknowledged_and_never_reuses_a_seq(tmp_path: Pat
     stored_before: set[int] = set()
     top = -1
     for round_ in range(3):
-        appended, reserved = _append_until_killed(path, seed=round_ * 7919 + random.randrange(999))
+        seed = round_ * 7919 + random.randrange(999)
+        appended, reserved, births = _append_until_killed(path, seed)
         printed = appended + reserved
         assert min(printed) > top, "a seq was reused after the crash"
         assert sorted(printed) == list(range(top + 1, top + 1 + len(printed)))
         outbox = Outbox(path, 64 * MB)
         stored = set(seqs(all_pending(outbox)))
-        assert set(appended) <= stored, "a committed append was lost"
+        assert set(appended) | set(births) <= stored, "a committed append was lost"
         assert stored_before <= stored
-        assert not set(reserved) & stored
-        top = outbox.reserve_seq()
-        assert top > max(printed)
+        last = reserved[-2:]  # its birth may be stored with its "S" unprinted
+        assert not (set(reserved) - set(births) - set(last[:1])) & stored, "a will's seq stored"
+        birth, will = outbox.status_seqs()  # a pending pair survives the crash, or a new one
+        if last and last[0] not in stored:
+            assert [birth, will] == last
+        else:
+            assert birth > max(printed)
+        outbox.append_status(event_entry(1))
+        top = outbox.next_seq - 1
         outbox.close()
-        stored_before = stored
+        stored_before = stored | {birth}
 
 
 class OutboxMachine(RuleBasedStateMachine):
@@ -243,6 +257,7 @@ class OutboxMachine(RuleBasedStateMachine):
         self.events: set[int] = set()
         self.key_of: dict[int, str] = {}  # snapshot seq -> key
         self.newest: dict[str, int] = {}
+        self.reserved: tuple[int, int] | None = None
 
     @rule(batch=st.lists(st.tuples(st.booleans(), st.integers(1, 3)), min_size=1, max_size=25))
     def append(self, batch: list[tuple[bool, int]]) -> None:
@@ -260,8 +275,22 @@ class OutboxMachine(RuleBasedStateMachine):
 
     @rule()
     def reserve(self) -> None:
-        assert self.outbox.reserve_seq() == self.issued + 1
-        self.issued += 1
+        """The birth/will pair: reserved once, the same until the birth is stored."""
+        pair = self.outbox.status_seqs()
+        if self.reserved is None:
+            assert pair == (self.issued + 1, self.issued + 2)
+            self.issued += 2
+            self.reserved = pair
+        assert pair == self.reserved
+
+    @precondition(lambda self: self.reserved is not None)
+    @rule()
+    def store_birth(self) -> None:
+        assert self.reserved is not None
+        message = self.outbox.append_status(event_entry(1))
+        assert message.seq == self.reserved[0]
+        self.events.add(message.seq)
+        self.reserved = None
 
     @precondition(lambda self: self.issued >= 0)
     @rule(data=st.data())
@@ -295,3 +324,38 @@ class OutboxMachine(RuleBasedStateMachine):
 
 OutboxMachine.TestCase.settings = settings(max_examples=30, stateful_step_count=30, deadline=None)
 test_outbox_invariants = OutboxMachine.TestCase
+
+
+def test_with_receipts_a_broker_ack_keeps_the_row_until_the_server_confirms(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "o.db", MB, receipts=True)
+    outbox.append([event_entry(1, n) for n in range(6)])
+    outbox.ack([0, 1, 2, 3], at=100.0)
+    outbox.ack([4], at=200.0)
+    assert seqs(all_pending(outbox)) == [5]  # delivered rows are not sent as new again
+    assert (outbox.backlog(), outbox.unconfirmed()) == (1, 5)
+    assert seqs(outbox.overdue(delivered_before=150.0)) == [0, 1, 2, 3]
+    assert outbox.confirm([(1, 2), (5, 9)]) == 3  # 5 confirmed before its PUBACK was marked
+    assert seqs(outbox.overdue(delivered_before=1e12)) == [0, 3, 4]
+    outbox.close()
+    outbox = Outbox(tmp_path / "o.db", MB, receipts=True)  # delivery marks survive a restart
+    assert (outbox.backlog(), outbox.unconfirmed()) == (0, 3)
+    outbox.close()
+
+
+def test_an_outbox_file_from_before_receipts_is_upgraded(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "CREATE TABLE outbox (seq INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT"
+        " NULL, retain INTEGER NOT NULL, supersedes TEXT);"
+        "INSERT INTO outbox VALUES (7, 't', x'7b7d', 0, NULL);"
+        "INSERT INTO meta VALUES ('next_seq', 8);"
+    )
+    old.close()
+    outbox = Outbox(path, MB, receipts=True)
+    assert seqs(all_pending(outbox)) == [7]
+    assert outbox.status_seqs() == (8, 9)
+    outbox.close()

@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from gateway.config import MqttConfig
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher, tls_context
+from protocol.payloads import Receipt
 from tests.conditions import async_wait_until, wait_until
 from tests.gateway.conftest import GW, PREFIX, event_entry, make_publisher
 from tests.mosquitto import Mosquitto
@@ -33,6 +34,7 @@ REPO = Path(__file__).resolve().parents[2]
 ALL = f"{PREFIX}/gw/{GW}/#"
 STATUS = f"{PREFIX}/gw/{GW}/status"
 CMD = f"{PREFIX}/gw/{GW}/cmd"
+RECEIPT_TOPIC = f"{PREFIX}/gw/{GW}/receipt"
 
 log = logging.getLogger(__name__)
 
@@ -323,3 +325,66 @@ def test_tls_follows_the_url_or_a_ca_file() -> None:
     context = tls_context(MqttConfig(url="mqtts://broker"))
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+
+
+def test_what_no_receipt_covers_is_sent_again_and_a_receipt_deletes_it(
+    broker: Mosquitto, tmp_path: Path
+) -> None:
+    """A broker may drop what it acknowledged: the outbox keeps it until the server says."""
+    outbox = Outbox(tmp_path / "o.db", 16 * MB, receipts=True)
+    watcher = Subscriber(broker)
+
+    async def scenario() -> None:
+        publisher = make_publisher(broker.url, outbox, resend_after_s=0.5)
+        task = await start(publisher)
+        outbox.append([event_entry(2), event_entry(3)])
+        publisher.notify()
+        await async_wait_until(lambda: publisher.counters.resent >= 6, what="resends")
+        again = [e for e in watcher.of_kind("event") if e.data["historical"]]
+        assert again and not any(e.retain for e in again)
+        assert outbox.unconfirmed() == 6  # the birth, 3 snapshots, 2 events: all kept
+        foreign = Receipt(seq_run="another-run", seqs=[(0, 100)]).model_dump_json()
+        watcher.client.publish(RECEIPT_TOPIC, foreign, qos=1).wait_for_publish(5)
+        await async_wait_until(lambda: publisher.counters.bad_receipts == 1, what="ignored")
+        assert outbox.unconfirmed() == 6
+        receipt = Receipt(seq_run=outbox.seq_run, seqs=[(0, outbox.next_seq - 1)])
+        watcher.client.publish(RECEIPT_TOPIC, receipt.model_dump_json(), qos=1).wait_for_publish(5)
+        await async_wait_until(
+            lambda: outbox.unconfirmed() + outbox.backlog() == 0, what="the receipt applied"
+        )
+        assert publisher.counters.confirmed == 6
+        await shut(publisher, task)
+
+    try:
+        run(scenario)
+    finally:
+        watcher.close()
+        outbox.close()
+
+
+def test_failed_connection_attempts_burn_no_seqs(broker: Mosquitto, tmp_path: Path) -> None:
+    """A seq the server never sees must be a message that was sent (no false gaps)."""
+    outbox = Outbox(tmp_path / "o.db", 16 * MB)
+    broker.stop()
+
+    async def scenario() -> None:
+        publisher = make_publisher(broker.url, outbox)
+        task = asyncio.create_task(publisher.run())
+        await async_wait_until(lambda: publisher._failures >= 5, what="five failed attempts")
+        assert outbox.next_seq == 2  # the birth's and the will's, reserved once
+        broker.start()
+        await async_wait_until(lambda: publisher.connected, what="connect")
+        watcher = Subscriber(broker)
+        try:
+            await async_wait_until(lambda: len(watcher.of_kind("state")) == 3, what="states")
+            [birth] = watcher.of_kind("status")
+            assert birth.data["seq"] == 0
+            assert sorted(s.data["seq"] for s in watcher.of_kind("state")) == [2, 3, 4]
+            await shut(publisher, task)
+        finally:
+            watcher.close()
+
+    try:
+        run(scenario)
+    finally:
+        outbox.close()
