@@ -291,9 +291,8 @@ class Publisher:
             if not overdue:
                 wait = after_s / 2
                 continue
-            if not heard and self.counters.resent == 0:
-                log.warning("%d messages taken by the broker have no receipt after %.0f s: "
-                            "sending them again", len(overdue), after_s)  # fmt: skip
+            log.info("%d messages taken by the broker have no receipt after %.0f s: sending "
+                     "them again", len(overdue), after_s)  # fmt: skip
             for message in overdue:
                 await flight.send(replay(message))
             self.counters.resent += len(overdue)

@@ -424,8 +424,9 @@ async def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbou
 
     A gap is a jump above max_seq less what another server process sharing the stream
     already stored (the gateway's row lock orders our batches, so its commits are visible
-    here); seqs arriving late (replays, resends, another process's share) fill the gaps
-    recorded before them.
+    here) and less the Last Will seqs reserved after births (never in the outbox: nothing
+    could send them again); seqs arriving late (replays, resends, another process's share,
+    a birth and so its will) fill the gaps recorded before them.
     """
     by_gateway: dict[str, list[Inbound[Any]]] = defaultdict(list)
     for m in fresh:
@@ -434,16 +435,15 @@ async def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbou
         gateway = batch.gateway(gw_id)
         gateway.last_seen_at = max(m.received_at for m in messages)
         gateway.silent = False
-        reserved = {m.seq + 1 for m in messages if _is_birth(m.payload)}
-        if gateway.state == "online":
-            reserved.add(gateway.status_seq + 1)
+        wills = {m.seq + 1 for m in messages if _is_birth(m.payload)}
+        reserved = wills | ({gateway.status_seq + 1} if gateway.state == "online" else set())
         seqs = [m.seq for m in messages]
         before = gateway.max_seq
         max_seq, gaps = new_gaps(before, seqs, reserved)
         gateway.max_seq = max_seq
         if gaps:
-            gaps = without(gaps, await _seen_within(session, gw_id, gaps))
-        if late := [seq for seq in seqs if seq <= before]:
+            gaps = without(gaps, [*reserved, *await _seen_within(session, gw_id, gaps)])
+        if late := [seq for seq in [*seqs, *wills] if seq <= before]:
             await _fill_gaps(session, gw_id, late)
         for first, last in gaps:
             log.info("gateway %s skipped seqs %d..%d", gw_id, first, last)

@@ -206,6 +206,8 @@ class MqttLink:
         self.connected = asyncio.Event()
         self.hearing_since: datetime | None = None
         """When the current broker connection began (None while there is none)."""
+        self.unapplied_since: datetime | None = None
+        """When the oldest message received and not yet applied arrived (or earlier)."""
         self.counters = IngestCounters()
 
     def add_listener(self, listener: Listener) -> None:
@@ -306,9 +308,10 @@ class MqttLink:
     def _take(self, message: paho.MQTTMessage) -> None:
         """Stamp a message as paho hands it over and queue it for the batcher."""
         self._idle.clear()
-        mid = message.mid if message.qos else 0
-        self._queue.put_nowait((message.topic, bytes(message.payload), datetime.now(UTC),
-                                self._connection_no, mid))  # fmt: skip
+        mid, at = (message.mid if message.qos else 0), datetime.now(UTC)
+        self.unapplied_since = self.unapplied_since or at
+        self._queue.put_nowait((message.topic, bytes(message.payload), at, self._connection_no,
+                                mid))  # fmt: skip
 
     def _acknowledge(self, raw: list[Raw]) -> None:
         """PUBACK messages now committed (or dropped for good), in the order they came.
@@ -342,6 +345,9 @@ class MqttLink:
             self._send_receipts(settled)
             if self._queue.empty():
                 self._idle.set()
+                self.unapplied_since = None
+            elif taken:  # what is left arrived after the last message taken
+                self.unapplied_since = taken[-1][2]
             for changeset in changesets:
                 await self.fan_out(changeset)
 
@@ -400,7 +406,9 @@ class MqttLink:
 
     def may_judge_silence(self, now: datetime) -> bool:
         """`staleness.may_judge_silence` for this link; counts the sweeps it holds back."""
-        if may_judge_silence(self.hearing_since, now, self._settings.report_period_s):
+        if may_judge_silence(
+            self.hearing_since, now, self._settings.report_period_s, self.unapplied_since
+        ):
             return True
         self.counters.sweeps_held += 1
         return False
