@@ -14,10 +14,11 @@ server` processes sharing the database (no MQTT; the registry and live ports are
 the database first), from a load generator in its own process(es): raw HTTP/1.1 over
 keep-alive connections on uvloop, so that it stays far from being the bottleneck (its CPU
 is reported). Latency is measured at the client. Stores: SQLite (WAL, synchronous=NORMAL)
-and a throwaway PostgreSQL cluster with default durability (fsync on, synchronous_commit
-on). After each run the database is checked for overbookings: any window with more active
-bookings than ports, a port booked twice, a station beyond its energy, or a window load
-that disagrees with its bookings.
+and a throwaway PostgreSQL cluster with default durability (fsync, synchronous_commit and
+full_page_writes on), both read back from the store and printed. After each run the
+database is checked for overbookings: any window with more active bookings than ports,
+a port booked twice, a station beyond its energy, or a window load that disagrees with its
+bookings. A failed request or an overbooking fails the run (exit status 1).
 
 `python -m bench.booking` prints a table and writes bench/results/booking.json.
 """
@@ -28,7 +29,6 @@ import argparse
 import asyncio
 import json
 import math
-import multiprocessing
 import os
 import platform
 import random
@@ -46,12 +46,23 @@ from typing import IO, Any
 
 from sqlalchemy import text
 
+from bench.processes import (
+    SPAWN,
+    BenchFailed,
+    cpu_s,
+    end_all,
+    fail_loudly,
+    join_all,
+    receive,
+    spawn,
+)
+from bench.stores import describe, durable_cluster, store_settings
 from chargenet.demo import wait_for_port
 from server.db.migrate import upgrade
 from server.db.models import Gateway, Port, Station, Unit
 from server.db.session import Database
 from tests.mosquitto import free_port
-from tests.postgres import PostgresCluster, _bin, create_database
+from tests.postgres import create_database
 
 RESULTS = Path(__file__).resolve().parent / "results" / "booking.json"
 CITY = (33.84, 132.77)
@@ -289,28 +300,28 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
         for _proc, port, _log in servers:
             wait_for_port("127.0.0.1", port, 60)
         ports = [port for _proc, port, _log in servers]
-        server_cpu = [_cpu_s(proc.pid) for proc, _port, _log in servers]
-        ctx = multiprocessing.get_context("spawn")
-        queue: Queue[Any] = ctx.Queue()
+        server_cpu = [cpu_s(proc.pid) for proc, _port, _log in servers]
+        queue: Queue[Any] = SPAWN.Queue()
         start_wall = time.time() + 4.0  # time for the generators to start and warm up
         gens = args.generators
-        procs = [
-            ctx.Process(target=generator, args=(ports, jobs[k::gens], start_wall, queue))
-            for k in range(gens)
-        ]
-        for p in procs:
-            p.start()
-        parts = [queue.get() for _ in procs]
-        for p in procs:
-            p.join()
+        procs = [spawn(generator, f"load generator {k}", ports, jobs[k::gens], start_wall, queue)
+                 for k in range(gens)]  # fmt: skip
+        try:
+            parts = [receive(queue, procs, 600) for _ in procs]
+            join_all(procs, 60)
+        finally:
+            end_all(procs)
         server_cpu = [
-            _cpu_s(proc.pid) - c for (proc, _p, _l), c in zip(servers, server_cpu, strict=True)
+            cpu_s(proc.pid) - c for (proc, _p, _l), c in zip(servers, server_cpu, strict=True)
         ]
     finally:
+        codes = []
         for proc, _port, log in servers:
             proc.terminate()
-            proc.wait(timeout=30)
+            codes.append(proc.wait(timeout=30))
             log.close()
+    if any(codes):
+        raise BenchFailed(f"server processes exited with {codes} on SIGTERM (logs in {workdir})")
     done = [row for rows, _cpu in parts for row in rows]
     errors = Counter(d[2] for d in done if d[2].startswith("error"))
     for error, n in errors.most_common(5):
@@ -338,31 +349,13 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
     )  # fmt: skip
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _pct(sorted_values: list[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def durable_cluster() -> PostgresCluster:
-    """A throwaway cluster with PostgreSQL's default durability (fsync, synchronous_commit)."""
-    cluster = PostgresCluster()
-    cluster._run(_bin("initdb"), "-D", str(cluster.data), "-U", "postgres", "--auth=trust",
-                 "-E", "UTF8")  # fmt: skip
-    options = (
-        f"-p {cluster.port} -k {cluster.root} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    )
-    cluster._run(_bin("pg_ctl"), "-D", str(cluster.data), "-o", options, "-w", "-t", "60",
-                 "-l", str(cluster.root / "log"), "start")  # fmt: skip
-    return cluster
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m bench.booking",
+                                     description=__doc__.split("\n")[0])  # fmt: skip
     parser.add_argument("--requests", type=int, default=40_000)
     parser.add_argument("--peak", type=float, default=1_200.0, help="offered/s in minute one")
     parser.add_argument("--tail-factor", type=float, default=8.0)
@@ -371,7 +364,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--processes", default="1,2", help="server processes")
     parser.add_argument("--generators", type=int, default=1, help="load-generator processes")
     args = parser.parse_args(argv)
+    return fail_loudly("booking", lambda: measure(args))
+
+
+def measure(args: argparse.Namespace) -> int:
+    """Every configuration in turn; a failed request or an overbooking fails the run."""
+    print(" | ".join(HEADER), flush=True)
     results: list[Result] = []
+    settings: dict[str, dict[str, str]] = {}
     cluster = None
     try:
         for store in args.stores.split(","):
@@ -384,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
                     url = create_database(cluster.url)
                 result = run(store, url, n, args)
                 results.append(result)
+                settings[store] = store_settings(url)
                 print(_row(result), flush=True)
     finally:
         if cluster is not None:
@@ -393,11 +394,15 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
         "path": "HTTP: POST /api/v1/bookings on 1 and 2 `chargenet server` processes, "
                 "open-loop keep-alive load generator in its own process(es)",
-        "durability": "PostgreSQL defaults (fsync on, synchronous_commit on); SQLite WAL, "
-                      "synchronous=NORMAL",
-        "args": vars(args), "results": [asdict(r) for r in results],
+        "durability": settings, "args": vars(args), "results": [asdict(r) for r in results],
     }, indent=2) + "\n")  # fmt: skip
-    return 0 if all(r.overbookings == 0 for r in results) else 1
+    for store, found in settings.items():
+        print(f"{store}: {describe(found)}")
+    failed = [f"{r.store} x {r.processes}: {r.errors} errors, {r.overbookings} overbooked"
+              for r in results if r.errors or r.overbookings]  # fmt: skip
+    if failed:
+        raise BenchFailed("; ".join(failed))
+    return 0
 
 
 HEADER = ("store", "procs", "requests", "booked", "full", "errors", "burst s", "offered/s",
@@ -414,5 +419,4 @@ def _row(r: Result) -> str:
 
 
 if __name__ == "__main__":
-    print(" | ".join(HEADER))
     raise SystemExit(main())

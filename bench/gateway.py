@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.processes import BenchFailed, cpu_s, fail_loudly
 from gateway.config import RtuBus
 from gateway.discovery import ModelSpan, plan_reads
 from gateway.modbus_link import read_wire_time_s
@@ -62,11 +63,6 @@ def snapshot_reads(bus: RtuBus) -> tuple[float, tuple[tuple[int, int], ...]]:
     return sum(read_wire_time_s(bus, n) for _, n in reads), reads
 
 
-def cpu_s(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -85,7 +81,7 @@ def wait(condition: Any, timeout_s: float, what: str) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out waiting for {what}")
+            raise BenchFailed(f"timed out waiting for {what}")
         time.sleep(0.05)
 
 
@@ -123,7 +119,7 @@ def run_one(baudrate: int, window_s: float, workdir: Path) -> Result:
         silent, _, _ = measure(sim, gateway, window_s)
         neighbours = [silent[u] / reads_per_snapshot * 60 for u in (1, 3)]
         healthy_neighbours = [per_min[u] for u in (1, 3)]
-        return Result(
+        result = Result(
             baudrate=baudrate,
             window_s=window_s,
             snapshots_per_min=sum(per_min.values()) / len(per_min),
@@ -138,19 +134,26 @@ def run_one(baudrate: int, window_s: float, workdir: Path) -> Result:
             peak_rss_mb=peak_rss_mb(gateway.process.pid),
         )
     finally:
-        gateway.stop()
-        sim.stop()
+        codes = {"gateway": gateway.stop(), "simulator": sim.stop()}
         broker.stop()
+    if any(codes.values()):
+        raise BenchFailed(f"exit codes on SIGTERM {codes}; logs in {workdir}")
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+        prog="python -m bench.gateway", description=__doc__,
+        formatter_class=argparse.RawTextHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--window", type=float, default=20.0, help="seconds per measurement")
     parser.add_argument("--baud", type=int, nargs="+", default=[19200, 115200])
     parser.add_argument("--out", type=Path, default=Path("bench/results/gateway.json"))
     args = parser.parse_args(argv)
+    return fail_loudly("gateway", lambda: run_all(args))
+
+
+def run_all(args: argparse.Namespace) -> int:
     workroot = Path(os.environ.get("TMPDIR", "/tmp")) / f"chargenet-bench-{os.getpid()}"
     results = [run_one(b, args.window, workroot / str(b)) for b in args.baud]
     header = ("baud", "snap/min/batt", "wire limit", "ratio", "silent: neighb/min",
