@@ -1,17 +1,24 @@
-"""Ingest benchmark: state messages/s the server persists, over a bare subscriber's rate.
+"""Ingest benchmark: unit states/s a `chargenet server` process persists, over bare paho's.
 
-One Mosquitto (queues sized so that nothing is dropped), N publisher processes sending
-distinct unit states (QoS 1, as fast as they can, a fixed count each). Three phases with
-the same publishers, each timed from the publishers' start to the last message:
+One Mosquitto (queues sized so that nothing is dropped) and N publisher processes, each a
+gateway sending `--count` distinct unit states (8 ports, QoS 1) as fast as a window of
+100 unacknowledged messages lets it. For each store, two phases with fresh publishers,
+each timed from the publishers' start to the last message:
 
-1. a bare paho subscriber (its own process) counting what it receives;
-2. the server's MqttLink persisting them into SQLite;
-3. the same into PostgreSQL (a throwaway cluster).
+1. the baseline: a bare paho subscriber (its own process) counting what arrives;
+2. a real `chargenet server` process (`python -m chargenet server`, configured by its
+   environment as a deployment is) persisting the stream into the store: SQLite, or a
+   throwaway PostgreSQL cluster of its own with PostgreSQL's default durability (fsync,
+   synchronous_commit and full_page_writes on; not the tests' cluster, which turns them
+   off). The durability settings are read back from the store and printed.
 
-The ratio of 2 and 3 over 1 is the figure (goal >= 0.8): the server's rate counts messages
-persisted (SeenMessage rows, committed), up to the last commit. Losses are counted from
-the subscriber's count and from those rows, never assumed. Each phase's broker session is
-ended afterwards, so no phase pays for queueing messages to an earlier one.
+The figure is the ratio of 2 over the baseline run just before it (goal >= 0.8). The
+server's time ends when every gateway's newest seq is committed (polled every 20 ms from
+the gateways table); then the stored (gateway, seq) rows are counted. A run fails, with a
+message and exit status 1, when any part of it does: a publisher or subscriber exiting
+with an error, the server dying or not exiting 0 on SIGTERM, or any count short of what
+was generated (nothing is assumed delivered). Each phase's broker session is ended
+afterwards, so no phase pays for queueing messages to an earlier one.
 """
 
 from __future__ import annotations
@@ -19,35 +26,60 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import multiprocessing as mp
 import os
 import platform
 import tempfile
+import threading
 import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.queues import Queue
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
+from bench.processes import (
+    SPAWN,
+    BenchFailed,
+    acquire_all,
+    check_alive,
+    cpu_s,
+    end_all,
+    fail_loudly,
+    join_all,
+    receive,
+    spawn,
+)
+from bench.stores import describe, durable_cluster, store_settings
 from protocol import topics
 from protocol.payloads import BatteryState, PortState, PortStatus, UnitState
 from protocol.topics import DEFAULT_PREFIX, UnitAddress
-from server.db.migrate import upgrade
-from server.db.models import SeenMessage
+from server.db.models import Gateway, SeenMessage
 from server.db.session import Database
-from server.ingest.link import MqttLink
-from server.settings import Settings
 from tests.mosquitto import Mosquitto
 from tests.postgres import PostgresCluster, create_database
+from tests.server.running import ServerProcess
 
-UNITS_PER_GATEWAY = 50
-PORTS = 8
-IDLE_S = 20.0
+UNITS_PER_GATEWAY: Final = 50
+PORTS: Final = 8
+WINDOW: Final = 100
+"""QoS 1 messages a publisher leaves unacknowledged at once: it waits for the oldest
+beyond that. Unbounded, paho ran out of its 65,535 message ids and the publisher died;
+a window of 10,000 published a quarter as fast as one of 50-500 (paho's per-ack work
+grows with what it holds)."""
+IDLE_S: Final = 20.0
 """A phase fails when nothing new arrives for this long."""
+POLL_S: Final = 0.02
+READY_S: Final = 120.0
+"""How long publishers may take to build their messages and connect."""
+REPORT_PERIOD_S: Final = 3600.0
+"""The server's: nothing goes stale during a run."""
 
 
 def payloads(gw_id: str, count: int) -> list[tuple[str, bytes]]:
@@ -69,23 +101,38 @@ def payloads(gw_id: str, count: int) -> list[tuple[str, bytes]]:
     return out
 
 
+def settle(info: mqtt.MQTTMessageInfo) -> None:
+    """Wait for one message's PUBACK; a publish that failed or timed out raises."""
+    info.wait_for_publish(IDLE_S)
+    if not info.is_published():
+        raise TimeoutError(f"message {info.mid} not acknowledged within {IDLE_S:.0f} s")
+
+
 def publisher(port: int, gw_id: str, count: int, ready: Any, go: Any) -> None:
     """One publisher process: prepare everything, then publish at full speed on `go`."""
     messages = payloads(gw_id, count)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pub-{gw_id}")
-    client.max_inflight_messages_set(1000)
+    client.max_inflight_messages_set(WINDOW)
     client.connect("127.0.0.1", port)
     client.loop_start()
     ready.release()
-    go.wait()
-    infos = [client.publish(topic, payload, qos=1) for topic, payload in messages]
-    for info in infos:
-        info.wait_for_publish(120)
-    client.loop_stop()
+    if not go.wait(READY_S * 2):
+        raise TimeoutError("never told to start")
+    pending: deque[mqtt.MQTTMessageInfo] = deque()
+    for topic, payload in messages:
+        if len(pending) >= WINDOW:
+            settle(pending.popleft())
+        info = client.publish(topic, payload, qos=1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise RuntimeError(f"publish failed: {mqtt.error_string(info.rc)}")
+        pending.append(info)
+    for info in pending:
+        settle(info)
     client.disconnect()
+    client.loop_stop()
 
 
-def bare_subscriber(port: int, expected: int, ready: Any, out: Any) -> None:
+def bare_subscriber(port: int, expected: int, ready: Any, out: Queue[tuple[int, float]]) -> None:
     """Count what arrives; report (count, time of the last message)."""
     received = 0
     last = 0.0
@@ -95,14 +142,15 @@ def bare_subscriber(port: int, expected: int, ready: Any, out: Any) -> None:
         received += 1
         last = time.time()
 
-    subscribed = mp.Event()
+    subscribed = threading.Event()
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-bare", clean_session=False)
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect("127.0.0.1", port)
     client.subscribe(topics.UNIT_STATE.subscription(DEFAULT_PREFIX), qos=1)
     client.loop_start()
-    subscribed.wait(10)
+    if not subscribed.wait(10):
+        raise TimeoutError("no SUBACK within 10 s")
     ready.release()
     seen, since = 0, time.time()
     while received < expected and time.time() - since < IDLE_S:
@@ -128,129 +176,251 @@ def forget_session(port: int, client_id: str) -> None:
 
 
 class Publishers:
-    """N publisher processes that start together; `start()` returns the wall-clock start."""
+    """One publisher process per gateway, started together: `start()` returns the time."""
 
-    def __init__(self, port: int, phase: str, n: int, count: int) -> None:
-        self.ready = mp.Semaphore(0)
-        self.go = mp.Event()
-        self.processes = [
-            mp.Process(target=publisher, args=(port, f"{phase}-{i}", count, self.ready, self.go))
-            for i in range(n)
-        ]
-        for process in self.processes:
-            process.start()
-        for _ in self.processes:
-            self.ready.acquire()
+    def __init__(self, port: int, gateways: list[str], count: int) -> None:
+        self.ready = SPAWN.Semaphore(0)
+        self.go = SPAWN.Event()
+        self.processes = [spawn(publisher, f"publisher {gw}", port, gw, count, self.ready,
+                                self.go) for gw in gateways]  # fmt: skip
+        try:
+            acquire_all(self.ready, self.processes, READY_S, "connected to the broker")
+        except BaseException:
+            self.end()
+            raise
 
     def start(self) -> float:
         started = time.time()
         self.go.set()
         return started
 
+    def check(self) -> None:
+        check_alive(self.processes)
+
     def join(self) -> None:
-        for process in self.processes:
-            process.join(300)
+        join_all(self.processes, 300)
+
+    def end(self) -> None:
+        end_all(self.processes)
 
 
-def run_bare(broker: Mosquitto, n: int, count: int) -> dict[str, Any]:
-    ready = mp.Semaphore(0)
-    out: Queue[tuple[int, float]] = mp.Queue()
-    subscriber = mp.Process(target=bare_subscriber, args=(broker.port, n * count, ready, out))
-    subscriber.start()
-    ready.acquire()
-    publishers = Publishers(broker.port, "bare", n, count)
-    started = publishers.start()
-    publishers.join()
-    received, last = out.get(timeout=300)
-    subscriber.join(10)
-    forget_session(broker.port, "bench-bare")
-    return _result(n * count, received, last - started)
+@dataclass
+class Phase:
+    """One receiver's run: what it got of what was generated, and how fast."""
+
+    receiver: str
+    generated: int
+    stored: int
+    seconds: float
+    rate: float = field(init=False)
+    lost: int = field(init=False)
+    counters: dict[str, int] = field(default_factory=dict)
+    """The server's own ingest counters (from /metrics) after the run."""
+    cpu_s: float | None = None
+    """The server process's CPU over the run."""
+
+    def __post_init__(self) -> None:
+        self.rate = round(self.stored / self.seconds, 1)
+        self.lost = self.generated - self.stored
+        if self.stored != self.generated:
+            raise BenchFailed(f"{self.receiver}: {self.stored} of {self.generated} messages "
+                              f"{'stored' if self.receiver != 'bare' else 'received'}")  # fmt: skip
 
 
-def run_server(broker: Mosquitto, database_url: str, phase: str, n: int, count: int) -> Any:
-    upgrade(database_url)
-
-    async def main() -> dict[str, Any]:
-        db = Database(database_url)
-        settings = Settings(database_url=database_url, mqtt_url=broker.url,
-                            mqtt_client_id=f"bench-{phase}")  # fmt: skip
-        link = MqttLink(settings, db)
-        task = asyncio.create_task(link.run())
-        await asyncio.wait_for(link.connected.wait(), 10)
-        publishers = await asyncio.to_thread(Publishers, broker.port, phase, n, count)
+def run_bare(broker: Mosquitto, gateways: list[str], count: int, publish_port: int) -> Phase:
+    ready = SPAWN.Semaphore(0)
+    out: Queue[tuple[int, float]] = SPAWN.Queue()
+    expected = len(gateways) * count
+    subscriber = spawn(bare_subscriber, "bare subscriber", broker.port, expected, ready, out)
+    publishers: Publishers | None = None
+    try:
+        acquire_all(ready, [subscriber], 30, "subscribed")
+        publishers = Publishers(publish_port, gateways, count)
         started = publishers.start()
-        applied, since, last = 0, time.time(), started
-        while link.counters.applied < n * count and time.time() - since < IDLE_S:
-            await asyncio.sleep(0.01)  # sampling a counter, not synchronising
-            if link.counters.applied != applied:
-                applied, since, last = link.counters.applied, time.time(), time.time()
+        received, last = receive(out, [subscriber, *publishers.processes], 300)
+        publishers.join()
+        join_all([subscriber], 10)
+    finally:
+        end_all([subscriber, *(publishers.processes if publishers else [])])
+    forget_session(broker.port, "bench-bare")
+    return Phase("bare", expected, received, last - started)
+
+
+async def newest_seqs(db: Database, gateways: list[str]) -> dict[str, int]:
+    async with db.transaction() as session:
+        rows = await session.execute(
+            select(Gateway.gw_id, Gateway.max_seq).where(Gateway.gw_id.in_(gateways))
+        )
+        return {gw_id: int(seq) for gw_id, seq in rows.all()}
+
+
+async def stored_rows(db: Database, gateways: list[str]) -> int:
+    async with db.transaction() as session:
+        found = await session.scalar(
+            select(func.count()).select_from(SeenMessage).where(SeenMessage.gw_id.in_(gateways))
+        )
+        return int(found or 0)
+
+
+def ingest_counters(server: ServerProcess) -> dict[str, int]:
+    """`chargenet_ingest_total{counter=...}` from the server's /metrics."""
+    for family in text_string_to_metric_families(server.metrics()):
+        if family.name == "chargenet_ingest":
+            return {s.labels["counter"]: int(s.value) for s in family.samples
+                    if s.name == "chargenet_ingest_total"}  # fmt: skip
+    return {}
+
+
+def watch(server: ServerProcess) -> Callable[[], None]:
+    """A check that fails the run as soon as the server process has exited."""
+
+    def check() -> None:
+        if not server.alive:
+            tail = server.log_text()[-2000:]
+            raise BenchFailed(f"the server exited with {server.process.returncode}:\n{tail}")
+
+    return check
+
+
+async def wait_for(check: Callable[[], None], condition: Callable[[], Any], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not await asyncio.to_thread(condition):
+        check()
+        if time.monotonic() > deadline:
+            raise BenchFailed(f"timed out after 30 s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def server_phase(
+    server: ServerProcess, db: Database, gateways: list[str], count: int, publish_port: int
+) -> Phase:
+    server_alive = watch(server)
+    await wait_for(server_alive, lambda: ingest_counters(server).get("connects", 0) >= 1,
+                   "the server to subscribe")  # fmt: skip
+    publishers = await asyncio.to_thread(Publishers, publish_port, gateways, count)
+    try:
+        cpu_before = cpu_s(server.process.pid)
+        started = publishers.start()
+        done, since = 0, time.monotonic()
+        while True:
+            newest = await newest_seqs(db, gateways)
+            now = time.time()
+            if all(newest.get(gw, -1) == count - 1 for gw in gateways):
+                break
+            server_alive()
+            publishers.check()
+            progress = sum(seq + 1 for seq in newest.values())
+            if progress != done:
+                done, since = progress, time.monotonic()
+            elif time.monotonic() - since > IDLE_S:
+                raise BenchFailed(f"nothing committed for {IDLE_S:.0f} s; newest seqs {newest}")
+            await asyncio.sleep(POLL_S)
+        cpu = cpu_s(server.process.pid) - cpu_before
         await asyncio.to_thread(publishers.join)
-        await link.stop()
-        await task
-        await asyncio.to_thread(forget_session, broker.port, settings.mqtt_client_id)
-        async with db.transaction() as session:
-            rows = await session.scalar(select(func.count()).select_from(SeenMessage))
-        await db.dispose()
-        result = _result(n * count, int(rows or 0), last - started)
-        result["batches"] = link.counters.batches
-        result["malformed"] = link.counters.malformed
-        return result
-
-    return asyncio.run(main())
+    finally:
+        publishers.end()
+    return Phase("server", len(gateways) * count, await stored_rows(db, gateways), now - started,
+                 counters=await asyncio.to_thread(ingest_counters, server),
+                 cpu_s=round(cpu, 2))  # fmt: skip
 
 
-def _result(expected: int, got: int, seconds: float) -> dict[str, Any]:
-    return {"expected": expected, "received": got, "lost": expected - got,
-            "seconds": round(seconds, 3), "rate": round(got / seconds, 1)}  # fmt: skip
+def run_server(
+    broker: Mosquitto, url: str, workdir: Path, gateways: list[str], count: int, publish_port: int
+) -> Phase:
+    """A `chargenet server` process on `url` ingesting what the publishers send."""
+    client_id = f"bench-server-{gateways[0]}"
+    server = ServerProcess(workdir, broker.url, REPORT_PERIOD_S, url,
+                           env={"CHARGENET_MQTT_CLIENT_ID": client_id})  # fmt: skip
+
+    async def measure() -> Phase:
+        db = Database(url)
+        try:
+            return await server_phase(server, db, gateways, count, publish_port)
+        finally:
+            await db.dispose()
+
+    try:
+        phase = asyncio.run(measure())
+    finally:
+        code = server.stop()
+    if code != 0:
+        tail = server.log_text()[-2000:]
+        raise BenchFailed(f"the server exited with {code} on SIGTERM:\n{tail}")
+    forget_session(broker.port, client_id)
+    return phase
+
+
+def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
+    broker = Mosquitto(root)
+    broker.config.write_text(  # nothing dropped, whatever the subscriber's pace
+        broker.config.read_text().replace("max_queued_messages 100000",
+                                          "max_queued_messages 0\nmax_queued_bytes 0")
+    )  # fmt: skip
+    broker.start()
+    publish_port = args.publisher_port or broker.port
+    cluster: PostgresCluster | None = None
+    results: dict[str, Any] = {}
+    try:
+        for store in args.stores:
+            if store == "sqlite":
+                url = f"sqlite+aiosqlite:///{root / 'bench.sqlite3'}"
+            else:
+                cluster = cluster or durable_cluster()
+                url = create_database(cluster.url)
+            gateways = [f"{store}-{i}" for i in range(args.publishers)]
+            bare = run_bare(broker, [f"bare-{gw}" for gw in gateways], args.count, publish_port)
+            server = run_server(broker, url, root, gateways, args.count, publish_port)
+            if not broker.running:
+                raise BenchFailed(f"mosquitto died; log:\n{broker.log.read_text()[-2000:]}")
+            results[store] = {"settings": store_settings(url), "bare": asdict(bare),
+                              "server": asdict(server),
+                              "ratio": round(server.rate / bare.rate, 3)}  # fmt: skip
+            row = results[store]
+            print(f"{store} | {describe(row['settings'])} | {bare.rate:.0f} | {server.rate:.0f}"
+                  f" | {row['ratio']:.2f} | {server.generated} | {server.stored} | {server.lost}"
+                  f" | {server.seconds:.2f} | {server.cpu_s}", flush=True)  # fmt: skip
+    finally:
+        broker.stop()
+        if cluster is not None:
+            cluster.stop()
+    return results
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
-    parser.add_argument("--publishers", type=int, default=2)
+        prog="python -m bench.ingest", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--publishers", type=int, default=2, help="gateways (processes)")
     parser.add_argument("--count", type=int, default=30_000, help="messages per publisher")
-    parser.add_argument("--stores", nargs="+", default=["sqlite", "postgresql"])
+    parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
+                        default=["sqlite", "postgresql"])  # fmt: skip
+    parser.add_argument("--publisher-port", type=int,
+                        help="send the publishers to this port instead of the broker's (to "
+                             "see a broken run fail)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
     args = parser.parse_args(argv)
-    mp.set_start_method("spawn", force=True)
-    n, count = args.publishers, args.count
-    with tempfile.TemporaryDirectory(prefix="chargenet-bench-ingest-") as scratch:
-        root = Path(scratch)
-        broker = Mosquitto(root)
-        broker.config.write_text(  # nothing dropped, whatever the subscriber's pace
-            broker.config.read_text().replace("max_queued_messages 100000",
-                                              "max_queued_messages 0\nmax_queued_bytes 0")
-        )  # fmt: skip
-        broker.start()
-        cluster: PostgresCluster | None = None
-        try:
-            results: dict[str, Any] = {"bare": run_bare(broker, n, count)}
-            for store in args.stores:
-                if store == "sqlite":
-                    url = f"sqlite+aiosqlite:///{root / 'bench.sqlite3'}"
-                else:
-                    if cluster is None:
-                        cluster = PostgresCluster()
-                        cluster.start()
-                    url = create_database(cluster.url)
-                results[store] = run_server(broker, url, store, n, count)
-        finally:
-            broker.stop()
-            if cluster is not None:
-                cluster.stop()
-    bare = results["bare"]["rate"]
-    print(f"{n} publishers x {count} unit states (QoS 1, {PORTS} ports each)")
-    print("receiver | msgs/s | ratio | lost | seconds")
-    for name, r in results.items():
-        r["ratio"] = round(r["rate"] / bare, 3)
-        print(f"{name} | {r['rate']:.0f} | {r['ratio']:.2f} | {r['lost']} | {r['seconds']:.2f}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    machine = {"cpus": os.cpu_count(), "python": platform.python_version()}
-    report = {"machine": machine, "publishers": n, "per_publisher": count, "results": results}
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
-    return 0
+
+    def body() -> int:
+        print(f"{args.publishers} publishers x {args.count} unit states (QoS 1, {PORTS} ports)")
+        print(
+            "store | durability | bare paho msg/s | server process msg/s | ratio | "
+            "generated | stored | lost | seconds | server CPU s",
+            flush=True,
+        )
+        with tempfile.TemporaryDirectory(prefix="chargenet-bench-ingest-") as scratch:
+            results = run(args, Path(scratch))
+        machine = {"cpus": os.cpu_count(), "python": platform.python_version(),
+                   "load_average": os.getloadavg()}  # fmt: skip
+        report = {"machine": machine, "publishers": args.publishers,
+                  "per_publisher": args.count, "receiver": "python -m chargenet server",
+                  "results": results}  # fmt: skip
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        print(f"wrote {args.out}")
+        return 0
+
+    return fail_loudly("ingest", body)
 
 
 if __name__ == "__main__":
