@@ -1,1 +1,7 @@
-"""Benchmarks (not tests): `python -m bench` prints a table and writes JSON to bench/results/."""
+"""Benchmarks (not tests): `python -m bench` prints tables and writes JSON to bench/results/."""
+
+from typing import Final
+
+BENCHES: Final = ("gateway", "ingest", "booking", "assignment")
+"""The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
+`python -m bench` runs them."""
