@@ -24,7 +24,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from server.dashboard.sse import EventHub
-from server.db.models import Booking, Incident, PendingChanges
+from server.db.models import Booking, Incident, PendingChanges, Unit
 from server.db.session import Database, is_outage
 from server.ingest.fanout import FanOut
 from server.ingest.link import MqttLink
@@ -39,6 +39,8 @@ class DatabaseFigures:
     bookings: dict[str, int]
     incidents: dict[str, int]
     pending_changes: int
+    unmapped_units: int
+    """Batteries heard of that no station has (kept out of the live picture until mapped)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,10 +65,14 @@ async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> Dat
                 select(Incident.state, func.count()).group_by(Incident.state)
             )
             pending = await session.scalar(select(func.count()).select_from(PendingChanges))
+            unmapped = await session.scalar(
+                select(func.count()).select_from(Unit).where(Unit.station_id.is_(None))
+            )
             return DatabaseFigures(
                 bookings={str(s): int(n) for s, n in bookings.all()},
                 incidents={str(s): int(n) for s, n in incidents.all()},
                 pending_changes=int(pending or 0),
+                unmapped_units=int(unmapped or 0),
             )
     except TimeoutError:
         return None
@@ -92,6 +98,10 @@ def families(scrape: Scrape) -> Iterator[Metric]:
         yield _by_label("chargenet_incidents", "Incidents by state", "state",
                         scrape.database.incidents)  # fmt: skip
         changes.add_metric(["pending"], scrape.database.pending_changes)
+        yield GaugeMetricFamily(
+            "chargenet_units_unmapped", "Batteries heard of that no station has: out of the "
+            "live picture until an operator maps them", value=scrape.database.unmapped_units,
+        )  # fmt: skip
     yield changes
     if scrape.ingest is not None:
         yield from _ingest(scrape.ingest)

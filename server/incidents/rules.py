@@ -106,6 +106,9 @@ def signals_from_changes(
     signals = [s for event in changes.events for s in _from_event(event)]
     signals += [s for port in changes.ports for s in _from_port(port)]
     signals += [s for unit in changes.units for s in _from_unit(unit, current, policy)]
+    # A battery no station has (not in the registry yet, or a stranger's) alerts no crew:
+    # nobody would know where to go. It counts in /metrics until an operator maps it.
+    signals = [s for s in signals if s.station_id is not None]
     signals += [
         Signal(
             Kind.GATEWAY_OFFLINE, gateway_key(gw.gw_id), gw.state == "offline", gw.at,

@@ -93,6 +93,9 @@ def test_a_change_committed_before_its_incident_opened_opens_it_after_a_crash(
     )
     incident = "SELECT count(*) FROM incidents WHERE kind = 'port_fault' AND port = 1"
     first = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
+    first.admin("POST", "/api/v1/stations", {"id": "st-1", "name_ja": "避難所",
+                "name_en": "Shelter", "latitude": 33.5, "longitude": 132.5})  # fmt: skip
+    first.admin("PUT", "/api/v1/batteries/crash/rs485-1.1", {"station_id": "st-1"})
     with psycopg.connect(plain) as lock, killed_after(first):  # the fan-out waits on incidents
         lock.execute("LOCK TABLE incidents IN EXCLUSIVE MODE")
         fault = state("crash", "rs485-1.1", 2, ("faulted", "available"))

@@ -19,7 +19,8 @@ from protocol.payloads import (
 from protocol.topics import DEFAULT_PREFIX, UnitAddress
 
 PREFIX = DEFAULT_PREFIX
-TS = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+TS = datetime.now(UTC).replace(microsecond=0)
+"""When these messages were measured: now (a server refuses a ts weeks away from receipt)."""
 Wire = tuple[str, bytes]
 
 

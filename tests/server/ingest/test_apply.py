@@ -18,9 +18,9 @@ from server.ingest.router import IngestCounters
 from server.ingest.routes import MQTT_ROUTES
 from server.ingest.staleness import mark_stale
 from tests.server.database import with_database
-from tests.server.ingest.messages import PREFIX, Wire, event, result, state, status
+from tests.server.ingest.messages import PREFIX, TS, Wire, event, result, state, status
 
-T0 = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+T0 = TS  # received as measured
 GW = "gw-1"
 UNIT = "rs485-1.1"
 
