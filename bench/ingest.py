@@ -12,7 +12,8 @@ each timed from the publishers' start to the last message:
    synchronous_commit and full_page_writes on; not the tests' cluster, which turns them
    off). The durability settings are read back from the store and printed.
 
-The figure is the ratio of 2 over the baseline run just before it (goal >= 0.8). The
+The figure is the ratio of 2 over the baseline run just before it, the median over
+`--rounds` such pairs, each on a fresh database (goal >= 0.8). The
 server's time ends when every gateway's newest seq is committed (polled every 50 ms from
 the gateways table); then the stored (gateway, seq) rows are counted. A run fails, with a
 message and exit status 1, when any part of it does: a publisher or subscriber exiting
@@ -28,6 +29,7 @@ import asyncio
 import json
 import os
 import platform
+import statistics
 import tempfile
 import threading
 import time
@@ -365,23 +367,34 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for store in args.stores:
-            if store == "sqlite":
-                url = f"sqlite+aiosqlite:///{root / 'bench.sqlite3'}"
-            else:
-                cluster = cluster or durable_cluster()
-                url = create_database(cluster.url)
-            gateways = [f"{store}-{i}" for i in range(args.publishers)]
-            bare = run_bare(broker, [f"bare-{gw}" for gw in gateways], args.count, publish_port)
-            server = run_server(broker, url, root, gateways, args.count, publish_port)
-            if not broker.running:
-                raise BenchFailed(f"mosquitto died; log:\n{broker.log.read_text()[-2000:]}")
-            results[store] = {"settings": store_settings(url), "bare": asdict(bare),
-                              "server": asdict(server),
-                              "ratio": round(server.rate / bare.rate, 3)}  # fmt: skip
-            row = results[store]
-            print(f"{store} | {describe(row['settings'])} | {bare.rate:.0f} | {server.rate:.0f}"
-                  f" | {row['ratio']:.2f} | {server.generated} | {server.stored} | {server.lost}"
-                  f" | {server.seconds:.2f} | {server.cpu_s}", flush=True)  # fmt: skip
+            rounds: list[dict[str, Any]] = []
+            ratios: list[float] = []
+            for n in range(args.rounds):  # a fresh database per round: none grows
+                if store == "sqlite":
+                    url = f"sqlite+aiosqlite:///{root / f'bench-{n}.sqlite3'}"
+                else:
+                    cluster = cluster or durable_cluster()
+                    url = create_database(cluster.url)
+                gateways = [f"{store}{n}-{i}" for i in range(args.publishers)]
+                bare = run_bare(broker, [f"bare-{gw}" for gw in gateways], args.count,
+                                publish_port)  # fmt: skip
+                server = run_server(broker, url, root, gateways, args.count, publish_port)
+                if not broker.running:
+                    raise BenchFailed(f"mosquitto died; log:\n{broker.log.read_text()[-2000:]}")
+                ratio = round(server.rate / bare.rate, 3)
+                rounds.append({"bare": asdict(bare), "server": asdict(server), "ratio": ratio})
+                ratios.append(ratio)
+                settings = store_settings(url)
+                print(f"{store} | {describe(settings)} | {bare.rate:.0f} | {server.rate:.0f} | "
+                      f"{ratio:.2f} | {server.generated} | {server.stored} | {server.lost} | "
+                      f"{server.seconds:.2f} | {server.cpu_s}", flush=True)  # fmt: skip
+            results[store] = {"settings": settings, "ratio_median": statistics.median(ratios),
+                              "ratios": ratios, "rounds": rounds}  # fmt: skip
+            print(
+                f"{store}: median ratio {statistics.median(ratios):.2f} of {len(ratios)} "
+                f"(range {min(ratios):.2f}-{max(ratios):.2f})",
+                flush=True,
+            )
     finally:
         broker.stop()
         if cluster is not None:
@@ -396,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--publishers", type=int, default=2, help="gateways (processes)")
     parser.add_argument("--count", type=int, default=30_000, help="messages per publisher")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="baseline and server pairs per store; the median ratio counts, "
+                             "as the machine's load varies between pairs")  # fmt: skip
     parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
                         default=["sqlite", "postgresql"])  # fmt: skip
     parser.add_argument("--publisher-port", type=int,
@@ -403,6 +419,8 @@ def main(argv: list[str] | None = None) -> int:
                              "see a broken run fail)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
     args = parser.parse_args(argv)
+    if args.rounds < 1 or args.count < 1 or args.publishers < 1:
+        parser.error("--rounds, --count and --publishers must be at least 1")
 
     def body() -> int:
         print(f"{args.publishers} publishers x {args.count} unit states (QoS 1, {PORTS} ports)")

@@ -54,20 +54,23 @@ def test_a_benchmark_explains_itself_through_the_runner(name: str) -> None:
 
 def test_a_tiny_ingest_run_stores_everything_and_says_on_what(tmp_path: Path) -> None:
     out = tmp_path / "ingest.json"
-    done = bench("ingest", "--count", "200", "--stores", "sqlite", "--out", str(out))
+    done = bench("ingest", "--count", "200", "--stores", "sqlite", "--rounds", "1",
+                 "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
-    row = json.loads(out.read_text())["results"]["sqlite"]
-    assert (row["bare"]["generated"], row["bare"]["stored"], row["bare"]["lost"]) == (400, 400, 0)
-    assert (row["server"]["generated"], row["server"]["stored"]) == (400, 400)
-    assert row["server"]["counters"]["malformed"] == 0
-    assert row["settings"] == {"journal_mode": "wal", "synchronous": "NORMAL"}
+    store = json.loads(out.read_text())["results"]["sqlite"]
+    bare, server = store["rounds"][0]["bare"], store["rounds"][0]["server"]
+    assert (bare["generated"], bare["stored"], bare["lost"]) == (400, 400, 0)
+    assert (server["generated"], server["stored"], server["lost"]) == (400, 400, 0)
+    assert server["counters"]["applied"] == 400
+    assert store["settings"] == {"journal_mode": "wal", "synchronous": "NORMAL"}
     assert "journal_mode=wal, synchronous=NORMAL" in done.stdout
 
 
 def test_an_ingest_run_whose_publishers_cannot_connect_fails(tmp_path: Path) -> None:
     out = tmp_path / "ingest.json"
+    refusing = str(free_port())  # nothing listens there
     done = bench("ingest", "--count", "10", "--publishers", "1", "--stores", "sqlite",
-                 "--publisher-port", str(free_port()), "--out", str(out))  # fmt: skip
+                 "--rounds", "1", "--publisher-port", refusing, "--out", str(out))  # fmt: skip
     assert done.returncode == 1
     assert "bench.ingest FAILED: publisher" in done.stderr
     assert not out.exists()
