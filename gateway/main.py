@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 
 STOP_GRACE_S: Final = 15.0
 """A stop asked for by a signal ends the process within this, cleanly or not."""
+PUBLISHER_STOP_S: Final = 10.0
+"""For the offline status and the disconnect, within `STOP_GRACE_S` with time to close."""
+RECANCEL_S: Final = 0.5
 
 
 async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
@@ -76,8 +79,7 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
     try:
         await _until_stop_or_crash(stop, [*producers, sender])
     finally:
-        for task in producers:
-            task.cancel()
+        stopping = asyncio.create_task(cancel_and_wait(producers))
         # The publisher stops itself, which publishes the retained offline status and then
         # disconnects; cancelled instead, it would leave without a word (and a clean
         # disconnect drops the Last Will), so the server would believe us live.
@@ -85,8 +87,8 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
             await asyncio.wait_for(publisher.stop(), timeout=PUBLISHER_STOP_S)
         except Exception as exc:
             log.warning("the publisher did not stop cleanly: %r", exc)
-        sender.cancel()
-        await asyncio.gather(*producers, sender, return_exceptions=True)
+        await cancel_and_wait([sender])
+        await stopping
         for link in links:
             link.close()
         outbox.close()
@@ -96,6 +98,20 @@ async def _tick(reporter: Reporter, report_period_s: float) -> None:
     while True:
         await asyncio.sleep(max(0.5, report_period_s / 4))
         reporter.tick()
+
+
+async def cancel_and_wait(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them, cancelling again any that swallowed it.
+
+    Python 3.11's `asyncio.wait_for` returns the result instead of raising when the awaited
+    reply arrives together with the cancellation (pymodbus awaits every reply so), and the
+    poller would then poll on until the stop deadline killed the process.
+    """
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
 
 
 async def _until_stop_or_crash(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:

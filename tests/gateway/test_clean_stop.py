@@ -7,13 +7,14 @@ staleness.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from pathlib import Path
 
 import pytest
 
-from gateway.main import STOP_GRACE_S
+from gateway.main import STOP_GRACE_S, cancel_and_wait
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 from tests.system.harness import Recorder, quiet_simulator, start_gateway
@@ -58,3 +59,23 @@ def test_a_signalled_gateway_leaves_a_retained_offline_status(
     assert status["state"] == "offline", status
     assert status["seq"] > birth["seq"]
     assert status["boot_id"] == birth["boot_id"]
+
+
+def test_a_poll_that_swallows_its_cancellation_is_cancelled_again() -> None:
+    """Python 3.11's `wait_for` returns a reply that arrives together with the cancellation
+    (pymodbus awaits every reply so); the stop cancels again instead of waiting forever."""
+
+    async def scenario() -> bool:
+        reply: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+        async def poll_forever() -> None:
+            await asyncio.wait_for(reply, timeout=60)
+            await asyncio.sleep(60)  # the next poll's wait
+
+        task = asyncio.create_task(poll_forever())
+        await asyncio.sleep(0)
+        reply.set_result(1)
+        await asyncio.wait_for(cancel_and_wait([task]), timeout=5)
+        return task.cancelled()
+
+    assert asyncio.run(scenario())
