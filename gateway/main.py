@@ -74,7 +74,7 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         config.gateway_id, len(pollers), len(units), config.store_path, outbox.backlog(),
     )  # fmt: skip
     producers = [asyncio.create_task(p.run(), name=f"bus {n}") for n, p in pollers.items()]
-    producers.append(asyncio.create_task(_tick(reporter, config.report_period_s), name="report"))
+    producers.append(asyncio.create_task(_report(reporter), name="report"))
     sender = asyncio.create_task(publisher.run(), name="publisher")
     try:
         await _until_stop_or_crash(stop, [*producers, sender])
@@ -94,9 +94,10 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         outbox.close()
 
 
-async def _tick(reporter: Reporter, report_period_s: float) -> None:
+async def _report(reporter: Reporter) -> None:
+    """Publish each unit's state on its report deadline when no poll has (`Reporter.tick`)."""
     while True:
-        await asyncio.sleep(max(0.5, report_period_s / 4))
+        await asyncio.sleep(reporter.wait_s())
         reporter.tick()
 
 

@@ -64,8 +64,11 @@ class Reporter:
         events = unit_events(record.seen, reading)
         record.seen, record.seen_ts, record.online = reading, ts, True
         now = self._clock()
-        due = record.published_at is None or now - record.published_at >= self._report_period_s
-        if not events and not due and not is_significant(record.published, reading):
+        if (
+            not events
+            and not self._due(record, now)
+            and not is_significant(record.published, reading)
+        ):
             return
         record.published, record.published_at = reading, now
         self._append([*(self._event(unit, e, ts) for e in events), self._state(unit, ts)])
@@ -85,15 +88,32 @@ class Reporter:
         self._append([Entry(topic, result, retain=False, supersedes=None)])
 
     def tick(self) -> None:
-        """Re-publish lost units' offline state every report period (polls cannot)."""
+        """Publish the state of every unit whose report period ran out since its last one.
+
+        Call it when `wait_s` says. A poll that comes a moment before the deadline does not
+        publish, and the next one would be a poll period late; so the deadline publishes
+        the newest reading (stamped with when it was measured), or a lost unit's offline
+        state (no poll answers for it).
+        """
         now = self._clock()
         for unit, record in self._units.items():
-            stale = (
-                record.published_at is None or now - record.published_at >= self._report_period_s
-            )
-            if record.online is False and stale:
-                record.published_at = now
-                self._append([self._state(unit, datetime.now(UTC))])
+            if record.online is None or not self._due(record, now):
+                continue
+            if record.online:
+                record.published = record.seen
+            record.published_at = now
+            ts = record.seen_ts if record.online and record.seen_ts else datetime.now(UTC)
+            self._append([self._state(unit, ts)])
+
+    def wait_s(self) -> float:
+        """Seconds until the next unit's report period runs out (a period while none has)."""
+        now = self._clock()
+        deadlines = [
+            r.published_at + self._report_period_s
+            for r in self._units.values()
+            if r.online is not None and r.published_at is not None
+        ]
+        return max(0.0, min(deadlines, default=now + self._report_period_s) - now)
 
     def birth(self) -> GatewayStatus:
         """The retained `online` status with the unit inventory, built at each connect."""
@@ -113,6 +133,9 @@ class Reporter:
             for unit, record in self._units.items()
             if record.online is not None
         ]
+
+    def _due(self, record: _UnitRecord, now: float) -> bool:
+        return record.published_at is None or now - record.published_at >= self._report_period_s
 
     def _state(self, unit: UnitAddress, ts: datetime) -> Entry:
         record = self._units[unit]
