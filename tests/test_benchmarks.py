@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 
 from bench import BENCHES
+from bench.ingest import Phase
+from bench.processes import BenchFailed
 from tests.mosquitto import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -74,3 +76,9 @@ def test_an_ingest_run_whose_publishers_cannot_connect_fails(tmp_path: Path) -> 
     assert done.returncode == 1
     assert "bench.ingest FAILED: publisher" in done.stderr
     assert not out.exists()
+
+
+def test_a_phase_short_of_what_was_generated_fails_the_run() -> None:
+    assert Phase("server", 400, 400, 2.0).rate == 200.0
+    with pytest.raises(BenchFailed, match="399 of 400 messages stored"):
+        Phase("server", 400, 399, 2.0)
