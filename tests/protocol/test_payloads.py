@@ -27,6 +27,7 @@ from protocol.payloads import (
     PortError,
     PortState,
     PortStatus,
+    Receipt,
     UnitEvent,
     UnitState,
     format_ts,
@@ -450,6 +451,7 @@ EXAMPLE_MODELS: dict[frozenset[str], type[BaseModel]] = {
     frozenset({"boot_id"}): GatewayStatus,
     frozenset({"action"}): Command,
     frozenset({"ok"}): CommandResult,
+    frozenset({"seqs"}): Receipt,
 }
 
 
