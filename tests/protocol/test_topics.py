@@ -12,6 +12,7 @@ from protocol.topics import (
     COMMAND_RESULT,
     DEFAULT_PREFIX,
     GATEWAY_STATUS,
+    RECEIPT,
     UNIT_EVENT,
     UNIT_STATE,
     TopicPattern,
@@ -27,6 +28,7 @@ CASES = [
     (UNIT_EVENT, "chargenet/v1/gw/gw-01/unit/rs485-1.3/event", "chargenet/v1/gw/+/unit/+/event"),
     (COMMAND, "chargenet/v1/gw/gw-01/cmd", "chargenet/v1/gw/+/cmd"),
     (COMMAND_RESULT, "chargenet/v1/gw/gw-01/cmd/result", "chargenet/v1/gw/+/cmd/result"),
+    (RECEIPT, "chargenet/v1/gw/gw-01/receipt", "chargenet/v1/gw/+/receipt"),
 ]
 PATTERNS = [case[0] for case in CASES]
 
