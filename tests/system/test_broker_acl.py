@@ -102,10 +102,14 @@ def test_gateway_is_confined_to_its_own_topics(
         ]
 
         gw_a.subscribe(f"{PREFIX}/+/cmd")
+        gw_a.subscribe(f"{PREFIX}/+/receipt")
+        gw_a.publish(f"{PREFIX}/gw-a/receipt")  # a gateway cannot confirm its own messages
         server.publish(f"{PREFIX}/gw-b/cmd")
+        server.publish(f"{PREFIX}/gw-b/receipt")
         server.publish(f"{PREFIX}/gw-a/cmd")
-        wait_until(lambda: gw_a.received, 10, "gw-a's command")
-        assert gw_a.received == [f"{PREFIX}/gw-a/cmd"]
+        server.publish(f"{PREFIX}/gw-a/receipt")
+        wait_until(lambda: len(gw_a.received) >= 2, 10, "gw-a's command and receipt")
+        assert sorted(gw_a.received) == [f"{PREFIX}/gw-a/cmd", f"{PREFIX}/gw-a/receipt"]
     finally:
         server.close()
         gw_a.close()
