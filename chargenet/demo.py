@@ -18,6 +18,8 @@ import logging
 import os
 import secrets
 import selectors
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -174,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=Path("demo-data"))
     parser.add_argument("--report-period", type=float, default=10.0)
     parser.add_argument("--http-port", type=int, help="the server's port (default 8000 if free)")
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the server's address; 0.0.0.0 to open the dashboard from a phone on this network",
+    )
     parser.add_argument("--console", action="store_true", help="also show a live console view")
     parser.add_argument("--exit-after", type=float, help="stop by itself after this many seconds")
     args = parser.parse_args(argv)
@@ -197,13 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         )  # fmt: skip
         children.start("gateway", ["gateway", "--config", str(config)])
         server = _start_server(children, args, mqtt_url)
+        elsewhere = "".join(f"dashboard from a phone {url}/\n" for url in server.other_urls)
         print(
-            f"dashboard {server.url}/\nAPI docs {server.url}/docs\n"
+            f"dashboard {server.url}/\n{elsewhere}API docs {server.url}/docs\n"
             f"admin token {server.admin_token}\n"
             f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
             f"gateway config {config}\n"
-            f"inject a fault: chargenet sim fault --control {announced.get('control')} "
-            "--line rs485-1 --unit 2 port_fault --port 1 --error over_current\n",
+            f"inject a fault: {chargenet_command()} sim fault --control "
+            f"{announced.get('control')} --line rs485-1 --unit 2 port_fault --port 1 "
+            "--error over_current\n",
             flush=True,
         )
         asyncio.run(_run(mqtt_url, children, args.exit_after, args.console))
@@ -217,17 +226,50 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-class DemoServer:
-    """Where the demo's server listens and the admin token it was given."""
+def chargenet_command() -> str:
+    """`chargenet` as a shell runs it without the venv active: the script beside this
+    Python (a venv's bin), else the one on PATH, else this Python with `-m chargenet`."""
+    beside = Path(sys.executable).parent / "chargenet"
+    found = str(beside) if os.access(beside, os.X_OK) else shutil.which("chargenet")
+    return shlex.quote(found) if found else f"{shlex.quote(sys.executable)} -m chargenet"
 
-    def __init__(self, port: int, admin_token: str) -> None:
-        self.url = f"http://127.0.0.1:{port}"
+
+def local_address(host: str) -> str:
+    """Where this machine reaches a server listening on `host` (a wildcard: loopback)."""
+    return {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+
+
+def network_addresses() -> list[str]:
+    """This machine's IPv4 address on its default route, as a phone on that network sees
+    it; none without a route. A UDP connect picks the route and sends nothing."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 9))  # any routed address: nothing is sent
+        except OSError:
+            return []
+        address: str = probe.getsockname()[0]
+    return [] if address.startswith("127.") or address == "0.0.0.0" else [address]
+
+
+def http_url(host: str, port: int) -> str:
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+class DemoServer:
+    """Where the demo's server listens, the URLs that reach it and its admin token."""
+
+    def __init__(self, host: str, port: int, admin_token: str) -> None:
+        self.url = http_url(local_address(host), port)
+        wildcard = local_address(host) != host
+        self.other_urls = [http_url(a, port) for a in network_addresses()] if wildcard else []
         self.admin_token = admin_token
 
 
 def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) -> DemoServer:
     """`chargenet server` on SQLite in the data folder; then the demo registry goes in."""
-    port = args.http_port or _port_or_free(int(os.environ.get("CHARGENET_DEMO_HTTP_PORT", 8000)))
+    port = args.http_port or _port_or_free(
+        args.host, int(os.environ.get("CHARGENET_DEMO_HTTP_PORT", 8000))
+    )
     database_url = f"sqlite+aiosqlite:///{(args.data_dir / 'chargenet.sqlite3').resolve()}"
     token = secrets.token_urlsafe(24)
     env = {
@@ -241,11 +283,11 @@ def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) 
             "CHARGENET_MOVE_GRACE_S", str(2 * args.report_period)
         ),
     }
-    children.start("server", ["server", "--host", "127.0.0.1", "--port", str(port)], env=env)
-    wait_for_port("127.0.0.1", port, STARTUP_TIMEOUT_S * 2)
+    children.start("server", ["server", "--host", args.host, "--port", str(port)], env=env)
+    wait_for_port(local_address(args.host), port, STARTUP_TIMEOUT_S * 2)
     with INTERRUPTS.held():
         asyncio.run(_load_registry(database_url, args.scenario))
-    return DemoServer(port, token)
+    return DemoServer(args.host, port, token)
 
 
 async def _load_registry(database_url: str, scenario: str) -> None:
@@ -260,10 +302,10 @@ async def _load_registry(database_url: str, scenario: str) -> None:
         await db.dispose()
 
 
-def _port_or_free(port: int) -> int:
+def _port_or_free(host: str, port: int) -> int:
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", port))
+            sock.bind((host, port))
         except OSError:
             return free_port()
     return port

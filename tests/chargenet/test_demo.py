@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from chargenet.console import LiveView
-from chargenet.demo import Interrupts, gateway_config_toml
+from chargenet.demo import DemoServer, Interrupts, gateway_config_toml
 from gateway.config import RtuBus, TcpBus, parse_config
 from protocol.payloads import BatteryState, EventKind, PortState, PortStatus, UnitEvent, UnitState
 from protocol.topics import UNIT_EVENT, UNIT_STATE, UnitAddress
@@ -81,3 +81,12 @@ def test_an_interrupt_waits_for_a_held_step_then_takes_effect() -> None:
     finally:
         signal.signal(signal.SIGTERM, before[0])
         signal.signal(signal.SIGINT, before[1])
+
+
+def test_the_demo_names_the_urls_that_reach_its_server() -> None:
+    loopback = DemoServer("127.0.0.1", 8000, "token")
+    assert (loopback.url, loopback.other_urls) == ("http://127.0.0.1:8000", [])
+    everywhere = DemoServer("0.0.0.0", 8000, "token")
+    assert everywhere.url == "http://127.0.0.1:8000"  # a wildcard is not an address to open
+    assert all(not u.startswith("http://127.") for u in everywhere.other_urls)
+    assert DemoServer("::", 8000, "token").url == "http://[::1]:8000"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+import threading
 import urllib.request
 from pathlib import Path
 
@@ -72,3 +74,54 @@ def test_sigterm_stops_the_demo_and_every_part(tmp_path: Path, broker: Mosquitto
     assert demo.returncode == 0, err
     assert processes_mentioning(gateway_config) == []
     assert "Traceback" not in err
+
+
+class Lines:
+    """A child's stdout lines as they come, read by a thread (the child keeps running)."""
+
+    def __init__(self, child: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert child.stdout is not None
+        stdout = child.stdout
+        threading.Thread(target=lambda: self.lines.extend(stdout), daemon=True).start()
+
+    def after(self, prefix: str) -> str | None:
+        """The rest of the first line that starts with `prefix`, if one came yet."""
+        found = (line for line in list(self.lines) if line.startswith(prefix))
+        return next((line.removeprefix(prefix).strip() for line in found), None)
+
+
+def test_the_demo_opens_to_the_network_and_its_fault_command_works_as_printed(
+    tmp_path: Path, broker: Mosquitto
+) -> None:
+    """`--host 0.0.0.0`: the dashboard answers on this machine's network address, as a phone
+    would reach it; the printed fault command runs from a shell without the venv active."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "chargenet", "demo", "--mqtt", broker.url, "--data-dir",
+         str(tmp_path / "data"), "--http-port", str(free_port()), "--host", "0.0.0.0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out = Lines(demo)
+        fault = wait_until(
+            lambda: out.after("inject a fault:") or demo.poll() is not None, 60, "the demo's URLs"
+        )
+        assert isinstance(fault, str), demo.stderr.read() if demo.stderr else ""
+        phone_url = out.after("dashboard from a phone")
+        assert phone_url is not None and "127.0.0.1" not in phone_url, out.lines
+        with urllib.request.urlopen(phone_url, timeout=10) as reply:
+            assert reply.status == 200 and "<html" in reply.read().decode().lower()
+        no_venv = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+        ran = subprocess.run(shlex.split(fault), env=no_venv, capture_output=True, text=True,
+                             timeout=60)  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+        control = out.after("simulator control API")
+        assert control is not None
+        with urllib.request.urlopen(control + "/units", timeout=10) as reply:
+            units = json.loads(reply.read())["units"]
+        unit = next(u for u in units if u["line"] == "rs485-1" and u["unit_id"] == 2)
+        assert [f["kind"] for f in unit["faults"]] == ["port_fault"]
+    finally:
+        demo.terminate()
+        demo.wait(timeout=60)
+    assert demo.returncode == 0
