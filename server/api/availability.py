@@ -2,7 +2,8 @@
 
 Pure functions over capacity's views; `now` is an argument. The level is what a resident
 glancing at a phone needs: can I go now (free), soon (busy), later (crowded), or not
-(full or closed).
+(full or closed); and a shelter without chargers says so (no_chargers) instead of looking
+full.
 """
 
 from __future__ import annotations
@@ -75,7 +76,7 @@ def availability(
         next_free_window=first.start if first else None,
         next_free_places=first.places if first else 0,
         open_now=open_now,
-        level=level(
+        level="no_chargers" if not station.ports else level(
             free_now, station.healthy_ports, first.start if first else None, now,
             station.slot_minutes,
         ),

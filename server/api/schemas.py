@@ -14,9 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from server.incidents.kinds import LATCHING
 
-Level = Literal["free", "busy", "crowded", "full"]
+Level = Literal["free", "busy", "crowded", "full", "no_chargers"]
 """free: half the healthy ports free now; busy: fewer; crowded: the next free window is not
-the coming one; full: no healthy port, closed, or nothing free within the horizon."""
+the coming one; full: no healthy port, closed, or nothing free within the horizon;
+no_chargers: no battery with ports is mapped to the station (nothing to charge at)."""
 
 
 class _Out(BaseModel):

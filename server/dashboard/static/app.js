@@ -4,9 +4,10 @@
 const API = "/api/v1";
 const LEVELS = {
   free: "空き / free", busy: "やや混雑 / busy", crowded: "混雑 / crowded", full: "満員・休止 / full or closed",
+  no_chargers: "充電器なし / no chargers",
 };
 const STATUS = {
-  available: "空 free", charging: "充電 charging", finishing: "完了 full", unavailable: "停止 off",
+  available: "空 free", charging: "充電 charging", finishing: "完了 done", unavailable: "停止 off",
   faulted: "故障 fault", offline: "通信断 offline", reserved: "予約 booked",
 };
 const container = document.getElementById("stations");

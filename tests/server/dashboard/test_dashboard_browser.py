@@ -152,3 +152,56 @@ def test_a_crew_member_acknowledges_and_resolves_an_incident(
     assert TOKEN not in browser.current_url
     browser.find_element(By.ID, "sign-out").click()
     assert browser.execute_script("return sessionStorage.length") == 0
+
+
+def level_of(browser: webdriver.Chrome, station_id: str, level: str) -> tuple[str, str, str] | None:
+    """The card's level, its badge text and its border colour; None until drawn at `level`."""
+    try:
+        card = browser.find_elements(By.ID, f"station-{station_id}")
+        if not card:
+            return None
+        badge = card[0].find_element(By.CSS_SELECTOR, ".badge").text
+        colour = card[0].value_of_css_property("border-left-color")
+        drawn = str(card[0].get_attribute("data-level")), str(badge), str(colour)
+    except (StaleElementReferenceException, NoSuchElementException):
+        return None
+    return drawn if drawn[0] == level else None
+
+
+def test_a_station_without_chargers_has_its_own_grey_level_distinct_from_full(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    server, _ = running
+    for station_id, name in (("st-none", "電池なし避難所"), ("st-closed", "休止中避難所")):
+        server.admin("POST", "/api/v1/stations", {
+            "id": station_id, "name_ja": name, "name_en": name, "latitude": 33.5,
+            "longitude": 132.5,
+        })  # fmt: skip
+    server.admin("PUT", f"/api/v1/batteries/{GW}/line-1.1", {"station_id": "st-closed"})
+    wait_until(lambda: [len(b["ports"]) for b in server.get("/api/v1/stations/st-closed")
+                        ["batteries"]] == [4], 30, "the battery's ports at st-closed")  # fmt: skip
+    for port in range(1, 5):  # every port out of service: a station that is full or closed
+        server.admin("POST", f"/api/v1/ports/{GW}/line-1.1/{port}/disable")
+    levels = {
+        s["id"]: s["availability"]["level"] for s in server.get("/api/v1/stations")["stations"]
+    }
+    assert (levels["st-none"], levels["st-closed"]) == ("no_chargers", "full")
+    browser.get(server.url + "/")
+    none = wait_until(lambda: level_of(browser, "st-none", "no_chargers"), 15, "the grey card")
+    full = wait_until(lambda: level_of(browser, "st-closed", "full"), 15, "the full card")
+    assert none is not None and full is not None
+    assert none[:2] == ("no_chargers", "充電器なし / no chargers")
+    assert full[1] == "満員・休止 / full or closed"
+    assert none[2] != full[2]  # not the full station's red
+    assert none[2] in ("rgb(107, 107, 107)", "rgba(107, 107, 107, 1)")  # --none
+
+
+def test_a_finished_phone_does_not_say_full(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    """ "full" is the station level's word; a port whose phone finished says done."""
+    server, _ = running
+    browser.get(server.url + "/")
+    statuses = wait_until(lambda: browser.execute_script("return STATUS"), 15, "the page's words")
+    assert statuses["finishing"] == "完了 done"
+    assert not [word for word in statuses.values() if "full" in word]
