@@ -16,11 +16,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from server.api import bookings, incidents, metrics, ports, registry, stations
 from server.api.deps import Services
-from server.api.errors import install_error_handlers
+from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
 from server.api.jobs import cancel_all, every
 from server.booking.service import BookingService
 from server.dashboard import routes as dashboard
@@ -52,13 +53,16 @@ def utc_now() -> datetime:
 
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
-    app = FastAPI(
+    """The app; /docs serves Swagger UI from the installed package (shelters may be offline)."""
+    app = FastAPIOffline(
         title="chargenet",
         version="1",
         summary="Disaster-relief phone charging: stations, live availability, bookings.",
         lifespan=partial(lifespan, settings=settings, clock=clock),
         docs_url="/docs",
+        redoc_url=None,
         openapi_url="/openapi.json",
+        static_url="/docs-static",
     )
     app.state.settings = settings
     install_error_handlers(app)
@@ -66,11 +70,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     for module in (stations, bookings, incidents, registry, ports):
         api.include_router(module.router)
     api.include_router(dashboard.events)
-    app.include_router(api)
+    app.include_router(api, dependencies=[Depends(json_body)])
     app.include_router(metrics.router)
     app.include_router(dashboard.page)
     app.router.routes.append(dashboard.static_mount())
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
+    app.add_middleware(ErrorsAsJson)
     return app
 
 

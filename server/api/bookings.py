@@ -6,7 +6,6 @@ booking per resident and never overbooks. Every change is pushed to the dashboar
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter
@@ -19,13 +18,17 @@ from server.api.errors import (
     RETRY_AFTER_S,
     UNAVAILABLE,
     database_unavailable,
+    documented,
     error_body,
     invalid_body,
+    is_json,
+    send_json,
+    unsupported,
 )
 from server.db.session import is_outage
 from server.errors import ServerError
 
-router = APIRouter(tags=["bookings"])
+router = APIRouter(tags=["bookings"], responses=documented(422, 503))
 
 
 def _out(booking: Any) -> schemas.BookingOut:
@@ -39,7 +42,10 @@ def _announce(svc: Services, booking: schemas.BookingOut, what: str) -> None:
     )  # fmt: skip
 
 
-@router.post("/bookings", response_model=schemas.BookingOut, status_code=201)
+@router.post(
+    "/bookings", response_model=schemas.BookingOut, status_code=201,
+    responses=documented(400, 404, 409, 413, 415),
+)  # fmt: skip
 async def book(request: schemas.BookingRequest, svc: Svc) -> schemas.BookingOut:
     """Book a port at a station for a window; 409 when full or already booked.
 
@@ -57,13 +63,15 @@ async def _book(svc: Services, request: schemas.BookingRequest) -> schemas.Booki
     return booking
 
 
-@router.get("/bookings/{booking_id}", response_model=schemas.BookingOut)
-async def get_booking(booking_id: str, svc: Svc) -> schemas.BookingOut:
+@router.get("/bookings/{booking_id}", response_model=schemas.BookingOut, responses=documented(404))
+async def get_booking(booking_id: schemas.Id, svc: Svc) -> schemas.BookingOut:
     return _out(await svc.booking.get(booking_id))
 
 
-@router.delete("/bookings/{booking_id}", response_model=schemas.BookingOut)
-async def cancel_booking(booking_id: str, svc: Svc) -> schemas.BookingOut:
+@router.delete(
+    "/bookings/{booking_id}", response_model=schemas.BookingOut, responses=documented(404, 409)
+)
+async def cancel_booking(booking_id: schemas.Id, svc: Svc) -> schemas.BookingOut:
     """Cancel; the place goes back to the window at once."""
     booking = _out(await svc.booking.cancel(booking_id))
     _announce(svc, booking, "cancelled")
@@ -88,6 +96,7 @@ class BookingLane:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
+        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         chunks = []
         size, more = 0, True
         while more:
@@ -95,42 +104,33 @@ class BookingLane:
             chunk = event.get("body", b"")
             size += len(chunk)
             if size > MAX_BODY:
-                await _reply(send, 413, error_body("too_large", "request body too large"))
+                await send_json(send, 413, error_body("too_large", "request body too large"))
                 return
             chunks.append(chunk)
             more = event.get("more_body", False)
+        body = b"".join(chunks)
+        if body and not is_json(content_type):
+            refusal = error_body("unsupported_media_type", unsupported(content_type))
+            await send_json(send, 415, refusal)
+            return
         try:
-            request = schemas.BookingRequest.model_validate_json(b"".join(chunks))
+            request = schemas.BookingRequest.model_validate_json(body)
         except ValidationError as exc:
-            await _reply(send, 422, invalid_body(exc.errors()))
+            await send_json(send, 422, invalid_body(exc.errors()))
             return
         try:
             booking = await _book(scope["app"].state.services, request)
         except ServerError as exc:
-            await _reply(send, exc.status, error_body(exc.code, exc.message))
+            await send_json(send, exc.status, error_body(exc.code, exc.message))
             return
         except Exception as exc:
             if not is_outage(exc):
                 raise
             database_unavailable(exc)
-            await _reply(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            await send_json(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
             return
-        await _reply(send, 201, booking.model_dump_json().encode())
+        await send_json(send, 201, booking.model_dump_json().encode())
 
 
 MAX_BODY = 16_384
 """A booking request is ~150 bytes."""
-
-
-async def _reply(
-    send: Send,
-    status: int,
-    body: bytes | dict[str, Any],
-    headers: list[tuple[bytes, bytes]] | None = None,
-) -> None:
-    content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
-        *(headers or ()),
-    ]})  # fmt: skip
-    await send({"type": "http.response.body", "body": content})

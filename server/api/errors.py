@@ -2,13 +2,16 @@
 
 Clients branch on `code` (machine-readable, stable), never on `message` (for humans).
 `ServerError`s map to their own status and code; request validation to 422 `invalid` with
-the offending field; unknown paths to 404 `not_found`.
+the offending field; unknown paths to 404 `not_found`; a body that is not JSON to 415
+`unsupported_media_type`; any other exception, a bug, to 500 `internal_error` with its
+traceback logged. Routes declare theirs in the OpenAPI with `documented(...)`.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +19,10 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
+from starlette.routing import compile_path
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.schemas import ErrorOut
 from server.db.session import OUTAGES, is_outage
 from server.errors import ServerError
 
@@ -27,8 +33,41 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
               415: "unsupported_media_type", 422: "invalid", 429: "rate_limited"}  # fmt: skip
 
 
+ANSWERS = {
+    400: "the body could not be read (not UTF-8)",
+    401: "no valid admin bearer token",
+    404: "no such resource (`not_found`)",
+    409: "refused by the current state; `code` says why",
+    413: "request body too large",
+    415: "the body is not `application/json`",
+    422: "invalid request (`invalid`): `field` names the first offending one",
+    503: "the database is unavailable (`database_unavailable`); retry after `Retry-After`",
+}
+"""What each error status means, as the OpenAPI describes it."""
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: the error statuses it answers, each with the error body."""
+    return {status: {"model": ErrorOut, "description": ANSWERS[status]} for status in statuses}
+
+
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
+
+
+async def send_json(
+    send: Send,
+    status: int,
+    body: bytes | dict[str, Any],
+    headers: Iterable[tuple[bytes, bytes]] = (),
+) -> None:
+    """A whole JSON response from ASGI middleware (which answers before any route runs)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(content)).encode()),
+        *headers,
+    ]})  # fmt: skip
+    await send({"type": "http.response.body", "body": content})
 
 
 async def on_server_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -72,12 +111,81 @@ async def on_validation_error(_request: Request, exc: Exception) -> JSONResponse
     return JSONResponse(invalid_body(exc.errors()), 422)
 
 
-async def on_http_error(_request: Request, exc: Exception) -> JSONResponse:
+async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     code = HTTP_CODES.get(exc.status_code, "error")
-    return JSONResponse(
-        error_body(code, str(exc.detail)), exc.status_code, headers=exc.headers or None
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request.app, request.url.path)
+    return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers or None)
+
+
+def allowed_methods(app: FastAPI, path: str) -> str:
+    """Every method the OpenAPI lists for this path (Starlette's 405 names only those of the
+    first route matching it, and GET /stations and POST /stations live in two routers)."""
+    methods = {
+        method.upper()
+        for template, operations in app.openapi()["paths"].items()
+        if compile_path(template)[0].match(path)
+        for method in operations
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
+INTERNAL = error_body("internal_error", "internal server error; it has been logged")
+
+
+class ErrorsAsJson:
+    """ASGI middleware, outermost: an exception no handler took (a bug) is logged with its
+    traceback and answered 500 `internal_error` in the error body, never as plain text."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope["method"], scope["path"])
+            if started:
+                raise
+            await send_json(send, 500, INTERNAL)
+
+
+def is_json(content_type: str | None) -> bool:
+    """`application/json` or `application/*+json`, any parameters (charset)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
     )
+
+
+async def json_body(request: Request) -> None:
+    """A dependency of every API route: a body sent to a route that takes JSON must say
+    `Content-Type: application/json` (415 otherwise). The CSV import declares its own type;
+    a request without a body needs none. The booking lane applies the same `is_json`."""
+    route = request.scope.get("route")
+    field = getattr(route, "body_field", None)
+    declared = getattr(getattr(field, "field_info", None), "media_type", None)
+    content_type = request.headers.get("content-type")
+    if is_json(declared) and not is_json(content_type) and await request.body():
+        raise HTTPException(415, unsupported(content_type))
+
+
+def unsupported(content_type: str | None) -> str:
+    return f"the body must be application/json, not {(content_type or 'untyped')[:100]}"
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -10,12 +10,13 @@ from sqlalchemy import select
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
+from server.api.errors import documented
 from server.api.ports import reset_alarms
 from server.db.models import Notification
 from server.errors import Conflict
 from server.incidents.kinds import LATCHING
 
-router = APIRouter(tags=["incidents"], dependencies=[ADMIN])
+router = APIRouter(tags=["incidents"], dependencies=[ADMIN], responses=documented(401, 422, 503))
 
 State = Literal["open", "acknowledged", "resolved"]
 
@@ -24,14 +25,17 @@ State = Literal["open", "acknowledged", "resolved"]
 async def list_incidents(
     svc: Svc,
     state: Annotated[State | None, Query()] = None,
-    station_id: Annotated[str | None, Query()] = None,
+    station_id: Annotated[schemas.Id | None, Query()] = None,
 ) -> schemas.IncidentList:
     found = await svc.incidents.list(state, station_id)
     return schemas.IncidentList(incidents=[schemas.IncidentOut.model_validate(i) for i in found])
 
 
-@router.post("/incidents/{incident_id}/acknowledge", response_model=schemas.IncidentOut)
-async def acknowledge(incident_id: int, actor: Actor, svc: Svc) -> schemas.IncidentOut:
+@router.post(
+    "/incidents/{incident_id}/acknowledge", response_model=schemas.IncidentOut,
+    responses=documented(404, 409),
+)  # fmt: skip
+async def acknowledge(incident_id: schemas.RowId, actor: Actor, svc: Svc) -> schemas.IncidentOut:
     incident = schemas.IncidentOut.model_validate(
         await svc.incidents.acknowledge(incident_id, actor)
     )
@@ -39,9 +43,12 @@ async def acknowledge(incident_id: int, actor: Actor, svc: Svc) -> schemas.Incid
     return incident
 
 
-@router.post("/incidents/{incident_id}/resolve", response_model=schemas.IncidentOut)
+@router.post(
+    "/incidents/{incident_id}/resolve", response_model=schemas.IncidentOut,
+    responses=documented(400, 404, 409, 415),
+)  # fmt: skip
 async def resolve(
-    incident_id: int, actor: Actor, svc: Svc, body: schemas.ResolveRequest | None = None
+    incident_id: schemas.RowId, actor: Actor, svc: Svc, body: schemas.ResolveRequest | None = None
 ) -> schemas.IncidentOut:
     """Done; with `reset_alarms`, the battery's latched alarms are reset first."""
     if body is not None and body.reset_alarms:
@@ -59,7 +66,7 @@ async def resolve(
 async def notifications(
     svc: Svc,
     pending: Annotated[bool, Query(description="only those not yet delivered")] = True,
-    resident_id: Annotated[str | None, Query()] = None,
+    resident_id: Annotated[schemas.Id | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> schemas.NotificationList:
     """Who must be told what (moved or cancelled bookings ...), newest first."""

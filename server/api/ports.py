@@ -22,18 +22,19 @@ from server import audit
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Services, Svc
+from server.api.errors import documented
 from server.db.models import Gateway, Port, Unit
 from server.errors import NotFound
 from server.ingest import journal
 from server.ingest.changeset import ChangeSet, PortChange
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
-router = APIRouter(tags=["ports"], dependencies=[ADMIN])
+router = APIRouter(tags=["ports"], dependencies=[ADMIN], responses=documented(401, 404, 422, 503))
 
 
 @router.post("/ports/{gw_id}/{unit}/{port}/disable", response_model=schemas.PortAdminOut)
 async def disable_port(
-    gw_id: str, unit: str, port: int,
+    gw_id: schemas.Id, unit: schemas.Id, port: schemas.PortNumber,
     actor: Actor, svc: Svc,
 ) -> schemas.PortAdminOut:  # fmt: skip
     """Take a port out of service: no bookings on it; those it had are moved."""
@@ -42,7 +43,7 @@ async def disable_port(
 
 @router.post("/ports/{gw_id}/{unit}/{port}/enable", response_model=schemas.PortAdminOut)
 async def enable_port(
-    gw_id: str, unit: str, port: int,
+    gw_id: schemas.Id, unit: schemas.Id, port: schemas.PortNumber,
     actor: Actor, svc: Svc,
 ) -> schemas.PortAdminOut:  # fmt: skip
     """Put a port back in service."""
@@ -51,7 +52,7 @@ async def enable_port(
 
 @router.post("/batteries/{gw_id}/{unit}/reset-alarms", response_model=schemas.AlarmResetOut)
 async def reset_battery_alarms(
-    gw_id: str, unit: str,
+    gw_id: schemas.Id, unit: schemas.Id,
     actor: Actor, svc: Svc,
 ) -> schemas.AlarmResetOut:  # fmt: skip
     """Clear the battery's latched alarms and port faults whose cause is gone."""

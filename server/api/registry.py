@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
+from server.api.errors import documented
 from server.errors import Invalid
 from server.registry.models import (
     BatteryInfo,
@@ -19,27 +20,31 @@ from server.registry.models import (
     StationSpec,
 )
 
-router = APIRouter(tags=["registry"], dependencies=[ADMIN])
+router = APIRouter(tags=["registry"], dependencies=[ADMIN], responses=documented(401, 422, 503))
 
 CSV_EXAMPLE = "id,name_ja,name_en,latitude,longitude\nozu-01,大洲小学校,Ozu Elementary,33.5,132.5\n"
 
 
 class StationRef(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    station_id: str
+    station_id: schemas.Id
 
 
-@router.post("/stations", response_model=StationInfo, status_code=201)
+@router.post(
+    "/stations", response_model=StationInfo, status_code=201, responses=documented(400, 409, 415)
+)
 async def create_station(spec: StationSpec, actor: Actor, svc: Svc) -> StationInfo:
     station: StationInfo = await svc.registry.create_station(spec, actor)
     return station
 
 
-@router.put("/stations/{station_id}", response_model=StationInfo)
+@router.put(
+    "/stations/{station_id}", response_model=StationInfo, responses=documented(400, 404, 415)
+)
 async def update_station(
     actor: Actor,
     svc: Svc,
-    station_id: str,
+    station_id: schemas.Id,
     patch: StationPatch,
 ) -> StationInfo:
     """Change the fields given; the id never changes."""
@@ -71,12 +76,15 @@ async def import_csv(
     )  # fmt: skip
 
 
-@router.put("/batteries/{gw_id}/{unit}", response_model=BatteryInfo)
+@router.put(
+    "/batteries/{gw_id}/{unit}", response_model=BatteryInfo,
+    responses=documented(400, 404, 409, 415),
+)  # fmt: skip
 async def map_battery(
     actor: Actor,
     svc: Svc,
-    gw_id: str,
-    unit: str,
+    gw_id: schemas.Id,
+    unit: schemas.Id,
     ref: StationRef,
 ) -> BatteryInfo:
     """Place battery (gateway, `bus.unit_id`) at a station."""

@@ -7,12 +7,71 @@ Times are aware UTC; `level` is the four-step colour the dashboard shows.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, computed_field
+from annotated_types import Interval
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    StringConstraints,
+    WithJsonSchema,
+    computed_field,
+)
 
+from protocol.payloads import PORT_MAX
 from server.incidents.kinds import LATCHING
+
+PRINTABLE_RE: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
+"""No control characters (C0, DEL, C1): PostgreSQL cannot store a NUL, and none belongs in
+an id or a name, so both stores refuse them alike, here."""
+Text = Annotated[str, StringConstraints(pattern=PRINTABLE_RE)]
+"""Every id, name and free text the API takes (add the column's length where it is used)."""
+Id = Annotated[Text, StringConstraints(min_length=1, max_length=100)]
+"""An id in a path or a query: a station, booking, gateway, battery or resident."""
+RowId = Annotated[int, Interval(ge=1, le=2**31 - 1)]
+"""A row number (an incident): the database's 32-bit INTEGER."""
+PortNumber = Annotated[int, Interval(ge=1, le=PORT_MAX)]
+
+INSTANT_RE: Final = (
+    r"^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt]([01][0-9]|2[0-3]):[0-5][0-9]"
+    r":[0-5][0-9](\.[0-9]{1,6})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+INSTANT_HELP: Final = "RFC 3339 with a time zone, years 2000-2099, e.g. 2030-04-01T09:00:00+09:00"
+
+
+def _instant_text(value: object) -> object:
+    """Only an RFC 3339 string (or a datetime from our own code) is a time: no number as
+    seconds since 1970, no time without a zone, no year the calendar arithmetic overflows."""
+    if isinstance(value, datetime) or (isinstance(value, str) and re.fullmatch(INSTANT_RE, value)):
+        return value
+    raise ValueError(f"not a time: {INSTANT_HELP}")
+
+
+def _json_number(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("a JSON number is required")
+    return value
+
+
+Count = Annotated[int, BeforeValidator(_json_number), Strict(False)]
+"""An integer in a strict model that takes `8.0` as JSON Schema does, never `"8"` or `true`."""
+
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_instant_text),
+    Strict(False),  # the string is checked above; strict would refuse it from parsed JSON
+    WithJsonSchema(
+        {"type": "string", "format": "date-time", "pattern": INSTANT_RE,
+         "description": INSTANT_HELP}
+    ),
+]  # fmt: skip
+"""Every time the API takes: one rule for a body field and a query parameter alike."""
 
 Level = Literal["free", "busy", "crowded", "full", "no_chargers"]
 """free: half the healthy ports free now; busy: fewer; crowded: the next free window is not
@@ -25,7 +84,9 @@ class _Out(BaseModel):
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    """Strict: `false` is no number, `"1"` no bool, `0` no time."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class PortOut(_Out):
@@ -126,8 +187,8 @@ class OptionsRequest(_In):
 
     lat: float = Field(ge=-90, le=90)
     lon: float = Field(ge=-180, le=180)
-    earliest: datetime | None = None
-    limit: int = Field(default=5, ge=1, le=20)
+    earliest: Instant | None = None
+    limit: Count = Field(default=5, ge=1, le=20)
 
 
 class OptionOut(_Out):
@@ -146,9 +207,9 @@ class OptionList(_Out):
 
 
 class BookingRequest(_In):
-    resident_id: str = Field(min_length=1, max_length=100)
-    station_id: str = Field(min_length=1, max_length=64)
-    window_start: datetime
+    resident_id: Text = Field(min_length=1, max_length=100)
+    station_id: Text = Field(min_length=1, max_length=64)
+    window_start: Instant
 
 
 class BookingOut(_Out):
@@ -225,3 +286,18 @@ class ImportOut(_Out):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    """Machine-readable and stable: clients branch on it."""
+    message: str
+    """For humans."""
+    field: str | None = None
+    """The offending field, for 422 `invalid`."""
+
+
+class ErrorOut(BaseModel):
+    """The one shape of every error the API answers (see `server.api.errors`)."""
+
+    error: ErrorDetail

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -10,10 +9,11 @@ from sqlalchemy import select
 
 from server.api import schemas
 from server.api.deps import Svc
+from server.api.errors import documented
 from server.api.live import station_detail, station_list, station_windows
 from server.db.models import Station
 
-router = APIRouter(tags=["stations"])
+router = APIRouter(tags=["stations"], responses=documented(503))
 
 
 @router.get("/stations", response_model=schemas.StationList)
@@ -25,27 +25,32 @@ async def list_stations(svc: Svc) -> schemas.StationList:
     return schemas.StationList(stations=stations, at=now)
 
 
-@router.get("/stations/{station_id}", response_model=schemas.StationDetail)
-async def get_station(station_id: str, svc: Svc) -> schemas.StationDetail:
+@router.get(
+    "/stations/{station_id}", response_model=schemas.StationDetail, responses=documented(404, 422)
+)
+async def get_station(station_id: schemas.Id, svc: Svc) -> schemas.StationDetail:
     """One station with its batteries, ports (effective status) and open incidents."""
     async with svc.db.transaction() as session:
         return await station_detail(session, svc.settings, svc.clock(), station_id)
 
 
-@router.get("/stations/{station_id}/windows", response_model=schemas.WindowList)
+@router.get(
+    "/stations/{station_id}/windows", response_model=schemas.WindowList,
+    responses=documented(404, 422),
+)  # fmt: skip
 async def get_windows(
     svc: Svc,
-    station_id: str,
-    from_: Annotated[datetime | None, Query(alias="from", description="aware ISO 8601")] = None,
+    station_id: schemas.Id,
+    from_: Annotated[schemas.Instant | None, Query(alias="from")] = None,
 ) -> schemas.WindowList:
     """Bookable windows from `from` (default now) within the booking horizon."""
     now = svc.clock()
-    earliest = from_ if from_ is not None and from_.tzinfo is not None else now
+    earliest = from_ or now
     async with svc.db.transaction() as session:
         return await station_windows(session, svc.settings, now, station_id, earliest)
 
 
-@router.post("/options", response_model=schemas.OptionList)
+@router.post("/options", response_model=schemas.OptionList, responses=documented(400, 415, 422))
 async def options(request: schemas.OptionsRequest, svc: Svc) -> schemas.OptionList:
     """Ranked options for a location: cost = 2 x walking minutes + waiting minutes.
 

@@ -95,7 +95,7 @@ def _parse(
             name: cell.strip() for name, cell in zip(header, cells, strict=True) if cell.strip()
         }
         try:
-            parsed = model.model_validate(values)
+            parsed = model.model_validate(values, strict=False)
         except ValidationError as exc:
             errors.extend(_row_errors(number, exc))
             continue

@@ -12,6 +12,7 @@ from typing import Annotated, Final
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from protocol.topics import NAME_RE, UnitAddress
+from server.api.schemas import Text
 
 STATION_ID_RE: Final = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 """Lower case, digits, '-' and '_': safe in a URL path and in a dedupe key."""
@@ -43,7 +44,10 @@ StationId = Annotated[str, Field(pattern=STATION_ID_RE)]
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    """Strict, as JSON arrives (`false` is no latitude); the CSV import, whose cells are all
+    text, validates with `strict=False`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
 
 
 class StationSpec(_Model):
@@ -54,13 +58,13 @@ class StationSpec(_Model):
     """
 
     id: StationId
-    name_ja: str = Field(min_length=1, max_length=200)
-    name_en: str = Field(min_length=1, max_length=200)
+    name_ja: Text = Field(min_length=1, max_length=200)
+    name_en: Text = Field(min_length=1, max_length=200)
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    address: str = Field(default="", max_length=300)
-    municipality: str = Field(default="", max_length=100)
-    counterpart_group: str | None = Field(default=None, max_length=100)
+    address: Text = Field(default="", max_length=300)
+    municipality: Text = Field(default="", max_length=100)
+    counterpart_group: Text | None = Field(default=None, max_length=100)
     opens_at: TimeOfDay = None
     closes_at: TimeOfDay = Field(default=None, validate_default=True)
     slot_minutes: int = Field(default=30, ge=5, le=240)
@@ -86,13 +90,13 @@ class StationSpec(_Model):
 class StationPatch(_Model):
     """A partial update: only the fields given change (the id never does)."""
 
-    name_ja: str | None = Field(default=None, min_length=1, max_length=200)
-    name_en: str | None = Field(default=None, min_length=1, max_length=200)
+    name_ja: Text | None = Field(default=None, min_length=1, max_length=200)
+    name_en: Text | None = Field(default=None, min_length=1, max_length=200)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
-    address: str | None = Field(default=None, max_length=300)
-    municipality: str | None = Field(default=None, max_length=100)
-    counterpart_group: str | None = Field(default=None, max_length=100)
+    address: Text | None = Field(default=None, max_length=300)
+    municipality: Text | None = Field(default=None, max_length=100)
+    counterpart_group: Text | None = Field(default=None, max_length=100)
     opens_at: TimeOfDay = None
     closes_at: TimeOfDay = None
     slot_minutes: int | None = Field(default=None, ge=5, le=240)

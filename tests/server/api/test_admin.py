@@ -125,7 +125,7 @@ async def test_disable_moves_bookings_and_enable_restores(client: httpx.AsyncCli
     assert any(n["resident_id"] == "r-9" for n in told["notifications"])
     on = await client.post("/api/v1/ports/demo-gw/rs485-1.1/1/enable", headers=ADMIN)
     assert on.status_code == 200 and not on.json()["admin_disabled"]
-    missing = await client.post("/api/v1/ports/demo-gw/rs485-1.1/99/disable", headers=ADMIN)
+    missing = await client.post("/api/v1/ports/demo-gw/rs485-1.1/9/disable", headers=ADMIN)
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
 
 
