@@ -39,7 +39,9 @@ RECANCEL_S: Final = 0.5
 async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
     """Run until `stop` is set, then say goodbye (retained offline) and close the outbox."""
     quiet_pymodbus()
-    outbox = Outbox(config.store_path, int(config.outbox_max_mb * 1024 * 1024))
+    outbox = Outbox(
+        config.store_path, int(config.outbox_max_mb * 1024 * 1024), receipts=config.mqtt.receipts
+    )
     units = [UnitAddress(bus.name, unit_id) for bus in config.bus for unit_id in bus.units]
     publisher: Publisher | None = None
     reporter = Reporter(
