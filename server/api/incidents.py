@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
@@ -9,16 +10,30 @@ from sqlalchemy import select
 
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
-from server.api.deps import Svc
+from server.api.deps import Services, Svc
 from server.api.errors import documented
 from server.api.ports import reset_alarms
+from server.booking.views import battery_place, load_batteries
 from server.db.models import Notification
 from server.errors import Conflict
-from server.incidents.kinds import LATCHING
+from server.incidents.kinds import LATCHING, IncidentView
 
 router = APIRouter(tags=["incidents"], dependencies=[ADMIN], responses=documented(401, 422, 503))
 
 State = Literal["open", "acknowledged", "resolved"]
+
+
+async def _out(svc: Services, incidents: Sequence[IncidentView]) -> list[schemas.IncidentOut]:
+    """Incidents as answered, each naming its battery and port the way a crew finds them."""
+    async with svc.db.transaction() as session:
+        batteries = await load_batteries(session, {i.station_id or "" for i in incidents})
+    names = {(b.gw_id, b.unit): b.name for b in batteries}
+    return [
+        schemas.IncidentOut.model_validate(i).model_copy(
+            update={"place": battery_place(names, i.gw_id, i.unit, i.port)}
+        )
+        for i in incidents
+    ]
 
 
 @router.get("/incidents", response_model=schemas.IncidentList)
@@ -28,7 +43,7 @@ async def list_incidents(
     station_id: Annotated[schemas.Id | None, Query()] = None,
 ) -> schemas.IncidentList:
     found = await svc.incidents.list(state, station_id)
-    return schemas.IncidentList(incidents=[schemas.IncidentOut.model_validate(i) for i in found])
+    return schemas.IncidentList(incidents=await _out(svc, found))
 
 
 @router.post(
@@ -36,9 +51,7 @@ async def list_incidents(
     responses=documented(404, 409),
 )  # fmt: skip
 async def acknowledge(incident_id: schemas.RowId, actor: Actor, svc: Svc) -> schemas.IncidentOut:
-    incident = schemas.IncidentOut.model_validate(
-        await svc.incidents.acknowledge(incident_id, actor)
-    )
+    [incident] = await _out(svc, [await svc.incidents.acknowledge(incident_id, actor)])
     svc.hub.publish({"type": "incident", "stations": [incident.station_id or ""]})
     return incident
 
@@ -57,7 +70,7 @@ async def resolve(
             raise Conflict(f"incident {incident_id} ({found.kind}) latches no alarm to reset",
                            code="nothing_to_reset")  # fmt: skip
         await reset_alarms(svc, found.gw_id, found.unit, actor, incident_id)
-    incident = schemas.IncidentOut.model_validate(await svc.incidents.resolve(incident_id, actor))
+    [incident] = await _out(svc, [await svc.incidents.resolve(incident_id, actor)])
     svc.hub.publish({"type": "incident", "stations": [incident.station_id or ""]})
     return incident
 

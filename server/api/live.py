@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.api import schemas
 from server.api.availability import availability, windows
 from server.booking.capacity import StationView
-from server.booking.views import load_station_views
+from server.booking.views import battery_place, load_batteries, load_station_views
 from server.db.models import Booking, Gateway, Incident, Port, Station, Unit, WindowLoad
 from server.errors import NotFound
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
@@ -58,10 +58,16 @@ async def station_detail(
         )
     ).all()
     summary = _station_out(row, views[station_id], booked, held, len(incidents), settings, now)
+    names = {(b.gw_id, b.unit): b.name for b in await load_batteries(session, [station_id])}
     return schemas.StationDetail(
         **summary.model_dump(),
-        batteries=await _batteries(session, station_id, now, settings.report_period_s),
-        incidents=[schemas.IncidentBrief.model_validate(i) for i in incidents],
+        batteries=await _batteries(session, station_id, now, settings.report_period_s, names),
+        incidents=[
+            schemas.IncidentBrief.model_validate(i).model_copy(
+                update={"place": battery_place(names, i.gw_id, i.unit, i.port)}
+            )
+            for i in incidents
+        ],
     )
 
 
@@ -150,7 +156,11 @@ async def _open_incident_counts(session: AsyncSession) -> dict[str, int]:
 
 
 async def _batteries(
-    session: AsyncSession, station_id: str, now: datetime, report_period_s: float
+    session: AsyncSession,
+    station_id: str,
+    now: datetime,
+    report_period_s: float,
+    names: dict[tuple[str, str], str],
 ) -> list[schemas.BatteryOut]:
     cutoff = stale_cutoff(now, report_period_s)
     units = (
@@ -175,7 +185,8 @@ async def _batteries(
         gw_up = gateway is not None and gateway_online(gateway.state, gateway.silent)
         batteries.append(
             schemas.BatteryOut(
-                gw_id=unit.gw_id, unit=unit.unit, online=unit.online and gw_up and not stale,
+                gw_id=unit.gw_id, unit=unit.unit, name=names[(unit.gw_id, unit.unit)],
+                online=unit.online and gw_up and not stale,
                 soc_pct=unit.soc_pct, temp_c=unit.temp_c, rated_wh=unit.rated_wh,
                 alarms=list(unit.alarms or []),
                 ports=[

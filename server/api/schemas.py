@@ -107,6 +107,8 @@ class PortOut(_Out):
 class BatteryOut(_Out):
     gw_id: str
     unit: str
+    name: str
+    """As a crew finds it at the station: "battery 2 (rs485-1.2)"."""
     online: bool
     """False when the battery, its gateway, or its reports are gone."""
     soc_pct: float | None
@@ -151,6 +153,8 @@ class IncidentBrief(_Out):
     unit: str | None
     port: int | None
     opened_at: datetime
+    place: str | None = None
+    """Its battery and port as a crew finds them on site: "battery 2 (rs485-1.2) port 3"."""
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -225,6 +229,8 @@ class BookingOut(_Out):
     created_at: datetime
     updated_at: datetime
     moved_from_id: str | None
+    place: str
+    """The port as a crew finds it on site: "battery 2 (rs485-1.2) port 3"."""
 
 
 class IncidentOut(IncidentBrief):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 import string
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta, timezone
 from random import Random
 from typing import Final
@@ -82,6 +82,8 @@ class StationView:
     unseen_wh: float = 0.0
     """The same, as last reported, of its batteries out of sight: it backs the bookings held
     there, not new ones."""
+    batteries: Mapping[int, str] = field(default_factory=dict, compare=False)
+    """How a crew names each battery (by unit_pk) on site, e.g. "battery 2 (rs485-1.2)"."""
 
     @property
     def healthy_ports(self) -> int:

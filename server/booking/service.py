@@ -26,7 +26,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
@@ -52,7 +52,14 @@ from server.booking.claims import (
 from server.booking.displays import CLEAR, Wake, show, show_many
 from server.booking.moves import free_table
 from server.booking.ranking import Option, Ranker
-from server.booking.views import BookingView, PortAddress, StationSnapshot, load_port_addresses
+from server.booking.views import (
+    BookingView,
+    PortAddress,
+    StationSnapshot,
+    load_battery_names,
+    load_port_addresses,
+    port_place,
+)
 from server.db.models import Booking, Station
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound, ServerError
@@ -142,9 +149,10 @@ class BookingService:
                     .where(Booking.id == booking_id)
                 )
             ).first()
-        if found is None:
-            raise NotFound(f"no booking {booking_id}")
-        return BookingView.of(found[0], found[1])
+            if found is None:
+                raise NotFound(f"no booking {booking_id}")
+            names = await load_battery_names(session, [found[0].station_id])
+        return BookingView.of(found[0], found[1], names)
 
     async def active_for_resident(self, resident_id: str) -> BookingView | None:
         async with self._db.transaction() as session:
@@ -158,7 +166,10 @@ class BookingService:
                     )
                 )
             ).first()
-        return None if found is None else BookingView.of(found[0], found[1])
+            if found is None:
+                return None
+            names = await load_battery_names(session, [found[0].station_id])
+        return BookingView.of(found[0], found[1], names)
 
     # -- booking ---------------------------------------------------------------------------
 
@@ -192,8 +203,9 @@ class BookingService:
             slot = await session.scalar(
                 select(Station.slot_minutes).where(Station.id == row.station_id)
             )
+            names = await load_battery_names(session, [row.station_id])
             if row.status == "cancelled":
-                return BookingView.of(row, slot or self._settings.slot_minutes)
+                return BookingView.of(row, slot or self._settings.slot_minutes, names)
             if row.status != "active":
                 raise Conflict(f"booking {booking_id} is {row.status}", code="not_active")
             row.status = "cancelled"
@@ -202,7 +214,7 @@ class BookingService:
             address = await self._address(session, row.unit_pk)
             await show(session, address, row.port, CLEAR, now)
         self._woken()
-        return BookingView.of(row, slot or self._settings.slot_minutes)
+        return BookingView.of(row, slot or self._settings.slot_minutes, names)
 
     # -- reacting to the ingest and to time -----------------------------------------------
 
@@ -509,13 +521,18 @@ class BookingService:
                 window_end=pending.window_start + slot, unit_pk=port.unit_pk,
                 port=port.port, status="active", ticket_code=ticket_code(self._rng),
                 created_at=now, updated_at=now, moved_from_id=None,
+                place=port_place(pending.station.batteries, port.unit_pk, port.port),
             ))  # fmt: skip
         return outcomes, added
 
 
+DERIVED: Final = frozenset({"window_end", "place"})
+"""BookingView fields that are not columns of `bookings`."""
+
+
 def _row(view: BookingView) -> dict[str, Any]:
     """The `bookings` row of a new booking, for a bulk INSERT."""
-    return {f.name: getattr(view, f.name) for f in fields(view) if f.name != "window_end"}
+    return {f.name: getattr(view, f.name) for f in fields(view) if f.name not in DERIVED}
 
 
 def _longest_slot(stations: Iterable[StationView]) -> timedelta:

@@ -47,9 +47,12 @@ class BookingView:
     created_at: datetime
     updated_at: datetime
     moved_from_id: str | None
+    place: str
+    """The port as a crew finds it on site (`port_place`): a station may have two port 1s."""
 
     @classmethod
-    def of(cls, row: Booking, slot_minutes: int) -> BookingView:
+    def of(cls, row: Booking, slot_minutes: int, batteries: Mapping[int, str]) -> BookingView:
+        """`batteries`: the station's battery names (`load_battery_names`)."""
         return cls(
             id=row.id,
             resident_id=row.resident_id,
@@ -63,7 +66,71 @@ class BookingView:
             created_at=row.created_at,
             updated_at=row.updated_at,
             moved_from_id=row.moved_from_id,
+            place=port_place(batteries, row.unit_pk, row.port),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class MappedBattery:
+    """A battery mapped to a station, with the name a crew finds it by on site."""
+
+    unit_pk: int
+    station_id: str
+    gw_id: str
+    unit: str
+    name: str
+    """Its number at the station, counting in the order the dashboard lists a station's
+    batteries (gateway, then unit), and its bus address: "battery 2 (rs485-1.2)"."""
+
+
+def name_batteries(units: Iterable[tuple[int, str, str, str]]) -> list[MappedBattery]:
+    """Name each of (unit_pk, station_id, gw_id, unit) at its station (`MappedBattery.name`)."""
+    by_station: dict[str, list[tuple[str, str, int]]] = defaultdict(list)
+    for unit_pk, station_id, gw_id, unit in units:
+        by_station[station_id].append((gw_id, unit, unit_pk))
+    return [
+        MappedBattery(unit_pk, station_id, gw_id, unit, f"battery {number} ({unit})")
+        for station_id, batteries in by_station.items()
+        for number, (gw_id, unit, unit_pk) in enumerate(sorted(batteries), 1)
+    ]
+
+
+def port_place(batteries: Mapping[int, str], unit_pk: int, port: int) -> str:
+    """A port as a crew finds it, "battery 2 (rs485-1.2) port 3", from the station's battery
+    names by unit_pk (a battery unmapped since: just the port)."""
+    battery = batteries.get(unit_pk)
+    return f"{battery} port {port}" if battery else f"port {port}"
+
+
+def battery_place(
+    names: Mapping[tuple[str, str], str], gw_id: str | None, unit: str | None, port: int | None
+) -> str | None:
+    """Where an incident is, as a crew finds it: "battery 2 (rs485-1.2) port 3", or just
+    the battery; None for a whole gateway. `names` by (gw_id, unit), from `load_batteries`."""
+    if gw_id is None or unit is None:
+        return None
+    battery = names.get((gw_id, unit), f"battery {unit}")
+    return battery if port is None else f"{battery} port {port}"
+
+
+async def load_batteries(
+    session: AsyncSession, station_ids: Iterable[str] | None = None
+) -> list[MappedBattery]:
+    """Every mapped battery (or those of the stations given), named (`name_batteries`)."""
+    query = select(Unit.id, Unit.station_id, Unit.gw_id, Unit.unit).where(
+        Unit.station_id.is_not(None)
+    )
+    if station_ids is not None:
+        query = query.where(Unit.station_id.in_(sorted(set(station_ids))))
+    rows = await session.execute(query)
+    return name_batteries((pk, str(station_id), gw, unit) for pk, station_id, gw, unit in rows)
+
+
+async def load_battery_names(
+    session: AsyncSession, station_ids: Iterable[str] | None = None
+) -> dict[int, str]:
+    """The names of `load_batteries` by unit_pk, as `port_place` takes them."""
+    return {b.unit_pk: b.name for b in await load_batteries(session, station_ids)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,11 +185,13 @@ async def load_station_views(
         stations = stations.where(Station.id.in_(wanted))
         ports = ports.where(Unit.station_id.in_(wanted))
     cutoff = stale_cutoff(now, report_period_s)
+    names = await load_battery_names(session, wanted)
     port_views: dict[str, list[PortView]] = defaultdict(list)
     energy: dict[str, float] = defaultdict(float)
     unseen: dict[str, float] = defaultdict(float)
     """Last known energy of the batteries out of sight (see `StationView.unseen_wh`)."""
     counted_units: set[int] = set()
+    batteries: dict[str, dict[int, str]] = defaultdict(dict)
     for n, row in enumerate(await session.execute(ports), 1):
         if n % YIELD_EVERY == 0:  # thousands of rows: let waiting requests run meanwhile
             await asyncio.sleep(0)
@@ -135,6 +204,7 @@ async def load_station_views(
         port_views[station_id].append(
             PortView(unit_pk, port, effective_status(status, online, gw_online, stale, off))
         )
+        batteries[station_id][unit_pk] = names.get(unit_pk, "")
         usable = online and gw_online and not stale
         if unit_pk not in counted_units and soc is not None and rated is not None:
             counted_units.add(unit_pk)
@@ -150,6 +220,7 @@ async def load_station_views(
             ports=tuple(port_views.get(sid, ())),
             energy_wh=energy.get(sid, 0.0),
             unseen_wh=unseen.get(sid, 0.0),
+            batteries=batteries.get(sid, {}),
         )
         for sid, lat, lon, slot, opens, closes in await session.execute(stations)
     }

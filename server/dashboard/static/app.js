@@ -30,9 +30,13 @@ function card(station) {
   const ports = el("ul", { class: "ports" });
   const incidents = el("ul", { class: "incidents" });
   if (detail) {
-    for (const b of detail.batteries) for (const p of b.ports) {
-      ports.append(el("li", { class: "port", "data-status": p.status, "data-port": `${b.unit}/${p.port}`,
-                              title: `${b.unit} port ${p.port}: ${p.status}` }, `${p.port} ${STATUS[p.status] || p.status}`));
+    // Each battery's ports under its name: a station with two batteries has two port 1s.
+    for (const b of detail.batteries) {
+      ports.append(el("li", { class: "battery-name" }, b.name));
+      for (const p of b.ports) {
+        ports.append(el("li", { class: "port", "data-status": p.status, "data-port": `${b.unit}/${p.port}`,
+                                title: `${b.name} port ${p.port}: ${p.status}` }, `${p.port} ${STATUS[p.status] || p.status}`));
+      }
     }
     for (const i of detail.incidents) incidents.append(incidentItem(i));
   }
@@ -59,7 +63,7 @@ const crewToken = () => sessionStorage.getItem(TOKEN_KEY);
 
 function incidentItem(i) {
   const item = el("li", { "data-incident": String(i.id), "data-state": i.state },
-    `${i.kind}${i.port ? " port " + i.port : ""} (${i.state})`);
+    `${i.kind}${i.place ? " " + i.place : ""} (${i.state})`);
   if (crewToken()) {
     if (i.state === "open") item.append(" ", incidentAction(i.id, "acknowledge", "確認 / acknowledge"));
     item.append(" ", incidentAction(i.id, "resolve", "解決 / resolve"));

@@ -22,7 +22,7 @@ async def test_stations_list_live_availability(client: httpx.AsyncClient) -> Non
     assert ozu1.healthy_ports == 8 and ozu1.total_ports == 8
     assert ozu1.next_free_window is not None and ozu1.level in ("free", "busy")
     no_battery = next(s for s in listed.stations if s.availability.total_ports == 0)
-    assert no_battery.availability.level == "full"
+    assert no_battery.availability.level == "no_chargers"  # not "full": nothing to charge at
 
 
 async def test_station_detail_has_ports_with_effective_status(client: httpx.AsyncClient) -> None:

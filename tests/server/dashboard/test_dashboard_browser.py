@@ -133,6 +133,9 @@ def test_a_crew_member_acknowledges_and_resolves_an_incident(
     sim.inject("line-1", 1, "port_fault", port=2, error="over_current")
     wait_until(lambda: incident_state(browser) == "open", 20, "the fault's incident on the card")
     assert browser.find_elements(By.CSS_SELECTOR, "#station-st-1 .incidents button") == []
+    # named as a crew finds it on site, battery and port, not "port_fault port 2"
+    assert "port_fault battery 1 (line-1.1) port 2 (open)" in card_text(browser)
+    assert "battery 1 (line-1.1)" in browser.find_element(By.CSS_SELECTOR, ".battery-name").text
 
     sign_in(browser, "not-the-token")
     wait_until(lambda: "wrong token" in browser.find_element(By.ID, "crew-note").text, 10,
