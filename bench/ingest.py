@@ -13,7 +13,8 @@ each timed from the publishers' start to the last message:
    off). The durability settings are read back from the store and printed.
 
 The figure is the ratio of 2 over the baseline run just before it, the median over
-`--rounds` such pairs, each on a fresh database (goal >= 0.8). The
+`--rounds` such pairs, each on a fresh database (goal >= 0.8). Each receiver's CPU per
+1,000 messages is printed too: on a shared machine it varies far less than rates. The
 server's time ends when every gateway's newest seq is committed (polled every 50 ms from
 the gateways table); then the stored (gateway, seq) rows are counted. A run fails, with a
 message and exit status 1, when any part of it does: a publisher or subscriber exiting
@@ -136,8 +137,10 @@ def publisher(port: int, gw_id: str, count: int, ready: Any, go: Any) -> None:
     client.loop_stop()
 
 
-def bare_subscriber(port: int, expected: int, ready: Any, out: Queue[tuple[int, float]]) -> None:
-    """Count what arrives; report (count, time of the last message)."""
+def bare_subscriber(
+    port: int, expected: int, ready: Any, out: Queue[tuple[int, float, float]]
+) -> None:
+    """Count what arrives; report (count, time of the last message, CPU seconds used)."""
     received = 0
     last = 0.0
 
@@ -156,13 +159,14 @@ def bare_subscriber(port: int, expected: int, ready: Any, out: Queue[tuple[int, 
     if not subscribed.wait(10):
         raise TimeoutError("no SUBACK within 10 s")
     ready.release()
+    cpu_before = time.process_time()
     seen, since = 0, time.time()
     while received < expected and time.time() - since < IDLE_S:
         time.sleep(0.05)  # sampling a counter, not synchronising
         if received != seen:
             seen, since = received, time.time()
     client.loop_stop()
-    out.put((received, last))
+    out.put((received, last, time.process_time() - cpu_before))
 
 
 def forget_session(port: int, client_id: str) -> None:
@@ -220,12 +224,16 @@ class Phase:
     lost: int = field(init=False)
     counters: dict[str, int] = field(default_factory=dict)
     """The server's own ingest counters (from /metrics) after the run."""
-    cpu_s: float | None = None
-    """The server process's CPU over the run."""
+    cpu_s: float = 0.0
+    """The receiving process's CPU over the run."""
+    cpu_ms_per_1000: float = field(init=False)
+    """CPU per 1,000 messages: far steadier than rates on a shared machine."""
 
     def __post_init__(self) -> None:
         self.rate = round(self.stored / self.seconds, 1)
         self.seconds = round(self.seconds, 3)
+        self.cpu_ms_per_1000 = round(self.cpu_s * 1e6 / self.generated, 1)
+        self.cpu_s = round(self.cpu_s, 2)
         self.lost = self.generated - self.stored
         if self.stored != self.generated:
             raise BenchFailed(f"{self.receiver}: {self.stored} of {self.generated} messages "
@@ -234,7 +242,7 @@ class Phase:
 
 def run_bare(broker: Mosquitto, gateways: list[str], count: int, publish_port: int) -> Phase:
     ready = SPAWN.Semaphore(0)
-    out: Queue[tuple[int, float]] = SPAWN.Queue()
+    out: Queue[tuple[int, float, float]] = SPAWN.Queue()
     expected = len(gateways) * count
     subscriber = spawn(bare_subscriber, "bare subscriber", broker.port, expected, ready, out)
     publishers: Publishers | None = None
@@ -242,13 +250,13 @@ def run_bare(broker: Mosquitto, gateways: list[str], count: int, publish_port: i
         acquire_all(ready, [subscriber], 30, "subscribed")
         publishers = Publishers(publish_port, gateways, count)
         started = publishers.start()
-        received, last = receive(out, [subscriber, *publishers.processes], 300)
+        received, last, cpu = receive(out, [subscriber, *publishers.processes], 300)
         publishers.join()
         join_all([subscriber], 10)
     finally:
         end_all([subscriber, *(publishers.processes if publishers else [])])
     forget_session(broker.port, "bench-bare")
-    return Phase("bare", expected, received, last - started)
+    return Phase("bare", expected, received, last - started, cpu_s=cpu)
 
 
 async def newest_seqs(db: Database, gateways: list[str]) -> dict[str, int]:
@@ -326,7 +334,7 @@ async def server_phase(
         publishers.end()
     return Phase("server", len(gateways) * count, await stored_rows(db, gateways), now - started,
                  counters=await asyncio.to_thread(ingest_counters, server),
-                 cpu_s=round(cpu, 2))  # fmt: skip
+                 cpu_s=cpu)  # fmt: skip
 
 
 def run_server(
@@ -387,7 +395,8 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 settings = store_settings(url)
                 print(f"{store} | {describe(settings)} | {bare.rate:.0f} | {server.rate:.0f} | "
                       f"{ratio:.2f} | {server.generated} | {server.stored} | {server.lost} | "
-                      f"{server.seconds:.2f} | {server.cpu_s}", flush=True)  # fmt: skip
+                      f"{server.seconds:.2f} | {bare.cpu_ms_per_1000:.0f} | "
+                      f"{server.cpu_ms_per_1000:.0f}", flush=True)  # fmt: skip
             results[store] = {"settings": settings, "ratio_median": statistics.median(ratios),
                               "ratios": ratios, "rounds": rounds}  # fmt: skip
             print(
@@ -426,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.publishers} publishers x {args.count} unit states (QoS 1, {PORTS} ports)")
         print(
             "store | durability | bare paho msg/s | server process msg/s | ratio | "
-            "generated | stored | lost | seconds | server CPU s",
+            "generated | stored | lost | seconds | CPU-ms per 1,000: bare | server",
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="chargenet-bench-ingest-") as scratch:
