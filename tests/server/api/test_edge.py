@@ -75,7 +75,9 @@ async def test_out_of_range_and_control_characters_are_422(both: httpx.AsyncClie
     answers = []
     for method, path, request in REFUSED:
         reply = await both.request(method, path, headers=ADMIN, **request)
-        answers.append((method, path, reply.status_code, reply.json()["error"]["code"]))
+        json = reply.headers["content-type"] == "application/json"
+        code = reply.json().get("error", {}).get("code") if json else reply.text[:40]
+        answers.append((method, path, reply.status_code, code))
     assert answers == [(method, path, 422, "invalid") for method, path, _ in REFUSED]
 
 
