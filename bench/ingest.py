@@ -61,7 +61,7 @@ from bench.processes import (
 )
 from bench.stores import describe, durable_cluster, store_settings
 from protocol import topics
-from protocol.payloads import BatteryState, PortState, PortStatus, UnitState
+from protocol.payloads import BatteryState, GatewayStatus, PortState, PortStatus, UnitState
 from protocol.topics import DEFAULT_PREFIX, UnitAddress
 from server.db.models import Gateway, SeenMessage
 from server.db.session import Database
@@ -88,10 +88,15 @@ REPORT_PERIOD_S: Final = 3600.0
 
 
 def payloads(gw_id: str, count: int) -> list[tuple[str, bytes]]:
-    """`count` state snapshots of a gateway's units, seq 0.., as a gateway would send them."""
+    """A birth (seq 0) and `count` - 1 state snapshots of a gateway's units, as a gateway
+    sends them: the birth names the gateway's run of seqs, so the server sends receipts."""
     ts = datetime.now(UTC)
-    out = []
-    for seq in range(count):
+    units = [UnitAddress("rs485-1", 1 + n) for n in range(UNITS_PER_GATEWAY)]
+    birth = GatewayStatus(seq=0, ts=ts, state="online", boot_id=f"bench-{gw_id}",
+                          version="bench", units=[str(u) for u in units],
+                          seq_run=f"bench-{gw_id}")  # fmt: skip
+    out = [(topics.GATEWAY_STATUS.format(DEFAULT_PREFIX, gw_id), birth.model_dump_json().encode())]
+    for seq in range(1, count):
         ports = [PortState(port=p, status=PortStatus.CHARGING if (seq + p) % 3 else
                            PortStatus.AVAILABLE, occupied=(seq + p) % 3 != 0, enabled=True,
                            power_w=10.0 + p, energy_wh=seq % 97 / 10, temp_c=30.0)
@@ -154,7 +159,8 @@ def bare_subscriber(
     client.on_message = on_message
     client.on_subscribe = lambda *_: subscribed.set()
     client.connect("127.0.0.1", port)
-    client.subscribe(topics.UNIT_STATE.subscription(DEFAULT_PREFIX), qos=1)
+    client.subscribe([(topics.UNIT_STATE.subscription(DEFAULT_PREFIX), 1),
+                      (topics.GATEWAY_STATUS.subscription(DEFAULT_PREFIX), 1)])  # fmt: skip
     client.loop_start()
     if not subscribed.wait(10):
         raise TimeoutError("no SUBACK within 10 s")
@@ -332,9 +338,11 @@ async def server_phase(
         await asyncio.to_thread(publishers.join)
     finally:
         publishers.end()
+    counters = await asyncio.to_thread(ingest_counters, server)
+    if not counters.get("receipts_sent"):
+        raise BenchFailed("the server sent no receipts: the run would not measure a real one")
     return Phase("server", len(gateways) * count, await stored_rows(db, gateways), now - started,
-                 counters=await asyncio.to_thread(ingest_counters, server),
-                 cpu_s=cpu)  # fmt: skip
+                 counters=counters, cpu_s=cpu)  # fmt: skip
 
 
 def run_server(
