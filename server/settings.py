@@ -76,6 +76,44 @@ class Settings(BaseSettings):
     """... this many per second since the gateway was last heard."""
     seen_retention_h: float = Field(default=168.0, gt=0)
     """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
+    timezone: str = "Asia/Tokyo"
+    """Stations' local time zone: residents read times in it, 24-hour (13:30)."""
+    reminder_before_min: int = Field(default=10, ge=1, le=120)
+    """A resident is reminded this long before their window starts."""
+    line_channel_secret: SecretStr = SecretStr("")
+    """Signs the LINE webhook; empty refuses every webhook (401)."""
+    line_channel_access_token: SecretStr = SecretStr("")
+    line_api_url: str = "https://api.line.me"
+    """The Messaging API's base URL (the sandbox's in the demo and the tests)."""
+    line_official_account_id: str = ""
+    """The official account's basic id (`@123abcde`): station posters' QR codes open a chat
+    with it, the station's name typed in (LINE's `oaMessage` URL)."""
+    line_reply_within_s: float = Field(default=50.0, gt=0)
+    """A reply token is used this long after its event; later the message is pushed."""
+    line_requests_per_s: float = Field(default=100.0, gt=0)
+    resident_requests_per_min: int = Field(default=20, ge=1)
+    """Messages a resident may send a minute; beyond it they are asked to wait."""
+    lineworks_api_url: str = "https://www.worksapis.com/v1.0"
+    lineworks_token_url: str = "https://auth.worksmobile.com/oauth2/v2.0/token"
+    lineworks_client_id: str = ""
+    lineworks_client_secret: SecretStr = SecretStr("")
+    lineworks_service_account: str = ""
+    lineworks_private_key: SecretStr = SecretStr("")
+    """The service account's RS256 private key (PEM); or give `lineworks_private_key_file`."""
+    lineworks_private_key_file: Path | None = None
+    lineworks_bot_id: str = ""
+    lineworks_bot_secret: SecretStr = SecretStr("")
+    """Signs LINE WORKS callbacks; empty refuses every callback (401)."""
+    lineworks_requests_per_min: int = Field(default=240, ge=1)
+    """The platform's limit per API (60 on the free plan)."""
+    page_delay_s: dict[str, float] = Field(
+        default_factory=lambda: {"gateway_offline": 120.0, "battery_silent": 120.0}
+    )
+    """Per incident kind, how long it must last before crews are paged: a broker restart
+    opens a `gateway_offline` for every gateway and closes them within a minute."""
+    delivery_timeout_s: float = Field(default=10.0, gt=0)
+    """Every call to LINE and LINE WORKS gives up after this long (and is retried)."""
+    delivery_backoff_max_s: float = Field(default=300.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
 

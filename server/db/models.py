@@ -239,6 +239,8 @@ class Booking(Base):
     released_for: Mapped[str | None] = mapped_column(String(32))
     """Why relocation moved or cancelled it (`port_faulted`, `port_offline` ...); a booking
     cancelled for `port_offline` is restored if its station comes back in time."""
+    reminded_at: Mapped[datetime | None]
+    """When its resident was reminded (a `reminder` notification); once per booking."""
 
 
 class WindowLoad(Base):
@@ -258,8 +260,9 @@ class WindowLoad(Base):
 class Notification(Base):
     """A domain event someone must hear about (a moved booking, a cancelled slot ...).
 
-    The LINE channel (next milestone) delivers these; until then they are visible in the
-    API, and `delivered_at` stays empty.
+    Written in the transaction of the change it reports. `server.line.notices` turns those of
+    LINE residents into outbox messages, setting `delivered_at` in the same transaction, so
+    each is handed to the outbox exactly once; others stay visible in the API.
     """
 
     __tablename__ = "notifications"
@@ -304,6 +307,9 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     escalated_at: Mapped[datetime | None]
+    paged_at: Mapped[datetime | None]
+    """When its alert went to the crews' outbox; None while a brief blip is waited out (a
+    kind's page delay) and for incidents that resolved before anyone was paged."""
 
 
 class AuditEntry(Base):
@@ -335,3 +341,94 @@ class CommandRow(Base):
     ok: Mapped[bool | None] = mapped_column(Boolean)
     error: Mapped[str | None] = mapped_column(String(500))
     answered_at: Mapped[datetime | None]
+
+
+class OutboxMessage(Base):
+    """A message to a person on LINE or LINE WORKS, written in the transaction of the change
+    that caused it and deleted from nobody's view until it is sent (`server.delivery`).
+
+    `state`: pending -> sent, or failed (the platform refused it for good, a 4xx other than
+    429). A sender claims a row by setting `lease_until`; a row whose lease ran out (its
+    sender died mid-send) is claimed again, and the platform's idempotency (the push retry
+    key; a used reply token) keeps the person from getting it twice.
+    """
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "state", "next_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    """`line` or `lineworks`."""
+    target: Mapped[str] = mapped_column(String(200))
+    """LINE: the user id. LINE WORKS: `channel:{channelId}` or `user:{userId}`."""
+    body: Mapped[list[Any]] = mapped_column(JSON)
+    """The platform's own message objects (LINE: at most 5; LINE WORKS: one content)."""
+    reply_token: Mapped[str | None] = mapped_column(String(200))
+    reply_until: Mapped[datetime | None]
+    """The reply token is used until then; afterwards the message is pushed."""
+    reply_tried: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A reply was attempted: if its outcome was never recorded, a second reply tells."""
+    retry_key: Mapped[str] = mapped_column(String(36))
+    """`X-Line-Retry-Key` of the push (a UUID kept with the row): a repeat is a 409."""
+    source: Mapped[str] = mapped_column(String(200), default="")
+    """What caused it (`notification:12`, `line_event:...`, `incident:4:opened`)."""
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime]
+    lease_until: Mapped[datetime | None]
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(500))
+
+
+class LineEvent(Base):
+    """A LINE webhook event, kept by `webhookEventId` so a redelivery is processed once.
+
+    A location message is kept without its coordinates (a resident's location is used for
+    ranking, never stored): if the server dies before processing it, the resident is asked
+    for it again.
+    """
+
+    __tablename__ = "line_events"
+
+    webhook_event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    redelivery: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
+    processed_at: Mapped[datetime | None]
+
+
+class LineResident(Base):
+    """A LINE user who follows the official account: language and where the chat stands.
+
+    No name, no location: only what the conversation needs to continue.
+    """
+
+    __tablename__ = "line_residents"
+
+    user_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    language: Mapped[str] = mapped_column(String(8), default="ja")
+    language_chosen: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The resident asked for a language; their LINE setting no longer decides."""
+    following: Mapped[bool] = mapped_column(Boolean, default=True)
+    step: Mapped[str | None] = mapped_column(String(32))
+    """The conversation's open question (`location`, ...), None when it waits for nothing."""
+    step_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class CrewRoute(Base):
+    """Registry data: which LINE WORKS channel hears a municipality's, a counterpart group's
+    and HQ's alerts (as in Ehime's hotline). Set by an operator (CSV and API)."""
+
+    __tablename__ = "crew_routes"
+
+    scope: Mapped[str] = mapped_column(String(16), primary_key=True)
+    """`municipality`, `group` or `hq`."""
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The municipality or counterpart group as stations name it; empty for `hq`."""
+    channel_id: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]

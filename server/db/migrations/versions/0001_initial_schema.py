@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-02 19:16:35.647082
+Create Date: 2026-12-03 02:59:41.568741
 """
 
 from __future__ import annotations
@@ -48,6 +48,13 @@ def upgrade() -> None:
     with op.batch_alter_table('commands', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_commands_gw_id'), ['gw_id'], unique=False)
 
+    op.create_table('crew_routes',
+    sa.Column('scope', sa.String(length=16), nullable=False),
+    sa.Column('key', sa.String(length=100), nullable=False),
+    sa.Column('channel_id', sa.String(length=100), nullable=False),
+    sa.Column('updated_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('scope', 'key')
+    )
     op.create_table('gateways',
     sa.Column('gw_id', sa.String(length=64), nullable=False),
     sa.Column('state', sa.String(length=16), nullable=False),
@@ -82,12 +89,37 @@ def upgrade() -> None:
     sa.Column('resolved_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('resolved_by', sa.String(length=100), nullable=True),
     sa.Column('escalated_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('paged_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_incidents_station_id'), ['station_id'], unique=False)
         batch_op.create_index('uq_incidents_open_key', ['dedupe_key'], unique=True, sqlite_where=sa.text("state != 'resolved'"), postgresql_where=sa.text("state != 'resolved'"))
 
+    op.create_table('line_events',
+    sa.Column('webhook_event_id', sa.String(length=64), nullable=False),
+    sa.Column('user_id', sa.String(length=100), nullable=True),
+    sa.Column('kind', sa.String(length=32), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('redelivery', sa.Boolean(), nullable=False),
+    sa.Column('received_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('processed_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.PrimaryKeyConstraint('webhook_event_id')
+    )
+    with op.batch_alter_table('line_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_line_events_received_at'), ['received_at'], unique=False)
+
+    op.create_table('line_residents',
+    sa.Column('user_id', sa.String(length=100), nullable=False),
+    sa.Column('language', sa.String(length=8), nullable=False),
+    sa.Column('language_chosen', sa.Boolean(), nullable=False),
+    sa.Column('following', sa.Boolean(), nullable=False),
+    sa.Column('step', sa.String(length=32), nullable=True),
+    sa.Column('step_data', sa.JSON(), nullable=False),
+    sa.Column('created_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('user_id')
+    )
     op.create_table('notifications',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -100,6 +132,28 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_resident_id'), ['resident_id'], unique=False)
+
+    op.create_table('outbox',
+    sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
+    sa.Column('platform', sa.String(length=16), nullable=False),
+    sa.Column('target', sa.String(length=200), nullable=False),
+    sa.Column('body', sa.JSON(), nullable=False),
+    sa.Column('reply_token', sa.String(length=200), nullable=True),
+    sa.Column('reply_until', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('reply_tried', sa.Boolean(), nullable=False),
+    sa.Column('retry_key', sa.String(length=36), nullable=False),
+    sa.Column('source', sa.String(length=200), nullable=False),
+    sa.Column('state', sa.String(length=16), nullable=False),
+    sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('next_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('lease_until', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('created_at', server.db.models.UtcDateTime(timezone=True), nullable=False),
+    sa.Column('sent_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
+    sa.Column('last_error', sa.String(length=500), nullable=True),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.create_index('ix_outbox_due', ['state', 'next_at'], unique=False)
 
     op.create_table('pending_changes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -212,6 +266,7 @@ def upgrade() -> None:
     sa.Column('moved_from_id', sa.String(length=32), nullable=True),
     sa.Column('held_since', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.Column('released_for', sa.String(length=32), nullable=True),
+    sa.Column('reminded_at', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['station_id'], ['stations.id'], ),
     sa.ForeignKeyConstraint(['unit_pk'], ['units.id'], ),
     sa.PrimaryKeyConstraint('id')
@@ -286,16 +341,26 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_pending_changes_owner'))
 
     op.drop_table('pending_changes')
+    with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_due')
+
+    op.drop_table('outbox')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_notifications_resident_id'))
 
     op.drop_table('notifications')
+    op.drop_table('line_residents')
+    with op.batch_alter_table('line_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_line_events_received_at'))
+
+    op.drop_table('line_events')
     with op.batch_alter_table('incidents', schema=None) as batch_op:
         batch_op.drop_index('uq_incidents_open_key', sqlite_where=sa.text("state != 'resolved'"), postgresql_where=sa.text("state != 'resolved'"))
         batch_op.drop_index(batch_op.f('ix_incidents_station_id'))
 
     op.drop_table('incidents')
     op.drop_table('gateways')
+    op.drop_table('crew_routes')
     with op.batch_alter_table('commands', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_commands_gw_id'))
 
