@@ -31,11 +31,14 @@ def test_mypy_strict_is_clean() -> None:
 
 
 def test_dependencies_flow_one_way() -> None:
-    """protocol imports none of the others; gateway and firmware_sim never import each other."""
+    """protocol imports none of the others; gateway and firmware_sim never import each other;
+    no production package imports the platform sandboxes."""
     forbidden = {
-        "protocol": ("firmware_sim", "gateway", "server", "chargenet"),
-        "gateway": ("firmware_sim", "server", "chargenet"),
-        "firmware_sim": ("gateway", "server", "chargenet"),
+        "protocol": ("firmware_sim", "gateway", "server", "sandbox", "chargenet"),
+        "gateway": ("firmware_sim", "server", "sandbox", "chargenet"),
+        "firmware_sim": ("gateway", "server", "sandbox", "chargenet"),
+        "server": ("firmware_sim", "gateway", "sandbox", "chargenet"),
+        "sandbox": ("firmware_sim", "gateway", "server", "chargenet"),
     }
     offenders = []
     for package, banned in forbidden.items():

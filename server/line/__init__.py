@@ -1,0 +1,1 @@
+"""Residents on LINE: the webhook, the conversation, and what they are told."""

@@ -1,0 +1,1 @@
+"""Crews on LINE WORKS: alert routing, paging, and the buttons they answer with."""
