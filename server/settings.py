@@ -90,7 +90,8 @@ class Settings(BaseSettings):
     with it, the station's name typed in (LINE's `oaMessage` URL)."""
     line_reply_within_s: float = Field(default=50.0, gt=0)
     """A reply token is used this long after its event; later the message is pushed."""
-    line_requests_per_s: float = Field(default=100.0, gt=0)
+    line_requests_per_s: float = Field(default=1000.0, gt=0)
+    """The Messaging API allows 2,000 requests a second for reply and push; we stay under."""
     resident_requests_per_min: int = Field(default=20, ge=1)
     """Messages a resident may send a minute; beyond it they are asked to wait."""
     lineworks_api_url: str = "https://www.worksapis.com/v1.0"
