@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking.capacity import (
@@ -47,6 +47,8 @@ from server.booking.displays import CLEAR, show
 from server.booking.moves import (
     CREW,
     NOTIFY_CANCELLED,
+    NOTIFY_CHECKED_IN,
+    NOTIFY_COMPLETED,
     NOTIFY_HELD,
     NOTIFY_MOVED,
     NOTIFY_RESTORED,
@@ -111,12 +113,28 @@ async def release(session: AsyncSession, row: Booking) -> None:
 # -- check-in ----------------------------------------------------------------------------
 
 
+ENDED_UNPLUGGED = "unplugged"
+ENDED_WINDOW_OVER = "window_over"
+"""How a checked-in booking completed (`NOTIFY_COMPLETED`'s `ended`)."""
+
+
 async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int:
-    """A phone plugged at a booked port during its window checks that booking in."""
+    """What a booked port says of its phone, with the residents told (one transaction):
+    plugged in during the booking's window checks the booking in; the phone of a checked-in
+    booking unplugged there (during or after the window) completes it, so its resident may
+    book again. An unplug is a port reporting no phone, not one we lost sight of.
+
+    Returns the bookings checked in.
+    """
     plugged = [
         c for c in changes.ports if c.after_occupied and not c.before_occupied and c.station_id
     ]
-    if not plugged:
+    unplugged = [
+        c for c in changes.ports
+        if c.before_occupied and c.after_occupied is False and c.after_status != OFFLINE
+        and c.station_id
+    ]  # fmt: skip
+    if not plugged and not unplugged:
         return 0
     done = 0
     async with db.transaction() as session:
@@ -125,8 +143,8 @@ async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int
                 select(Station.slot_minutes).where(Station.id == change.station_id)
             )
             window = timedelta(minutes=slot or settings.slot_minutes)
-            result = await session.execute(
-                update(Booking)
+            rows = await session.scalars(
+                select(Booking)
                 .where(
                     Booking.unit_pk == change.unit_pk,
                     Booking.port == change.port,
@@ -134,10 +152,33 @@ async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int
                     Booking.window_start <= change.at,
                     Booking.window_start > change.at - window,
                 )
-                .values(status="checked_in", updated_at=change.at)
+                .with_for_update()
             )
-            done += int(getattr(result, "rowcount", 0) or 0)
+            for row in rows:
+                row.status, row.updated_at = "checked_in", change.at
+                _tell(session, NOTIFY_CHECKED_IN, row, change.at)
+                done += 1
+        for change in unplugged:
+            rows = await session.scalars(
+                select(Booking)
+                .where(
+                    Booking.unit_pk == change.unit_pk,
+                    Booking.port == change.port,
+                    Booking.status == "checked_in",
+                    Booking.window_start <= change.at,
+                )
+                .with_for_update()
+            )
+            for row in rows:
+                row.status, row.updated_at = "completed", change.at
+                _tell(session, NOTIFY_COMPLETED, row, change.at, ended=ENDED_UNPLUGGED)
     return done
+
+
+def _tell(session: AsyncSession, kind: str, row: Booking, now: datetime, **extra: str) -> None:
+    """Record that a booking's resident must hear of it (where it is, and `extra`)."""
+    session.add(Notification(kind=kind, resident_id=row.resident_id, booking_id=row.id,
+                             payload={**_where(row), **extra}, created_at=now))  # fmt: skip
 
 
 # -- capacity falls --------------------------------------------------------------------------
@@ -492,7 +533,7 @@ async def release_no_shows(db: Database, settings: Settings, now: datetime) -> l
 
     Not while the booking is held out of sight (a check-in there could not be seen): only
     once its window is over. Checked-in bookings whose window is over complete, so their
-    residents may book again.
+    residents may book again (and are thanked).
     """
     grace = timedelta(minutes=settings.no_show_grace_min)
     released: list[str] = []
@@ -515,4 +556,5 @@ async def release_no_shows(db: Database, settings: Settings, now: datetime) -> l
             elif row.status != "active" and over:
                 row.status = "completed"
                 row.updated_at = now
+                _tell(session, NOTIFY_COMPLETED, row, now, ended=ENDED_WINDOW_OVER)
     return released
