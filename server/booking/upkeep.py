@@ -178,7 +178,7 @@ async def check_ins(db: Database, changes: ChangeSet, settings: Settings) -> int
 def _tell(session: AsyncSession, kind: str, row: Booking, now: datetime, **extra: str) -> None:
     """Record that a booking's resident must hear of it (where it is, and `extra`)."""
     session.add(Notification(kind=kind, resident_id=row.resident_id, booking_id=row.id,
-                             payload={**_where(row), **extra}, created_at=now))  # fmt: skip
+                             payload={**place_of(row), **extra}, created_at=now))  # fmt: skip
 
 
 # -- capacity falls --------------------------------------------------------------------------
@@ -407,7 +407,7 @@ async def restore(context: Context, station_ids: Iterable[str] | None) -> list[s
             await show(session, address, port.port, row.ticket_code, now)
             session.add(Notification(
                 kind=NOTIFY_RESTORED, resident_id=row.resident_id, booking_id=row.id,
-                payload={"from": None, "to": _where(row), "reason": "station_back"},
+                payload={"from": None, "to": place_of(row), "reason": "station_back"},
                 created_at=now,
             ))  # fmt: skip
             restored.append(row.id)
@@ -501,7 +501,7 @@ async def _claim(
     return port
 
 
-def _where(row: Booking) -> dict[str, Any]:
+def place_of(row: Booking) -> dict[str, Any]:
     """A booking's place, as notifications carry it."""
     return {"booking_id": row.id, "station_id": row.station_id,
             "window_start": row.window_start.isoformat(), "port": row.port,
@@ -519,7 +519,7 @@ async def _notify(
             kind=NOTIFY_MOVED if new is not None else NOTIFY_CANCELLED,
             resident_id=row.resident_id,
             booking_id=new.id if new is not None else row.id,
-            payload={"from": source, "to": _where(new) if new else None, "reason": reason},
+            payload={"from": source, "to": place_of(new) if new else None, "reason": reason},
             created_at=now,
         )
     )
