@@ -62,6 +62,7 @@ class Base(DeclarativeBase):
 
 ACTIVE_BOOKING = text("status IN ('active', 'checked_in')")
 OPEN_INCIDENT = text("state != 'resolved'")
+UNDELIVERED = text("delivered_at IS NULL")
 
 
 class Gateway(Base):
@@ -266,6 +267,13 @@ class Notification(Base):
     """
 
     __tablename__ = "notifications"
+    __table_args__ = (
+        Index(
+            "ix_notifications_undelivered", "resident_id",
+            sqlite_where=UNDELIVERED, postgresql_where=UNDELIVERED,
+        ),
+    )  # fmt: skip
+    """The LINE notices' queue (`server.line.notices`): only what is still to be told."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(32))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 02:59:41.568741
+Create Date: 2026-12-03 06:05:03.134518
 """
 
 from __future__ import annotations
@@ -132,6 +132,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_notifications_resident_id'), ['resident_id'], unique=False)
+        batch_op.create_index('ix_notifications_undelivered', ['resident_id'], unique=False, sqlite_where=sa.text('delivered_at IS NULL'), postgresql_where=sa.text('delivered_at IS NULL'))
 
     op.create_table('outbox',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -346,6 +347,7 @@ def downgrade() -> None:
 
     op.drop_table('outbox')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_undelivered', sqlite_where=sa.text('delivered_at IS NULL'), postgresql_where=sa.text('delivered_at IS NULL'))
         batch_op.drop_index(batch_op.f('ix_notifications_resident_id'))
 
     op.drop_table('notifications')
