@@ -17,6 +17,7 @@ ENTRIES: Final = {
     "demo": ("chargenet.demo", "run everything here: broker, simulator, gateway, server"),
     "server": ("server.main", "the server: MQTT ingest, booking, REST API, dashboard"),
     "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
+    "posters": ("server.line.posters_cli", "print-ready station QR posters for LINE (PDF)"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),
     "sim": ("firmware_sim.cli", "simulated charging batteries on serial lines and TCP"),
     "broker": ("chargenet.embedded_broker", "a pure-Python MQTT broker for the demo"),

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from server.api import schemas
+from server.api.auth import ADMIN
 from server.api.deps import Svc
 from server.api.errors import documented
 from server.api.live import station_detail, station_list, station_windows
 from server.db.models import Station
+from server.line.posters import poster_pdf
 
 router = APIRouter(tags=["stations"], responses=documented(503))
 
@@ -48,6 +50,20 @@ async def get_windows(
     earliest = from_ or now
     async with svc.db.transaction() as session:
         return await station_windows(session, svc.settings, now, station_id, earliest)
+
+
+@router.get(
+    "/stations/{station_id}/poster.pdf", dependencies=[ADMIN], response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}, "description": "an A4 PDF"},
+               **documented(401, 404, 409, 422)},
+)  # fmt: skip
+async def get_poster(station_id: schemas.Id, svc: Svc) -> Response:
+    """The station's A4 poster (ja/en) whose QR code opens the LINE official account's chat
+    with `充電予約 {station}` typed in; 409 `line_official_account_id_unset` without it."""
+    station = await svc.registry.get_station(station_id)
+    pdf = poster_pdf(station, svc.settings.line_official_account_id)
+    disposition = f'inline; filename="poster-{station.id}.pdf"'
+    return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})
 
 
 @router.post("/options", response_model=schemas.OptionList, responses=documented(400, 415, 422))
