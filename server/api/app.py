@@ -35,6 +35,9 @@ from server.ingest.journal import undelivered
 from server.ingest.link import MqttLink
 from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
+from server.lineworks import callbacks as lineworks_callbacks
+from server.lineworks import routing as crew_routes
+from server.lineworks.pager import Pager
 from server.registry.service import Registry
 from server.settings import Settings
 
@@ -67,11 +70,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.state.settings = settings
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (stations, bookings, incidents, registry, ports):
+    for module in (stations, bookings, incidents, registry, ports, crew_routes):
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
     app.include_router(metrics.router)
+    app.include_router(lineworks_callbacks.router)
     app.include_router(dashboard.page)
     app.router.routes.append(dashboard.static_mount())
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
@@ -99,12 +103,13 @@ async def lifespan(
 
     # Booking writes its display commands in its own transaction; `wake` publishes them.
     booking = BookingService(db, settings, clock, wake=wake)
-    incidents_ = IncidentService(db, settings, clock)
+    pager = Pager(db, settings)  # wake=: the outbox sender's wake-up, once it exists
+    incidents_ = IncidentService(db, settings, clock, hook=pager)
     fan_out = FanOut(db, [booking.on_changes, incidents_.on_changes, hub.on_changes])
     owner = settings.mqtt_client_id
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
-        booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out,
+        booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:
@@ -124,6 +129,7 @@ async def lifespan(
             await booking.release_no_shows(clock())
             await booking.relocate_due(clock())
             await incidents_.tick(clock())
+            await pager.tick(clock())
             for changes in await undelivered(db, owner, clock(), own=False):
                 await fan_out(changes)
             resends = await resend_unanswered(

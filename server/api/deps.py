@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -20,6 +20,9 @@ from server.incidents.service import IncidentService
 from server.ingest.fanout import FanOut
 from server.registry.service import Registry
 from server.settings import Settings
+
+if TYPE_CHECKING:  # not at run time: the pager imports the crew routes, whose API uses Svc
+    from server.lineworks.pager import Pager
 
 CommandSender = Callable[[str, str, str, int | None, str | None], Awaitable[str]]
 """(gw_id, unit, action, port, value) -> cmd_id: recorded, then published by the link."""
@@ -39,6 +42,8 @@ class Services:
     send_command: CommandSender
     fan_out: FanOut
     """Hands a ChangeSet to every listener (booking, incidents, the hub)."""
+    pager: Pager
+    """Pages LINE WORKS crews on incident transitions; its `wake_after_commit` wakes the sender."""
 
 
 def services(request: Request) -> Services:

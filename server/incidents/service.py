@@ -2,8 +2,11 @@
 
 `on_changes` is the listener ingest calls after applying a batch; `tick` runs every few
 seconds from the app (debounced auto-resolve, escalation, depletion forecasts); people
-`acknowledge` and `resolve` through the API (and LINE WORKS buttons, next milestone).
-Every transition writes an audit entry in the same transaction as the change.
+`acknowledge` and `resolve` through the API and LINE WORKS buttons (`acknowledge_in` and
+`resolve_in`, in the caller's transaction). Every transition writes an audit entry in the
+same transaction as the change, and is handed, in that transaction too, to the optional
+`TransitionHook` (the crews' pager, `server.lineworks.pager`), one batch at a time so that
+what happened together can be told together.
 
 Several server processes may run this at once (shared MQTT ingest): two of them opening
 the same incident collide on the database's unique index on open `dedupe_key`s; the loser
@@ -15,7 +18,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -47,13 +50,30 @@ Clock = Callable[[], datetime]
 ATTEMPTS = 3
 
 
+class Transition(NamedTuple):
+    row: Incident
+    what: str
+    """As audited (`incident.{what}`): opened, recurred, updated, condition_cleared,
+    resolved (by `row.resolved_by`), escalated, acknowledged."""
+
+
+class TransitionHook(Protocol):
+    async def transitioned(
+        self, session: AsyncSession, changes: Sequence[Transition], now: datetime
+    ) -> None:
+        """Called in the transaction of the changes, after they are flushed."""
+
+
 class IncidentService:
     """Made once in the app lifespan; holds no state between calls but its collaborators."""
 
-    def __init__(self, db: Database, settings: Settings, clock: Clock) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, clock: Clock, hook: TransitionHook | None = None
+    ) -> None:
         self._db = db
         self._settings = settings
         self._clock = clock
+        self._hook = hook
         self.policy = Policy.from_settings(settings)
 
     async def on_changes(self, changes: ChangeSet) -> None:
@@ -89,14 +109,26 @@ class IncidentService:
     async def acknowledge(self, incident_id: int, actor: str) -> IncidentView:
         """Someone is on it: stops escalation. Idempotent; a resolved incident is a 409."""
         async with self._db.transaction() as session:
-            row = await _row(session, incident_id)
+            [view] = await self.acknowledge_in(session, [incident_id], actor)
+            return view
+
+    async def acknowledge_in(
+        self, session: AsyncSession, incident_ids: Sequence[int], actor: str
+    ) -> builtins.list[IncidentView]:
+        """`acknowledge` several at once in the caller's transaction (a LINE WORKS "acknowledge
+        all"); an unknown one is a 404 and a resolved one a 409 before anything changes."""
+        rows = [await _row(session, incident_id) for incident_id in incident_ids]
+        for row in rows:
             if row.state == State.RESOLVED:
-                raise Conflict(f"incident {incident_id} is resolved", code="incident_resolved")
+                raise Conflict(f"incident {row.id} is resolved", code="incident_resolved")
+        now, done = self._clock(), list[Transition]()
+        for row in rows:
             if row.state == State.OPEN:
-                now = self._clock()
                 row.state, row.acknowledged_at, row.acknowledged_by = State.ACKNOWLEDGED, now, actor
                 await _audit(session, actor, "acknowledged", row, now, {})
-            return view_of(row)
+                done.append(Transition(row, "acknowledged"))
+        await self._told(session, done, now)
+        return [view_of(row) for row in rows]
 
     async def resolve(self, incident_id: int, actor: str) -> IncidentView:
         """Done, whatever the condition says. Idempotent.
@@ -105,13 +137,23 @@ class IncidentService:
         cleared and come back (see `Policy.mute_after_resolve`).
         """
         async with self._db.transaction() as session:
-            row = await _row(session, incident_id)
+            [view] = await self.resolve_in(session, [incident_id], actor)
+            return view
+
+    async def resolve_in(
+        self, session: AsyncSession, incident_ids: Sequence[int], actor: str
+    ) -> builtins.list[IncidentView]:
+        """`resolve` several at once in the caller's transaction; an unknown one is a 404."""
+        rows = [await _row(session, incident_id) for incident_id in incident_ids]
+        now, done = self._clock(), list[Transition]()
+        for row in rows:
             if row.state != State.RESOLVED:
-                now = self._clock()
                 row.state, row.resolved_at, row.resolved_by = State.RESOLVED, now, actor
                 detail = {"auto": False, "condition_active": row.condition_cleared_at is None}
                 await _audit(session, actor, "resolved", row, now, detail)
-            return view_of(row)
+                done.append(Transition(row, "resolved"))
+        await self._told(session, done, now)
+        return [view_of(row) for row in rows]
 
     async def get(self, incident_id: int) -> IncidentView:
         async with self._db.transaction() as session:
@@ -141,6 +183,11 @@ class IncidentService:
                 if attempt == ATTEMPTS - 1:
                     raise
 
+    async def _told(self, session: AsyncSession, done: Sequence[Transition], now: datetime) -> None:
+        if done and self._hook is not None:
+            await session.flush()
+            await self._hook.transitioned(session, done, now)
+
     async def _muted(
         self, session: AsyncSession, keys: set[str], now: datetime
     ) -> dict[str, IncidentView]:
@@ -169,6 +216,12 @@ class IncidentService:
         now: datetime,
     ) -> None:
         """Write each action and its audit entry; `rows` (by key) is kept up to date."""
+        done: list[Transition] = []
+
+        async def record(what: str, row: Incident, detail: dict[str, Any]) -> None:
+            await _audit(session, audit.SYSTEM_ACTOR, what, row, now, detail)
+            done.append(Transition(row, what))
+
         for action in actions:
             if isinstance(action, Open):
                 s = action.signal
@@ -180,7 +233,7 @@ class IncidentService:
                 session.add(row)
                 await session.flush()
                 rows[s.dedupe_key] = row
-                await _audit(session, audit.SYSTEM_ACTOR, "opened", row, now, _seen(s.at, s.detail))
+                await record("opened", row, _seen(s.at, s.detail))
             elif isinstance(action, Recur | Touch):
                 s = action.signal
                 row = rows[s.dedupe_key]
@@ -192,20 +245,18 @@ class IncidentService:
                     row.occurrences += 1
                     row.condition_cleared_at = None
                     detail = {**_seen(s.at, s.detail), "occurrences": row.occurrences}
-                    await _audit(session, audit.SYSTEM_ACTOR, "recurred", row, now, detail)
+                    await record("recurred", row, detail)
                 elif before != row.severity:  # not on detail: a forecast's minute moves often
                     detail = {**_seen(s.at, s.detail), "severity": row.severity}
-                    await _audit(session, audit.SYSTEM_ACTOR, "updated", row, now, detail)
+                    await record("updated", row, detail)
             elif isinstance(action, Clear):
                 row = rows[action.dedupe_key]
                 row.condition_cleared_at = now
-                await _audit(session, audit.SYSTEM_ACTOR, "condition_cleared", row, now,
-                             _seen(action.at, ""))  # fmt: skip
+                await record("condition_cleared", row, _seen(action.at, ""))
             elif isinstance(action, Unmute):
                 muted = await _row(session, action.incident_id)
                 muted.condition_cleared_at = now
-                await _audit(session, audit.SYSTEM_ACTOR, "condition_cleared", muted, now,
-                             _seen(action.at, "after resolve"))  # fmt: skip
+                await record("condition_cleared", muted, _seen(action.at, "after resolve"))
             elif isinstance(action, AutoResolve):
                 row = rows.pop(action.dedupe_key)
                 row.state, row.resolved_at, row.resolved_by = (
@@ -214,13 +265,14 @@ class IncidentService:
                     audit.SYSTEM_ACTOR,
                 )
                 detail = {"auto": True, "condition_cleared_at": row.condition_cleared_at}
-                await _audit(session, audit.SYSTEM_ACTOR, "resolved", row, now, detail)
+                await record("resolved", row, detail)
             elif isinstance(action, Escalate):
                 row = rows[action.dedupe_key]
                 row.escalated_at = now
                 detail = {"open_for_s": (now - row.opened_at).total_seconds()}
-                await _audit(session, audit.SYSTEM_ACTOR, "escalated", row, now, detail)
+                await record("escalated", row, detail)
         await session.flush()
+        await self._told(session, done, now)
 
 
 def view_of(row: Incident) -> IncidentView:

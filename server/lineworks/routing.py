@@ -1,0 +1,216 @@
+"""Crew routes, registry data an operator sets: which LINE WORKS channel hears what.
+
+A route is (scope, key) -> channel: `municipality` and `group` keyed by the name stations
+give (`Station.municipality`, `Station.counterpart_group`), `hq` with an empty key. Set one
+at a time (PUT, DELETE) or from a CSV file (`scope,key,channel_id`, all rows or none, each
+bad row reported); every change is audited. Read back as `alerts.Routes` by the pager.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Final, Literal
+
+from fastapi import APIRouter, Body, Query
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server import audit
+from server.api import schemas
+from server.api.auth import ADMIN, Actor
+from server.api.deps import Svc
+from server.api.errors import documented
+from server.db.models import CrewRoute
+from server.db.session import Database
+from server.errors import Invalid, NotFound
+from server.lineworks.alerts import Routes
+from server.registry.csv_import import ParsedCsv, _parse
+from server.registry.service import ImportReport
+
+Scope = Literal["municipality", "group", "hq"]
+COLUMNS: Final = ("scope", "key", "channel_id")
+REQUIRED: Final = frozenset({"scope", "channel_id"})
+CHANNEL_ID_RE: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+"""Safe in the send URL's path (`/channels/{channelId}/messages`)."""
+CSV_EXAMPLE = "scope,key,channel_id\nmunicipality,大洲市,ch-ozu\ngroup,南予,ch-nanyo\nhq,,ch-hq\n"
+
+Clock = Callable[[], datetime]
+Key = Annotated[schemas.Text, Field(max_length=100)]
+ChannelId = Annotated[str, Field(pattern=CHANNEL_ID_RE)]
+
+
+class RouteSpec(BaseModel):
+    """One route as an operator gives it; `hq` takes no key, the others need one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
+
+    scope: Scope
+    key: Key = ""
+    channel_id: ChannelId
+
+    @model_validator(mode="after")
+    def _key_fits_scope(self) -> RouteSpec:
+        if self.scope == "hq" and self.key:
+            raise ValueError("an hq route takes no key")
+        if self.scope != "hq" and not self.key:
+            raise ValueError(f"a {self.scope} route needs a key (the name stations give)")
+        return self
+
+    @property
+    def name(self) -> str:
+        return f"{self.scope}:{self.key}" if self.key else self.scope
+
+
+class ChannelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    channel_id: ChannelId
+
+
+class RouteOut(BaseModel):
+    scope: Scope
+    key: str
+    channel_id: str
+    updated_at: AwareDatetime
+
+
+class RouteList(BaseModel):
+    routes: list[RouteOut]
+
+
+def parse_routes_csv(text: str) -> ParsedCsv[RouteSpec]:
+    """Routes, each error with its row and column; a (scope, key) given twice is an error."""
+    return _parse(text, COLUMNS, REQUIRED, RouteSpec, lambda r: (r.scope, r.key))
+
+
+async def load_routes(session: AsyncSession) -> Routes:
+    rows = (await session.scalars(select(CrewRoute))).all()
+    by_scope: dict[str, dict[str, str]] = {"municipality": {}, "group": {}, "hq": {}}
+    for row in rows:
+        by_scope.setdefault(row.scope, {})[row.key] = row.channel_id
+    return Routes(by_scope["municipality"], by_scope["group"], by_scope["hq"].get(""))
+
+
+class CrewRoutes:
+    """Reads and writes the routes; made per request from the app's database and clock."""
+
+    def __init__(self, db: Database, clock: Clock) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def list(self) -> list[RouteOut]:
+        async with self._db.transaction() as session:
+            rows = await session.scalars(select(CrewRoute).order_by(CrewRoute.scope, CrewRoute.key))
+            return [RouteOut.model_validate(row, from_attributes=True) for row in rows]
+
+    async def put(self, spec: RouteSpec, actor: str) -> tuple[RouteOut, bool]:
+        """The route as stored, and whether it was new."""
+        async with self._db.transaction() as session:
+            row, created = await self._write(session, spec, actor)
+            return RouteOut.model_validate(row, from_attributes=True), created
+
+    async def delete(self, scope: Scope, key: str, actor: str) -> None:
+        async with self._db.transaction() as session:
+            row = await session.get(CrewRoute, (scope, key))
+            if row is None:
+                raise NotFound(f"no {scope} route {key!r}")
+            await session.delete(row)
+            await audit.record(session, actor, "crew_route.deleted", _subject(scope, key),
+                               {"channel_id": row.channel_id}, at=self._clock())  # fmt: skip
+
+    async def import_csv(self, text: str, actor: str) -> ImportReport:
+        """Every route of the file, or none of them; routes not in the file stay."""
+        parsed = parse_routes_csv(text)
+        if parsed.errors:
+            return ImportReport(errors=parsed.errors)
+        created: list[str] = []
+        updated: list[str] = []
+        unchanged: list[str] = []
+        async with self._db.transaction() as session:
+            for parsed_row in parsed.rows:
+                spec = parsed_row.model
+                row = await session.get(CrewRoute, (spec.scope, spec.key))
+                if row is not None and row.channel_id == spec.channel_id:
+                    unchanged.append(spec.name)
+                    continue
+                (created if row is None else updated).append(spec.name)
+                await self._write(session, spec, actor)
+        return ImportReport(tuple(created), tuple(updated), tuple(unchanged))
+
+    async def _write(
+        self, session: AsyncSession, spec: RouteSpec, actor: str
+    ) -> tuple[CrewRoute, bool]:
+        now = self._clock()
+        row = await session.get(CrewRoute, (spec.scope, spec.key))
+        before = None if row is None else row.channel_id
+        if row is None:
+            row = CrewRoute(scope=spec.scope, key=spec.key, channel_id=spec.channel_id,
+                            updated_at=now)  # fmt: skip
+            session.add(row)
+        elif row.channel_id != spec.channel_id:
+            row.channel_id, row.updated_at = spec.channel_id, now
+        else:
+            return row, False
+        action = "crew_route.created" if before is None else "crew_route.updated"
+        detail = {"channel_id": spec.channel_id, "before": before}
+        await audit.record(session, actor, action, _subject(spec.scope, spec.key), detail, at=now)
+        await session.flush()
+        return row, before is None
+
+
+def _subject(scope: str, key: str) -> str:
+    return f"crew_route:{scope}:{key}" if key else f"crew_route:{scope}"
+
+
+def _spec(scope: Scope, key: str, channel_id: str) -> RouteSpec:
+    try:
+        return RouteSpec(scope=scope, key=key, channel_id=channel_id)
+    except ValueError as exc:
+        raise Invalid(str(exc)) from exc
+
+
+router = APIRouter(
+    prefix="/crew-routes", tags=["crew routes"], dependencies=[ADMIN],
+    responses=documented(401, 422, 503),
+)  # fmt: skip
+
+KeyQuery = Annotated[Key, Query(description="the municipality or counterpart group; none for hq")]
+
+
+@router.get("", response_model=RouteList)
+async def list_routes(svc: Svc) -> RouteList:
+    """Which LINE WORKS channel hears each municipality's, group's and HQ's alerts."""
+    return RouteList(routes=await CrewRoutes(svc.db, svc.clock).list())
+
+
+@router.put("/{scope}", response_model=RouteOut, responses=documented(400, 415))
+async def put_route(
+    scope: Scope, body: ChannelIn, actor: Actor, svc: Svc, key: KeyQuery = ""
+) -> RouteOut:
+    """Set (create or replace) one route: `PUT /crew-routes/municipality?key=大洲市`."""
+    route, _ = await CrewRoutes(svc.db, svc.clock).put(_spec(scope, key, body.channel_id), actor)
+    return route
+
+
+@router.delete("/{scope}", status_code=204, responses=documented(404))
+async def delete_route(scope: Scope, actor: Actor, svc: Svc, key: KeyQuery = "") -> None:
+    await CrewRoutes(svc.db, svc.clock).delete(scope, key.strip(), actor)
+
+
+@router.post("/import", response_model=schemas.ImportOut, responses=documented(400))
+async def import_routes(
+    actor: Actor,
+    svc: Svc,
+    body: Annotated[
+        str, Body(media_type="text/csv", openapi_examples={"routes": {"value": CSV_EXAMPLE}})
+    ],
+) -> schemas.ImportOut:
+    """All rows or none: a file with a bad row changes nothing (422 names each bad row)."""
+    report = await CrewRoutes(svc.db, svc.clock).import_csv(body, actor)
+    if not report.ok:
+        raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
+    return schemas.ImportOut(
+        created=list(report.created), updated=list(report.updated),
+        unchanged=list(report.unchanged),
+    )  # fmt: skip
