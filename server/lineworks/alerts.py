@@ -28,6 +28,8 @@ EACH_MAX: Final = ACTIONS_MAX // 2
 ALL_MAX: Final = 8
 """Incidents of one "acknowledge all" message (its text must stay within 1,000 characters)."""
 DETAIL_MAX: Final = 80
+HEADLINE_MAX: Final = 150
+"""A headline's line (a gateway may serve many stations)."""
 
 KIND_NAMES: Final = {
     "port_fault": ("ポート故障", "port fault"),
@@ -251,18 +253,18 @@ def _alert_content(
         lines = [f"⚠️ {escalated_after_min}分間未対応{count_ja}: {site.name_ja}",
                  f"Escalated, not acknowledged in {escalated_after_min} min{count_en}: "
                  f"{site.name_en}"]  # fmt: skip
+    lines = [_cut(line, HEADLINE_MAX) for line in lines]
     numbered = len(alerts) > 1
+    budget = (CONTENT_TEXT_MAX - sum(len(line) + 1 for line in lines)) // len(alerts) - 1
     for n, alert in enumerate(alerts, 1):
         index = f"[{n}] " if numbered else ""
-        detail = (
-            alert.detail if len(alert.detail) <= DETAIL_MAX else alert.detail[:DETAIL_MAX] + "…"
-        )
         again = f" ×{alert.occurrences}" if alert.occurrences > 1 else ""
-        lines += [
+        block = "\n".join([
             f"{index}#{alert.id} {SEVERITY_MARKS.get(alert.severity, '')}{_kind(alert)}{again}",
-            " · ".join(part for part in (alert.place, detail) if part),
+            " · ".join(part for part in (alert.place, _cut(alert.detail, DETAIL_MAX)) if part),
             f"発生 opened {_when(alert.opened_at, tz)}",
-        ]
+        ])  # fmt: skip
+        lines.append(_cut(block, budget))  # every incident a button acts on stays listed
     ids = [a.id for a in alerts]
     if not each:
         actions = [action("全て対応 Ack all", Button.ACK, ids),
@@ -306,6 +308,9 @@ def _text(lines: Sequence[str]) -> dict[str, Any]:
 
 
 def _fit(lines: Sequence[str], limit: int) -> str:
-    """The lines joined, cut to the platform's limit (never expected, always enforced)."""
-    text = "\n".join(lines)
+    """The lines joined, cut to the platform's limit."""
+    return _cut("\n".join(lines), limit)
+
+
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
