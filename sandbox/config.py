@@ -39,6 +39,13 @@ class WorksConfig(_Strict):
     token_ttl_s: float = Field(default=86400.0, gt=0)
     channels: dict[str, str] = Field(default_factory=dict)
     """Channel id -> a title for the web view (channels not listed are shown by id)."""
+    listed_channels_only: bool = False
+    """A send to a channel not in `channels` is a 404, as the platform answers for a channel
+    the bot is not in; off, any channel id is taken."""
+    users: dict[str, str] = Field(default_factory=dict)
+    """Crew member id -> a name: who the web view offers to press buttons as."""
+    domain_id: int = 10000001
+    """The tenant's domain, in every callback's `source`."""
 
 
 class SandboxConfig(_Strict):
