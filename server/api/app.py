@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
@@ -24,6 +25,7 @@ from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
 from server.api.jobs import cancel_all, every
 from server.booking.service import BookingService
+from server.booking.views import BookingView
 from server.dashboard import routes as dashboard
 from server.dashboard.sse import EventHub
 from server.db.migrate import upgrade
@@ -35,6 +37,8 @@ from server.ingest.journal import undelivered
 from server.ingest.link import MqttLink
 from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
+from server.line import webhook as line_webhook
+from server.line.bot import BookingDesk, LineBot
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
 from server.lineworks.pager import Pager
@@ -76,6 +80,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.include_router(api, dependencies=[Depends(json_body)])
     app.include_router(metrics.router)
     app.include_router(lineworks_callbacks.router)
+    app.include_router(line_webhook.router)
     app.include_router(dashboard.page)
     app.router.routes.append(dashboard.static_mount())
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
@@ -107,9 +112,17 @@ async def lifespan(
     incidents_ = IncidentService(db, settings, clock, hook=pager)
     fan_out = FanOut(db, [booking.on_changes, incidents_.on_changes, hub.on_changes])
     owner = settings.mqtt_client_id
+
+    def announce(view: BookingView, what: str) -> None:
+        hub.publish({"type": "booking", "what": what, "stations": [view.station_id],
+                     "window_start": view.window_start.isoformat()})  # fmt: skip
+
+    desk = BookingDesk(db, booking, clock, ZoneInfo(settings.timezone), announce)
+    line_bot = LineBot(db, settings, desk, clock)  # wake=: the outbox sender's, once it exists
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
+        line_bot=line_bot,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:
@@ -119,6 +132,7 @@ async def lifespan(
             link = MqttLink(settings, db, fan_out)
             tasks.append(asyncio.create_task(link.run(), name="mqtt-link"))
         app.state.link = link
+        await line_bot.start()
 
         async def stale() -> None:
             now = clock()
@@ -157,6 +171,7 @@ async def lifespan(
             await link.stop()  # it applies what it already received, then its task ends
             await asyncio.wait(tasks[:1], timeout=LINK_DRAIN_S)
         await cancel_all(tasks)
+        await line_bot.stop()
         await booking.close()
         await db.dispose()
         log.info("server stopped")

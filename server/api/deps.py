@@ -22,6 +22,7 @@ from server.registry.service import Registry
 from server.settings import Settings
 
 if TYPE_CHECKING:  # not at run time: the pager imports the crew routes, whose API uses Svc
+    from server.line.bot import LineBot
     from server.lineworks.pager import Pager
 
 CommandSender = Callable[[str, str, str, int | None, str | None], Awaitable[str]]
@@ -44,6 +45,8 @@ class Services:
     """Hands a ChangeSet to every listener (booking, incidents, the hub)."""
     pager: Pager
     """Pages LINE WORKS crews on incident transitions; its `wake_after_commit` wakes the sender."""
+    line_bot: LineBot
+    """Processes the LINE webhook's stored events (the resident conversation)."""
 
 
 def services(request: Request) -> Services:

@@ -124,11 +124,33 @@ class BookingService:
         self, lat: float, lon: float, earliest: datetime, limit: int = 5
     ) -> list[Option]:
         """Ranked options; the location is used here and nowhere else (never stored)."""
-        now = self._clock()
-        earliest = max(earliest, now)
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)
         near = [views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
+        return await self._ranked(lat, lon, earliest, near, ranker, limit)
+
+    async def station_options(
+        self, station_id: str, earliest: datetime, limit: int = 5
+    ) -> list[Option]:
+        """One station's free windows, earliest first (a resident at its poster, or naming
+        it); NotFound for an unknown station."""
+        station = await self._station(station_id)
+        ranker = Ranker([station])
+        return await self._ranked(station.latitude, station.longitude, earliest, [station],
+                                  ranker, limit)  # fmt: skip
+
+    async def _ranked(
+        self,
+        lat: float,
+        lon: float,
+        earliest: datetime,
+        near: list[StationView],
+        ranker: Ranker,
+        limit: int,
+    ) -> list[Option]:
+        """Rank `near`'s free windows from (lat, lon) with `ranker` (which knows them)."""
+        now = self._clock()
+        earliest = max(earliest, now)
         if not near:
             return []
         async with self._db.transaction() as session:

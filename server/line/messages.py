@@ -45,7 +45,7 @@ class Postback(StrEnum):
     CHANGE = "change"
     """Give up booking `b` for window `w` at station `s`."""
     CANCEL = "cancel"
-    """Cancel booking `b`."""
+    """Cancel the active booking."""
     CHARGE = "charge"
     """Start over: ask for a location."""
     STATUS = "status"
@@ -444,7 +444,7 @@ def offer_change(
     return text_message(question, [
         _quick_postback(label("change", lang), change),
         _quick_postback(label("keep", lang), postback_data(Postback.STATUS)),
-        _quick_postback(label("cancel", lang), postback_data(Postback.CANCEL, b=booking.id)),
+        _quick_postback(label("cancel", lang), postback_data(Postback.CANCEL)),
     ])  # fmt: skip
 
 

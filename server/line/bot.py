@@ -1,0 +1,367 @@
+"""The LINE bot: stored webhook events, processed in order per resident, answered via the outbox.
+
+The webhook stores events (`Inbox`) and hands the new ones to `LineBot.submit`, with their
+coordinates, which are never stored. The bot keeps a queue per resident, so a resident's
+events are handled one at a time in arrival order while different residents' events are
+handled together: a worker takes the next event of every resident who has one, loads their
+chats in one read, runs the handlers concurrently (the booking service group-commits their
+bookings), then in ONE transaction marks the events processed (only those still
+unprocessed: another process may have recovered one), saves the chats and enqueues the
+replies in the outbox, with the event's reply token while it is fresh. Then it wakes the
+outbox sender.
+
+A crash between storing and processing loses nothing: `start` and, every `recover_s`,
+the worker pick up stored events still unprocessed (a location among them comes back
+without its point, and the resident is asked again). A database outage leaves the batch
+unprocessed, to be tried again. A handler's bug costs the resident one "sorry" message,
+never silence.
+
+Abuse: per resident, `resident_requests_per_min` messages a minute (a moving window, via
+`limits`); the first one beyond it is answered with a polite "slow down", later ones not
+at all until the window lets them through again. Per process: several processes each
+allow as much (the limit is against floods, not a quota).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from typing import Final
+from zoneinfo import ZoneInfo
+
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import Table, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking.service import BookingService
+from server.booking.views import BookingView
+from server.db.models import LineEvent, LineResident
+from server.db.session import Database, is_outage
+from server.delivery.outbox import Platform, enqueue
+from server.errors import NotFound
+from server.line import messages
+from server.line.conversation import OPTIONS, Ask, Chat, Offer, Reply, Ticket
+from server.line.events import Kind, ResidentEvent
+from server.line.inbox import Inbox, Received
+from server.line.routes import handler_of, route
+from server.line.stations import StationInfo, find_stations, load_stations
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+RECOVER_S: Final = 30.0
+"""How often unprocessed events are looked for, and how old they must be (younger ones are
+most likely another process's, in hand)."""
+RETRY_S: Final = 1.0
+"""Pause before a batch that failed for an outage is tried again."""
+MAX_BATCH: Final = 256
+RECOVER_LIMIT: Final = 5000
+UNLIMITED: Final = frozenset({Kind.FOLLOW, Kind.UNFOLLOW})
+"""Events no rate limit holds back (they are not requests)."""
+
+Announce = Callable[[BookingView, str], None]
+"""(booking, "booked" | "cancelled"): tells the dashboards, as the REST API does."""
+
+
+class BookingDesk:
+    """The conversation's `Desk`: the booking service and the stations, as plain data."""
+
+    def __init__(
+        self,
+        db: Database,
+        booking: BookingService,
+        clock: Callable[[], datetime],
+        tz: ZoneInfo,
+        announce: Announce | None = None,
+    ) -> None:
+        self._db = db
+        self._booking = booking
+        self._clock = clock
+        self.tz = tz
+        self._announce = announce
+
+    async def options_near(self, latitude: float, longitude: float) -> Offer:
+        found = await self._booking.options(latitude, longitude, self._clock(), OPTIONS)
+        return Offer(found, await self._stations(o.station_id for o in found))
+
+    async def options_at(self, station_id: str) -> Offer:
+        try:
+            found = await self._booking.station_options(station_id, self._clock(), OPTIONS)
+        except NotFound:
+            return Offer([], {})
+        return Offer(found, await self._stations([station_id]))
+
+    async def find(self, text: str) -> Sequence[StationInfo]:
+        async with self._db.transaction() as session:
+            return await find_stations(session, text)
+
+    async def station(self, station_id: str) -> StationInfo | None:
+        return (await self._stations([station_id])).get(station_id)
+
+    async def active(self, resident: str) -> Ticket | None:
+        booking = await self._booking.active_for_resident(resident)
+        return await self._ticket(booking) if booking is not None else None
+
+    async def book(self, resident: str, station_id: str, window_start: datetime) -> Ticket:
+        booking = await self._booking.book(resident, station_id, window_start)
+        self._told(booking, "booked")
+        return await self._ticket(booking)
+
+    async def cancel(self, booking_id: str) -> Ticket:
+        booking = await self._booking.cancel(booking_id)
+        self._told(booking, "cancelled")
+        return await self._ticket(booking)
+
+    def _told(self, booking: BookingView, what: str) -> None:
+        if self._announce is not None:
+            self._announce(booking, what)
+
+    async def _ticket(self, booking: BookingView) -> Ticket:
+        station = await self.station(booking.station_id)
+        if station is None:  # a booking's station is a foreign key: never gone
+            raise NotFound(f"no station {booking.station_id}")
+        return Ticket(booking, station)
+
+    async def _stations(self, ids: Iterable[str]) -> dict[str, StationInfo]:
+        async with self._db.transaction() as session:
+            return await load_stations(session, ids)
+
+
+class LineBot:
+    """One per process, made in the app lifespan: `start()`, then `accept` from the
+    webhook, `stop()` on the way out."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        desk: BookingDesk,
+        clock: Callable[[], datetime],
+        wake: Callable[[], None] | None = None,
+        *,
+        recover_s: float = RECOVER_S,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._db = db
+        self._desk = desk
+        self._clock = clock
+        self._wake = wake
+        self._reply_within = timedelta(seconds=settings.line_reply_within_s)
+        self._recover_s = recover_s
+        self._max_batch = max_batch
+        self.inbox = Inbox(db, clock)
+        self._queues: dict[str, deque[Received]] = {}
+        """Per resident, their events not yet processed, oldest first."""
+        self._ready: asyncio.Queue[str] = asyncio.Queue()
+        """Residents whose next event may be processed (none of theirs is in hand)."""
+        self._known: set[str] = set()
+        """Ids of the events queued or in hand, so recovery does not queue them twice."""
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._rate = RateLimitItemPerMinute(settings.resident_requests_per_min)
+        self._slowed: set[str] = set()
+        """Residents told to slow down, until the limit lets them through again."""
+        self._tasks: list[asyncio.Task[None]] = []
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # -- life ----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Queue what an earlier run stored but did not process, then start working."""
+        await self.recover(self._clock())
+        self._tasks = [
+            asyncio.create_task(self._work(), name="line-bot"),
+            asyncio.create_task(self._recovering(), name="line-bot-recovery"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.inbox.close()
+
+    async def idle(self) -> None:
+        """Until nothing is queued or in hand (tests and benchmarks wait on it)."""
+        await self._idle.wait()
+
+    # -- intake ----------------------------------------------------------------------------
+
+    async def accept(self, events: Sequence[ResidentEvent]) -> int:
+        """Store the events (raises if the store fails), queue the new ones; how many."""
+        new = await self.inbox.store(events)
+        self.submit(new)
+        return len(new)
+
+    def submit(self, received: Iterable[Received]) -> None:
+        """Queue stored events for processing, each behind its resident's earlier ones."""
+        for item in received:
+            if item.event.event_id in self._known:
+                continue
+            self._known.add(item.event.event_id)
+            self._idle.clear()
+            user = item.event.user_id or f"~{item.event.event_id}"  # nobody: alone
+            queue = self._queues.get(user)
+            if queue is None:
+                self._queues[user] = deque([item])
+                self._ready.put_nowait(user)
+            else:
+                queue.append(item)
+
+    async def recover(self, now: datetime, older_than_s: float = 0.0) -> int:
+        """Queue stored events still unprocessed (received `older_than_s` ago); how many."""
+        cutoff = now - timedelta(seconds=older_than_s)
+        async with self._db.transaction() as session:
+            rows = list(
+                await session.scalars(
+                    select(LineEvent)
+                    .where(LineEvent.processed_at.is_(None), LineEvent.received_at <= cutoff)
+                    .order_by(LineEvent.received_at, LineEvent.webhook_event_id)
+                    .limit(RECOVER_LIMIT)
+                )
+            )
+        found = [
+            Received(ResidentEvent.from_stored(r.webhook_event_id, r.user_id, r.body,
+                                               r.redelivery), r.received_at)
+            for r in rows if r.webhook_event_id not in self._known
+        ]  # fmt: skip
+        if found:
+            log.info("recovering %d unprocessed LINE events", len(found))
+        self.submit(found)
+        return len(found)
+
+    # -- work ------------------------------------------------------------------------------
+
+    async def _recovering(self) -> None:
+        while True:
+            await asyncio.sleep(self._recover_s)
+            try:
+                await self.recover(self._clock(), self._recover_s)
+            except Exception as exc:
+                log.warning("looking for unprocessed LINE events failed (%s)", exc)
+
+    async def _work(self) -> None:
+        while True:
+            users = [await self._ready.get()]
+            while len(users) < self._max_batch and not self._ready.empty():
+                users.append(self._ready.get_nowait())
+            batch = [self._queues[u][0] for u in users]
+            try:
+                await self._process(batch)
+            except Exception as exc:
+                if not is_outage(exc):
+                    log.exception("processing %d LINE events failed", len(batch))
+                await asyncio.sleep(RETRY_S)
+                for user in users:  # their heads stay: tried again, in order
+                    self._ready.put_nowait(user)
+                continue
+            for user, item in zip(users, batch, strict=True):
+                queue = self._queues[user]
+                queue.popleft()
+                self._known.discard(item.event.event_id)
+                if queue:
+                    self._ready.put_nowait(user)
+                else:
+                    del self._queues[user]
+            if not self._queues:
+                self._idle.set()
+
+    async def _process(self, batch: list[Received]) -> None:
+        """Handle one event per resident, then record it all in one transaction."""
+        users = sorted({i.event.user_id for i in batch if i.event.user_id})
+        async with self._db.transaction() as session:
+            chats = {
+                row.user_id: _chat(row)
+                for row in await session.scalars(
+                    select(LineResident).where(LineResident.user_id.in_(users))
+                )
+            }
+        replies = await asyncio.gather(*(self._turn(i, chats) for i in batch))
+        now = self._clock()
+        table: Table = LineEvent.__table__  # type: ignore[assignment]
+        sent = False
+        async with self._db.transaction() as session:
+            claimed = set(
+                await session.scalars(
+                    update(table)
+                    .where(
+                        table.c.webhook_event_id.in_([i.event.event_id for i in batch]),
+                        table.c.processed_at.is_(None),
+                    )
+                    .values(processed_at=now)
+                    .returning(table.c.webhook_event_id)
+                )
+            )
+            rows = {
+                row.user_id: row
+                for row in await session.scalars(
+                    select(LineResident).where(LineResident.user_id.in_(users))
+                )
+            }
+            for item, reply in zip(batch, replies, strict=True):
+                event = item.event
+                if reply is None or event.event_id not in claimed or event.user_id is None:
+                    continue
+                _save(session, rows, reply.chat, now)
+                if reply.messages:
+                    await enqueue(
+                        session, Platform.LINE, event.user_id, reply.messages, now=now,
+                        source=f"line_event:{event.event_id}", reply_token=event.reply_token,
+                        reply_until=item.received_at + self._reply_within,
+                    )  # fmt: skip
+                    sent = True
+        if sent and self._wake is not None:
+            self._wake()
+
+    async def _turn(self, item: Received, chats: dict[str, Chat]) -> Reply | None:
+        """The reply to one event (None: nobody to answer)."""
+        event = item.event
+        if event.user_id is None:
+            return None
+        chat = chats.get(event.user_id) or Chat(event.user_id)
+        routed = route(event)
+        if routed.language and not chat.language_chosen:
+            chat = dataclasses.replace(chat, language=routed.language)
+        if event.kind not in UNLIMITED:
+            if not self._limiter.hit(self._rate, event.user_id):
+                if event.user_id in self._slowed:
+                    return Reply([], chat)
+                self._slowed.add(event.user_id)
+                return Reply([messages.said("slow_down", chat.language)], chat)
+            self._slowed.discard(event.user_id)
+        try:
+            return await handler_of(routed)(Ask(event, chat, self._desk, routed.params))
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            log.exception("LINE handler for %s failed", routed.key)
+            return Reply([messages.said("trouble", chat.language)], chat)
+
+
+def _chat(row: LineResident) -> Chat:
+    return Chat(row.user_id, row.language, row.language_chosen, row.following, row.step,
+                dict(row.step_data or {}))  # fmt: skip
+
+
+def _save(session: AsyncSession, rows: dict[str, LineResident], chat: Chat, now: datetime) -> None:
+    """Keep the chat in its `line_residents` row (made on first contact)."""
+    row = rows.get(chat.user_id)
+    if row is None:
+        row = LineResident(user_id=chat.user_id, created_at=now)
+        rows[chat.user_id] = row
+        session.add(row)
+    row.language = chat.language
+    row.language_chosen = chat.language_chosen
+    row.following = chat.following
+    row.step = chat.step
+    row.step_data = dict(chat.step_data)
+    row.updated_at = now
