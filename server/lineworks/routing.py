@@ -2,8 +2,8 @@
 
 A route is (scope, key) -> channel: `municipality` and `group` keyed by the name stations
 give (`Station.municipality`, `Station.counterpart_group`), `hq` with an empty key. Set one
-at a time (PUT, DELETE) or from a CSV file (`scope,key,channel_id`, all rows or none, each
-bad row reported); every change is audited. Read back as `alerts.Routes` by the pager.
+at a time (PUT, DELETE) or from a CSV file (POST `text/csv`: `scope,key,channel_id`, all rows
+or none, each bad row reported); every change is audited. Read back as `alerts.Routes` by the pager.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from server.db.models import CrewRoute
 from server.db.session import Database
 from server.errors import Invalid, NotFound
 from server.lineworks.alerts import Routes
-from server.registry.csv_import import ParsedCsv, _parse
+from server.registry.csv_import import ParsedCsv, parse_rows
 from server.registry.service import ImportReport
 
 Scope = Literal["municipality", "group", "hq"]
@@ -81,7 +81,7 @@ class RouteList(BaseModel):
 
 def parse_routes_csv(text: str) -> ParsedCsv[RouteSpec]:
     """Routes, each error with its row and column; a (scope, key) given twice is an error."""
-    return _parse(text, COLUMNS, REQUIRED, RouteSpec, lambda r: (r.scope, r.key))
+    return parse_rows(text, COLUMNS, REQUIRED, RouteSpec, lambda r: (r.scope, r.key))
 
 
 async def load_routes(session: AsyncSession) -> Routes:
@@ -198,7 +198,7 @@ async def delete_route(scope: Scope, actor: Actor, svc: Svc, key: KeyQuery = "")
     await CrewRoutes(svc.db, svc.clock).delete(scope, key.strip(), actor)
 
 
-@router.post("/import", response_model=schemas.ImportOut, responses=documented(400))
+@router.post("", response_model=schemas.ImportOut, responses=documented(400))
 async def import_routes(
     actor: Actor,
     svc: Svc,
@@ -206,7 +206,8 @@ async def import_routes(
         str, Body(media_type="text/csv", openapi_examples={"routes": {"value": CSV_EXAMPLE}})
     ],
 ) -> schemas.ImportOut:
-    """All rows or none: a file with a bad row changes nothing (422 names each bad row)."""
+    """Import routes from a CSV file (`scope,key,channel_id`), all rows or none: a file with
+    a bad row changes nothing (422 names each bad row); routes not in the file stay."""
     report = await CrewRoutes(svc.db, svc.clock).import_csv(body, actor)
     if not report.ok:
         raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")

@@ -61,22 +61,25 @@ class ParsedCsv(Generic[M]):
 
 def parse_stations_csv(text: str) -> ParsedCsv[StationSpec]:
     """Stations, with duplicate ids reported on the later row."""
-    return _parse(text, STATION_COLUMNS, STATION_REQUIRED, StationSpec, lambda s: (s.id,))
+    return parse_rows(text, STATION_COLUMNS, STATION_REQUIRED, StationSpec, lambda s: (s.id,))
 
 
 def parse_batteries_csv(text: str) -> ParsedCsv[BatteryMapping]:
     """Battery mappings, with a battery listed twice reported on the later row."""
     required = frozenset(BATTERY_COLUMNS)
-    return _parse(text, BATTERY_COLUMNS, required, BatteryMapping, lambda m: (m.gw_id, m.unit))
+    return parse_rows(text, BATTERY_COLUMNS, required, BatteryMapping, lambda m: (m.gw_id, m.unit))
 
 
-def _parse(
+def parse_rows(
     text: str,
     columns: Sequence[str],
     required: frozenset[str],
     model: type[M],
     key: Callable[[M], tuple[str, ...]],
 ) -> ParsedCsv[M]:
+    """Any registry CSV file (stations, batteries, crew routes): the header checked against
+    `columns` and `required`, each row validated as `model`, a row whose `key` an earlier
+    row gave reported on the later one."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
     header = [name.strip() for name in next(reader, [])]
     header_errors = _check_header(header, columns, required)

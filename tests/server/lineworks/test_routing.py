@@ -75,7 +75,7 @@ async def test_csv_import_creates_updates_and_keeps(
     app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     text = "scope,key,channel_id\nmunicipality,内子町,ch-uchiko\nhq,,ch-hq-2\ngroup,南予,ch-nanyo\n"
-    reply = await client.post("/api/v1/crew-routes/import", content=text.encode(), headers=CSV)
+    reply = await client.post("/api/v1/crew-routes", content=text.encode(), headers=CSV)
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"created": ["municipality:内子町"], "updated": ["hq"],
                             "unchanged": ["group:南予"]}  # fmt: skip
@@ -91,7 +91,7 @@ async def test_csv_import_with_a_bad_row_reports_it_and_imports_nothing(
 ) -> None:
     text = ("\ufeffscope,key,channel_id\nmunicipality,内子町,ch-uchiko\ncity,松山市,ch-matsuyama\n"
             "group,,ch-x\nmunicipality,内子町,ch-again\n")  # fmt: skip
-    reply = await client.post("/api/v1/crew-routes/import", content=text.encode(), headers=CSV)
+    reply = await client.post("/api/v1/crew-routes", content=text.encode(), headers=CSV)
     assert reply.status_code == 422
     error = reply.json()["error"]
     assert error["code"] == "invalid_csv"
@@ -102,7 +102,7 @@ async def test_csv_import_with_a_bad_row_reports_it_and_imports_nothing(
 
 
 async def test_csv_import_with_a_bad_header_names_it(client: httpx.AsyncClient) -> None:
-    reply = await client.post("/api/v1/crew-routes/import", content=b"scope,channel\nhq,c\n",
+    reply = await client.post("/api/v1/crew-routes", content=b"scope,channel\nhq,c\n",
                               headers=CSV)  # fmt: skip
     assert reply.status_code == 422
     assert "column channel: unknown column" in reply.json()["error"]["message"]
