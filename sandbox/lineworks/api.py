@@ -42,15 +42,16 @@ FAULT_CODES: Final = {429: "TOO_MANY_REQUESTS", 500: "INTERNAL_SERVER_ERROR",
 
 class FaultRequest(BaseModel):
     """`{"status": 500|429, "count": N}` or `{"delay_s": S, "count": N}` (a hang: the caller
-    times out, and a call it gave up on is not delivered); `on` the token endpoint too."""
+    times out, and a call it gave up on is not delivered), hitting the next `count` calls of
+    `calls` (the bot's message endpoints unless the token endpoint is named)."""
 
     model_config = ConfigDict(extra="forbid")
-    status: Literal[429, 500, 502, 503] | None = None
+    status: int | None = Field(default=None, ge=400, le=599)
     delay_s: float = Field(default=0.0, ge=0, le=600)
     retry_after_s: float | None = Field(default=None, ge=0)
     """Sent as `Retry-After` with the status."""
     count: int = Field(default=1, ge=1, le=10_000)
-    on: Endpoint = "messages"
+    calls: tuple[Endpoint, ...] = Field(default=("messages",), min_length=1)
 
     @model_validator(mode="after")
     def _does_something(self) -> FaultRequest:
@@ -146,7 +147,8 @@ async def suffer(state: WorksState, endpoint: Endpoint, request: Request) -> Res
             return Response(status_code=504)  # nobody reads it; the call is not delivered
     if fault.status is None:
         return None
-    response = api_error(fault.status, FAULT_CODES[fault.status], "injected by the sandbox")
+    code = FAULT_CODES.get(fault.status, "ERROR")
+    response = api_error(fault.status, code, "injected by the sandbox")
     if fault.retry_after_s is not None:
         response.headers["Retry-After"] = f"{fault.retry_after_s:g}"
     return response
@@ -248,8 +250,9 @@ def router(state: WorksState) -> APIRouter:
     @routes.post(CONTROL + "/faults")
     async def faults(body: FaultRequest) -> dict[str, int]:
         fault = Fault(body.status, body.delay_s, body.retry_after_s)
-        state.add_faults(body.on, fault, body.count)
-        return {"pending": len(state.faults[body.on])}
+        for endpoint in dict.fromkeys(body.calls):
+            state.add_faults(endpoint, fault, body.count)
+        return {"queued": sum(len(queue) for queue in state.faults.values())}
 
     @routes.get(CONTROL + "/tokens")
     async def tokens() -> dict[str, int]:

@@ -308,7 +308,7 @@ async def test_faults_refuse_the_next_calls_then_stop(sandbox: httpx.AsyncClient
     assert answers[2].headers["Retry-After"] == "7"
     assert answers[2].json()["code"] == "TOO_MANY_REQUESTS"
     assert len((await sandbox.get(f"{CONTROL}/channels/ch-ozu/messages")).json()) == 1
-    await sandbox.post(f"{CONTROL}/faults", json={"status": 503, "on": "token"})
+    await sandbox.post(f"{CONTROL}/faults", json={"status": 503, "calls": ["token"]})
     assert (await sandbox.post(TOKEN_URL, data=grant())).status_code == 503
     assert (await sandbox.post(TOKEN_URL, data=grant())).status_code == 200
     refused = await sandbox.post(f"{CONTROL}/faults", json={"count": 3})
