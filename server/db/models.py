@@ -63,6 +63,7 @@ class Base(DeclarativeBase):
 ACTIVE_BOOKING = text("status IN ('active', 'checked_in')")
 OPEN_INCIDENT = text("state != 'resolved'")
 UNDELIVERED = text("delivered_at IS NULL")
+UNSENT = text("state = 'pending'")
 
 
 class Gateway(Base):
@@ -362,7 +363,15 @@ class OutboxMessage(Base):
     """
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "state", "next_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "state", "next_at"),
+        Index(
+            "ix_outbox_unsent_target", "platform", "target", "id",
+            sqlite_where=UNSENT, postgresql_where=UNSENT,
+        ),
+    )  # fmt: skip
+    """Due rows by time; a target's unsent rows by order (the sender sends a target's
+    rows one after another, so each claim asks whether an earlier one is unsent)."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(16))

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-12-03 06:05:03.134518
+Create Date: 2026-12-03 06:58:08.832528
 """
 
 from __future__ import annotations
@@ -155,6 +155,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('outbox', schema=None) as batch_op:
         batch_op.create_index('ix_outbox_due', ['state', 'next_at'], unique=False)
+        batch_op.create_index('ix_outbox_unsent_target', ['platform', 'target', 'id'], unique=False, sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
 
     op.create_table('pending_changes',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -343,6 +344,7 @@ def downgrade() -> None:
 
     op.drop_table('pending_changes')
     with op.batch_alter_table('outbox', schema=None) as batch_op:
+        batch_op.drop_index('ix_outbox_unsent_target', sqlite_where=sa.text("state = 'pending'"), postgresql_where=sa.text("state = 'pending'"))
         batch_op.drop_index('ix_outbox_due')
 
     op.drop_table('outbox')
