@@ -1,0 +1,137 @@
+"""The bot's access token: a service-account JWT the LINE WORKS sandbox accepts, cached,
+fetched again before it runs out, dropped when the API refuses it, secrets kept out of logs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from server.lineworks.errors import CredentialsMissing, TokenRefused
+from server.lineworks.token import REFRESH_MARGIN_S, TokenSource, refresh_after_s
+from server.settings import Settings
+from tests.server.lineworks.works import WorksSandbox, running_works, works_settings
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Clock:
+    """The token cache's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=5.0) as client:
+        yield client
+
+
+def test_a_token_is_used_until_shortly_before_it_expires() -> None:
+    assert refresh_after_s(86400) == 86400 - REFRESH_MARGIN_S
+    assert refresh_after_s(3600) == 3600 - REFRESH_MARGIN_S
+    assert refresh_after_s(60) == 30  # a short-lived token is renewed halfway
+
+
+async def test_the_token_is_cached_and_fetched_again_before_expiry(
+    works: WorksSandbox, http: httpx.AsyncClient
+) -> None:
+    clock = Clock()
+    tokens = TokenSource(works_settings(works), http, clock)
+    first = await tokens.token()
+    assert await tokens.token() == first
+    assert works.tokens() == {"issued": 1, "live": 1}
+    clock.now += works.ttl_s - REFRESH_MARGIN_S - 1
+    assert await tokens.token() == first
+    clock.now += 1  # inside the margin: a new one, while the old one still works
+    second = await tokens.token()
+    assert second != first
+    assert works.tokens() == {"issued": 2, "live": 2}
+
+
+async def test_invalidate_drops_only_the_current_token(
+    works: WorksSandbox, http: httpx.AsyncClient
+) -> None:
+    tokens = TokenSource(works_settings(works), http, Clock())
+    first = await tokens.token()
+    tokens.invalidate("some-older-token")
+    assert await tokens.token() == first
+    tokens.invalidate(first)
+    assert await tokens.token() != first
+    assert works.tokens()["issued"] == 2
+
+
+async def test_concurrent_callers_share_one_fetch(
+    works: WorksSandbox, http: httpx.AsyncClient
+) -> None:
+    tokens = TokenSource(works_settings(works), http, Clock())
+    got = await asyncio.gather(*(tokens.token() for _ in range(10)))
+    assert len(set(got)) == 1 and works.tokens()["issued"] == 1
+
+
+async def test_a_key_file_is_read(
+    works: WorksSandbox, http: httpx.AsyncClient, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "service-account.pem"
+    key_file.write_text(works.private_pem)
+    settings = works_settings(works, lineworks_private_key=SecretStr(""),
+                              lineworks_private_key_file=key_file)  # fmt: skip
+    assert await TokenSource(settings, http, Clock()).token()
+
+
+async def test_missing_credentials_are_named(http: httpx.AsyncClient) -> None:
+    with pytest.raises(CredentialsMissing) as missing:
+        await TokenSource(Settings(lineworks_client_id="c"), http).token()
+    assert "lineworks_client_secret" in missing.value.settings
+
+
+async def test_a_refused_assertion_is_a_token_refused(
+    works: WorksSandbox, http: httpx.AsyncClient
+) -> None:
+    wrong = works_settings(works, lineworks_service_account="someone@else")
+    with pytest.raises(TokenRefused) as refused:
+        await TokenSource(wrong, http).token()
+    assert (refused.value.status, refused.value.error) == (400, "invalid_grant")
+    bad_secret = works_settings(works, lineworks_client_secret=SecretStr("nope"))
+    with pytest.raises(TokenRefused) as refused:
+        await TokenSource(bad_secret, http).token()
+    assert (refused.value.status, refused.value.error) == (401, "invalid_client")
+    assert works.tokens()["issued"] == 0
+
+
+async def test_no_secret_is_logged(
+    works: WorksSandbox, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    settings = works_settings(works)
+    tokens = TokenSource(settings, http, Clock())
+    token = await tokens.token()
+    tokens.invalidate(token)
+    again = await tokens.token()
+    with pytest.raises(TokenRefused):
+        await TokenSource(works_settings(works, lineworks_client_secret=SecretStr("x")),
+                          http).token()  # fmt: skip
+    assert "token fetched" in caplog.text
+    key_body = works.private_pem.splitlines()[1]
+    for secret in (token, again, settings.lineworks_client_secret.get_secret_value(), key_body):
+        assert secret not in caplog.text
+
+
+@pytest.fixture
+def works() -> Iterator[WorksSandbox]:
+    with running_works() as sandbox:
+        yield sandbox
