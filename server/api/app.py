@@ -1,9 +1,10 @@
 """`create_app(settings)`: the FastAPI app, composed of small services in its lifespan.
 
 Start: migrate, open the database, make the services (registry, booking, incidents), the
-SSE hub, the change fan-out to [booking, incidents, hub], the MQTT link (when an MQTT URL
-is set) and the periodic jobs (staleness every half report period, no-show release and
-incident timers every 15 s). Stop: cancel every task, close streams, dispose the engine.
+SSE hub, the change fan-out to [booking, LINE notices, incidents, hub], the MQTT link (when
+an MQTT URL is set) and the periodic jobs (staleness every half report period; no-show
+release, reminders and incident timers every 15 s, `app.state.timers`; the LINE notices
+when woken and every few seconds). Stop: cancel every task, close streams, dispose the engine.
 Everything lives on `app.state.services`; nothing is module-level.
 """
 
@@ -39,9 +40,11 @@ from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
 from server.line import webhook as line_webhook
 from server.line.bot import BookingDesk, LineBot
+from server.line.notices import NoticeComposer
+from server.line.reminders import remind
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
-from server.lineworks.pager import Pager
+from server.lineworks.pager import Pager, no_wake
 from server.registry.service import Registry
 from server.settings import Settings
 
@@ -110,7 +113,11 @@ async def lifespan(
     booking = BookingService(db, settings, clock, wake=wake)
     pager = Pager(db, settings)  # wake=: the outbox sender's wake-up, once it exists
     incidents_ = IncidentService(db, settings, clock, hook=pager)
-    fan_out = FanOut(db, [booking.on_changes, incidents_.on_changes, hub.on_changes])
+    # LINE residents told of what booking recorded; wake_outbox: the sender's, once it exists
+    notices = NoticeComposer(db, settings, booking, clock, no_wake)
+    fan_out = FanOut(
+        db, [booking.on_changes, notices.on_changes, incidents_.on_changes, hub.on_changes]
+    )
     owner = settings.mqtt_client_id
 
     def announce(view: BookingView, what: str) -> None:
@@ -133,6 +140,7 @@ async def lifespan(
             tasks.append(asyncio.create_task(link.run(), name="mqtt-link"))
         app.state.link = link
         await line_bot.start()
+        tasks.append(asyncio.create_task(notices.run(), name="line-notices"))
 
         async def stale() -> None:
             now = clock()
@@ -142,6 +150,8 @@ async def lifespan(
         async def timers() -> None:
             await booking.release_no_shows(clock())
             await booking.relocate_due(clock())
+            await remind(db, settings, clock())
+            notices.wake()  # the reminders, moves and thanks just recorded
             await incidents_.tick(clock())
             await pager.tick(clock())
             for changes in await undelivered(db, owner, clock(), own=False):
@@ -160,6 +170,7 @@ async def lifespan(
             await forget_seen(db, clock() - timedelta(hours=settings.seen_retention_h))
 
         tasks.append(asyncio.create_task(every("timers", TIMERS_PERIOD_S, timers), name="timers"))
+        app.state.timers = timers  # one round at a time of the app's choosing (tests: their clock)
         tasks.append(
             asyncio.create_task(every("retention", RETENTION_PERIOD_S, retention), name="retention")
         )

@@ -7,10 +7,21 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from server.api.app import create_app
 from server.booking.moves import NOTIFY_REMINDER
-from server.db.models import Booking, Notification
+from server.db.models import Booking, LineResident, Notification, OutboxMessage
 from server.line.reminders import due, remind
-from tests.server.booking_shell.world import T0, W1, W2, Clock, StationSpec, open_world, settings
+from tests.conditions import async_read_until
+from tests.server.booking_shell.world import (
+    T0,
+    W1,
+    W2,
+    Clock,
+    StationSpec,
+    open_world,
+    seed,
+    settings,
+)
 
 A = StationSpec("A", 33.840, 132.770, ports=4)
 LEAD = timedelta(minutes=10)
@@ -55,5 +66,39 @@ def test_a_reminder_once_at_the_right_time_and_never_for_a_cancelled_one(
         finally:
             await service.close()
             await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_the_app_timers_remind_and_the_resident_is_pushed_it_once(database_url: str) -> None:
+    async def scenario() -> None:
+        clock = Clock(T0)
+        app = create_app(settings(database_url), clock)
+        async with app.router.lifespan_context(app):
+            services = app.state.services
+            await seed(services.db, [A], T0)
+            async with services.db.transaction() as session:
+                session.add(LineResident(user_id="U5", language="en", following=True,
+                                         step_data={}, created_at=T0, updated_at=T0))  # fmt: skip
+            booking = await services.booking.book("line:U5", "A", W1)
+
+            async def pushes() -> list[OutboxMessage]:
+                async with services.db.transaction() as session:
+                    return list(await session.scalars(select(OutboxMessage)))
+
+            clock.now = W1 - LEAD
+            await app.state.timers()
+            [push] = await async_read_until(pushes, bool, what="the reminder's push")
+            assert push.target == "U5" and push.source.startswith("notification:")
+            assert push.body[0]["text"] == (
+                f"Your window starts soon: A 09:30–10:00, code {booking.ticket_code}. "
+                "Please bring your charging cable."
+            )
+            clock.now = W1 - timedelta(minutes=5)
+            await app.state.timers()
+            async with services.db.transaction() as session:
+                told = list(await session.scalars(select(Notification)))
+            assert [(n.kind, n.delivered_at) for n in told] == [(NOTIFY_REMINDER, W1 - LEAD)]
+            assert len(await pushes()) == 1
 
     asyncio.run(scenario())
