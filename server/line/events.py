@@ -143,14 +143,19 @@ def _known(event: Any) -> ResidentEvent:
     return ResidentEvent(kind=Kind.OTHER, subtype=str(event.type), **common)
 
 
+_LENIENT: Final = {"follow": Kind.FOLLOW, "unfollow": Kind.UNFOLLOW}
+"""Kinds kept when the SDK refused the event's details (a follow without `follow`)."""
+
+
 def _unknown(raw: dict[str, Any]) -> ResidentEvent:
     """An event the SDK could not model, read from its JSON (only what routing needs)."""
     source = raw.get("source") or {}
     message = raw.get("message") or {}
     context = raw.get("deliveryContext") or {}
+    kind = _LENIENT.get(str(raw.get("type")), Kind.OTHER)
     return ResidentEvent(
         event_id=str(raw.get("webhookEventId", "")), user_id=source.get("userId"),
-        kind=Kind.OTHER, timestamp_ms=int(raw.get("timestamp", 0)),
+        kind=kind, timestamp_ms=int(raw.get("timestamp", 0)),
         reply_token=raw.get("replyToken"), redelivery=bool(context.get("isRedelivery")),
         subtype=str(message.get("type") or raw.get("type", ""))[:32],
     )  # fmt: skip

@@ -50,7 +50,7 @@ def verified_events(secret: str, body: bytes, signature: str) -> list[ResidentEv
     return resident_events(parsed, text)
 
 
-@router.post(WEBHOOK_PATH, status_code=200, responses=documented(400, 401, 413, 503))
+@router.post(WEBHOOK_PATH, status_code=200, responses=documented(401, 413, 422, 503))
 async def webhook(request: Request, svc: Svc) -> Response:
     """LINE's webhook: 200 once the events are stored; they are processed after."""
     body = await request.body()
