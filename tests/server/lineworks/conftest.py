@@ -1,5 +1,6 @@
-"""The app in-process on a fresh SQLite database, with a clock the test moves, the demo
-registry, crew routes for its stations, and a generated bot secret to sign callbacks."""
+"""The app in-process on a fresh database of each store (SQLite, PostgreSQL), with a clock
+the test moves, the demo registry, crew routes for its stations, and a generated bot secret
+to sign callbacks."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -70,9 +70,9 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def app(tmp_path: Path, clock: Clock) -> AsyncIterator[FastAPI]:
+async def app(database_url: str, clock: Clock) -> AsyncIterator[FastAPI]:
     settings = Settings(
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'lineworks.sqlite3'}", mqtt_url=None,
+        database_url=database_url, mqtt_url=None,
         admin_token=SecretStr(TOKEN), lineworks_bot_id=BOT_ID,
         lineworks_bot_secret=SecretStr(SECRET),
     )  # fmt: skip
