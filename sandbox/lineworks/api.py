@@ -144,6 +144,7 @@ async def suffer(state: WorksState, endpoint: Endpoint, request: Request) -> Res
     if fault.delay_s:
         await asyncio.sleep(fault.delay_s)
         if await request.is_disconnected():
+            state.dropped += 1
             return Response(status_code=504)  # nobody reads it; the call is not delivered
     if fault.status is None:
         return None
@@ -253,6 +254,11 @@ def router(state: WorksState) -> APIRouter:
         for endpoint in dict.fromkeys(body.calls):
             state.add_faults(endpoint, fault, body.count)
         return {"queued": sum(len(queue) for queue in state.faults.values())}
+
+    @routes.get(CONTROL + "/faults")
+    async def pending_faults() -> dict[str, int]:
+        queued = sum(len(queue) for queue in state.faults.values())
+        return {"queued": queued, "dropped": state.dropped}
 
     @routes.get(CONTROL + "/tokens")
     async def tokens() -> dict[str, int]:

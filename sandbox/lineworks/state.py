@@ -63,6 +63,8 @@ class WorksState:
     faults: dict[Endpoint, deque[Fault]] = field(
         default_factory=lambda: {"messages": deque(), "token": deque()}
     )
+    dropped: int = 0
+    """Calls hung by a fault whose caller gave up meanwhile: not delivered."""
 
     def __post_init__(self) -> None:
         self.callback_url = self.callback_url or self.config.callback_url
@@ -154,6 +156,7 @@ class WorksState:
         self.presses.clear()
         for queue in self.faults.values():
             queue.clear()
+        self.dropped = 0
 
     def timestamp(self) -> str:
         """Now as the platform writes it (`issuedTime`): UTC, milliseconds, `Z`."""

@@ -91,7 +91,7 @@ def receiver() -> Iterator[Receiver]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     got.url = f"http://127.0.0.1:{server.server_address[1]}/lineworks/callback"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     yield got
     server.shutdown()
@@ -303,6 +303,8 @@ async def test_faults_refuse_the_next_calls_then_stop(sandbox: httpx.AsyncClient
     url = f"{API}/channels/ch-ozu/messages"
     await sandbox.post(f"{CONTROL}/faults", json={"status": 500, "count": 2})
     await sandbox.post(f"{CONTROL}/faults", json={"status": 429, "retry_after_s": 7})
+    queued = (await sandbox.get(f"{CONTROL}/faults")).json()
+    assert queued == {"queued": 3, "dropped": 0}
     answers = [await sandbox.post(url, json=body, headers=auth) for _ in range(4)]
     assert [a.status_code for a in answers] == [500, 500, 429, 201]
     assert answers[2].headers["Retry-After"] == "7"
