@@ -8,11 +8,8 @@ import hashlib
 import hmac
 import json
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -25,6 +22,7 @@ from fastapi import FastAPI
 from sandbox.config import WorksConfig
 from sandbox.lineworks.api import JWT_GRANT, router
 from sandbox.lineworks.state import WorksState
+from tests.sandbox.receiver import Receiver, receiving
 
 pytestmark = pytest.mark.anyio
 
@@ -65,37 +63,10 @@ PRIVATE_PEM, PUBLIC_PEM = pem_pair()
 OTHER_PRIVATE_PEM, _ = pem_pair()
 
 
-@dataclass
-class Receiver:
-    """A tiny HTTP server standing in for the bot server's `/lineworks/callback`."""
-
-    status: int = 200
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    got = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(got.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    got.url = f"http://127.0.0.1:{server.server_address[1]}/lineworks/callback"
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    yield got
-    server.shutdown()
-    server.server_close()
+    with receiving("/lineworks/callback") as got:
+        yield got
 
 
 def works_config(callback_url: str, **extra: Any) -> WorksConfig:
