@@ -3,8 +3,11 @@ opens a chat with the LINE official account with "book at this station" typed in
 
 Pure: a station and the account id in, PDF bytes out. The QR code is segno's matrix drawn
 as vector squares (sharp at any print size), error correction M or higher, its quiet zone
-kept white. Japanese is set in reportlab's CID font HeiseiKakuGo-W5, which every PDF
-reader ships, so no font file is needed or embedded.
+kept white. Japanese is set in reportlab's CID font HeiseiKakuGo-W5 (Adobe-Japan1), named
+but not embedded: a reader sets it in its own Japanese Gothic (Acrobat, pdf.js, Preview,
+pdfium; poppler with poppler-data). Embedding one would need a font file on every server
+(Debian's fonts-ipaexfont-gothic, an apt package the Python install cannot bring), so the
+poster stays a few KB and needs nothing but reportlab.
 """
 
 from __future__ import annotations
