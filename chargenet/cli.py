@@ -21,6 +21,7 @@ ENTRIES: Final = {
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),
     "sim": ("firmware_sim.cli", "simulated charging batteries on serial lines and TCP"),
     "broker": ("chargenet.embedded_broker", "a pure-Python MQTT broker for the demo"),
+    "sandbox": ("sandbox.main", "stand-ins for LINE and LINE WORKS, with a web chat"),
 }
 
 

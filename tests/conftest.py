@@ -1,4 +1,5 @@
-"""Fixtures shared by every test package: a real Mosquitto broker."""
+"""Fixtures shared by every test package: a real Mosquitto broker, PostgreSQL, and the
+LINE / LINE WORKS sandbox."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 
 from tests.mosquitto import Mosquitto
 from tests.postgres import create_database, server_url
+from tests.sandboxes import Sandbox
 
 
 @pytest.fixture
@@ -44,3 +46,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'chargenet.sqlite3'}"
     server: str = request.getfixturevalue("postgres_server")
     return create_database(server)
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
+    """A `chargenet sandbox` process of its own for one test, pointed nowhere until the test
+    calls `point_at(server_url)`."""
+    started = Sandbox(tmp_path / "sandbox")
+    yield started
+    started.stop()

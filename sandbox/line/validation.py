@@ -1,0 +1,112 @@
+"""The Messaging API bodies the platform accepts: line-bot-sdk's own request models, plus the
+documented limits those models leave out.
+
+The models check shapes and types, at most 5 messages a request, 13 quick-reply items,
+postback data of at most 300 characters and at most 500 multicast recipients. They do not
+check a text's 5,000 characters, a Flex message's `altText` (1,500), a carousel's 12
+bubbles, a bubble's 30 KB of JSON or a quick-reply label's 20 characters: `limit_problems`
+does. A
+body outside either is a 400 whose JSON names each problem, as the platform answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, Final, Literal
+
+from linebot.v3.messaging import (
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    ShowLoadingAnimationRequest,
+)
+from pydantic.v1 import ValidationError
+
+Api = Literal["reply", "push", "multicast", "loading"]
+"""The Messaging API calls that take a body."""
+MODELS: Final = {
+    "reply": ReplyMessageRequest,
+    "push": PushMessageRequest,
+    "multicast": MulticastRequest,
+    "loading": ShowLoadingAnimationRequest,
+}
+MAX_TEXT: Final = 5000
+MAX_ALT_TEXT: Final = 1500
+MAX_BUBBLES: Final = 12
+MAX_BUBBLE_BYTES: Final = 30_000
+MAX_QUICK_REPLY_LABEL: Final = 20
+
+Detail = dict[str, str]
+"""One problem as the platform reports it: `{"message": ..., "property": "messages[0].text"}`."""
+
+
+class Invalid(Exception):
+    """A refused body: the 400's JSON."""
+
+    def __init__(self, details: list[Detail]) -> None:
+        super().__init__(f"{len(details)} problem(s)")
+        self.details = details
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "message": f"The request body has {len(self.details)} error(s)",
+            "details": self.details,
+        }
+
+
+def validate(api: Api, body: object) -> dict[str, Any]:
+    """`body` when the platform would take it for `api`; raise `Invalid` otherwise."""
+    if not isinstance(body, dict):
+        raise Invalid([_detail("The request body must be a JSON object", "")])
+    try:
+        MODELS[api].from_dict(body)
+    except ValidationError as error:
+        raise Invalid([_detail(e["msg"], _path(e["loc"])) for e in error.errors()]) from None
+    except ValueError as error:  # the models' own discriminator lookups
+        raise Invalid([_detail(str(error).split(". ")[0], "")]) from None
+    problems = list(limit_problems(body.get("messages") or []))
+    if problems:
+        raise Invalid(problems)
+    return body
+
+
+def limit_problems(messages: list[Any]) -> Iterator[Detail]:
+    """The documented limits these (already well-shaped) messages break."""
+    for index, message in enumerate(messages):
+        at = f"messages[{index}]"
+        if message.get("type") == "text" and len(message["text"]) > MAX_TEXT:
+            yield _detail(f"Length must be between 0 and {MAX_TEXT}", f"{at}.text")
+        if message.get("type") == "flex":
+            if len(message["altText"]) > MAX_ALT_TEXT:
+                yield _detail(f"Length must be between 0 and {MAX_ALT_TEXT}", f"{at}.altText")
+            yield from _flex_problems(message["contents"], f"{at}.contents")
+        items = (message.get("quickReply") or {}).get("items") or []
+        for number, item in enumerate(items):
+            label = (item.get("action") or {}).get("label") or ""
+            if len(label) > MAX_QUICK_REPLY_LABEL:
+                yield _detail(f"Length must be between 0 and {MAX_QUICK_REPLY_LABEL}",
+                              f"{at}.quickReply.items[{number}].action.label")  # fmt: skip
+
+
+def _flex_problems(contents: dict[str, Any], at: str) -> Iterator[Detail]:
+    bubbles = contents["contents"] if contents.get("type") == "carousel" else [contents]
+    if contents.get("type") == "carousel" and not 1 <= len(bubbles) <= MAX_BUBBLES:
+        yield _detail(f"Size must be between 1 and {MAX_BUBBLES}", f"{at}.contents")
+    for number, bubble in enumerate(bubbles):
+        size = len(json.dumps(bubble, ensure_ascii=False, separators=(",", ":")).encode())
+        if size > MAX_BUBBLE_BYTES:
+            where = f"{at}.contents[{number}]" if contents.get("type") == "carousel" else at
+            yield _detail(f"A bubble's JSON must be at most 30 KB ({size} bytes)", where)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    """`("messages", 0, "text")` as the platform writes it: `messages[0].text`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path
+
+
+def _detail(message: str, where: str) -> Detail:
+    return {"message": message, "property": where}
