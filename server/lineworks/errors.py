@@ -3,6 +3,7 @@
 ```
 WorksError
 ├── CredentialsMissing   the settings that are unset
+├── PrivateKeyUnusable   why the service account's key cannot sign (never the key)
 └── TokenRefused         the token endpoint's HTTP status and OAuth error code
 ```
 """
@@ -18,6 +19,12 @@ class CredentialsMissing(WorksError):
     def __init__(self, settings: list[str]) -> None:
         super().__init__(f"LINE WORKS credentials not set: {', '.join(settings)}")
         self.settings = settings
+
+
+class PrivateKeyUnusable(WorksError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"LINE WORKS private key unusable: {reason}")
+        self.reason = reason
 
 
 class TokenRefused(WorksError):

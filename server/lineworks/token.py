@@ -20,7 +20,7 @@ from typing import Any, Final
 import httpx
 import jwt
 
-from server.lineworks.errors import CredentialsMissing, TokenRefused
+from server.lineworks.errors import CredentialsMissing, PrivateKeyUnusable, TokenRefused
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,10 @@ def assertion(settings: Settings, private_key: str, now: int) -> str:
         "iat": now,
         "exp": now + JWT_LIFETIME_S,
     }
-    return jwt.encode(claims, private_key, algorithm="RS256")
+    try:
+        return jwt.encode(claims, private_key, algorithm="RS256")
+    except jwt.PyJWTError as error:
+        raise PrivateKeyUnusable(type(error).__name__) from None
 
 
 def private_key(settings: Settings) -> str:
@@ -61,7 +64,10 @@ def private_key(settings: Settings) -> str:
     if inline:
         return inline
     if settings.lineworks_private_key_file is not None:
-        return settings.lineworks_private_key_file.read_text()
+        try:
+            return settings.lineworks_private_key_file.read_text()
+        except OSError as error:
+            raise PrivateKeyUnusable(f"{error.strerror}: {error.filename}") from None
     raise CredentialsMissing(["lineworks_private_key or lineworks_private_key_file"])
 
 
@@ -75,7 +81,7 @@ def read_grant(response: httpx.Response) -> tuple[str, float]:
     if not isinstance(body, dict):
         raise TokenRefused(response.status_code, "not a JSON object")
     if response.status_code != 200:
-        raise TokenRefused(response.status_code, str(body.get("error", "unknown")))
+        raise TokenRefused(response.status_code, str(body.get("error") or body.get("code")))
     try:
         token, expires_in = str(body["access_token"]), float(body["expires_in"])
     except (KeyError, TypeError, ValueError):

@@ -12,17 +12,28 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from server.lineworks.errors import CredentialsMissing, TokenRefused
+from server.lineworks.errors import CredentialsMissing, PrivateKeyUnusable, TokenRefused
 from server.lineworks.token import REFRESH_MARGIN_S, TokenSource, refresh_after_s
 from server.settings import Settings
-from tests.server.lineworks.works import WorksSandbox, running_works, works_settings
+from tests.sandboxes import Sandbox
+from tests.server.lineworks.works import issued_tokens, works_settings
 
 pytestmark = pytest.mark.anyio
+TTL_S = 86400.0
+"""The sandbox's access tokens' lifetime (the platform's too)."""
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def works(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    """One sandbox process for the module: tests count the tokens they cause."""
+    sandbox = Sandbox(tmp_path_factory.mktemp("sandbox"), token_ttl_s=TTL_S)
+    yield sandbox
+    sandbox.stop()
 
 
 class Clock:
@@ -48,23 +59,24 @@ def test_a_token_is_used_until_shortly_before_it_expires() -> None:
 
 
 async def test_the_token_is_cached_and_fetched_again_before_expiry(
-    works: WorksSandbox, http: httpx.AsyncClient
+    works: Sandbox, http: httpx.AsyncClient
 ) -> None:
     clock = Clock()
     tokens = TokenSource(works_settings(works), http, clock)
+    before = issued_tokens(works)
     first = await tokens.token()
     assert await tokens.token() == first
-    assert works.tokens() == {"issued": 1, "live": 1}
-    clock.now += works.ttl_s - REFRESH_MARGIN_S - 1
+    assert issued_tokens(works) == before + 1
+    clock.now += TTL_S - REFRESH_MARGIN_S - 1
     assert await tokens.token() == first
     clock.now += 1  # inside the margin: a new one, while the old one still works
     second = await tokens.token()
     assert second != first
-    assert works.tokens() == {"issued": 2, "live": 2}
+    assert issued_tokens(works) == before + 2
 
 
 async def test_invalidate_drops_only_the_current_token(
-    works: WorksSandbox, http: httpx.AsyncClient
+    works: Sandbox, http: httpx.AsyncClient
 ) -> None:
     tokens = TokenSource(works_settings(works), http, Clock())
     first = await tokens.token()
@@ -72,25 +84,30 @@ async def test_invalidate_drops_only_the_current_token(
     assert await tokens.token() == first
     tokens.invalidate(first)
     assert await tokens.token() != first
-    assert works.tokens()["issued"] == 2
 
 
-async def test_concurrent_callers_share_one_fetch(
-    works: WorksSandbox, http: httpx.AsyncClient
-) -> None:
+async def test_concurrent_callers_share_one_fetch(works: Sandbox, http: httpx.AsyncClient) -> None:
     tokens = TokenSource(works_settings(works), http, Clock())
+    before = issued_tokens(works)
     got = await asyncio.gather(*(tokens.token() for _ in range(10)))
-    assert len(set(got)) == 1 and works.tokens()["issued"] == 1
+    assert len(set(got)) == 1 and issued_tokens(works) == before + 1
 
 
-async def test_a_key_file_is_read(
-    works: WorksSandbox, http: httpx.AsyncClient, tmp_path: Path
+async def test_the_key_is_given_inline_or_as_a_file(
+    works: Sandbox, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
-    key_file = tmp_path / "service-account.pem"
-    key_file.write_text(works.private_pem)
-    settings = works_settings(works, lineworks_private_key=SecretStr(""),
-                              lineworks_private_key_file=key_file)  # fmt: skip
-    assert await TokenSource(settings, http, Clock()).token()
+    pem = works.private_key_file.read_text()
+    inline = works_settings(works, lineworks_private_key=SecretStr(pem),
+                            lineworks_private_key_file=tmp_path / "absent.pem")  # fmt: skip
+    assert await TokenSource(inline, http).token()
+    assert await TokenSource(works_settings(works), http).token()  # the file
+    absent = works_settings(works, lineworks_private_key_file=tmp_path / "absent.pem")
+    with pytest.raises(PrivateKeyUnusable, match=r"absent\.pem"):
+        await TokenSource(absent, http).token()
+    garbled = works_settings(works, lineworks_private_key=SecretStr(pem[:200]))
+    with pytest.raises(PrivateKeyUnusable) as unusable:
+        await TokenSource(garbled, http).token()
+    assert pem[40:80] not in str(unusable.value)
 
 
 async def test_missing_credentials_are_named(http: httpx.AsyncClient) -> None:
@@ -100,8 +117,9 @@ async def test_missing_credentials_are_named(http: httpx.AsyncClient) -> None:
 
 
 async def test_a_refused_assertion_is_a_token_refused(
-    works: WorksSandbox, http: httpx.AsyncClient
+    works: Sandbox, http: httpx.AsyncClient
 ) -> None:
+    before = issued_tokens(works)
     wrong = works_settings(works, lineworks_service_account="someone@else")
     with pytest.raises(TokenRefused) as refused:
         await TokenSource(wrong, http).token()
@@ -110,11 +128,11 @@ async def test_a_refused_assertion_is_a_token_refused(
     with pytest.raises(TokenRefused) as refused:
         await TokenSource(bad_secret, http).token()
     assert (refused.value.status, refused.value.error) == (401, "invalid_client")
-    assert works.tokens()["issued"] == 0
+    assert issued_tokens(works) == before
 
 
 async def test_no_secret_is_logged(
-    works: WorksSandbox, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    works: Sandbox, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = works_settings(works)
@@ -126,12 +144,6 @@ async def test_no_secret_is_logged(
         await TokenSource(works_settings(works, lineworks_client_secret=SecretStr("x")),
                           http).token()  # fmt: skip
     assert "token fetched" in caplog.text
-    key_body = works.private_pem.splitlines()[1]
-    for secret in (token, again, settings.lineworks_client_secret.get_secret_value(), key_body):
+    key_line = works.private_key_file.read_text().splitlines()[1]
+    for secret in (token, again, settings.lineworks_client_secret.get_secret_value(), key_line):
         assert secret not in caplog.text
-
-
-@pytest.fixture
-def works() -> Iterator[WorksSandbox]:
-    with running_works() as sandbox:
-        yield sandbox
