@@ -2,8 +2,8 @@
 `/_sandbox/line` that tests and the web chat drive.
 
 Every Messaging API call goes through one pipeline, in the platform's order: an injected
-fault (a hang, then an error status; a call whose caller gave up during the hang is not
-carried out, one still waiting goes through late), the channel access token (401), the
+fault (a hang, then an error status or a late success: the platform carries out a call
+whose caller gave up waiting, which is what retry keys are for), the channel access token (401), the
 body against line-bot-sdk's models and the documented limits (400), then the call itself:
 a reply needs a fresh unused reply token (400 "Invalid reply token"), a push or multicast
 whose `X-Line-Retry-Key` was accepted before is a 409 and is not delivered again. Every
@@ -99,14 +99,12 @@ def router(state: LineState) -> APIRouter:
         return JSONResponse(answer.body, answer.status, headers=headers)
 
     async def answer_of(request: Request, call: Call, request_id: str, handle: Handler) -> Answer:
-        raw = await request.body()  # first: a disconnect check must not take the body
+        raw = await request.body()  # before a hang: the caller may be gone after it
         fault = state.next_fault(call)
         if fault is not None:
             await asyncio.sleep(fault.delay_s)
             if fault.status is not None:
                 return _fault_answer(fault)
-            if await request.is_disconnected():
-                return Answer(499, {"message": "The caller gave up waiting"})
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, token):
             return Answer(401, {"message": UNAUTHORIZED})

@@ -30,7 +30,7 @@ SENDING: tuple[Call, ...] = ("reply", "push", "multicast")
 @dataclass(frozen=True, slots=True)
 class Fault:
     """One refused or delayed call: a hang of `delay_s` first, then an error `status` (or,
-    without one, the call goes through late unless its caller gave up meanwhile)."""
+    without one, the call goes through late, even when its caller gave up meanwhile)."""
 
     status: int | None = None
     delay_s: float = 0.0

@@ -43,6 +43,7 @@ from sandbox.line.state import LineState
 from sandbox.line.validation import MAX_BUBBLE_BYTES, Invalid, validate
 from sandbox.line.webhooks import CROCKFORD, signature, ulid
 from server.settings import Settings
+from tests.conditions import wait_until
 from tests.sandboxes import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -423,15 +424,18 @@ async def test_line_bot_sdk_talks_to_the_sandbox_process(sandbox: Sandbox) -> No
     assert [d["via"] for d in sandbox.line_messages(USER)] == ["reply", "push"]
 
 
-def test_a_timed_out_call_is_not_delivered_and_a_patient_one_is(sandbox: Sandbox) -> None:
+def test_a_call_its_caller_gave_up_on_is_carried_out_late_and_its_retry_is_a_409(
+    sandbox: Sandbox,
+) -> None:
     url = sandbox.server_env["CHARGENET_LINE_API_URL"] + "/v2/bot/message/push"
-    headers = {"Authorization": f"Bearer {sandbox.line_access_token}"}
+    headers = {"Authorization": f"Bearer {sandbox.line_access_token}",
+               "X-Line-Retry-Key": str(uuid.uuid4())}  # fmt: skip
     body = {"to": USER, "messages": [TEXT]}
-    sandbox.faults("line", count=2, delay_s=0.5)
+    sandbox.faults("line", delay_s=0.5)
     with pytest.raises(httpx.TimeoutException):
         httpx.post(url, json=body, headers=headers, timeout=0.1)
-    assert httpx.post(url, json=body, headers=headers, timeout=10).status_code == 200
-    assert len(sandbox.line_messages(USER)) == 1
+    wait_until(lambda: sandbox.line_messages(USER), 10, "the push carried out late")
+    assert httpx.post(url, json=body, headers=headers, timeout=10).status_code == 409
     assert len(sandbox.line_deliveries()) == 1
 
 
