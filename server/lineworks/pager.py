@@ -16,6 +16,11 @@ Incidents of one station in one batch are one message per channel. "The channels
 paged to" are those its station routes to now: the same unless an operator rerouted it
 meanwhile, and then the new channel is the one responsible.
 
+Several processes: `tick` claims what it pages with `FOR UPDATE SKIP LOCKED` (an incident
+being resolved or escalated elsewhere is skipped, so never paged after it closed), and a
+transition reads `paged_at` again once its row is written (locked), so a page another
+process made meanwhile is followed by its escalation, recovery or notice.
+
 `tick` (from the app's timers job) also delivers the crew's `bookings_held` notifications
 to the station's crew channel, marking them delivered in the same transaction.
 """
@@ -50,6 +55,10 @@ WAKE_KEY = "lineworks.pager.wake"
 """`session.info` flag: the sender is woken once this session's transaction commits."""
 TICK_BATCH = 500
 """Delayed incidents and held notices looked at per tick (the rest wait for the next)."""
+
+
+TOLD_IF_PAGED = frozenset({"escalated", "resolved", "acknowledged"})
+"""Transitions crews hear of only when the incident was paged."""
 
 
 def no_wake() -> None:
@@ -156,6 +165,7 @@ class Pager:
         """Tell the crews what these transitions mean for them (module docstring)."""
         pages = [row for row, what in changes
                  if what == "opened" and self.page_delay(row.kind) <= timedelta(0)]  # fmt: skip
+        await _see_paged(session, [row for row, what in changes if what in TOLD_IF_PAGED])
         paged = [(row, what) for row, what in changes if row.paged_at is not None]
         escalated = [row for row, what in paged if what == "escalated"]
         recovered = [row for row, what in paged
@@ -294,6 +304,18 @@ class Pager:
             self._wake()
 
         event.listen(session.sync_session, "after_commit", committed, once=True)
+
+
+async def _see_paged(session: AsyncSession, rows: Sequence[Incident]) -> None:
+    """Read the rows' `paged_at` again, as committed now. On PostgreSQL another process's
+    `tick` may have paged an incident after this transaction read it and before its UPDATE
+    (which then waited for that tick's row lock): read as it was, the page would go without
+    its escalation, recovery or notice. (SQLite's write lock at BEGIN rules this out.)"""
+    stale = [row.id for row in rows if row.paged_at is None]
+    if stale:
+        await session.execute(
+            select(Incident).where(Incident.id.in_(stale)).execution_options(populate_existing=True)
+        )
 
 
 async def load_station_refs(session: AsyncSession, ids: Iterable[str]) -> dict[str, StationRef]:

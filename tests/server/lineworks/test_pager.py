@@ -240,3 +240,42 @@ async def test_held_bookings_reach_the_station_crew_channel_once(
     async with svc.db.transaction() as session:
         [notice] = (await session.scalars(select(Notification))).all()
     assert notice.delivered_at == T0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_page_between_a_resolve_s_read_and_its_write_is_followed_by_the_notice(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    """Another process's tick pages the incident after this transaction read it unpaged."""
+    svc = app.state.services
+    await svc.incidents.on_changes(gateway("offline", T0))
+    [incident] = await incidents(app)
+    clock.now = T0 + 120 * S
+    async with svc.db.transaction() as session:
+        read = await session.get(Incident, incident.id)  # read while not yet paged
+        assert read is not None and read.paged_at is None
+        assert await svc.pager.tick(clock.now) == 3  # its own transaction, committed
+        await svc.incidents.resolve_in(session, [incident.id], "lineworks:tanaka")
+    notices = (await outbox(app))[3:]
+    assert [s.target for s in notices] == CHANNELS
+    assert notices[0].text.startswith(f"☑️ 解決(tanaka): #{incident.id} ゲートウェイ切断")
+    assert (await actions_of(app, incident.id))[-3:] == [
+        "incident.paged", "incident.resolved", "incident.notice_sent",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+async def test_a_tick_skips_an_incident_being_resolved_and_never_pages_it(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    svc = app.state.services
+    await svc.incidents.on_changes(gateway("offline", T0))
+    [incident] = await incidents(app)
+    clock.now = T0 + 120 * S
+    async with svc.db.transaction() as session:
+        await svc.incidents.resolve_in(session, [incident.id], "hq-sato")  # row locked
+        assert await svc.pager.tick(clock.now) == 0  # skipped, not waited for
+    assert await svc.pager.tick(clock.now) == 0  # resolved: nothing to page any more
+    assert await outbox(app) == []
+    [after] = await incidents(app)
+    assert (after.state, after.paged_at) == ("resolved", None)
