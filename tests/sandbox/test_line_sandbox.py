@@ -5,11 +5,8 @@ faults injected; and the webhooks it sends are signed and parse with line-bot-sd
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +41,7 @@ from sandbox.line.validation import MAX_BUBBLE_BYTES, Invalid, validate
 from sandbox.line.webhooks import CROCKFORD, signature, ulid
 from server.settings import Settings
 from tests.conditions import wait_until
+from tests.sandbox.receiver import Receiver, receiving
 from tests.sandboxes import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -63,43 +61,17 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-@dataclass
-class Receiver:
-    """A tiny HTTP server standing in for the bot server's `/line/webhook`."""
-
-    status: int = 200
-    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    url: str = ""
-
-    def events(self) -> list[Any]:
-        """Every received webhook, parsed and its signature checked by line-bot-sdk."""
-        parser = WebhookParser(SECRET)
-        return [e for headers, body in self.received
-                for e in parser.parse(body.decode(), headers["x-line-signature"])]  # fmt: skip
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    got = Receiver()
+    with receiving("/line/webhook") as got:
+        yield got
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(got.status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    got.url = f"http://127.0.0.1:{server.server_address[1]}/line/webhook"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield got
-    server.shutdown()
-    server.server_close()
+def parsed(receiver: Receiver) -> list[Any]:
+    """Every received webhook's events, signature checked and parsed by line-bot-sdk."""
+    parser = WebhookParser(SECRET)
+    return [e for headers, body in receiver.received
+            for e in parser.parse(body.decode(), headers["x-line-signature"])]  # fmt: skip
 
 
 class Clock:
@@ -174,7 +146,7 @@ async def test_each_resident_action_is_a_signed_webhook_line_bot_sdk_parses(
     ]  # fmt: skip
     sent = [await send(line, USER, action) for action in actions]
     assert [s["status"] for s in sent] == [200] * len(actions)
-    events = receiver.events()
+    events = parsed(receiver)
     kinds = [MessageEvent, MessageEvent, PostbackEvent, MessageEvent, MessageEvent]
     assert [type(e) for e in events] == [*kinds, FollowEvent, UnfollowEvent]
     contents = [type(e.message) for e in events if isinstance(e, MessageEvent)]
@@ -207,11 +179,11 @@ async def test_a_redelivery_is_the_same_event_marked_redelivered(
     again = await send(line, USER, {"redeliver": True, "webhookEventId": first["webhookEventId"]})
     assert (again["webhookEventId"], again["replyToken"]) == (
         first["webhookEventId"], first["replyToken"])  # fmt: skip
-    original, _, redelivered = receiver.events()
+    original, _, redelivered = parsed(receiver)
     assert redelivered.delivery_context.is_redelivery is True
     assert redelivered.message.text == original.message.text
     last = await send(line, USER, {"redeliver": True})  # the resident's last event
-    assert receiver.events()[-1].postback.data == "a=status" and last["status"] == 200
+    assert parsed(receiver)[-1].postback.data == "a=status" and last["status"] == 200
     missing = await line.post(f"/_sandbox/line/users/{OTHER}/send", json={"redeliver": True})
     assert missing.status_code == 404
 
@@ -221,7 +193,7 @@ async def test_a_follow_after_an_unfollow_is_an_unblock(
 ) -> None:
     for action in ("follow", "unfollow", "follow"):
         await send(line, USER, {"type": action})
-    first, _, again = receiver.events()
+    first, _, again = parsed(receiver)
     assert (first.follow.is_unblocked, again.follow.is_unblocked) == (False, True)
 
 
