@@ -4,7 +4,9 @@ Start: migrate, open the database, make the services (registry, booking, inciden
 SSE hub, the change fan-out to [booking, LINE notices, incidents, hub], the MQTT link (when
 an MQTT URL is set) and the periodic jobs (staleness every half report period; no-show
 release, reminders and incident timers every 15 s, `app.state.timers`; the LINE notices
-when woken and every few seconds). Stop: cancel every task, close streams, dispose the engine.
+when woken and every few seconds), the outbox sender (a transport per platform with
+credentials; everyone who writes outbox rows wakes it). Stop: let the sender's sends in
+flight end, cancel every task, close streams, dispose the engine.
 Everything lives on `app.state.services`; nothing is module-level.
 """
 
@@ -31,6 +33,8 @@ from server.dashboard import routes as dashboard
 from server.dashboard.sse import EventHub
 from server.db.migrate import upgrade
 from server.db.session import Database
+from server.delivery.sender import OutboxSender
+from server.delivery.transport import Transport
 from server.incidents.service import IncidentService
 from server.ingest.commands import resend_unanswered, send_command
 from server.ingest.fanout import FanOut
@@ -40,11 +44,12 @@ from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
 from server.line import webhook as line_webhook
 from server.line.bot import BookingDesk, LineBot
+from server.line.client import LineTransport
 from server.line.notices import NoticeComposer
 from server.line.reminders import remind
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
-from server.lineworks.pager import Pager, no_wake
+from server.lineworks.pager import Pager
 from server.registry.service import Registry
 from server.settings import Settings
 
@@ -60,6 +65,14 @@ LINK_DRAIN_S = 5.0
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def transports(settings: Settings) -> list[Transport]:
+    """One for each platform whose credentials are set; the other's rows wait in the outbox."""
+    found: list[Transport] = []
+    if settings.line_channel_access_token.get_secret_value():
+        found.append(LineTransport(settings))
+    return found
 
 
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> FastAPI:
@@ -111,10 +124,12 @@ async def lifespan(
 
     # Booking writes its display commands in its own transaction; `wake` publishes them.
     booking = BookingService(db, settings, clock, wake=wake)
-    pager = Pager(db, settings)  # wake=: the outbox sender's wake-up, once it exists
+    # Whoever writes outbox rows wakes the sender once their transaction committed.
+    outbox = OutboxSender(db, settings, clock, transports(settings))
+    pager = Pager(db, settings, wake=outbox.wake)
     incidents_ = IncidentService(db, settings, clock, hook=pager)
-    # LINE residents told of what booking recorded; wake_outbox: the sender's, once it exists
-    notices = NoticeComposer(db, settings, booking, clock, no_wake)
+    # LINE residents told of what booking recorded
+    notices = NoticeComposer(db, settings, booking, clock, outbox.wake)
     fan_out = FanOut(
         db, [booking.on_changes, notices.on_changes, incidents_.on_changes, hub.on_changes]
     )
@@ -125,11 +140,11 @@ async def lifespan(
                      "window_start": view.window_start.isoformat()})  # fmt: skip
 
     desk = BookingDesk(db, booking, clock, ZoneInfo(settings.timezone), announce)
-    line_bot = LineBot(db, settings, desk, clock)  # wake=: the outbox sender's, once it exists
+    line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake)
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
-        line_bot=line_bot,
+        line_bot=line_bot, outbox=outbox, wake_outbox=outbox.wake,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:
@@ -141,6 +156,7 @@ async def lifespan(
         app.state.link = link
         await line_bot.start()
         tasks.append(asyncio.create_task(notices.run(), name="line-notices"))
+        tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
 
         async def stale() -> None:
             now = clock()
@@ -174,13 +190,15 @@ async def lifespan(
         tasks.append(
             asyncio.create_task(every("retention", RETENTION_PERIOD_S, retention), name="retention")
         )
-        log.info("server ready (mqtt %s)", "on" if link else "off")
+        log.info("server ready (mqtt %s; sending to %s)", "on" if link else "off",
+                 ", ".join(sorted(outbox.platforms)) or "no platform")  # fmt: skip
         yield
     finally:
         hub.close()
         if link is not None:
             await link.stop()  # it applies what it already received, then its task ends
             await asyncio.wait(tasks[:1], timeout=LINK_DRAIN_S)
+        await outbox.stop()  # the sends in flight end and are recorded
         await cancel_all(tasks)
         await line_bot.stop()
         await booking.close()

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from server.booking.service import BookingService
 from server.dashboard.sse import EventHub
 from server.db.session import Database
+from server.delivery.sender import OutboxSender
 from server.incidents.service import IncidentService
 from server.ingest.fanout import FanOut
 from server.registry.service import Registry
@@ -47,6 +48,10 @@ class Services:
     """Pages LINE WORKS crews on incident transitions; its `wake_after_commit` wakes the sender."""
     line_bot: LineBot
     """Processes the LINE webhook's stored events (the resident conversation)."""
+    outbox: OutboxSender
+    """Sends the outbox to LINE and LINE WORKS (the platforms with credentials)."""
+    wake_outbox: Callable[[], None]
+    """Call after committing outbox rows (`server.delivery.outbox.enqueue`): sent at once."""
 
 
 def services(request: Request) -> Services:

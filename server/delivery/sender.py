@@ -1,0 +1,293 @@
+"""The outbox sender: sends due rows to their platforms, each person's rows in order.
+
+One per process (the app lifespan), several processes on one database. A round is one short
+transaction (no platform call inside it), which:
+1. records the attempts that ended since the last round, each only if the row is still
+   this claim's (same `attempts`): sent; retried after a backoff
+   (`server.delivery.backoff`); failed for good; or, for a reply token the platform refused,
+   pushed next at once;
+2. claims the due rows (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite the write lock at
+   BEGIN), at most one per target and only a target's earliest unsent row, so a person's
+   messages arrive in the order they were written, also across retries and processes. The
+   claim sets `lease_until` and `attempts + 1` (the claim's identity) and, when the row's
+   reply token is still usable, `reply_tried`: that is persisted before the reply is tried.
+The claimed rows are then sent concurrently across targets, each platform through its rate
+limiter (`aiolimiter`), each attempt cut off before its lease ends, so no other sender takes
+a row while it is in flight. Recording many attempts in one transaction keeps the writes
+few when thousands of residents are answered a second (SQLite has one writer).
+Rounds run on `wake()` (a commit that wrote rows), when a send ends (its outcome is to be
+recorded, its target's next row may follow), when a retry it recorded comes due, and every
+`poll_s` (other processes' rows, leases run out).
+
+Exactly once, though the process may die anywhere: a row whose sender died is claimed again
+when its lease runs out. The lease is half of `line_reply_within_s`, so the row is retried
+while its reply token is still usable: a second reply that LINE refuses as an invalid token
+means the first reply was accepted (nothing else holds the token), so the row is sent. A
+push carries the row's `X-Line-Retry-Key`: LINE answers a repeat with 409, also sent. What
+cannot be told apart: a reply whose answer was lost and whose token is stale by the next
+attempt (the server down for longer than the reply window) is pushed, so it may arrive twice
+rather than never; LINE WORKS keeps no idempotency key at all (`server.lineworks.client`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final, cast
+
+from aiolimiter import AsyncLimiter
+from sqlalchemy import CursorResult, Select, exists, literal_column, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+from sqlalchemy.sql.elements import ColumnClause
+
+from server.db.models import OutboxMessage
+from server.db.session import Database, is_outage
+from server.delivery.backoff import retry_delay_s
+from server.delivery.outbox import Platform
+from server.delivery.transport import Attempt, Outcome, Outgoing, Transport
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+POLL_S: Final = 2.0
+IN_FLIGHT_PER_PLATFORM: Final = 32
+"""Sends in flight per platform and process (the rate limiter spaces them)."""
+LEASE_MARGIN_S: Final = 1.0
+"""An attempt is cut off this long before its lease ends, leaving time to record it."""
+PENDING: ColumnClause[str] = literal_column("'pending'")
+"""Inline (not a bound parameter), so PostgreSQL's planner matches the partial index."""
+
+
+def due(platform: Platform, now: datetime, limit: int) -> Select[OutboxMessage]:
+    """The rows to claim: due, not leased, and no earlier row of their target unsent."""
+    row, earlier = OutboxMessage, aliased(OutboxMessage)
+    unsent_before = exists().where(
+        earlier.platform == row.platform, earlier.target == row.target,
+        earlier.state == PENDING, earlier.id < row.id,
+    )  # fmt: skip
+    return (
+        select(row)
+        .where(
+            row.platform == platform.value,
+            row.state == PENDING,
+            row.next_at <= now,
+            or_(row.lease_until.is_(None), row.lease_until <= now),
+            ~unsent_before,
+        )
+        .order_by(row.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True, of=row)
+    )
+
+
+def recorded(attempt: Attempt, number: int, now: datetime, cap_s: float) -> dict[str, Any]:
+    """The row's new values after its attempt `number` went as `attempt`."""
+    error = attempt.error[:500] if attempt.error else None
+    match attempt.outcome:
+        case Outcome.SENT:
+            return {"state": "sent", "sent_at": now, "lease_until": None}
+        case Outcome.FAILED:
+            return {"state": "failed", "lease_until": None, "last_error": error}
+        case Outcome.REPLY_UNUSABLE:
+            return {"reply_token": None, "reply_until": None, "next_at": now,
+                    "lease_until": None, "last_error": error}  # fmt: skip
+        case Outcome.RETRY:
+            delay = retry_delay_s(number, cap_s, attempt.retry_after_s)
+            return {"next_at": now + timedelta(seconds=delay), "lease_until": None,
+                    "last_error": error}  # fmt: skip
+
+
+class OutboxSender:
+    """Drains the outbox through the transports given (platforms without one wait)."""
+
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        clock: Callable[[], datetime],
+        transports: Sequence[Transport],
+        *,
+        poll_s: float = POLL_S,
+        in_flight: int = IN_FLIGHT_PER_PLATFORM,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._cap_s = settings.delivery_backoff_max_s
+        self._poll_s = poll_s
+        self._transports = {t.platform: t for t in transports}
+        self.lease_s = settings.line_reply_within_s / 2
+        """Shorter than the reply window: a row whose sender died is retried in it."""
+        rates = {
+            Platform.LINE: (settings.line_requests_per_s, 1.0),
+            Platform.LINEWORKS: (float(settings.lineworks_requests_per_min), 60.0),
+        }
+        self._limiters = {p: AsyncLimiter(*rates[p]) for p in self._transports}
+        # Claim no more than the limiter lets through in half a lease: the rest would wait
+        # for their turn while their lease runs out.
+        self._slots = {p: max(1, min(in_flight, int(rate / period * self.lease_s / 2)))
+                       for p, (rate, period) in rates.items()}  # fmt: skip
+        self._in_flight: dict[Platform, set[asyncio.Task[None]]] = {p: set() for p in Platform}
+        self._woken = asyncio.Event()
+        self._retry_at = float("inf")
+        """The event loop's time when the earliest retry this sender recorded comes due."""
+        self._outcomes: list[tuple[Outgoing, Attempt]] = []
+        """Attempts that ended, to be recorded by the next round."""
+        self._stopping = False
+        self._running = False
+        self._ended = asyncio.Event()
+        self.counts: Counter[tuple[Platform, Outcome]] = Counter()
+        """Attempts recorded, by platform and outcome (for `/metrics`)."""
+
+    @property
+    def platforms(self) -> frozenset[Platform]:
+        return frozenset(self._transports)
+
+    def wake(self) -> None:
+        """Rows were committed: send them now rather than at the next poll."""
+        self._woken.set()
+
+    async def run(self) -> None:
+        """Rounds until `stop`; never raises (a database outage waits for the next poll)."""
+        self._running = True
+        try:
+            while not self._stopping:
+                self._woken.clear()
+                await self._round(claim=True)
+                await self._sleep()
+        finally:
+            await self._drain()
+            self._ended.set()
+
+    async def stop(self) -> None:
+        """Claim no more, let the sends in flight end (each within its lease), close."""
+        self._stopping = True
+        self._woken.set()
+        if self._running:
+            await self._ended.wait()
+        for transport in self._transports.values():
+            await transport.aclose()
+
+    async def _sleep(self) -> None:
+        """Until woken, the next poll, or this sender's earliest retry is due."""
+        wait_s = min(self._poll_s, max(0.0, self._retry_at - asyncio.get_running_loop().time()))
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await self._woken.wait()
+
+    async def _round(self, *, claim: bool) -> None:
+        """One short transaction: record the attempts that ended since the last round, then
+        claim what is due (a target's next row is due once its previous one is recorded)."""
+        ended, self._outcomes = self._outcomes, []
+        try:
+            async with self._db.transaction() as session:
+                await session.connection()  # BEGIN: on SQLite, once the write lock is ours
+                now, started = self._clock(), asyncio.get_running_loop().time()
+                if self._retry_at <= started:
+                    self._retry_at = float("inf")  # this round claims what was due
+                kept = [(msg, attempt, await self._record(session, msg, attempt, now))
+                        for msg, attempt in ended]  # fmt: skip
+                claims = await self._claim(session, now, started) if claim else []
+        except Exception as exc:
+            self._outcomes[:0] = ended  # a later round records them
+            if is_outage(exc):
+                log.debug("outbox waits for the database (%s)", type(exc).__name__)
+            else:
+                log.exception("outbox round failed; trying again in %.0fs", self._poll_s)
+            return
+        for msg, attempt, values in kept:
+            if values is not None:
+                self._recorded(msg, attempt, values, now, started)
+        for msg, deadline in claims:
+            task = asyncio.create_task(self._send(msg, deadline), name=f"outbox-{msg.id}")
+            self._in_flight[msg.platform].add(task)
+            task.add_done_callback(self._ended_send)
+
+    async def _claim(
+        self, session: AsyncSession, now: datetime, started: float
+    ) -> list[tuple[Outgoing, float]]:
+        """The rows claimed, each with the event loop's time by which its attempt ends."""
+        lease_until = now + timedelta(seconds=self.lease_s)
+        deadline = started + self.lease_s - LEASE_MARGIN_S
+        claims = []
+        for platform in self._transports:
+            limit = self._slots[platform] - len(self._in_flight[platform])
+            if limit <= 0:
+                continue
+            for row in await session.scalars(due(platform, now, limit)):
+                fresh = row.reply_until is not None and now < row.reply_until
+                token = row.reply_token if fresh else None
+                row.attempts += 1
+                msg = Outgoing(
+                    id=row.id, platform=platform, target=row.target, body=tuple(row.body),
+                    reply_token=token, reply_tried=row.reply_tried, retry_key=row.retry_key,
+                    attempt=row.attempts,
+                )  # fmt: skip
+                row.lease_until = lease_until
+                row.reply_tried = row.reply_tried or token is not None
+                claims.append((msg, deadline))
+        return claims
+
+    async def _send(self, msg: Outgoing, deadline: float) -> None:
+        try:
+            async with asyncio.timeout_at(deadline), self._limiters[msg.platform]:
+                attempt = await self._transports[msg.platform].send(msg)
+        except TimeoutError:
+            attempt = Attempt.retry("no answer before the lease ended")
+        except Exception as exc:  # a transport's bug must not end the sender
+            log.exception("outbox %s: the %s transport raised", msg.id, msg.platform)
+            attempt = Attempt.retry(f"transport raised {type(exc).__name__}")
+        self._outcomes.append((msg, attempt))
+
+    async def _record(
+        self, session: AsyncSession, msg: Outgoing, attempt: Attempt, now: datetime
+    ) -> dict[str, Any] | None:
+        """The row's new values, or None when it is no longer ours (its lease ran out)."""
+        values = recorded(attempt, msg.attempt, now, self._cap_s)
+        result = await session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == msg.id,
+                OutboxMessage.attempts == msg.attempt,
+                OutboxMessage.state == PENDING,
+            )
+            .values(values)
+        )
+        if cast(CursorResult[Any], result).rowcount != 1:
+            log.warning("outbox %s: attempt %s ended after its lease; its outcome is dropped",
+                        msg.id, msg.attempt)  # fmt: skip
+            return None
+        return values
+
+    def _recorded(
+        self, msg: Outgoing, attempt: Attempt, values: dict[str, Any], now: datetime, at: float
+    ) -> None:
+        """Counted and told, once committed; a retry's due time kept to wake for it."""
+        self.counts[msg.platform, attempt.outcome] += 1
+        if attempt.outcome is Outcome.FAILED:
+            log.warning("outbox %s to %s failed for good: %s", msg.id, msg.platform, attempt.error)
+        elif attempt.outcome is Outcome.RETRY:
+            next_at: datetime = values["next_at"]
+            self._retry_at = min(self._retry_at, at + (next_at - now).total_seconds())
+            log.info("outbox %s to %s: attempt %s to be retried at %s: %s", msg.id, msg.platform,
+                     msg.attempt, next_at.isoformat(), attempt.error)  # fmt: skip
+
+    def _ended_send(self, task: asyncio.Task[None]) -> None:
+        for tasks in self._in_flight.values():
+            tasks.discard(task)
+        self._woken.set()  # its outcome is to be recorded; the target's next row may follow
+
+    async def _drain(self) -> None:
+        """Let the sends in flight end, cancel what overstays, record what ended."""
+        tasks = set().union(*self._in_flight.values())
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.lease_s)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+        if self._outcomes:
+            await self._round(claim=False)
