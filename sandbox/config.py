@@ -46,6 +46,9 @@ class WorksConfig(_Strict):
     """Crew member id -> a name: who the web view offers to press buttons as."""
     domain_id: int = 10000001
     """The tenant's domain, in every callback's `source`."""
+    requests_per_min: int | None = Field(default=None, ge=1)
+    """The platform's rate limit of the message API (240 a minute, 60 on the free plan):
+    a call beyond it in any sliding minute is a 429 with `Retry-After`; None, no limit."""
 
 
 class SandboxConfig(_Strict):

@@ -5,7 +5,8 @@ Platform (what the server calls, as `https://auth.worksmobile.com` and
 - `POST /lineworks/oauth2/v2.0/token`: a service account's RS256 JWT (iss = client id,
   sub = service account, exp at most an hour after iat) for an access token.
 - `POST /lineworks/v1.0/bots/{botId}/channels/{channelId}/messages` and
-  `.../users/{userId}/messages`: 201 for a valid body sent with a live token.
+  `.../users/{userId}/messages`: 201 for a valid body sent with a live token; 429 past
+  `requests_per_min` when the settings file sets one.
 
 Control (what tests and the web view use), under `/_sandbox/lineworks`: each talk's
 messages, crews' presses sent as signed callbacks, injected faults, token revocation and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from pathlib import Path
 from typing import Any, Final, Literal
 from urllib.parse import parse_qs
@@ -183,6 +185,11 @@ def router(state: WorksState) -> APIRouter:
         faulted = await suffer(state, "messages", request)
         if faulted is not None:
             return faulted
+        wait_s = state.over_limit_s()
+        if wait_s is not None:
+            limited = api_error(429, "TOO_MANY_REQUESTS", "over the rate limit")
+            limited.headers["Retry-After"] = str(math.ceil(wait_s))
+            return limited
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         problem = state.token_problem(token) if scheme.lower() == "bearer" else "missing"
         if problem is not None:

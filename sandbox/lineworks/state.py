@@ -14,10 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from sandbox.config import WorksConfig
 
+RATE_WINDOW_S: Final = 60.0
 Conversation = Literal["channels", "users"]
 """Where a bot message went: a channel (a group talk) or one user (a 1:1 talk)."""
 Endpoint = Literal["messages", "token"]
@@ -63,6 +64,8 @@ class WorksState:
     faults: dict[Endpoint, deque[Fault]] = field(
         default_factory=lambda: {"messages": deque(), "token": deque()}
     )
+    calls: deque[float] = field(default_factory=deque)
+    """When the message API was called in the last minute (for `requests_per_min`)."""
     dropped: int = 0
     """Calls hung by a fault whose caller gave up meanwhile: not delivered."""
 
@@ -118,6 +121,17 @@ class WorksState:
         queue = self.faults[endpoint]
         return queue.popleft() if queue else None
 
+    def over_limit_s(self) -> float | None:
+        """Count a message API call; when it is one too many this minute, the seconds until
+        the next would be taken (the call is refused and not counted)."""
+        limit, now = self.config.requests_per_min, self.clock()
+        while self.calls and self.calls[0] <= now - RATE_WINDOW_S:
+            self.calls.popleft()
+        if limit is not None and len(self.calls) >= limit:
+            return self.calls[0] + RATE_WINDOW_S - now
+        self.calls.append(now)
+        return None
+
     def record(self, where: Conversation, conversation_id: str, content: dict[str, Any]) -> None:
         """A message the platform accepted, as the channel's or user's talk shows it."""
         entry = {"content": content, "at": self.timestamp()}
@@ -157,6 +171,7 @@ class WorksState:
         for queue in self.faults.values():
             queue.clear()
         self.dropped = 0
+        self.calls.clear()
 
     def timestamp(self) -> str:
         """Now as the platform writes it (`issuedTime`): UTC, milliseconds, `Z`."""

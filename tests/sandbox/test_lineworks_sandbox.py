@@ -385,3 +385,25 @@ async def test_the_web_view_is_served_offline(sandbox: httpx.AsyncClient) -> Non
         "${CONTROL}", "/_sandbox/lineworks")  # fmt: skip
     assert (await sandbox.get(f"{CONTROL}/view/view.css")).status_code == 200
     assert (await sandbox.get(f"{CONTROL}/view/secrets.toml")).status_code == 422
+
+
+async def test_the_rate_limit_refuses_calls_beyond_it_in_a_minute(receiver: Receiver) -> None:
+    now = [time.time()]
+    state = WorksState(works_config(receiver.url, requests_per_min=2), clock=lambda: now[0])
+    app = FastAPI()
+    app.include_router(router(state))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://sandbox") as sandbox:  # fmt: skip
+        auth = {"Authorization": f"Bearer {await access_token(sandbox)}"}
+
+        async def send() -> httpx.Response:
+            body = {"content": {"type": "text", "text": "hi"}}
+            return await sandbox.post(f"{API}/users/u1/messages", json=body, headers=auth)
+
+        assert [(await send()).status_code for _ in range(2)] == [201, 201]
+        now[0] += 20
+        limited = await send()
+        assert limited.status_code == 429 and limited.headers["Retry-After"] == "40"
+        now[0] += 40
+        assert (await send()).status_code == 201
+    assert len(state.messages("users", "u1")) == 3
