@@ -49,6 +49,7 @@ from server.line.notices import NoticeComposer
 from server.line.reminders import remind
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
+from server.lineworks.client import WorksTransport
 from server.lineworks.pager import Pager
 from server.registry.service import Registry
 from server.settings import Settings
@@ -72,6 +73,8 @@ def transports(settings: Settings) -> list[Transport]:
     found: list[Transport] = []
     if settings.line_channel_access_token.get_secret_value():
         found.append(LineTransport(settings))
+    if settings.lineworks_bot_id and settings.lineworks_client_id:
+        found.append(WorksTransport(settings))
     return found
 
 
