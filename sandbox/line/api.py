@@ -3,11 +3,12 @@
 
 Every Messaging API call goes through one pipeline, in the platform's order: an injected
 fault (a hang, then an error status or a late success: the platform carries out a call
-whose caller gave up waiting, which is what retry keys are for), the channel access token (401), the
-body against line-bot-sdk's models and the documented limits (400), then the call itself:
-a reply needs a fresh unused reply token (400 "Invalid reply token"), a push or multicast
-whose `X-Line-Retry-Key` was accepted before is a 409 and is not delivered again. Every
-answer carries `x-line-request-id`.
+whose caller gave up waiting, which is what retry keys are for), the channel access token
+(401), a retry key where the call takes none (400), the body against line-bot-sdk's models
+and the documented limits (400), then the call itself: a reply needs a fresh unused reply
+token (400 "Invalid reply token"), a push or multicast whose `X-Line-Retry-Key` was
+accepted before is a 409 and is not delivered again. Every answer carries
+`x-line-request-id`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from sandbox.line import webhooks
 from sandbox.line.state import SENDING, Call, Delivery, Fault, LineState, Via
-from sandbox.line.validation import Api, Invalid, validate
+from sandbox.line.validation import USER_ID, Api, Invalid, validate
 
 log = logging.getLogger(__name__)
 FAULT_MESSAGES: Final = {
@@ -39,6 +40,8 @@ UNAUTHORIZED: Final = (
     "Authentication failed. Confirm that the access token in the authorization header is valid."
 )
 ACTIONS: Final[TypeAdapter[webhooks.Action]] = TypeAdapter(webhooks.Action)
+RETRYABLE: Final[tuple[Call, ...]] = ("push", "multicast")
+"""The calls that take `X-Line-Retry-Key`; any other refuses it (400), as the platform does."""
 BODIES: Final[dict[Call, Api]] = {"reply": "reply", "push": "push", "multicast": "multicast",
                                   "loading": "loading"}  # fmt: skip
 """The calls with a body, and the model that body must fit (a profile request has none)."""
@@ -108,6 +111,8 @@ def router(state: LineState) -> APIRouter:
         given = request.headers.get("authorization", "").encode()
         if not hmac.compare_digest(given, token):
             return Answer(401, {"message": UNAUTHORIZED})
+        if "x-line-retry-key" in request.headers and call not in RETRYABLE:
+            return Answer(400, {"message": "X-Line-Retry-Key is not supported for this API"})
         body: dict[str, Any] = {}
         if call in BODIES:
             try:
@@ -158,6 +163,8 @@ def router(state: LineState) -> APIRouter:
 
     @api.post("/_sandbox/line/users/{user_id}/send")
     async def send(request: Request, user_id: str) -> JSONResponse:
+        if not USER_ID.fullmatch(user_id):
+            return JSONResponse({"detail": "a LINE user id is U and 32 hex digits"}, 422)
         try:
             raw = json.loads(await request.body())
             if isinstance(raw, dict) and raw.get("redeliver"):

@@ -4,14 +4,15 @@ documented limits those models leave out.
 The models check shapes and types, at most 5 messages a request, 13 quick-reply items,
 postback data of at most 300 characters and at most 500 multicast recipients. They do not
 check a text's 5,000 characters, a Flex message's `altText` (1,500), a carousel's 12
-bubbles, a bubble's 30 KB of JSON or a quick-reply label's 20 characters: `limit_problems`
-does. A
+bubbles, a bubble's 30 KB of JSON (a carousel's 50 KB), a quick-reply label's 20
+characters or that recipients are user ids (`U` and 32 hex digits): this module does. A
 body outside either is a 400 whose JSON names each problem, as the platform answers.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from typing import Any, Final, Literal
 
@@ -35,8 +36,10 @@ MAX_TEXT: Final = 5000
 MAX_ALT_TEXT: Final = 1500
 MAX_BUBBLES: Final = 12
 MAX_BUBBLE_BYTES: Final = 30_000
+MAX_CAROUSEL_BYTES: Final = 50_000
 MAX_QUICK_REPLY_LABEL: Final = 20
 
+USER_ID: Final = re.compile(r"U[0-9a-f]{32}")
 Detail = dict[str, str]
 """One problem as the platform reports it: `{"message": ..., "property": "messages[0].text"}`."""
 
@@ -65,7 +68,7 @@ def validate(api: Api, body: object) -> dict[str, Any]:
         raise Invalid([_detail(e["msg"], _path(e["loc"])) for e in error.errors()]) from None
     except ValueError as error:  # the models' own discriminator lookups
         raise Invalid([_detail(str(error).split(". ")[0], "")]) from None
-    problems = list(limit_problems(body.get("messages") or []))
+    problems = [*user_id_problems(body), *limit_problems(body.get("messages") or [])]
     if problems:
         raise Invalid(problems)
     return body
@@ -90,14 +93,29 @@ def limit_problems(messages: list[Any]) -> Iterator[Detail]:
 
 
 def _flex_problems(contents: dict[str, Any], at: str) -> Iterator[Detail]:
-    bubbles = contents["contents"] if contents.get("type") == "carousel" else [contents]
-    if contents.get("type") == "carousel" and not 1 <= len(bubbles) <= MAX_BUBBLES:
+    carousel = contents.get("type") == "carousel"
+    bubbles = contents["contents"] if carousel else [contents]
+    if carousel and not 1 <= len(bubbles) <= MAX_BUBBLES:
         yield _detail(f"Size must be between 1 and {MAX_BUBBLES}", f"{at}.contents")
+    if carousel and _size(contents) > MAX_CAROUSEL_BYTES:
+        yield _detail(f"A carousel's JSON must be at most 50 KB ({_size(contents)} bytes)", at)
     for number, bubble in enumerate(bubbles):
-        size = len(json.dumps(bubble, ensure_ascii=False, separators=(",", ":")).encode())
-        if size > MAX_BUBBLE_BYTES:
-            where = f"{at}.contents[{number}]" if contents.get("type") == "carousel" else at
-            yield _detail(f"A bubble's JSON must be at most 30 KB ({size} bytes)", where)
+        if _size(bubble) > MAX_BUBBLE_BYTES:
+            where = f"{at}.contents[{number}]" if carousel else at
+            yield _detail(f"A bubble's JSON must be at most 30 KB ({_size(bubble)} bytes)", where)
+
+
+def _size(node: dict[str, Any]) -> int:
+    """Bytes of compact UTF-8 JSON, as the platform measures a bubble."""
+    return len(json.dumps(node, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def user_id_problems(body: dict[str, Any]) -> Iterator[Detail]:
+    """Recipients that are not LINE user ids (`U` and 32 hex digits)."""
+    to = body.get("to")
+    for number, user_id in enumerate([to] if isinstance(to, str) else to or []):
+        if not USER_ID.fullmatch(user_id):
+            yield _detail("Invalid user ID", "to" if isinstance(to, str) else f"to[{number}]")
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

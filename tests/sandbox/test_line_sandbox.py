@@ -235,6 +235,10 @@ def test_webhook_event_ids_are_ulids_in_time_order() -> None:
             "type": "box", "layout": "vertical",
             "contents": [{"type": "text", "text": "x" * MAX_BUBBLE_BYTES}]}}}],
          "messages[0].contents"),
+        ([{"type": "flex", "altText": "a", "contents": {"type": "carousel", "contents": [
+            {**BUBBLE, "body": {"type": "box", "layout": "vertical",
+                                "contents": [{"type": "text", "text": "x" * 4500}]}}] * 12}}],
+         "messages[0].contents"),
         ([{"type": "text", "text": "a", "quickReply": {"items": [
             {"type": "action", "action": {"type": "message", "label": "l", "text": "t"}}] * 14}}],
          "items"),
@@ -274,6 +278,23 @@ def test_valid_bodies_at_the_limits_are_taken() -> None:
         validate("reply", [TEXT])
     with pytest.raises(Invalid):
         validate("multicast", {"to": [], "messages": [TEXT]})
+
+
+async def test_recipients_must_be_user_ids_and_only_push_and_multicast_take_retry_keys(
+    line: httpx.AsyncClient,
+) -> None:
+    answer = await push(line, to="U1")
+    assert (answer.status_code, answer.json()["details"][0]["property"]) == (400, "to")
+    multicast = {"to": [USER, "alice"], "messages": [TEXT]}
+    answer = await line.post("/line/v2/bot/message/multicast", json=multicast, headers=AUTH)
+    assert (answer.status_code, answer.json()["details"][0]["property"]) == (400, "to[1]")
+    token = (await send(line, USER, TEXT))["replyToken"]
+    body = {"replyToken": token, "messages": [TEXT]}
+    headers = {**AUTH, "X-Line-Retry-Key": str(uuid.uuid4())}
+    answer = await line.post("/line/v2/bot/message/reply", json=body, headers=headers)
+    assert answer.status_code == 400 and "Retry-Key" in answer.json()["message"]
+    assert (await reply(line, token)).status_code == 200  # the refused call used nothing up
+    assert (await line.post("/_sandbox/line/users/U1/send", json=TEXT)).status_code == 422
 
 
 async def test_every_call_needs_the_channel_access_token(line: httpx.AsyncClient) -> None:
