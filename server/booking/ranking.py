@@ -18,9 +18,10 @@ stations within walking reach and finds each one's first free window by bisectio
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 from bisect import bisect_left, insort
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
@@ -148,16 +149,24 @@ class Ranker:
         sin, asin, sqrt = math.sin, math.asin, math.sqrt
         found: list[tuple[float, str]] = []
         cells = self._cells
-        for i in range(ci - span_i, ci + span_i + 1):
-            for j in range(cj - span_j, cj + span_j + 1):
-                bucket = cells.get((i, j))
-                if bucket is None:
-                    continue
-                for sid, p2, l2, cos2 in bucket:
-                    h = sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * sin((l2 - l1) / 2) ** 2
-                    walk = scale * asin(min(1.0, sqrt(h)))
-                    if walk <= max_walk_min:
-                        found.append((walk, sid))
+        if (2 * span_i + 1) * (2 * span_j + 1) > len(cells):
+            # Near a pole the window spans millions of cells: visit the occupied ones instead.
+            keys: Iterable[tuple[int, int]] = [
+                (i, j) for i, j in cells if abs(i - ci) <= span_i and abs(j - cj) <= span_j
+            ]
+        else:
+            keys = itertools.product(
+                range(ci - span_i, ci + span_i + 1), range(cj - span_j, cj + span_j + 1)
+            )
+        for key in keys:
+            bucket = cells.get(key)
+            if bucket is None:
+                continue
+            for sid, p2, l2, cos2 in bucket:
+                h = sin((p2 - p1) / 2) ** 2 + cos1 * cos2 * sin((l2 - l1) / 2) ** 2
+                walk = scale * asin(min(1.0, sqrt(h)))
+                if walk <= max_walk_min:
+                    found.append((walk, sid))
         found.sort()
         return found
 

@@ -146,3 +146,14 @@ def test_a_shared_ranker_sees_bookings_made_through_the_table() -> None:
     second = ranker.rank(LAT, LON, T0, table, limit=1)[0]
     assert (first.station_id, second.station_id) == ("a", "b")
     assert ranker.rank(LAT, LON, T0, FreeTable(), limit=3) == []
+
+
+@pytest.mark.timeout(10)
+def test_a_search_near_a_pole_visits_occupied_cells_not_millions_of_empty_ones() -> None:
+    """Near a pole a walk's east-west span covers millions of cells (found by schemathesis:
+    a request at latitude 90 took 20 s); only the registry's cells are looked at."""
+    stations = [station("a", 0.2), StationView("polar", 89.99, 0.0, 30, None, None, (), 1000.0)]
+    ranker = Ranker(stations)
+    assert ranker.within(90.0, 0.0, 60.0) == [(pytest.approx(21.68, rel=0.01), "polar")]
+    assert ranker.within(-90.0, 0.0, 60.0) == []
+    assert [sid for _, sid in ranker.within(LAT, LON, 60.0)] == ["a"]
