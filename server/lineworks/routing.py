@@ -1,66 +1,37 @@
-"""Crew routes, registry data an operator sets: which LINE WORKS channel hears what.
+"""The crew routes' API (`/api/v1/crew-routes`, admin) and the pager's view of them.
 
-A route is (scope, key) -> channel: `municipality` and `group` keyed by the name stations
-give (`Station.municipality`, `Station.counterpart_group`), `hq` with an empty key. Set one
-at a time (PUT, DELETE) or from a CSV file (POST `text/csv`: `scope,key,channel_id`, all rows
-or none, each bad row reported); every change is audited. Read back as `alerts.Routes` by the pager.
+The routes are registry data (`server.registry.crew_routes`): set one at a time (PUT,
+DELETE) or from a CSV file (POST `text/csv`: `scope,key,channel_id`, all rows or none, each
+bad row reported), every change audited. `load_routes` reads them as `alerts.Routes`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import datetime
-from typing import Annotated, Final, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Body, Query
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
-from sqlalchemy import select
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server import audit
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
 from server.api.errors import documented
-from server.db.models import CrewRoute
-from server.db.session import Database
-from server.errors import Invalid, NotFound
+from server.errors import Invalid
 from server.lineworks.alerts import Routes
-from server.registry.csv_import import ParsedCsv, parse_rows
-from server.registry.service import ImportReport
+from server.registry.crew_routes import (
+    ChannelId,
+    CrewRoutes,
+    Key,
+    RouteOut,
+    Scope,
+    route_rows,
+    route_spec,
+)
 
-Scope = Literal["municipality", "group", "hq"]
-COLUMNS: Final = ("scope", "key", "channel_id")
-REQUIRED: Final = frozenset({"scope", "channel_id"})
-CHANNEL_ID_RE: Final = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
-"""Safe in the send URL's path (`/channels/{channelId}/messages`)."""
-CSV_EXAMPLE = "scope,key,channel_id\nmunicipality,大洲市,ch-ozu\ngroup,南予,ch-nanyo\nhq,,ch-hq\n"
-
-Clock = Callable[[], datetime]
-Key = Annotated[schemas.Text, Field(max_length=100)]
-ChannelId = Annotated[str, Field(pattern=CHANNEL_ID_RE)]
-
-
-class RouteSpec(BaseModel):
-    """One route as an operator gives it; `hq` takes no key, the others need one."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True, strict=True)
-
-    scope: Scope
-    key: Key = ""
-    channel_id: ChannelId
-
-    @model_validator(mode="after")
-    def _key_fits_scope(self) -> RouteSpec:
-        if self.scope == "hq" and self.key:
-            raise ValueError("an hq route takes no key")
-        if self.scope != "hq" and not self.key:
-            raise ValueError(f"a {self.scope} route needs a key (the name stations give)")
-        return self
-
-    @property
-    def name(self) -> str:
-        return f"{self.scope}:{self.key}" if self.key else self.scope
+CSV_EXAMPLE = (
+    "scope,key,channel_id\nmunicipality,大洲市,crew-ozu\ngroup,南予,group-nanyo\nhq,,hq-ehime\n"
+)
 
 
 class ChannelIn(BaseModel):
@@ -68,106 +39,15 @@ class ChannelIn(BaseModel):
     channel_id: ChannelId
 
 
-class RouteOut(BaseModel):
-    scope: Scope
-    key: str
-    channel_id: str
-    updated_at: AwareDatetime
-
-
 class RouteList(BaseModel):
     routes: list[RouteOut]
 
 
-def parse_routes_csv(text: str) -> ParsedCsv[RouteSpec]:
-    """Routes, each error with its row and column; a (scope, key) given twice is an error."""
-    return parse_rows(text, COLUMNS, REQUIRED, RouteSpec, lambda r: (r.scope, r.key))
-
-
 async def load_routes(session: AsyncSession) -> Routes:
-    rows = (await session.scalars(select(CrewRoute))).all()
     by_scope: dict[str, dict[str, str]] = {"municipality": {}, "group": {}, "hq": {}}
-    for row in rows:
+    for row in await route_rows(session):
         by_scope.setdefault(row.scope, {})[row.key] = row.channel_id
     return Routes(by_scope["municipality"], by_scope["group"], by_scope["hq"].get(""))
-
-
-class CrewRoutes:
-    """Reads and writes the routes; made per request from the app's database and clock."""
-
-    def __init__(self, db: Database, clock: Clock) -> None:
-        self._db = db
-        self._clock = clock
-
-    async def list(self) -> list[RouteOut]:
-        async with self._db.transaction() as session:
-            rows = await session.scalars(select(CrewRoute).order_by(CrewRoute.scope, CrewRoute.key))
-            return [RouteOut.model_validate(row, from_attributes=True) for row in rows]
-
-    async def put(self, spec: RouteSpec, actor: str) -> tuple[RouteOut, bool]:
-        """The route as stored, and whether it was new."""
-        async with self._db.transaction() as session:
-            row, created = await self._write(session, spec, actor)
-            return RouteOut.model_validate(row, from_attributes=True), created
-
-    async def delete(self, scope: Scope, key: str, actor: str) -> None:
-        async with self._db.transaction() as session:
-            row = await session.get(CrewRoute, (scope, key))
-            if row is None:
-                raise NotFound(f"no {scope} route {key!r}")
-            await session.delete(row)
-            await audit.record(session, actor, "crew_route.deleted", _subject(scope, key),
-                               {"channel_id": row.channel_id}, at=self._clock())  # fmt: skip
-
-    async def import_csv(self, text: str, actor: str) -> ImportReport:
-        """Every route of the file, or none of them; routes not in the file stay."""
-        parsed = parse_routes_csv(text)
-        if parsed.errors:
-            return ImportReport(errors=parsed.errors)
-        created: list[str] = []
-        updated: list[str] = []
-        unchanged: list[str] = []
-        async with self._db.transaction() as session:
-            for parsed_row in parsed.rows:
-                spec = parsed_row.model
-                row = await session.get(CrewRoute, (spec.scope, spec.key))
-                if row is not None and row.channel_id == spec.channel_id:
-                    unchanged.append(spec.name)
-                    continue
-                (created if row is None else updated).append(spec.name)
-                await self._write(session, spec, actor)
-        return ImportReport(tuple(created), tuple(updated), tuple(unchanged))
-
-    async def _write(
-        self, session: AsyncSession, spec: RouteSpec, actor: str
-    ) -> tuple[CrewRoute, bool]:
-        now = self._clock()
-        row = await session.get(CrewRoute, (spec.scope, spec.key))
-        before = None if row is None else row.channel_id
-        if row is None:
-            row = CrewRoute(scope=spec.scope, key=spec.key, channel_id=spec.channel_id,
-                            updated_at=now)  # fmt: skip
-            session.add(row)
-        elif row.channel_id != spec.channel_id:
-            row.channel_id, row.updated_at = spec.channel_id, now
-        else:
-            return row, False
-        action = "crew_route.created" if before is None else "crew_route.updated"
-        detail = {"channel_id": spec.channel_id, "before": before}
-        await audit.record(session, actor, action, _subject(spec.scope, spec.key), detail, at=now)
-        await session.flush()
-        return row, before is None
-
-
-def _subject(scope: str, key: str) -> str:
-    return f"crew_route:{scope}:{key}" if key else f"crew_route:{scope}"
-
-
-def _spec(scope: Scope, key: str, channel_id: str) -> RouteSpec:
-    try:
-        return RouteSpec(scope=scope, key=key, channel_id=channel_id)
-    except ValueError as exc:
-        raise Invalid(str(exc)) from exc
 
 
 router = APIRouter(
@@ -182,20 +62,6 @@ KeyQuery = Annotated[Key, Query(description="the municipality or counterpart gro
 async def list_routes(svc: Svc) -> RouteList:
     """Which LINE WORKS channel hears each municipality's, group's and HQ's alerts."""
     return RouteList(routes=await CrewRoutes(svc.db, svc.clock).list())
-
-
-@router.put("/{scope}", response_model=RouteOut, responses=documented(400, 415))
-async def put_route(
-    scope: Scope, body: ChannelIn, actor: Actor, svc: Svc, key: KeyQuery = ""
-) -> RouteOut:
-    """Set (create or replace) one route: `PUT /crew-routes/municipality?key=大洲市`."""
-    route, _ = await CrewRoutes(svc.db, svc.clock).put(_spec(scope, key, body.channel_id), actor)
-    return route
-
-
-@router.delete("/{scope}", status_code=204, responses=documented(404))
-async def delete_route(scope: Scope, actor: Actor, svc: Svc, key: KeyQuery = "") -> None:
-    await CrewRoutes(svc.db, svc.clock).delete(scope, key.strip(), actor)
 
 
 @router.post("", response_model=schemas.ImportOut, responses=documented(400))
@@ -215,3 +81,18 @@ async def import_routes(
         created=list(report.created), updated=list(report.updated),
         unchanged=list(report.unchanged),
     )  # fmt: skip
+
+
+@router.put("/{scope}", response_model=RouteOut, responses=documented(400, 415))
+async def put_route(
+    scope: Scope, body: ChannelIn, actor: Actor, svc: Svc, key: KeyQuery = ""
+) -> RouteOut:
+    """Set (create or replace) one route: `PUT /crew-routes/municipality?key=大洲市`."""
+    spec = route_spec(scope, key, body.channel_id)
+    route, _ = await CrewRoutes(svc.db, svc.clock).put(spec, actor)
+    return route
+
+
+@router.delete("/{scope}", status_code=204, responses=documented(404))
+async def delete_route(scope: Scope, actor: Actor, svc: Svc, key: KeyQuery = "") -> None:
+    await CrewRoutes(svc.db, svc.clock).delete(scope, key.strip(), actor)

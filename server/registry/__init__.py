@@ -5,7 +5,9 @@ Registry(db, clock)          create/update/get/list stations, map/unmap batterie
                              import_stations_csv / import_batteries_csv (all-or-nothing)
 models                       StationSpec, StationPatch, BatteryMapping (validated input)
 csv_import                   pure parsing with errors naming row and column
-demo.load_demo_registry      the shipped 大洲市 shelters and the simulator's batteries
+crew_routes.CrewRoutes       which LINE WORKS channel hears a municipality, group, HQ
+demo.load_demo_registry      the shipped 大洲市 shelters, their crew routes and the
+                             simulator's batteries
 ```
 """
 

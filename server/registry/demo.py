@@ -12,6 +12,10 @@ simulator's lines, so each scenario has its own mapping file, `{scenario}_batter
   (ozu-02); the other ten shelters have no batteries yet.
 - `typhoon-night`: line `shelter-NN` holds the two batteries of shelter `ozu-NN`.
 A scenario without a mapping file loads the stations only.
+
+Crew routes (`demo_crew_routes.csv`, every scenario): 大洲市 -> LINE WORKS channel
+`crew-ozu`, counterpart group 南予 -> `group-nanyo`, HQ -> `hq-ehime`, the channels the
+demo's LINE WORKS sandbox has (`chargenet.platforms.DEMO_CHANNELS`).
 """
 
 from __future__ import annotations
@@ -22,14 +26,17 @@ from pathlib import Path
 
 from server.audit import SYSTEM_ACTOR
 from server.db.session import Database
+from server.registry.crew_routes import CrewRoutes
 from server.registry.service import Clock, ImportReport, Registry, utc_now
 
 STATIONS_CSV = "demo_stations.csv"
+CREW_ROUTES_CSV = "demo_crew_routes.csv"
 
 
 @dataclass(frozen=True, slots=True)
 class DemoLoad:
     stations: ImportReport
+    routes: ImportReport
     batteries: ImportReport | None
     """None when the scenario has no mapping file."""
 
@@ -43,20 +50,25 @@ def demo_csv(name: str) -> str | None:
 async def load_demo_registry(
     db: Database, scenario: str = "demo", clock: Clock = utc_now
 ) -> DemoLoad:
-    """Load the shipped stations and the scenario's mappings; a second load changes nothing.
+    """Load the shipped stations, crew routes and the scenario's mappings; a second load
+    changes nothing.
 
     `scenario` is a name or a scenario file path (its stem picks the mapping file).
     Raises RuntimeError if the shipped files are invalid, which the tests rule out.
     """
-    registry = Registry(db, clock)
-    stations = await registry.import_stations_csv(demo_csv(STATIONS_CSV) or "", SYSTEM_ACTOR)
-    if not stations.ok:
-        raise RuntimeError(f"{STATIONS_CSV}: {'; '.join(map(str, stations.errors))}")
+    registry, crews = Registry(db, clock), CrewRoutes(db, clock)
+    stations_csv, routes_csv = demo_csv(STATIONS_CSV) or "", demo_csv(CREW_ROUTES_CSV) or ""
+    stations = _valid(STATIONS_CSV, await registry.import_stations_csv(stations_csv, SYSTEM_ACTOR))
+    routes = _valid(CREW_ROUTES_CSV, await crews.import_csv(routes_csv, SYSTEM_ACTOR))
     name = f"{Path(scenario).stem}_batteries.csv"
     text = demo_csv(name)
     if text is None:
-        return DemoLoad(stations, None)
-    batteries = await registry.import_batteries_csv(text, SYSTEM_ACTOR)
-    if not batteries.ok:
-        raise RuntimeError(f"{name}: {'; '.join(map(str, batteries.errors))}")
-    return DemoLoad(stations, batteries)
+        return DemoLoad(stations, routes, None)
+    batteries = _valid(name, await registry.import_batteries_csv(text, SYSTEM_ACTOR))
+    return DemoLoad(stations, routes, batteries)
+
+
+def _valid(name: str, report: ImportReport) -> ImportReport:
+    if not report.ok:
+        raise RuntimeError(f"{name}: {'; '.join(map(str, report.errors))}")
+    return report

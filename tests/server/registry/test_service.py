@@ -18,6 +18,7 @@ from server.registry import (
     StationSpec,
     load_demo_registry,
 )
+from server.registry.crew_routes import route_rows
 from tests.server.database import with_database
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -143,17 +144,23 @@ def test_the_demo_registry_loads_once_and_again_changes_nothing(database_url: st
         assert first.batteries.created == (
             "demo-gw/rs485-1.1", "demo-gw/rs485-1.2", "demo-gw/tcp-1.1",
         )  # fmt: skip
+        assert first.routes.created == ("municipality:大洲市", "group:南予", "hq")
         async with db.transaction() as session:
             entries_before = len(await audit.entries(session, limit=1000))
         second = await load_demo_registry(db, clock=lambda: NOW)
         assert second.stations.created == () and second.stations.updated == ()
         assert second.batteries is not None and len(second.batteries.unchanged) == 3
+        assert second.routes.created == () and len(second.routes.unchanged) == 3
         async with db.transaction() as session:
             assert len(await audit.entries(session, limit=1000)) == entries_before
             stations = list(await session.scalars(select(Station)))
             assert len(stations) == 12
             assert {s.municipality for s in stations} == {"大洲市"}
             placed = {(u.unit, u.station_id) for u in await session.scalars(select(Unit))}
+            routes = {(r.scope, r.key): r.channel_id for r in await route_rows(session)}
+        # the channels the demo's LINE WORKS sandbox has (chargenet.platforms.DEMO_CHANNELS)
+        assert routes == {("municipality", "大洲市"): "crew-ozu", ("group", "南予"): "group-nanyo",
+                          ("hq", ""): "hq-ehime"}  # fmt: skip
         assert placed == {("rs485-1.1", "ozu-01"), ("rs485-1.2", "ozu-01"), ("tcp-1.1", "ozu-02")}
 
         typhoon = await load_demo_registry(db, scenario="firmware_sim/scenarios/typhoon-night.toml")
