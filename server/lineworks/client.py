@@ -84,10 +84,10 @@ class WorksTransport:
 
     platform = Platform.LINEWORKS
 
-    def __init__(self, settings: Settings, tokens: TokenSource | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._http = httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery_timeout_s))
-        self.tokens = tokens or TokenSource(settings, self._http)
+        self.tokens = TokenSource(settings, self._http)
 
     async def send(self, msg: Outgoing) -> Attempt:
         settings = self._settings
