@@ -166,7 +166,7 @@ async def handle_press(svc: Services, source: Source, data: str) -> None:
             reply = alerts.press_reply(outcomes, tz)
         await enqueue(session, Platform.LINEWORKS, user_target(source.user_id), [reply], now=now,
                       source=f"lineworks_press:{data[:150]}")  # fmt: skip
-        svc.pager.wake_after_commit(session)
+    svc.wake_outbox()
 
 
 async def _run(ctx: PressContext, press: Press) -> list[Outcome]:
@@ -211,4 +211,4 @@ async def _reply(svc: Services, user_id: str, content: dict[str, Any], why: str)
     async with svc.db.transaction() as session:
         await enqueue(session, Platform.LINEWORKS, user_target(user_id), [content],
                       now=svc.clock(), source=f"lineworks_callback:{why}")  # fmt: skip
-        svc.pager.wake_after_commit(session)
+    svc.wake_outbox()

@@ -61,10 +61,6 @@ TOLD_IF_PAGED = frozenset({"escalated", "resolved", "acknowledged"})
 """Transitions crews hear of only when the incident was paged."""
 
 
-def no_wake() -> None:
-    """Until the sender exists, its rows are found by its own polling."""
-
-
 @dataclass(frozen=True, slots=True)
 class _Group:
     """Incidents told together: those of one station (or of one gateway serving none)."""
@@ -147,9 +143,9 @@ class AlertContext:
 class Pager:
     """Made once in the app lifespan and given to `IncidentService` as its transition hook."""
 
-    def __init__(
-        self, db: Database, settings: Settings, wake: Callable[[], None] = no_wake
-    ) -> None:
+    def __init__(self, db: Database, settings: Settings, wake: Callable[[], None]) -> None:
+        """`wake`: the outbox sender's (`Services.wake_outbox`), called after a commit that
+        wrote pages."""
         self._db = db
         self._tz = ZoneInfo(settings.timezone)
         self._escalate_after_min = settings.escalate_after_min

@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from server import audit
 from server.db.models import Incident, Notification
+from server.incidents.service import IncidentService
 from server.ingest.changeset import ChangeSet, GatewayChange
 from server.lineworks.buttons import decode
+from server.lineworks.pager import Pager
 from tests.server.incidents.changes import GW, T0, fault, recover
 from tests.server.lineworks.conftest import ADMIN, Clock, outbox
 
@@ -279,3 +281,20 @@ async def test_a_tick_skips_an_incident_being_resolved_and_never_pages_it(
     assert await outbox(app) == []
     [after] = await incidents(app)
     assert (after.state, after.paged_at) == ("resolved", None)
+
+
+async def test_the_sender_is_woken_once_the_pages_are_committed(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    svc = app.state.services
+    woken: list[int] = []
+    pager = Pager(svc.db, svc.settings, wake=lambda: woken.append(len(woken)))
+    incidents_ = IncidentService(svc.db, svc.settings, clock, hook=pager)
+    await incidents_.on_changes(fault(T0))
+    assert woken == [0]  # one wake for the three channels' rows
+    [incident] = await incidents(app)
+    async with svc.db.transaction() as session:
+        await incidents_.acknowledge_in(session, [incident.id], "hq-sato")
+        assert woken == [0]  # the notices are written, not yet committed: a sender would miss them
+    assert woken == [0, 1]
+    assert len(await outbox(app)) == 6
