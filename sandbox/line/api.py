@@ -21,10 +21,11 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, Final
+from pathlib import Path
+from typing import Any, Final, Literal
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
 from sandbox.line import webhooks
@@ -32,6 +33,8 @@ from sandbox.line.state import SENDING, Call, Delivery, Fault, LineState, Via
 from sandbox.line.validation import USER_ID, Api, Invalid, validate
 
 log = logging.getLogger(__name__)
+STATIC: Final = Path(__file__).parent / "static"
+"""The web chat: one page, its script and its styles, nothing from a CDN (it works offline)."""
 FAULT_MESSAGES: Final = {
     429: "The API rate limit has been exceeded. Try again later.",
     500: "An internal server error occurred.",
@@ -214,6 +217,14 @@ def router(state: LineState) -> APIRouter:
     async def expire() -> dict[str, int]:
         return {"expired": state.expire_reply_tokens()}
 
+    @api.get("/_sandbox/line/chat", include_in_schema=False)
+    async def chat() -> FileResponse:
+        return FileResponse(STATIC / "chat.html", media_type="text/html")
+
+    @api.get("/_sandbox/line/chat/{name}", include_in_schema=False)
+    async def chat_asset(name: Literal["chat.js", "chat.css"]) -> FileResponse:
+        return FileResponse(STATIC / name)
+
     @api.post("/_sandbox/line/reset")
     async def reset() -> dict[str, bool]:
         state.reset()
@@ -255,7 +266,7 @@ def _fault_answer(fault: Fault) -> Answer:
 
 def _new_event(state: LineState, user_id: str, action: webhooks.Action) -> dict[str, Any]:
     """A fresh event of `action` by the resident, remembered with its reply token."""
-    resident = state.resident(user_id, action.language)
+    resident = state.resident(user_id, action.language, action.display_name)
     unblocked = isinstance(action, webhooks.Follow) and not resident.following
     if isinstance(action, webhooks.Follow | webhooks.Unfollow):
         resident.following = isinstance(action, webhooks.Follow)

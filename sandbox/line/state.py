@@ -93,13 +93,16 @@ class LineState:
     def __post_init__(self) -> None:
         self.webhook_url = self.webhook_url or self.config.webhook_url
 
-    def resident(self, user_id: str, language: str | None = None) -> Resident:
-        """The resident with this id, met now if new; `language` as their LINE app's."""
+    def resident(
+        self, user_id: str, language: str | None = None, display_name: str | None = None
+    ) -> Resident:
+        """The resident with this id, met now if new; `language` and `display_name` as their
+        LINE app has them."""
         found = self.residents.get(user_id)
         if found is None:
             found = self.residents[user_id] = Resident(user_id, f"住民 {len(self.residents) + 1}")
-        if language is not None:
-            found.language = language
+        found.language = language or found.language
+        found.display_name = display_name or found.display_name
         return found
 
     def issue_reply_token(self, user_id: str) -> str:

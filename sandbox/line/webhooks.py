@@ -27,9 +27,11 @@ CROCKFORD: Final = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
     language: Literal["ja", "en"] | None = None
     """The resident's LINE language, which the profile then reports."""
+    display_name: str | None = Field(default=None, alias="displayName", max_length=100)
+    """The resident's LINE name, which the profile then reports."""
 
 
 class Text(_Strict):

@@ -464,3 +464,14 @@ def test_an_unknown_key_in_the_config_is_named(tmp_path: Path, sandbox: Sandbox)
     bad.write_text(text)
     with pytest.raises(ValueError, match="reply_token_tll_s"):
         load(bad)
+
+
+async def test_the_web_chat_is_served_offline(line: httpx.AsyncClient) -> None:
+    page = await line.get("/_sandbox/line/chat")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    for asset in ("chat.js", "chat.css"):
+        served = await line.get(f"/_sandbox/line/chat/{asset}")
+        assert served.status_code == 200 and asset in page.text
+        assert "<script src" not in served.text and "@import" not in served.text
+    assert "http" not in page.text  # nothing from a CDN: the demo works without a network
+    assert (await line.get("/_sandbox/line/chat/secrets.toml")).status_code == 422
