@@ -103,6 +103,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.include_router(dashboard.page)
     app.router.routes.append(dashboard.static_mount())
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
+    app.add_middleware(line_webhook.WebhookLane)
     app.add_middleware(ErrorsAsJson)
     return app
 

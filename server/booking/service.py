@@ -23,7 +23,7 @@ import random
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
@@ -51,7 +51,7 @@ from server.booking.claims import (
 )
 from server.booking.displays import CLEAR, Wake, show, show_many
 from server.booking.moves import free_table
-from server.booking.ranking import Option, Ranker
+from server.booking.ranking import FreeTable, Option, Ranker
 from server.booking.views import (
     BookingView,
     PortAddress,
@@ -124,10 +124,20 @@ class BookingService:
         self, lat: float, lon: float, earliest: datetime, limit: int = 5
     ) -> list[Option]:
         """Ranked options; the location is used here and nowhere else (never stored)."""
+        return (await self.options_many([(lat, lon)], earliest, limit))[0]
+
+    async def options_many(
+        self, points: Sequence[tuple[float, float]], earliest: datetime, limit: int = 5
+    ) -> list[list[Option]]:
+        """`options` for each of several (lat, lon) at once, on one read of the windows'
+        loads (the LINE bot ranks a batch of residents' locations so)."""
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)
-        near = [views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
-        return await self._ranked(lat, lon, earliest, near, ranker, limit)
+        near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
+                for lat, lon in points]  # fmt: skip
+        free, earliest = await self._free([s for group in near for s in group], earliest)
+        return [ranker.rank(lat, lon, earliest, free, limit, MAX_WALK_MIN) if group else []
+                for (lat, lon), group in zip(points, near, strict=True)]  # fmt: skip
 
     async def station_options(
         self, station_id: str, earliest: datetime, limit: int = 5
@@ -135,32 +145,25 @@ class BookingService:
         """One station's free windows, earliest first (a resident at its poster, or naming
         it); NotFound for an unknown station."""
         station = await self._station(station_id)
-        ranker = Ranker([station])
-        return await self._ranked(station.latitude, station.longitude, earliest, [station],
-                                  ranker, limit)  # fmt: skip
+        free, earliest = await self._free([station], earliest)
+        return Ranker([station]).rank(station.latitude, station.longitude, earliest, free,
+                                      limit, MAX_WALK_MIN)  # fmt: skip
 
-    async def _ranked(
-        self,
-        lat: float,
-        lon: float,
-        earliest: datetime,
-        near: list[StationView],
-        ranker: Ranker,
-        limit: int,
-    ) -> list[Option]:
-        """Rank `near`'s free windows from (lat, lon) with `ranker` (which knows them)."""
+    async def _free(
+        self, stations: Sequence[StationView], earliest: datetime
+    ) -> tuple[FreeTable, datetime]:
+        """The free places of these stations' windows, and `earliest` no earlier than now."""
         now = self._clock()
-        earliest = max(earliest, now)
-        if not near:
-            return []
+        unique = list({s.id: s for s in stations}.values())
+        if not unique:
+            return FreeTable(), max(earliest, now)
         async with self._db.transaction() as session:
-            loads = await read_loads(session, (s.id for s in near), now - _longest_slot(near))
+            loads = await read_loads(session, (s.id for s in unique), now - _longest_slot(unique))
         places = {
             s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
-            for s in near
+            for s in unique
         }
-        free = free_table(near, places)
-        return ranker.rank(lat, lon, earliest, free, limit, MAX_WALK_MIN)
+        return free_table(unique, places), max(earliest, now)
 
     async def get(self, booking_id: str) -> BookingView:
         async with self._db.transaction() as session:
@@ -177,21 +180,28 @@ class BookingService:
         return BookingView.of(found[0], found[1], names)
 
     async def active_for_resident(self, resident_id: str) -> BookingView | None:
+        return (await self.active_for_residents([resident_id])).get(resident_id)
+
+    async def active_for_residents(self, resident_ids: Iterable[str]) -> dict[str, BookingView]:
+        """Each resident's active booking (those with one), in one read."""
+        wanted = sorted(set(resident_ids))
+        if not wanted:
+            return {}
         async with self._db.transaction() as session:
-            found = (
+            found = list(
                 await session.execute(
                     select(Booking, Station.slot_minutes)
                     .join(Station, Station.id == Booking.station_id)
                     .where(
-                        Booking.resident_id == resident_id,
+                        Booking.resident_id.in_(wanted),
                         Booking.status.in_(ACTIVE_STATUSES),
                     )
                 )
-            ).first()
-            if found is None:
-                return None
-            names = await load_battery_names(session, [found[0].station_id])
-        return BookingView.of(found[0], found[1], names)
+            )
+            if not found:
+                return {}
+            names = await load_battery_names(session, {row.station_id for row, _slot in found})
+        return {row.resident_id: BookingView.of(row, slot, names) for row, slot in found}
 
     # -- booking ---------------------------------------------------------------------------
 

@@ -46,11 +46,14 @@ async def enqueue(
     source: str = "",
     reply_token: str | None = None,
     reply_until: datetime | None = None,
+    flush: bool = True,
 ) -> list[OutboxMessage]:
     """Add the messages to the session's transaction; the rows, in sending order.
 
     LINE takes at most 5 messages a request: more become several rows, and only the first
     may use the reply token. LINE WORKS takes one content a request: one row each.
+    `flush=False` leaves the rows to the commit's one bulk INSERT (they have no id until
+    then): a caller enqueueing for hundreds of people in one transaction.
     """
     per_row = LINE_MESSAGES_PER_REQUEST if platform is Platform.LINE else 1
     rows = []
@@ -64,5 +67,6 @@ async def enqueue(
         )  # fmt: skip
         session.add(row)
         rows.append(row)
-    await session.flush()
+    if flush:
+        await session.flush()
     return rows

@@ -28,10 +28,11 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from limits import RateLimitItemPerMinute
@@ -40,6 +41,7 @@ from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.booking.ranking import Option
 from server.booking.service import BookingService
 from server.booking.views import BookingView
 from server.db.models import LineEvent, LineResident
@@ -66,12 +68,59 @@ RECOVER_LIMIT: Final = 5000
 UNLIMITED: Final = frozenset({Kind.FOLLOW, Kind.UNFOLLOW})
 """Events no rate limit holds back (they are not requests)."""
 
+STATIONS_TTL_S: Final = 60.0
+K = TypeVar("K")
+V = TypeVar("V")
+
 Announce = Callable[[BookingView, str], None]
 """(booking, "booked" | "cancelled"): tells the dashboards, as the REST API does."""
 
 
+class Coalesced(Generic[K, V]):
+    """Look-ups made in the same turn of the event loop, fetched together in one call.
+
+    The bot runs a batch of residents' handlers at once; each asks for its own options or
+    booking, and one read for all of them costs about what one read for one costs.
+    """
+
+    def __init__(self, fetch: Callable[[list[K]], Awaitable[Sequence[V]]]) -> None:
+        self._fetch = fetch
+        self._pending: list[tuple[K, asyncio.Future[V]]] = []
+        self._flushing: set[asyncio.Task[None]] = set()
+
+    async def get(self, key: K) -> V:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[V] = loop.create_future()
+        self._pending.append((key, future))
+        if len(self._pending) == 1:  # after every handler of this turn has asked
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        pending, self._pending = self._pending, []
+        task = asyncio.create_task(self._resolve(pending))
+        self._flushing.add(task)
+        task.add_done_callback(self._flushing.discard)
+
+    async def _resolve(self, pending: list[tuple[K, asyncio.Future[V]]]) -> None:
+        try:
+            values = await self._fetch([key for key, _future in pending])
+        except Exception as exc:
+            for _key, future in pending:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        for (_key, future), value in zip(pending, values, strict=True):
+            if not future.done():
+                future.set_result(value)
+
+
 class BookingDesk:
-    """The conversation's `Desk`: the booking service and the stations, as plain data."""
+    """The conversation's `Desk`: the booking service and the stations, as plain data.
+
+    Options and active bookings asked for together are read together (`Coalesced`);
+    stations are kept for `STATIONS_TTL_S` (names and addresses change rarely, and a
+    station not seen yet is read at once)."""
 
     def __init__(
         self,
@@ -86,9 +135,14 @@ class BookingDesk:
         self._clock = clock
         self.tz = tz
         self._announce = announce
+        self._near = Coalesced(self._options_many)
+        self._active = Coalesced(self._actives)
+        self._known: dict[str, StationInfo] = {}
+        self._known_at = float("-inf")
+        self._loading = asyncio.Lock()
 
     async def options_near(self, latitude: float, longitude: float) -> Offer:
-        found = await self._booking.options(latitude, longitude, self._clock(), OPTIONS)
+        found = await self._near.get((latitude, longitude))
         return Offer(found, await self._stations(o.station_id for o in found))
 
     async def options_at(self, station_id: str) -> Offer:
@@ -106,7 +160,7 @@ class BookingDesk:
         return (await self._stations([station_id])).get(station_id)
 
     async def active(self, resident: str) -> Ticket | None:
-        booking = await self._booking.active_for_resident(resident)
+        booking = await self._active.get(resident)
         return await self._ticket(booking) if booking is not None else None
 
     async def book(self, resident: str, station_id: str, window_start: datetime) -> Ticket:
@@ -119,6 +173,13 @@ class BookingDesk:
         self._told(booking, "cancelled")
         return await self._ticket(booking)
 
+    async def _options_many(self, points: list[tuple[float, float]]) -> list[list[Option]]:
+        return await self._booking.options_many(points, self._clock(), OPTIONS)
+
+    async def _actives(self, residents: list[str]) -> list[BookingView | None]:
+        found = await self._booking.active_for_residents(residents)
+        return [found.get(resident) for resident in residents]
+
     def _told(self, booking: BookingView, what: str) -> None:
         if self._announce is not None:
             self._announce(booking, what)
@@ -130,8 +191,16 @@ class BookingDesk:
         return Ticket(booking, station)
 
     async def _stations(self, ids: Iterable[str]) -> dict[str, StationInfo]:
-        async with self._db.transaction() as session:
-            return await load_stations(session, ids)
+        wanted = set(ids)
+        async with self._loading:  # one read at a time: concurrent misses share it
+            if time.monotonic() - self._known_at > STATIONS_TTL_S:
+                async with self._db.transaction() as session:
+                    self._known = await load_stations(session)
+                self._known_at = time.monotonic()
+            elif missing := wanted - self._known.keys():
+                async with self._db.transaction() as session:
+                    self._known.update(await load_stations(session, missing))
+        return {i: self._known[i] for i in wanted if i in self._known}
 
 
 class LineBot:
@@ -316,7 +385,7 @@ class LineBot:
                     await enqueue(
                         session, Platform.LINE, event.user_id, reply.messages, now=now,
                         source=f"line_event:{event.event_id}", reply_token=event.reply_token,
-                        reply_until=item.received_at + self._reply_within,
+                        reply_until=item.received_at + self._reply_within, flush=False,
                     )  # fmt: skip
                     sent = True
         if sent and self._wake is not None:

@@ -45,13 +45,17 @@ def _info(row: Station) -> StationInfo:
                        row.longitude, row.slot_minutes)  # fmt: skip
 
 
-async def load_stations(session: AsyncSession, ids: Iterable[str]) -> dict[str, StationInfo]:
-    """The stations of these ids that exist, by id."""
-    wanted = sorted({i for i in ids if i})
-    if not wanted:
-        return {}
-    rows = await session.scalars(select(Station).where(Station.id.in_(wanted)))
-    return {row.id: _info(row) for row in rows}
+async def load_stations(
+    session: AsyncSession, ids: Iterable[str] | None = None
+) -> dict[str, StationInfo]:
+    """The stations of these ids that exist (all of them for None), by id."""
+    query = select(Station)
+    if ids is not None:
+        wanted = sorted({i for i in ids if i})
+        if not wanted:
+            return {}
+        query = query.where(Station.id.in_(wanted))
+    return {row.id: _info(row) for row in await session.scalars(query)}
 
 
 async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
