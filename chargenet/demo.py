@@ -4,8 +4,9 @@ Broker (Mosquitto-compatible embedded amqtt unless `--mqtt` names one), the batt
 simulator on pseudo-terminal serial lines and TCP, a gateway configured from what the
 simulator reports, and the server (SQLite in the data folder, MQTT ingest from the same
 broker, the demo registry of shelters mapped to the gateway's batteries) with its
-dashboard on a printed URL. `--console` adds a live console view of the broker. Ctrl-C
-stops everything.
+dashboard on a printed URL, and the sandbox standing in for LINE and LINE WORKS, whose
+resident chat and crew channels are played in the browser. `--console` adds a live console
+view of the broker. Ctrl-C stops everything.
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ from urllib.parse import urlsplit
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chargenet import platforms
 from protocol.topics import DEFAULT_PREFIX
 
 log = logging.getLogger(__name__)
 
 STARTUP_TIMEOUT_S = 20.0
+SERVER_STARTUP_TIMEOUT_S = 90.0
+"""The server migrates and imports the platforms' SDKs first: on a busy small machine that
+has taken over 40 s."""
 DEMO_GATEWAY = "demo-gw"
 """The gateway id the demo registry maps its batteries under."""
 
@@ -203,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         )  # fmt: skip
         children.start("gateway", ["gateway", "--config", str(config)])
-        server = _start_server(children, args, mqtt_url)
+        server, sandbox = _start_server(children, args, mqtt_url)
         elsewhere = "".join(f"dashboard from a phone {url}/\n" for url in server.other_urls)
         print(
             f"dashboard {server.url}/\n{elsewhere}API docs {server.url}/docs\n"
+            f"resident chat (LINE sandbox) {sandbox.chat_url}\n"
+            f"crew channels (LINE WORKS sandbox) {sandbox.crew_url}\n"
             f"admin token {server.admin_token}\n"
             f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
             f"gateway config {config}\n"
@@ -265,15 +272,22 @@ class DemoServer:
         self.admin_token = admin_token
 
 
-def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) -> DemoServer:
-    """`chargenet server` on SQLite in the data folder; then the demo registry goes in."""
+def _start_server(
+    children: Processes, args: argparse.Namespace, mqtt_url: str
+) -> tuple[DemoServer, platforms.DemoPlatforms]:
+    """The LINE and LINE WORKS sandbox, then `chargenet server` on SQLite in the data
+    folder, pointed at it; then the demo registry goes in."""
     port = args.http_port or _port_or_free(
         args.host, int(os.environ.get("CHARGENET_DEMO_HTTP_PORT", 8000))
     )
+    reach = local_address(args.host)
+    sandbox = platforms.prepare(args.data_dir, args.host, free_port(), http_url(reach, port), reach)
+    children.start("sandbox", ["sandbox", "--config", str(sandbox.config_path)])
     database_url = f"sqlite+aiosqlite:///{(args.data_dir / 'chargenet.sqlite3').resolve()}"
     token = secrets.token_urlsafe(24)
     env = {
         **os.environ,
+        **sandbox.server_env,
         "CHARGENET_DATABASE_URL": database_url,
         "CHARGENET_MQTT_URL": mqtt_url,
         "CHARGENET_ADMIN_TOKEN": token,
@@ -284,10 +298,11 @@ def _start_server(children: Processes, args: argparse.Namespace, mqtt_url: str) 
         ),
     }
     children.start("server", ["server", "--host", args.host, "--port", str(port)], env=env)
-    wait_for_port(local_address(args.host), port, STARTUP_TIMEOUT_S * 2)
+    wait_for_port(reach, port, SERVER_STARTUP_TIMEOUT_S)
+    wait_for_port(reach, int(sandbox.url.rsplit(":", 1)[1]), STARTUP_TIMEOUT_S)
     with INTERRUPTS.held():
         asyncio.run(_load_registry(database_url, args.scenario))
-    return DemoServer(args.host, port, token)
+    return DemoServer(args.host, port, token), sandbox
 
 
 async def _load_registry(database_url: str, scenario: str) -> None:

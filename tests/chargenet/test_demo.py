@@ -6,11 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from chargenet import platforms
 from chargenet.console import LiveView
 from chargenet.demo import DemoServer, Interrupts, gateway_config_toml
 from gateway.config import RtuBus, TcpBus, parse_config
 from protocol.payloads import BatteryState, EventKind, PortState, PortStatus, UnitEvent, UnitState
 from protocol.topics import UNIT_EVENT, UNIT_STATE, UnitAddress
+from sandbox import config as sandbox_config
+from server.settings import Settings, unknown_variables
 
 ANNOUNCED = {
     "serial": {"rs485-1": {"device": "/dev/pts/7", "baudrate": 19200, "parity": "N",
@@ -90,3 +93,26 @@ def test_the_demo_names_the_urls_that_reach_its_server() -> None:
     assert everywhere.url == "http://127.0.0.1:8000"  # a wildcard is not an address to open
     assert all(not u.startswith("http://127.") for u in everywhere.other_urls)
     assert DemoServer("::", 8000, "token").url == "http://[::1]:8000"
+
+
+def test_the_demo_platforms_agree_with_the_sandbox_and_the_server(tmp_path: Path) -> None:
+    """The sandbox reads the file the demo writes, the server takes every variable it sets,
+    and the secrets are in files only this user can read."""
+    demo = platforms.prepare(tmp_path, "127.0.0.1", 4100, "http://127.0.0.1:4000", "127.0.0.1")
+    config = sandbox_config.load(demo.config_path)
+    assert config.port == 4100
+    assert config.line.webhook_url == "http://127.0.0.1:4000/line/webhook"
+    assert config.lineworks.callback_url == "http://127.0.0.1:4000/lineworks/callback"
+    assert set(config.lineworks.channels) == set(platforms.DEMO_CHANNELS)
+    key_file = Path(demo.server_env["CHARGENET_LINEWORKS_PRIVATE_KEY_FILE"])
+    for path in (demo.config_path, key_file):
+        assert path.stat().st_mode & 0o777 == 0o600
+    assert unknown_variables(demo.server_env) == []
+    settings = Settings.model_validate(
+        {k.removeprefix("CHARGENET_").lower(): v for k, v in demo.server_env.items()}
+    )
+    assert settings.line_channel_secret.get_secret_value() == (
+        config.line.channel_secret.get_secret_value()
+    )
+    assert settings.line_api_url == f"{demo.url}/line"
+    assert demo.chat_url == "http://127.0.0.1:4100/_sandbox/line/chat"
