@@ -280,6 +280,18 @@ def test_valid_bodies_at_the_limits_are_taken() -> None:
         validate("multicast", {"to": [], "messages": [TEXT]})
 
 
+def test_messages_seen_before_are_judged_the_same_again() -> None:
+    """Each message's verdict is remembered by its JSON; the envelope is always checked."""
+    for _ in range(2):
+        assert validate("push", {"to": USER, "messages": [TEXT]})
+        with pytest.raises(Invalid) as refused:
+            validate("push", {"to": USER, "messages": [TEXT, {"type": "text"}]})
+        assert [d["property"] for d in refused.value.details] == ["text"]
+        with pytest.raises(Invalid) as refused:
+            validate("push", {"to": 7, "messages": [TEXT]})
+        assert [d["property"] for d in refused.value.details] == ["to"]
+
+
 async def test_recipients_must_be_user_ids_and_only_push_and_multicast_take_retry_keys(
     line: httpx.AsyncClient,
 ) -> None:
