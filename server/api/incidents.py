@@ -1,4 +1,5 @@
-"""Admin routes for crews and HQ: incidents (acknowledge, resolve) and pending notifications."""
+"""Admin routes for crews and HQ: incidents (acknowledge, resolve), pending notifications
+and the audit log."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from sqlalchemy import select
 
+from server import audit
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Services, Svc
@@ -93,3 +95,15 @@ async def notifications(
         return schemas.NotificationList(
             notifications=[schemas.NotificationOut.model_validate(n) for n in rows]
         )
+
+
+@router.get("/audit", response_model=schemas.AuditList)
+async def audit_log(
+    svc: Svc,
+    subject: Annotated[schemas.Id | None, Query(description="e.g. incident:42")] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> schemas.AuditList:
+    """Who did what, newest first: alerts sent, buttons pressed, escalations, operators' acts."""
+    async with svc.db.transaction() as session:
+        found = await audit.entries(session, subject, limit)
+    return schemas.AuditList(entries=[schemas.AuditEntryOut.model_validate(e) for e in found])

@@ -270,6 +270,20 @@ class NotificationList(_Out):
     notifications: list[NotificationOut]
 
 
+class AuditEntryOut(_Out):
+    id: int
+    at: datetime
+    actor: str
+    """Who: an operator's token, a crew member (`lineworks:{userId}`), or `system`."""
+    action: str
+    subject: str
+    detail: dict[str, Any]
+
+
+class AuditList(_Out):
+    entries: list[AuditEntryOut]
+
+
 class PortAdminOut(_Out):
     gw_id: str
     unit: str
