@@ -24,8 +24,9 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from server.dashboard.sse import EventHub
-from server.db.models import Booking, Incident, PendingChanges, Unit
+from server.db.models import Booking, Incident, OutboxMessage, PendingChanges, Unit
 from server.db.session import Database, is_outage
+from server.delivery.sender import PENDING, OutboxSender
 from server.ingest.fanout import FanOut
 from server.ingest.link import MqttLink
 from server.ingest.router import IngestCounters
@@ -41,6 +42,8 @@ class DatabaseFigures:
     pending_changes: int
     unmapped_units: int
     """Batteries heard of that no station has (kept out of the live picture until mapped)."""
+    outbox_unsent: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Messages not yet sent, by platform (the partial index of unsent rows answers it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +55,8 @@ class Scrape:
     backlog: int | None = None
     listener_errors: int = 0
     sse: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    outbox: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """Attempts recorded by this process's sender, by (platform, outcome)."""
 
 
 async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> DatabaseFigures | None:
@@ -68,11 +73,17 @@ async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> Dat
             unmapped = await session.scalar(
                 select(func.count()).select_from(Unit).where(Unit.station_id.is_(None))
             )
+            unsent = await session.execute(
+                select(OutboxMessage.platform, func.count())
+                .where(OutboxMessage.state == PENDING)
+                .group_by(OutboxMessage.platform)
+            )
             return DatabaseFigures(
                 bookings={str(s): int(n) for s, n in bookings.all()},
                 incidents={str(s): int(n) for s, n in incidents.all()},
                 pending_changes=int(pending or 0),
                 unmapped_units=int(unmapped or 0),
+                outbox_unsent={str(p): int(n) for p, n in unsent.all()},
             )
     except TimeoutError:
         return None
@@ -102,7 +113,17 @@ def families(scrape: Scrape) -> Iterator[Metric]:
             "chargenet_units_unmapped", "Batteries heard of that no station has: out of the "
             "live picture until an operator maps them", value=scrape.database.unmapped_units,
         )  # fmt: skip
+        yield _by_label("chargenet_outbox_unsent", "Messages to LINE / LINE WORKS not yet "
+                        "sent", "platform", scrape.database.outbox_unsent)  # fmt: skip
     yield changes
+    if scrape.outbox:
+        attempts = CounterMetricFamily(
+            "chargenet_outbox_attempts", "Sends to LINE / LINE WORKS by outcome (sent, "
+            "retry, failed, reply_unusable), this process", labels=["platform", "outcome"],
+        )  # fmt: skip
+        for (platform, outcome), count in sorted(scrape.outbox.items()):
+            attempts.add_metric([platform, outcome], count)
+        yield attempts
     if scrape.ingest is not None:
         yield from _ingest(scrape.ingest)
     if scrape.backlog is not None:
@@ -149,7 +170,12 @@ class Metrics(Collector):
         self.registry.register(self)
 
     async def refresh(
-        self, db: Database, link: MqttLink | None, hub: EventHub | None, fan_out: FanOut
+        self,
+        db: Database,
+        link: MqttLink | None,
+        hub: EventHub | None,
+        fan_out: FanOut,
+        outbox: OutboxSender,
     ) -> None:
         sse = {"subscribers": hub.subscribers, "published": hub.published,
                "dropped": hub.dropped} if hub is not None else {}  # fmt: skip
@@ -159,6 +185,7 @@ class Metrics(Collector):
             backlog=link.backlog if link is not None else None,
             listener_errors=fan_out.errors,
             sse=sse,
+            outbox={(str(p), str(o)): n for (p, o), n in outbox.counts.items()},
         )
 
     def collect(self) -> Iterator[Metric]:
@@ -175,5 +202,7 @@ router = APIRouter()
 async def metrics(request: Request) -> Response:
     state = request.app.state
     svc = state.services
-    await state.metrics.refresh(svc.db, getattr(state, "link", None), svc.hub, svc.fan_out)
+    await state.metrics.refresh(
+        svc.db, getattr(state, "link", None), svc.hub, svc.fan_out, svc.outbox
+    )
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from server.delivery.backoff import retry_after_s
 from server.delivery.outbox import Platform
+from server.delivery.sender import IN_FLIGHT_PER_PLATFORM
 from server.delivery.transport import Attempt, Outgoing
 from server.settings import Settings
 
@@ -81,6 +82,8 @@ class LineTransport:
             host=settings.line_api_url.rstrip("/"),
             access_token=settings.line_channel_access_token.get_secret_value(),
         )
+        # Its default (5 a core) would queue the sender's sends in flight behind each other.
+        config.connection_pool_maxsize = IN_FLIGHT_PER_PLATFORM
         self._client = AsyncApiClient(config)
         self._api = AsyncMessagingApi(self._client)
         self._timeout = settings.delivery_timeout_s
