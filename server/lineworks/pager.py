@@ -12,9 +12,13 @@ exists iff its incident does (`server.delivery` sends it). What it does with the
 - recurred (a flapping port) or updated: nothing. It is one incident, already paged and
   still open, and escalation runs from its first opening; a message per flap would spend
   the 240 requests a minute on noise. Its count shows in every later message.
-Incidents of one station in one batch are one message per channel. "The channels it was
-paged to" are those its station routes to now: the same unless an operator rerouted it
-meanwhile, and then the new channel is the one responsible.
+Incidents of one station in one batch are one message per channel. Pages stay within the
+platform's rate (`settings.lineworks_requests_per_min`): while the outbox holds a minute's
+worth of unsent LINE WORKS requests (a burst, or the platform down), new pages wait, and
+the next `tick` pages what gathered, again one message per station and channel, as the
+backlog shrinks; the oldest first, and one station at least when nothing is queued.
+"The channels it was paged to" are those its station routes to now: the same unless an
+operator rerouted it meanwhile, and then the new channel is the one responsible.
 
 Several processes: `tick` claims what it pages with `FOR UPDATE SKIP LOCKED` (an incident
 being resolved or escalated elsewhere is skipped, so never paged after it closed), and a
@@ -34,14 +38,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from server import audit
 from server.booking.moves import CREW, NOTIFY_HELD
 from server.booking.views import battery_place, load_batteries
-from server.db.models import Incident, Notification, Station, Unit
+from server.db.models import Incident, Notification, OutboxMessage, Station, Unit
 from server.db.session import Database
 from server.delivery.outbox import Platform, channel_target, enqueue
 from server.incidents.kinds import State
@@ -150,6 +154,7 @@ class Pager:
         self._tz = ZoneInfo(settings.timezone)
         self._escalate_after_min = settings.escalate_after_min
         self._delays = {kind: timedelta(seconds=s) for kind, s in settings.page_delay_s.items()}
+        self._per_min = settings.lineworks_requests_per_min
         self._wake = wake
 
     def page_delay(self, kind: str) -> timedelta:
@@ -219,18 +224,33 @@ class Pager:
     async def _page(
         self, session: AsyncSession, context: AlertContext, rows: Sequence[Incident], now: datetime
     ) -> int:
-        """Page these incidents, one message per station and channel; `paged_at` is set on
-        those that reached a channel (with no route yet, the next tick tries again)."""
+        """Page these incidents, one message per station and channel, as far as the rate
+        allows (module docstring); `paged_at` is set on those that reached a channel (with
+        no route yet, or no room, the next tick tries again)."""
+        groups = context.groups(rows)
+        room = await self._room(session) if groups else 0
+        idle = room >= self._per_min
         sent = 0
-        for group in context.groups(rows):
+        for group in groups:
             contents = alerts.alert_contents(group.site, group.alerts, self._tz)
             channels = alerts.channels_for(group.stations, context.routes)
+            if len(contents) * len(channels) > room - sent and not (idle and sent == 0):
+                break  # the rest wait for a tick, gathering what else their stations get
             written = await self._send(session, group, channels, contents, "paged", now)
             if written:
                 for row in group.rows:
                     row.paged_at = now
             sent += written
         return sent
+
+    async def _room(self, session: AsyncSession) -> int:
+        """LINE WORKS requests the outbox may take now: a minute's worth less those unsent."""
+        unsent = await session.scalar(
+            select(func.count())
+            .select_from(OutboxMessage)
+            .where(OutboxMessage.platform == Platform.LINEWORKS, OutboxMessage.state == "pending")
+        )
+        return self._per_min - (unsent or 0)
 
     async def _send(
         self, session: AsyncSession, group: _Group, channels: Sequence[str],

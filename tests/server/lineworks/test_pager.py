@@ -8,10 +8,10 @@ from datetime import timedelta
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server import audit
-from server.db.models import Incident, Notification
+from server.db.models import Incident, Notification, OutboxMessage
 from server.incidents.service import IncidentService
 from server.ingest.changeset import ChangeSet, GatewayChange
 from server.lineworks.buttons import decode
@@ -298,3 +298,25 @@ async def test_the_sender_is_woken_once_the_pages_are_committed(
         assert woken == [0]  # the notices are written, not yet committed: a sender would miss them
     assert woken == [0, 1]
     assert len(await outbox(app)) == 6
+
+
+async def test_pages_wait_while_a_minute_s_worth_is_unsent_then_go_per_station(
+    app: FastAPI, client: httpx.AsyncClient, clock: Clock
+) -> None:
+    svc = app.state.services
+    slow = svc.settings.model_copy(update={"lineworks_requests_per_min": 6})
+    pager = Pager(svc.db, slow, wake=lambda: None)
+    incidents_ = IncidentService(svc.db, slow, clock, hook=pager)
+    for port in (1, 2, 3, 4):  # one ingest batch each, as faults come one after another
+        await incidents_.on_changes(fault(T0, port=port))
+    sent = await outbox(app)
+    assert len(sent) == 6  # ports 1 and 2, three channels each: a minute's worth unsent
+    assert await pager.tick(T0 + 15 * S) == 0  # still unsent: ports 3 and 4 wait
+    async with svc.db.transaction() as session:  # the sender catches up
+        await session.execute(update(OutboxMessage).values(state="sent"))
+    assert await pager.tick(T0 + 30 * S) == 3
+    waited = (await outbox(app))[6:]
+    assert [s.target for s in waited] == CHANNELS
+    assert "障害 2件" in waited[0].text  # ports 3 and 4 of ozu-01, one message
+    rows = await incidents(app)
+    assert [r.paged_at for r in rows] == [T0, T0, T0 + 30 * S, T0 + 30 * S]
