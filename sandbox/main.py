@@ -2,7 +2,8 @@
 
 Port 0 takes a free port. Once the socket listens, one line goes to stdout,
 `sandbox listening on http://HOST:PORT`, for whoever started it; nothing secret is printed
-(the secrets stay in the settings file).
+(the secrets stay in the settings file): a bad file is named key by key without values,
+exit status 2.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
+import tomllib
 from pathlib import Path
 from types import FrameType
 
 import uvicorn
+from pydantic import ValidationError
 
 from sandbox.app import create_app
 from sandbox.config import load
@@ -25,7 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="listen here instead of the file's host")
     parser.add_argument("--port", type=int, help="listen here instead of the file's port")
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
-    config = load(args.config)
+    try:
+        config = load(args.config)
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        print(f"chargenet sandbox: cannot read {args.config}: {error}", file=sys.stderr)
+        return 2
+    except ValidationError as error:
+        for problem in error.errors(include_input=False, include_url=False):
+            where = ".".join(str(part) for part in problem["loc"])
+            print(f"chargenet sandbox: {args.config}: {where}: {problem['msg']}", file=sys.stderr)
+        return 2
     host = config.host if args.host is None else args.host
     port = config.port if args.port is None else args.port
     listening = socket.create_server((host, port), family=_family(host))
