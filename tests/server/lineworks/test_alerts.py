@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from sandbox.lineworks.validation import problems
 from server.lineworks import alerts
 from server.lineworks.alerts import Alert, Handled, Outcome, Result, Routes, Site, StationRef
 from server.lineworks.buttons import ACTIONS_MAX, LABEL_MAX, POSTBACK_MAX, Button, decode
@@ -150,3 +151,23 @@ def test_held_bookings_notice() -> None:
 def test_texts_never_exceed_the_platform_limit() -> None:
     many = [alert(n, kind="gateway_offline", place=None) for n in range(1, 200)]
     assert len(alerts.recovery_content(SITE, many, TZ)["text"]) <= alerts.TEXT_MAX
+
+
+@pytest.mark.parametrize("count", [1, 3, 5, 6, 30])
+def test_the_lineworks_sandbox_accepts_every_message(count: int) -> None:
+    """Checked as the platform documents its bodies (the sandbox's validation)."""
+    many = [alert(2_000_000_000 + n, detail="長い説明" * 100) for n in range(count)]
+    wide = alerts.site_of([OZU] * 60, "gw-9")  # a gateway serving many stations
+    outcomes = [Outcome(a.id, Result.ALREADY_RESOLVED, a, wide, "lineworks:" + "x" * 200, T0)
+                for a in many]  # fmt: skip
+    contents = [
+        *alerts.alert_contents(wide, many, TZ),
+        *alerts.alert_contents(wide, many, TZ, escalated_after_min=15),
+        alerts.recovery_content(wide, many, TZ),
+        alerts.handled_content(wide, many, Handled.ACKNOWLEDGED, "lineworks:" + "y" * 200),
+        alerts.press_reply(outcomes, TZ),
+        alerts.unknown_button_reply(),
+        alerts.typed_message_reply(),
+        alerts.held_content(wide, 300, 200, T0, TZ),
+    ]
+    assert [problems({"content": content}) for content in contents] == [[]] * len(contents)
