@@ -46,6 +46,7 @@ from server.line import webhook as line_webhook
 from server.line.bot import BookingDesk, LineBot
 from server.line.client import LineTransport
 from server.line.notices import NoticeComposer
+from server.line.profiles import LineProfiles
 from server.line.reminders import remind
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
@@ -144,7 +145,12 @@ async def lifespan(
                      "window_start": view.window_start.isoformat()})  # fmt: skip
 
     desk = BookingDesk(db, booking, clock, ZoneInfo(settings.timezone), announce)
-    line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake)
+    # A resident's LINE language comes from their profile when the bot meets them.
+    profiles = (
+        LineProfiles(settings) if settings.line_channel_access_token.get_secret_value() else None
+    )
+    languages = profiles.language if profiles is not None else None
+    line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake, languages=languages)
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
@@ -205,6 +211,8 @@ async def lifespan(
         await outbox.stop()  # the sends in flight end and are recorded
         await cancel_all(tasks)
         await line_bot.stop()
+        if profiles is not None:
+            await profiles.aclose()
         await booking.close()
         await db.dispose()
         log.info("server stopped")

@@ -72,6 +72,8 @@ STATIONS_TTL_S: Final = 60.0
 K = TypeVar("K")
 V = TypeVar("V")
 
+Languages = Callable[[str], Awaitable[str | None]]
+"""A resident's LINE language by user id (`LineProfiles.language`); None when unknown."""
 Announce = Callable[[BookingView, str], None]
 """(booking, "booked" | "cancelled"): tells the dashboards, as the REST API does."""
 
@@ -215,6 +217,7 @@ class LineBot:
         clock: Callable[[], datetime],
         wake: Callable[[], None] | None = None,
         *,
+        languages: Languages | None = None,
         recover_s: float = RECOVER_S,
         max_batch: int = MAX_BATCH,
     ) -> None:
@@ -222,6 +225,7 @@ class LineBot:
         self._desk = desk
         self._clock = clock
         self._wake = wake
+        self._languages = languages
         self._reply_within = timedelta(seconds=settings.line_reply_within_s)
         self._recover_s = recover_s
         self._max_batch = max_batch
@@ -354,6 +358,7 @@ class LineBot:
                     select(LineResident).where(LineResident.user_id.in_(users))
                 )
             }
+        chats.update(await self._met(batch, chats))
         replies = await asyncio.gather(*(self._turn(i, chats) for i in batch))
         now = self._clock()
         table: Table = LineEvent.__table__  # type: ignore[assignment]
@@ -390,6 +395,24 @@ class LineBot:
                     sent = True
         if sent and self._wake is not None:
             self._wake()
+
+    async def _met(self, batch: list[Received], chats: dict[str, Chat]) -> dict[str, Chat]:
+        """Chats for residents met now (first contact, or a follow) in their LINE language,
+        unless they chose one."""
+        met = {
+            i.event.user_id for i in batch
+            if i.event.user_id and (i.event.user_id not in chats or i.event.kind is Kind.FOLLOW)
+            and not (i.event.user_id in chats and chats[i.event.user_id].language_chosen)
+        }  # fmt: skip
+        if not met or self._languages is None:
+            return {}
+        users = sorted(met)
+        found = await asyncio.gather(*(self._languages(u) for u in users))
+        return {
+            user: dataclasses.replace(chats.get(user) or Chat(user),
+                                      language=messages.language_of(language))
+            for user, language in zip(users, found, strict=True) if language
+        }  # fmt: skip
 
     async def _turn(self, item: Received, chats: dict[str, Chat]) -> Reply | None:
         """The reply to one event (None: nobody to answer)."""

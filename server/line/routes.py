@@ -101,8 +101,8 @@ def normalised(text: str) -> str:
 def intent_of(text: str) -> Routed:
     """What a typed text asks for (pure)."""
     station = poster_station(unicodedata.normalize("NFKC", text))
-    if station is not None:
-        return Routed(Intent.POSTER, {"station": station}, "ja")
+    if station is not None:  # the poster typed it, in Japanese whoever scanned it
+        return Routed(Intent.POSTER, {"station": station})
     word = normalised(text)
     found = WORDS.get(word)
     if found is None:

@@ -27,8 +27,8 @@ def test_every_kind_action_and_intent_has_a_handler() -> None:
         ("English", Routed(Intent.ENGLISH, {"l": "en"}, "en")),
         ("日本語", Routed(Intent.JAPANESE, {"l": "ja"}, "ja")),
         ("help", Routed(Intent.HELP, {}, "en")),
-        (poster_message("ozu-07"), Routed(Intent.POSTER, {"station": "ozu-07"}, "ja")),
-        ("充電予約\u3000ozu-07", Routed(Intent.POSTER, {"station": "ozu-07"}, "ja")),
+        (poster_message("ozu-07"), Routed(Intent.POSTER, {"station": "ozu-07"})),
+        ("充電予約\u3000ozu-07", Routed(Intent.POSTER, {"station": "ozu-07"})),
         ("大洲駅", Routed(Intent.PLACE, {"query": "大洲駅"})),
     ],
 )

@@ -1,0 +1,49 @@
+"""A resident's LINE language, from the Messaging API's profile (`GET /v2/bot/profile/{id}`).
+
+Webhook events carry no language; the profile does (the language of the resident's LINE
+app). The bot asks once, when it meets a resident (their follow, or their first message),
+and keeps the answer in `line_residents`; a resident who chose a language keeps theirs.
+Anything but an answer (LINE down, slow, the profile withheld) is None: Japanese, the
+account's language, and the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+import aiohttp
+from linebot.v3.messaging import ApiException, AsyncApiClient, AsyncMessagingApi, Configuration
+
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S: Final = 2.0
+"""A reply token lasts a minute; the greeting must not wait long for a language."""
+
+
+class LineProfiles:
+    """Made in the lifespan (its HTTP session needs the running loop); `aclose()` after."""
+
+    def __init__(self, settings: Settings, timeout_s: float = TIMEOUT_S) -> None:
+        config = Configuration(
+            host=settings.line_api_url.rstrip("/"),
+            access_token=settings.line_channel_access_token.get_secret_value(),
+        )
+        self._client = AsyncApiClient(config)
+        self._api = AsyncMessagingApi(self._client)
+        self._timeout_s = timeout_s
+
+    async def language(self, user_id: str) -> str | None:
+        """The resident's LINE language (`ja`, `en`, `en-US` ...), None when unknown."""
+        try:
+            profile = await self._api.get_profile(user_id, _request_timeout=self._timeout_s)
+        except (ApiException, TimeoutError, aiohttp.ClientError, ValueError) as error:
+            log.info("no LINE profile language (%s)", type(error).__name__)
+            return None
+        language = getattr(profile, "language", None)
+        return str(language) if language else None
+
+    async def aclose(self) -> None:
+        await self._client.close()
