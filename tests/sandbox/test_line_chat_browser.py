@@ -42,13 +42,15 @@ def arrived(receiver: Receiver, count: int, what: str) -> dict[str, Any]:
 
 
 def click(page: webdriver.Chrome, css: str, what: str) -> None:
-    """Click the element once it is shown; a re-render in between is waited out."""
+    """Click the element once it is shown, scrolled clear of the sticky header; a re-render
+    in between is waited out."""
 
     def clicked() -> bool:
         try:
             found = page.find_elements(By.CSS_SELECTOR, css)
             if not found or not found[0].is_displayed():
                 return False
+            page.execute_script("arguments[0].scrollIntoView({block: 'center'})", found[0])
             found[0].click()
         except (StaleElementReferenceException, WebDriverException):
             return False
@@ -115,17 +117,22 @@ def test_a_tester_plays_residents_by_clicking(
     wait_until(lambda: "予約: 駅 2" in browser.find_element(By.ID, "chat").text, 15,
                "the button's display text shown as the resident's")  # fmt: skip
     assert "13:30〜14:00" in browser.find_element(By.ID, "chat").text  # the Flex is readable
+    click(browser, "#redeliver", "redeliver the last event")
+    again = arrived(receiver, 5, "the redelivery")
+    assert again["deliveryContext"]["isRedelivery"] is True
+    assert again["webhookEventId"] == events(receiver)[3]["webhookEventId"]
 
     click(browser, "#location", "the location button")
     area = browser.find_element(By.ID, "map")
+    browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", area)
     ActionChains(browser).move_to_element_with_offset(area, 10, -10).click().perform()
     click(browser, "#send-location", "send the clicked point")
-    pinned = arrived(receiver, 5, "the clicked location")["message"]
+    pinned = arrived(receiver, 6, "the clicked location")["message"]
     assert 33.49 < pinned["latitude"] < 33.525 and 132.525 < pinned["longitude"] < 132.57
 
     browser.find_element(By.ID, "add-resident-name").send_keys("田中")
     click(browser, "#add-resident", "add a resident")
-    followed = arrived(receiver, 6, "the new resident's follow")
+    followed = arrived(receiver, 7, "the new resident's follow")
     assert followed["type"] == "follow" and followed["source"]["userId"] != USER
     wait_until(lambda: len(browser.find_elements(By.CSS_SELECTOR, "[data-resident]")) == 2, 15,
                "both residents to pick from")  # fmt: skip
@@ -133,3 +140,11 @@ def test_a_tester_plays_residents_by_clicking(
     headers = {"Authorization": f"Bearer {sandbox.line_access_token}"}
     profile = httpx.get(f"{sandbox.url}/line/v2/bot/profile/{newcomer}", headers=headers)
     assert profile.json()["displayName"] == "田中"
+
+    click(browser, '[id="trouble"] summary', "open the trouble panel")
+    click(browser, '[data-fault="500"]', "LINE down for the next 5 sends")
+    wait_until(lambda: "queued: 5" in browser.find_element(By.ID, "send-status").text, 15,
+               "the faults queued")  # fmt: skip
+    refused = httpx.post(f"{sandbox.url}/line/v2/bot/message/push", headers=headers,
+                         json={"to": newcomer, "messages": [ask]})  # fmt: skip
+    assert refused.status_code == 500

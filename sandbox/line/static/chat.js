@@ -95,6 +95,22 @@ function actionButton(action, attrs = {}) {
   return button;
 }
 
+// Faults the platform suffers on the bot's next sends, to watch the server retry.
+const FAULTS = {
+  500: { status: 500, count: 5 },
+  429: { status: 429, count: 5, retry_after_s: 2 },
+  delay: { delay_s: 15, count: 1 },
+};
+
+async function fault(body) {
+  const response = await fetch(`${CONTROL}/faults`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body),
+  });
+  const answer = await response.json();
+  status.dataset.ok = String(response.ok);
+  status.textContent = response.ok ? `障害を予約 / faults queued: ${answer.queued}` : `失敗 / failed: ${response.status}`;
+}
+
 // -- Flex -----------------------------------------------------------------------------------
 
 const SIZES = { xxs: ".65rem", xs: ".72rem", sm: ".82rem", md: ".95rem", lg: "1.1rem", xl: "1.3rem", xxl: "1.5rem", "3xl": "1.8rem", "4xl": "2.1rem", "5xl": "2.5rem" };
@@ -223,12 +239,17 @@ function renderResidents(known) {
   localStorage.setItem(STORED, JSON.stringify(residents));
   $("residents").replaceChildren(...residents.map((r) => {
     const tab = el("button", { type: "button", "data-resident": r.id, "aria-pressed": String(r.id === current), text: r.name ?? r.id });
-    tab.addEventListener("click", () => { current = r.id; shown = ""; refresh(); });
+    tab.addEventListener("click", () => {
+      current = r.id;
+      shown = "";
+      if (r.language) $("language").value = r.language;
+      refresh();
+    });
     return tab;
   }));
   const me = residents.find((r) => r.id === current);
   $("resident-title").textContent = me ? `${me.name} (${me.id})` : "住民を追加してください / add a resident";
-  for (const id of ["follow", "unfollow", "send", "location", "sticker"]) $(id).disabled = !me;
+  for (const id of ["follow", "unfollow", "redeliver", "send", "location", "sticker"]) $(id).disabled = !me;
 }
 
 async function refresh() {
@@ -309,16 +330,26 @@ function setUp() {
   $("sticker").addEventListener("click", () => send({ type: "sticker" }));
   $("follow").addEventListener("click", () => send({ type: "follow" }));
   $("unfollow").addEventListener("click", () => send({ type: "unfollow" }));
+  $("redeliver").addEventListener("click", () => send({ redeliver: true }));
+  $("language").addEventListener("change", () => {
+    const me = residents.find((r) => r.id === current);
+    if (me) { me.language = $("language").value; localStorage.setItem(STORED, JSON.stringify(residents)); }
+  });
+  for (const button of document.querySelectorAll("[data-fault]")) {
+    button.addEventListener("click", () => fault(FAULTS[button.dataset.fault]));
+  }
   $("add-resident-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const name = $("add-resident-name").value.trim() || `住民 ${residents.length + 1}`;
-    const resident = { id: newUserId(), name };
+    const resident = { id: newUserId(), name, language: $("language").value };
     residents.push(resident);
     current = resident.id;
     $("add-resident-name").value = "";
     shown = "";
     send({ type: "follow" }); // a new friend: the bot greets them
   });
+  const me = residents.find((r) => r.id === current);
+  if (me?.language) $("language").value = me.language;
   setUpLocation();
   refresh();
   setInterval(refresh, POLL_MS);
