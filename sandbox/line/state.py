@@ -55,7 +55,8 @@ class ReplyToken:
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """One accepted request, as each of its recipients saw it."""
+    """One accepted request, as each of its recipients saw it (those who had blocked the
+    account saw nothing, though the platform took it: it answers 200 all the same)."""
 
     via: Via
     to: tuple[str, ...]
@@ -65,11 +66,13 @@ class Delivery:
     at: str
     sent: list[dict[str, str]]
     """The `sentMessages` the platform answered (and answers again on a reused retry key)."""
+    blocked: tuple[str, ...] = ()
 
     def view(self) -> dict[str, Any]:
         return {
             "via": self.via, "to": list(self.to), "messages": self.messages,
             "retry_key": self.retry_key, "request_id": self.request_id, "at": self.at,
+            "blocked": list(self.blocked),
         }  # fmt: skip
 
 
@@ -141,15 +144,17 @@ class LineState:
         """Record an accepted request (its retry key, if any, is used from now on)."""
         sent = [{"id": self.message_id(), "quoteToken": secrets.token_urlsafe(24)}
                 for _ in messages]  # fmt: skip
-        delivery = Delivery(via, to, messages, retry_key, request_id, self.timestamp(), sent)
+        blocked = tuple(u for u in to if u in self.residents and not self.residents[u].following)
+        delivery = Delivery(via, to, messages, retry_key, request_id, self.timestamp(), sent,
+                            blocked)  # fmt: skip
         self.deliveries.append(delivery)
         if retry_key is not None:
             self.retry_keys[retry_key] = delivery
         return delivery
 
     def messages(self, user_id: str) -> list[Delivery]:
-        """What this resident was sent, in arrival order."""
-        return [d for d in self.deliveries if user_id in d.to]
+        """What this resident saw, in arrival order (nothing while they had blocked us)."""
+        return [d for d in self.deliveries if user_id in d.to and user_id not in d.blocked]
 
     def add_faults(self, fault: Fault, count: int) -> None:
         self.faults.extend([fault] * count)

@@ -367,6 +367,20 @@ async def test_a_reused_retry_key_is_a_409_and_not_delivered_twice(
     assert [d["via"] for d in await messages(line, OTHER)] == ["multicast"]
 
 
+async def test_a_push_to_a_resident_who_blocked_us_is_taken_but_not_seen(
+    line: httpx.AsyncClient,
+) -> None:
+    for action in ("follow", "unfollow"):
+        await send(line, USER, {"type": action})
+    assert (await push(line)).status_code == 200
+    assert await messages(line) == []
+    [taken] = (await line.get("/_sandbox/line/deliveries")).json()
+    assert taken["blocked"] == [USER]
+    await send(line, USER, {"type": "follow"})
+    assert (await push(line)).status_code == 200
+    assert len(await messages(line)) == 1
+
+
 async def test_faults_hit_the_next_sending_calls_then_stop(line: httpx.AsyncClient) -> None:
     key = str(uuid.uuid4())
     await line.post("/_sandbox/line/faults", json={"status": 500, "count": 2})
