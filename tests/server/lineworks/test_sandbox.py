@@ -1,7 +1,8 @@
 """Crews on the LINE WORKS sandbox process, over real HTTP both ways, on both stores: a fault
 is paged to the demo registry's three channels (the sandbox validates every message), a
 crew member's press comes back as a signed callback, acknowledges the incident at once, is
-answered to the presser and told to the channels, and is in the audit log."""
+answered to the presser and told to the channels, and is in the audit log; another's press
+of the resolve button in another channel resolves it."""
 
 from __future__ import annotations
 
@@ -96,3 +97,16 @@ async def test_a_press_in_the_sandbox_acknowledges_the_incident(
     for channel_id in CHANNELS:
         notice = (await channel(sandbox, channel_id, 2))[1]
         assert notice["content"]["text"].startswith(f"👤 対応中({CREW}): #{incident.id}")
+
+    # the same alert's other button, pressed from the counterpart group's channel
+    pressed = await asyncio.to_thread(
+        sandbox.works_press, "group-nanyo", "crew-suzuki", f"resolve:{incident.id}"
+    )
+    assert pressed["status"] == 200
+    async with svc.db.transaction() as session:
+        row = await session.get(Incident, incident.id)
+        assert row is not None
+        assert (row.state, row.resolved_by) == ("resolved", "lineworks:crew-suzuki")
+    for channel_id in CHANNELS:
+        notice = (await channel(sandbox, channel_id, 3))[2]
+        assert notice["content"]["text"].startswith(f"☑️ 解決(crew-suzuki): #{incident.id}")
