@@ -13,14 +13,13 @@ must.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from server.delivery.backoff import retry_after_s
 from server.delivery.outbox import Platform
 from server.delivery.transport import Attempt, Outgoing
 from server.lineworks.errors import WorksError
@@ -40,21 +39,6 @@ def message_url(api_url: str, bot_id: str, target: str) -> str | None:
         return None
     bot, talk = quote(bot_id, safe=""), quote(talk, safe="")
     return f"{api_url.rstrip('/')}/bots/{bot}/{KINDS[kind]}/{talk}/messages"
-
-
-def retry_after_s(headers: Mapping[str, str], now: datetime) -> float | None:
-    """`Retry-After` in seconds from now (a number or an HTTP date); None when absent."""
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - now).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 def outcome(response: httpx.Response, now: datetime) -> Attempt:

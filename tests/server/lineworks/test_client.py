@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
-from email.utils import format_datetime
 from typing import Any
 
 import pytest
@@ -15,7 +13,7 @@ from pydantic import SecretStr
 
 from server.delivery.outbox import Platform
 from server.delivery.transport import Attempt, Outcome, Outgoing
-from server.lineworks.client import WorksTransport, message_url, retry_after_s
+from server.lineworks.client import WorksTransport, message_url
 from tests.conditions import wait_until
 from tests.sandboxes import Sandbox
 from tests.server.lineworks.works import issued_tokens, works_settings
@@ -67,15 +65,6 @@ def test_targets_name_their_talk() -> None:
         "https://www.worksapis.com/v1.0/bots/123/users/a%40b%2Fc/messages")  # fmt: skip
     assert message_url(api, "123", "channel:") is None
     assert message_url(api, "123", "room:1") is None
-
-
-def test_retry_after_is_seconds_or_a_date() -> None:
-    now = datetime(2026, 12, 3, 7, 0, tzinfo=UTC)
-    later = format_datetime(datetime(2026, 12, 3, 7, 0, 30, tzinfo=UTC), usegmt=True)
-    assert retry_after_s({"retry-after": "7"}, now) == 7
-    assert retry_after_s({"retry-after": later}, now) == 30
-    assert retry_after_s({"retry-after": "soon"}, now) is None
-    assert retry_after_s({}, now) is None
 
 
 async def test_messages_reach_channels_and_users_on_one_token(
