@@ -82,3 +82,19 @@ def test_a_phase_short_of_what_was_generated_fails_the_run() -> None:
     assert Phase("server", 400, 400, 2.0).rate == 200.0
     with pytest.raises(BenchFailed, match="399 of 400 messages stored"):
         Phase("server", 400, 399, 2.0)
+
+
+def test_a_quick_platforms_run_measures_its_three_figures_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "platforms.json"
+    done = bench("platforms", "--quick", "--out", str(out), timeout_s=240)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(out.read_text())
+    assert len(found["fault_to_alert"]["samples_ms"]) == 3
+    assert len(found["fault_to_push"]["samples_ms"]) == 3
+    assert all(0 < ms < 30_000 for ms in found["fault_to_alert"]["samples_ms"])
+    burst = found["burst"]
+    assert (burst["events"], burst["lost"], burst["doubled"]) == (90, 0, 0)
+    assert burst["acked"] == burst["events"] + burst["redeliveries"]
+    assert "fault -> crew alert (LINE WORKS)" in done.stdout
