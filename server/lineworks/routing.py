@@ -44,6 +44,7 @@ class RouteList(BaseModel):
 
 
 async def load_routes(session: AsyncSession) -> Routes:
+    """The routes as `alerts.channels_for` takes them, read in the caller's transaction."""
     by_scope: dict[str, dict[str, str]] = {"municipality": {}, "group": {}, "hq": {}}
     for row in await route_rows(session):
         by_scope.setdefault(row.scope, {})[row.key] = row.channel_id
