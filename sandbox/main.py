@@ -9,6 +9,7 @@ exit status 2.
 from __future__ import annotations
 
 import argparse
+import logging
 import socket
 import sys
 import tomllib
@@ -43,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     listening = socket.create_server((host, port), family=_family(host))
     shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(host, f"[{host}]" if ":" in host else host)
     print(f"sandbox listening on http://{shown}:{listening.getsockname()[1]}", flush=True)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # each webhook is logged once, ours
     app = create_app(config)
     server = _Server(
         uvicorn.Config(app, log_config=None, access_log=False, loop="uvloop", http="httptools")
