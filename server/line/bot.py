@@ -32,14 +32,15 @@ import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from sqlalchemy import Table, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from server.booking.ranking import Option
 from server.booking.service import BookingService
@@ -230,6 +231,7 @@ class LineBot:
         self._recover_s = recover_s
         self._max_batch = max_batch
         self.inbox = Inbox(db, clock)
+        self._upsert = resident_upsert(db.is_sqlite)
         self._queues: dict[str, deque[Received]] = {}
         """Per resident, their events not yet processed, oldest first."""
         self._ready: asyncio.Queue[str] = asyncio.Queue()
@@ -351,11 +353,14 @@ class LineBot:
     async def _process(self, batch: list[Received]) -> None:
         """Handle one event per resident, then record it all in one transaction."""
         users = sorted({i.event.user_id for i in batch if i.event.user_id})
+        residents: Table = LineResident.__table__  # type: ignore[assignment]
         async with self._db.transaction() as session:
             chats = {
-                row.user_id: _chat(row)
-                for row in await session.scalars(
-                    select(LineResident).where(LineResident.user_id.in_(users))
+                row.user_id: Chat(**row._asdict())
+                for row in await session.execute(
+                    select(*(residents.c[f] for f in CHAT_COLUMNS)).where(
+                        residents.c.user_id.in_(users)
+                    )
                 )
             }
         chats.update(await self._met(batch, chats))
@@ -375,17 +380,12 @@ class LineBot:
                     .returning(table.c.webhook_event_id)
                 )
             )
-            rows = {
-                row.user_id: row
-                for row in await session.scalars(
-                    select(LineResident).where(LineResident.user_id.in_(users))
-                )
-            }
+            kept: dict[str, dict[str, Any]] = {}
             for item, reply in zip(batch, replies, strict=True):
                 event = item.event
                 if reply is None or event.event_id not in claimed or event.user_id is None:
                     continue
-                _save(session, rows, reply.chat, now)
+                kept[event.user_id] = _row(reply.chat, now)
                 if reply.messages:
                     await enqueue(
                         session, Platform.LINE, event.user_id, reply.messages, now=now,
@@ -393,6 +393,8 @@ class LineBot:
                         reply_until=item.received_at + self._reply_within, flush=False,
                     )  # fmt: skip
                     sent = True
+            if kept:
+                await session.execute(self._upsert, list(kept.values()))
         if sent and self._wake is not None:
             self._wake()
 
@@ -439,21 +441,21 @@ class LineBot:
             return Reply([messages.said("trouble", chat.language)], chat)
 
 
-def _chat(row: LineResident) -> Chat:
-    return Chat(row.user_id, row.language, row.language_chosen, row.following, row.step,
-                dict(row.step_data or {}))  # fmt: skip
+CHAT_COLUMNS: Final = tuple(f.name for f in dataclasses.fields(Chat))
+"""`line_residents` columns that are a `Chat` (the rest are bookkeeping)."""
 
 
-def _save(session: AsyncSession, rows: dict[str, LineResident], chat: Chat, now: datetime) -> None:
-    """Keep the chat in its `line_residents` row (made on first contact)."""
-    row = rows.get(chat.user_id)
-    if row is None:
-        row = LineResident(user_id=chat.user_id, created_at=now)
-        rows[chat.user_id] = row
-        session.add(row)
-    row.language = chat.language
-    row.language_chosen = chat.language_chosen
-    row.following = chat.following
-    row.step = chat.step
-    row.step_data = dict(chat.step_data)
-    row.updated_at = now
+def _row(chat: Chat, now: datetime) -> dict[str, Any]:
+    """The chat as its `line_residents` row (made on first contact, else updated)."""
+    row = {f: getattr(chat, f) for f in CHAT_COLUMNS}
+    row["step_data"] = dict(chat.step_data)
+    return {**row, "created_at": now, "updated_at": now}
+
+
+def resident_upsert(is_sqlite: bool) -> Any:
+    """INSERT ... ON CONFLICT (user_id) DO UPDATE, keeping `created_at`: one statement,
+    executed for a whole batch's residents."""
+    table: Table = LineResident.__table__  # type: ignore[assignment]
+    statement = (sqlite_insert if is_sqlite else pg_insert)(table)
+    changed = {f: statement.excluded[f] for f in (*CHAT_COLUMNS, "updated_at") if f != "user_id"}
+    return statement.on_conflict_do_update(index_elements=["user_id"], set_=changed)

@@ -107,7 +107,7 @@ def resident_events(parsed: Sequence[Any], body: str) -> list[ResidentEvent]:
     raw: list[dict[str, Any]] | None = None
     events = []
     for index, event in enumerate(parsed):
-        if isinstance(event, UnknownEvent):
+        if type(event) is UnknownEvent:  # exact types: the SDK's isinstance is an ABC's, slow
             if raw is None:
                 raw = json.loads(body).get("events", [])
             events.append(_unknown(raw[index] if index < len(raw) else {}))
@@ -125,17 +125,17 @@ def _known(event: Any) -> ResidentEvent:
         "reply_token": getattr(event, "reply_token", None),
         "redelivery": bool(event.delivery_context and event.delivery_context.is_redelivery),
     }
-    if isinstance(event, FollowEvent):
+    if type(event) is FollowEvent:
         return ResidentEvent(kind=Kind.FOLLOW, **common)
-    if isinstance(event, UnfollowEvent):
+    if type(event) is UnfollowEvent:
         return ResidentEvent(kind=Kind.UNFOLLOW, **common)
-    if isinstance(event, PostbackEvent):
+    if type(event) is PostbackEvent:
         return ResidentEvent(kind=Kind.POSTBACK, text=event.postback.data, **common)
-    if isinstance(event, MessageEvent):
+    if type(event) is MessageEvent:
         message = event.message
-        if isinstance(message, TextMessageContent):
+        if type(message) is TextMessageContent:
             return ResidentEvent(kind=Kind.TEXT, text=message.text[:MAX_TEXT], **common)
-        if isinstance(message, LocationMessageContent):
+        if type(message) is LocationMessageContent:
             point = Point(message.latitude, message.longitude)
             return ResidentEvent(kind=Kind.LOCATION, point=point, **common)
         kind = Kind.MEDIA if message.type in MEDIA_TYPES else Kind.OTHER

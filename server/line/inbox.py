@@ -107,14 +107,13 @@ class Inbox:
             })  # fmt: skip
         table: Table = LineEvent.__table__  # type: ignore[assignment]
         insert = sqlite_insert if self._db.is_sqlite else pg_insert
-        statement = (
+        statement = (  # one compiled statement, executed for many rows ("insertmanyvalues")
             insert(table)
-            .values(list(rows.values()))
             .on_conflict_do_nothing(index_elements=["webhook_event_id"])
             .returning(table.c.webhook_event_id)
         )
         async with self._db.transaction() as session:
-            inserted = set((await session.scalars(statement)).all())
+            inserted = set((await session.scalars(statement, list(rows.values()))).all())
         return dict.fromkeys(inserted, now)
 
 
