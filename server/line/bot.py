@@ -64,7 +64,9 @@ RECOVER_S: Final = 30.0
 most likely another process's, in hand)."""
 RETRY_S: Final = 1.0
 """Pause before a batch that failed for an outage is tried again."""
-MAX_BATCH: Final = 256
+MAX_BATCH: Final = 64
+"""Events handled together at most: their handlers and the commit are CPU the webhook's
+acknowledgements wait behind, so a batch stays a few milliseconds of it."""
 RECOVER_LIMIT: Final = 5000
 UNLIMITED: Final = frozenset({Kind.FOLLOW, Kind.UNFOLLOW})
 """Events no rate limit holds back (they are not requests)."""

@@ -25,7 +25,6 @@ from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.line.stations import StationInfo
 
-LANGUAGES: Final = ("ja", "en")
 DEFAULT_LANGUAGE: Final = "ja"
 MAX_QUICK_REPLIES: Final = 13
 MAX_POSTBACK_DATA: Final = 300
@@ -259,7 +258,7 @@ LANGUAGE_WORDS: Final = {"ja": "日本語", "en": "English"}
 
 
 def language_of(lang: str | None) -> str:
-    """One of `LANGUAGES`: English for any `en*` (LINE sends `en`, `en-US`), else Japanese."""
+    """`en` for any `en*` (LINE sends `en`, `en-US`), else `ja`: the languages we speak."""
     return "en" if lang and lang.lower().startswith("en") else DEFAULT_LANGUAGE
 
 
@@ -284,10 +283,6 @@ def window_label(start: datetime, end: datetime, tz: ZoneInfo, lang: str) -> str
     local = start.astimezone(tz)
     dash = "〜" if lang == "ja" else "–"
     return f"{local.month}/{local.day} {clock_time(start, tz)}{dash}{clock_time(end, tz)}"
-
-
-def station_name(station: StationInfo, lang: str) -> str:
-    return station.name(lang)
 
 
 def map_url(station: StationInfo) -> str:
