@@ -33,14 +33,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final, cast
+from typing import Any, Final
 
 from aiolimiter import AsyncLimiter
-from sqlalchemy import CursorResult, Select, exists, literal_column, or_, select, update
+from sqlalchemy import Select, case, exists, literal_column, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.elements import ColumnClause
@@ -63,7 +64,15 @@ PENDING: ColumnClause[str] = literal_column("'pending'")
 """Inline (not a bound parameter), so PostgreSQL's planner matches the partial index."""
 
 
-def due(platform: Platform, now: datetime, limit: int) -> Select[OutboxMessage]:
+CLAIMED: Final = (
+    OutboxMessage.id, OutboxMessage.target, OutboxMessage.body, OutboxMessage.reply_token,
+    OutboxMessage.reply_until, OutboxMessage.reply_tried, OutboxMessage.retry_key,
+    OutboxMessage.attempts,
+)  # fmt: skip
+"""What a claim reads of a row: plain columns, no ORM objects to flush."""
+
+
+def due(platform: Platform, now: datetime, limit: int) -> Select[Any]:
     """The rows to claim: due, not leased, and no earlier row of their target unsent."""
     row, earlier = OutboxMessage, aliased(OutboxMessage)
     unsent_before = exists().where(
@@ -71,7 +80,7 @@ def due(platform: Platform, now: datetime, limit: int) -> Select[OutboxMessage]:
         earlier.state == PENDING, earlier.id < row.id,
     )  # fmt: skip
     return (
-        select(row)
+        select(*CLAIMED)
         .where(
             row.platform == platform.value,
             row.state == PENDING,
@@ -79,7 +88,7 @@ def due(platform: Platform, now: datetime, limit: int) -> Select[OutboxMessage]:
             or_(row.lease_until.is_(None), row.lease_until <= now),
             ~unsent_before,
         )
-        .order_by(row.id)
+        .order_by(row.next_at)  # the index's order: the most overdue first, no sort
         .limit(limit)
         .with_for_update(skip_locked=True, of=row)
     )
@@ -133,8 +142,9 @@ class OutboxSender:
                        for p, (rate, period) in rates.items()}  # fmt: skip
         self._in_flight: dict[Platform, set[asyncio.Task[None]]] = {p: set() for p in Platform}
         self._woken = asyncio.Event()
-        self._retry_at = float("inf")
-        """The event loop's time when the earliest retry this sender recorded comes due."""
+        self._retries: list[datetime] = []
+        """A heap of when the retries this sender recorded come due (on its clock, as the
+        claims compare: the loop's timers may fire a little early)."""
         self._outcomes: list[tuple[Outgoing, Attempt]] = []
         """Attempts that ended, to be recorded by the next round."""
         self._stopping = False
@@ -174,7 +184,9 @@ class OutboxSender:
 
     async def _sleep(self) -> None:
         """Until woken, the next poll, or this sender's earliest retry is due."""
-        wait_s = min(self._poll_s, max(0.0, self._retry_at - asyncio.get_running_loop().time()))
+        wait_s = self._poll_s
+        if self._retries:
+            wait_s = min(wait_s, max(0.0, (self._retries[0] - self._clock()).total_seconds()))
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(wait_s):
                 await self._woken.wait()
@@ -187,10 +199,9 @@ class OutboxSender:
             async with self._db.transaction() as session:
                 await session.connection()  # BEGIN: on SQLite, once the write lock is ours
                 now, started = self._clock(), asyncio.get_running_loop().time()
-                if self._retry_at <= started:
-                    self._retry_at = float("inf")  # this round claims what was due
-                kept = [(msg, attempt, await self._record(session, msg, attempt, now))
-                        for msg, attempt in ended]  # fmt: skip
+                while self._retries and self._retries[0] <= now:
+                    heapq.heappop(self._retries)  # this round claims what was due
+                kept = await self._record(session, ended, now)
                 claims = await self._claim(session, now, started) if claim else []
         except Exception as exc:
             self._outcomes[:0] = ended  # a later round records them
@@ -200,8 +211,7 @@ class OutboxSender:
                 log.exception("outbox round failed; trying again in %.0fs", self._poll_s)
             return
         for msg, attempt, values in kept:
-            if values is not None:
-                self._recorded(msg, attempt, values, now, started)
+            self._recorded(msg, attempt, values)
         for msg, deadline in claims:
             task = asyncio.create_task(self._send(msg, deadline), name=f"outbox-{msg.id}")
             self._in_flight[msg.platform].add(task)
@@ -213,23 +223,31 @@ class OutboxSender:
         """The rows claimed, each with the event loop's time by which its attempt ends."""
         lease_until = now + timedelta(seconds=self.lease_s)
         deadline = started + self.lease_s - LEASE_MARGIN_S
-        claims = []
+        claims: list[tuple[Outgoing, float]] = []
         for platform in self._transports:
             limit = self._slots[platform] - len(self._in_flight[platform])
             if limit <= 0:
                 continue
-            for row in await session.scalars(due(platform, now, limit)):
+            for row in await session.execute(due(platform, now, limit)):
                 fresh = row.reply_until is not None and now < row.reply_until
-                token = row.reply_token if fresh else None
-                row.attempts += 1
                 msg = Outgoing(
                     id=row.id, platform=platform, target=row.target, body=tuple(row.body),
-                    reply_token=token, reply_tried=row.reply_tried, retry_key=row.retry_key,
-                    attempt=row.attempts,
+                    reply_token=row.reply_token if fresh else None, reply_tried=row.reply_tried,
+                    retry_key=row.retry_key, attempt=row.attempts + 1,
                 )  # fmt: skip
-                row.lease_until = lease_until
-                row.reply_tried = row.reply_tried or token is not None
                 claims.append((msg, deadline))
+        if claims:
+            replying = [msg.id for msg, _ in claims if msg.reply_token is not None]
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_([msg.id for msg, _ in claims]))
+                .values(
+                    attempts=OutboxMessage.attempts + 1, lease_until=lease_until,
+                    reply_tried=case((OutboxMessage.id.in_(replying), True),
+                                     else_=OutboxMessage.reply_tried),
+                )
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
         return claims
 
     async def _send(self, msg: Outgoing, deadline: float) -> None:
@@ -244,35 +262,41 @@ class OutboxSender:
         self._outcomes.append((msg, attempt))
 
     async def _record(
-        self, session: AsyncSession, msg: Outgoing, attempt: Attempt, now: datetime
-    ) -> dict[str, Any] | None:
-        """The row's new values, or None when it is no longer ours (its lease ran out)."""
-        values = recorded(attempt, msg.attempt, now, self._cap_s)
-        result = await session.execute(
-            update(OutboxMessage)
-            .where(
-                OutboxMessage.id == msg.id,
-                OutboxMessage.attempts == msg.attempt,
-                OutboxMessage.state == PENDING,
-            )
-            .values(values)
-        )
-        if cast(CursorResult[Any], result).rowcount != 1:
-            log.warning("outbox %s: attempt %s ended after its lease; its outcome is dropped",
-                        msg.id, msg.attempt)  # fmt: skip
-            return None
-        return values
+        self, session: AsyncSession, ended: Sequence[tuple[Outgoing, Attempt]], now: datetime
+    ) -> list[tuple[Outgoing, Attempt, dict[str, Any]]]:
+        """Record the attempts whose rows are still theirs (same `attempts`): the sent ones in
+        one statement (nearly all of them), each other one in its own; with the new values."""
+        sent = [(msg, attempt) for msg, attempt in ended if attempt.outcome is Outcome.SENT]
+        batches = [(sent, recorded(Attempt.sent(), 0, now, self._cap_s))] if sent else []
+        batches += [([(msg, attempt)], recorded(attempt, msg.attempt, now, self._cap_s))
+                    for msg, attempt in ended if attempt.outcome is not Outcome.SENT]  # fmt: skip
+        kept = []
+        for batch, values in batches:
+            claims = [(msg.id, msg.attempt) for msg, _ in batch]
+            ours = set(await session.scalars(
+                update(OutboxMessage)
+                .where(tuple_(OutboxMessage.id, OutboxMessage.attempts).in_(claims),
+                       OutboxMessage.state == PENDING)
+                .values(values)
+                .returning(OutboxMessage.id)
+                .execution_options(synchronize_session=False)
+            ))  # fmt: skip
+            for msg, attempt in batch:
+                if msg.id in ours:
+                    kept.append((msg, attempt, values))
+                else:
+                    log.warning("outbox %s: attempt %s ended after its lease; its outcome is "
+                                "dropped", msg.id, msg.attempt)  # fmt: skip
+        return kept
 
-    def _recorded(
-        self, msg: Outgoing, attempt: Attempt, values: dict[str, Any], now: datetime, at: float
-    ) -> None:
+    def _recorded(self, msg: Outgoing, attempt: Attempt, values: dict[str, Any]) -> None:
         """Counted and told, once committed; a retry's due time kept to wake for it."""
         self.counts[msg.platform, attempt.outcome] += 1
         if attempt.outcome is Outcome.FAILED:
             log.warning("outbox %s to %s failed for good: %s", msg.id, msg.platform, attempt.error)
         elif attempt.outcome is Outcome.RETRY:
             next_at: datetime = values["next_at"]
-            self._retry_at = min(self._retry_at, at + (next_at - now).total_seconds())
+            heapq.heappush(self._retries, next_at)
             log.info("outbox %s to %s: attempt %s to be retried at %s: %s", msg.id, msg.platform,
                      msg.attempt, next_at.isoformat(), attempt.error)  # fmt: skip
 
