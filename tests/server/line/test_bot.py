@@ -1,0 +1,55 @@
+"""The bot's own parts: look-ups coalesced per turn of the loop, and recovery by age."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi import FastAPI
+
+from server.db.models import LineEvent
+from server.line.bot import Coalesced
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_lookups_of_one_turn_are_fetched_in_one_call() -> None:
+    calls: list[list[int]] = []
+
+    async def fetch(keys: list[int]) -> list[int]:
+        calls.append(keys)
+        return [k * 10 for k in keys]
+
+    looked_up = Coalesced(fetch)
+    first = await asyncio.gather(*(looked_up.get(k) for k in (1, 2, 3)))
+    later = await looked_up.get(4)
+    assert (first, later) == ([10, 20, 30], 40)
+    assert calls == [[1, 2, 3], [4]]
+
+
+async def test_a_failed_fetch_fails_each_lookup_of_its_turn() -> None:
+    async def fetch(keys: list[int]) -> list[int]:
+        raise OSError("store down")
+
+    looked_up = Coalesced(fetch)
+    found = await asyncio.gather(looked_up.get(1), looked_up.get(2), return_exceptions=True)
+    assert [type(f) for f in found] == [OSError, OSError]
+
+
+async def test_recovery_takes_old_unprocessed_events_once(app: FastAPI) -> None:
+    bot = app.state.services.line_bot
+    now = datetime.now(UTC)
+    async with app.state.services.db.transaction() as session:
+        for name, age_s in (("old", 120), ("young", 1)):
+            session.add(LineEvent(webhook_event_id=name, user_id=f"U{name}", kind="text",
+                                  body={"kind": "text", "text": "予約確認"}, redelivery=False,
+                                  received_at=now - timedelta(seconds=age_s)))  # fmt: skip
+    assert await bot.recover(now, older_than_s=30) == 1  # the young one is someone's, in hand
+    assert await bot.recover(now, older_than_s=30) == 0  # queued already: not again
+    await bot.idle()
+    async with app.state.services.db.transaction() as session:
+        old = await session.get(LineEvent, "old")
+        young = await session.get(LineEvent, "young")
+        assert old is not None and old.processed_at is not None
+        assert young is not None and young.processed_at is None
