@@ -12,9 +12,10 @@ transaction (no platform call inside it), which:
    claim sets `lease_until` and `attempts + 1` (the claim's identity) and, when the row's
    reply token is still usable, `reply_tried`: that is persisted before the reply is tried.
 The claimed rows are then sent concurrently across targets, each platform through its rate
-limiter (`aiolimiter`), each attempt cut off before its lease ends, so no other sender takes
-a row while it is in flight. Recording many attempts in one transaction keeps the writes
-few when thousands of residents are answered a second (SQLite has one writer).
+limiter (`aiolimiter`; the rate is per process: several processes share the platform's
+limit by each setting its part), each attempt cut off before its lease ends, so no other
+sender takes a row while it is in flight. Recording many attempts in one transaction keeps
+the writes few when thousands of residents are answered a second (SQLite has one writer).
 Rounds run on `wake()` (a commit that wrote rows), when a send ends (its outcome is to be
 recorded, its target's next row may follow), when a retry it recorded comes due, and every
 `poll_s` (other processes' rows, leases run out).
@@ -27,6 +28,8 @@ push carries the row's `X-Line-Retry-Key`: LINE answers a repeat with 409, also 
 cannot be told apart: a reply whose answer was lost and whose token is stale by the next
 attempt (the server down for longer than the reply window) is pushed, so it may arrive twice
 rather than never; LINE WORKS keeps no idempotency key at all (`server.lineworks.client`).
+The reading of a refused second reply relies on our reply window (`line_reply_within_s`,
+50 s) ending before LINE's: a token LINE expired sooner would be taken for our own reply.
 """
 
 from __future__ import annotations
