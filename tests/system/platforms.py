@@ -189,6 +189,11 @@ def audit_trail(server: ServerProcess, subject: str) -> list[tuple[str, str, dic
     return [(e["actor"], e["action"], e["detail"]) for e in reversed(found)]
 
 
+STEADY: Final = {"CHARGENET_REPORT_PERIOD_S": "60"}
+"""Server settings for a `Gateway` that publishes only when told: its battery is not
+declared silent after three 2 s report periods."""
+
+
 class Gateway:
     """A gateway as the server hears it, published straight to the broker: a birth, then
     full states with rising seqs (a port faulting is one state)."""
@@ -209,6 +214,12 @@ class Gateway:
             "faulted" if p in faulted else "available" for p in range(1, self.ports + 1)
         )
         publish_burst(self.broker.port, [state(GW, self.unit, self.seq, statuses)])
+
+
+def port_faults(server: ServerProcess) -> list[int]:
+    """The ids of the port faults' incidents, oldest first."""
+    found = server.admin("GET", "/api/v1/incidents")["incidents"]
+    return sorted(i["id"] for i in found if i["kind"] == "port_fault")
 
 
 def outbox(server: ServerProcess, platform: str) -> list[tuple[int, str, int]]:
