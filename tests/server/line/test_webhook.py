@@ -188,3 +188,8 @@ async def test_a_flooding_resident_is_asked_once_to_slow_down(strict_app: FastAP
         assert len(await calm.text("予約確認")) == 1  # others are not held back
         assert len(await flood.send(event(flood.user_id, "unfollow"))) == 0
         assert len(await flood.follow()) == 1  # following is not a request: still greeted
+
+
+async def test_the_webhook_is_described_in_the_openapi(client: httpx.AsyncClient) -> None:
+    described = (await client.get("/openapi.json")).json()["paths"]["/line/webhook"]["post"]
+    assert {"200", "401", "422", "503"} <= set(described["responses"])
