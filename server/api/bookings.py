@@ -16,12 +16,14 @@ from server.api import schemas
 from server.api.deps import Services, Svc
 from server.api.errors import (
     RETRY_AFTER_S,
+    TOO_LARGE,
     UNAVAILABLE,
     database_unavailable,
     documented,
     error_body,
     invalid_body,
     is_json,
+    read_body,
     send_json,
     unsupported,
 )
@@ -97,18 +99,10 @@ class BookingLane:
             await self.app(scope, receive, send)
             return
         content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
-        chunks = []
-        size, more = 0, True
-        while more:
-            event = await receive()
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                await send_json(send, 413, error_body("too_large", "request body too large"))
-                return
-            chunks.append(chunk)
-            more = event.get("more_body", False)
-        body = b"".join(chunks)
+        body = await read_body(receive, MAX_BODY)
+        if body is None:
+            await send_json(send, 413, TOO_LARGE)
+            return
         if body and not is_json(content_type):
             refusal = error_body("unsupported_media_type", unsupported(content_type))
             await send_json(send, 415, refusal)

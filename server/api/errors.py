@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -53,6 +53,24 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
+
+
+TOO_LARGE: Final = error_body("too_large", "request body too large")
+
+
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """A request's whole body from ASGI middleware; None once it passes `limit` bytes."""
+    chunks = []
+    size, more = 0, True
+    while more:
+        event = await receive()
+        chunk = event.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        more = event.get("more_body", False)
+    return b"".join(chunks)
 
 
 async def send_json(

@@ -28,10 +28,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.api.deps import Services, Svc
 from server.api.errors import (
     RETRY_AFTER_S,
+    TOO_LARGE,
     UNAVAILABLE,
     database_unavailable,
     documented,
     error_body,
+    read_body,
     send_json,
 )
 from server.db.session import is_outage
@@ -43,7 +45,6 @@ log = logging.getLogger(__name__)
 WEBHOOK_PATH: Final = "/line/webhook"
 MAX_BODY: Final = 1_000_000
 """LINE batches events; a request of a few hundred of them is far below this."""
-TOO_LARGE: Final = error_body("too_large", "request body too large")
 
 router = APIRouter(tags=["line"])
 
@@ -97,20 +98,13 @@ class WebhookLane:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        chunks = []
-        size, more = 0, True
-        while more:
-            event = await receive()
-            chunk = event.get("body", b"")
-            size += len(chunk)
-            if size > MAX_BODY:
-                await send_json(send, 413, TOO_LARGE)
-                return
-            chunks.append(chunk)
-            more = event.get("more_body", False)
+        raw = await read_body(receive, MAX_BODY)
+        if raw is None:
+            await send_json(send, 413, TOO_LARGE)
+            return
         signature = dict(scope["headers"]).get(b"x-line-signature", b"").decode("latin-1")
         try:
-            body = await answer(scope["app"].state.services, b"".join(chunks), signature)
+            body = await answer(scope["app"].state.services, raw, signature)
         except ServerError as exc:
             await send_json(send, exc.status, error_body(exc.code, exc.message))
             return

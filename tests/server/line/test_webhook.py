@@ -193,3 +193,13 @@ async def test_a_flooding_resident_is_asked_once_to_slow_down(strict_app: FastAP
 async def test_the_webhook_is_described_in_the_openapi(client: httpx.AsyncClient) -> None:
     described = (await client.get("/openapi.json")).json()["paths"]["/line/webhook"]["post"]
     assert {"200", "401", "422", "503"} <= set(described["responses"])
+
+
+async def test_a_body_beyond_a_megabyte_is_refused_unread(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    body = b'{"events": [], "pad": "' + b"x" * 1_000_001 + b'"}'
+    reply = await client.post("/line/webhook", content=body,
+                              headers={"X-Line-Signature": signature(body)})  # fmt: skip
+    assert reply.status_code == 413
+    assert reply.json()["error"]["code"] == "too_large"
