@@ -21,9 +21,11 @@ from sqlalchemy import select
 
 from server.api.app import create_app
 from server.db.models import OutboxMessage
+from server.line.messages import Postback, read_postback
 from server.registry import load_demo_registry
 from server.settings import Settings
 from tests.server.api.conftest import live_ports
+from tests.system.platforms import walk
 
 SECRET = secrets.token_urlsafe(24)
 OZU_01 = (33.5068, 132.5431)
@@ -158,20 +160,13 @@ class Resident:
         return await self.send(event(self.user_id, "follow", follow={"isUnblocked": False}))
 
 
-def postbacks(sent: list[Sent]) -> list[str]:
-    """Every postback data in what was sent (buttons and quick replies), in order."""
-    found: list[str] = []
+def postbacks(node: Any) -> list[str]:
+    """Every postback data in a message, a list of them or outbox rows' bodies (buttons and
+    quick replies), in order."""
+    return [o["data"] for o in walk(node) if o.get("type") == "postback"]
 
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "postback":
-                found.append(node["data"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
 
-    for row in sent:
-        walk(row.body)
-    return found
+def actions(node: Any, action: Postback) -> list[dict[str, str]]:
+    """The parameters of every postback of this action in `node`, in order."""
+    found = [read_postback(data) for data in postbacks(node)]
+    return [dict(p.params) for p in found if p is not None and p.action is action]

@@ -7,7 +7,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from linebot.v3.messaging import ReplyMessageRequest
@@ -18,8 +17,9 @@ from server.errors import Conflict, Invalid, NotFound
 from server.line import conversation as talk
 from server.line.conversation import Ask, Chat, Offer, Reply, Ticket
 from server.line.events import Kind, Point, ResidentEvent
-from server.line.messages import Postback, read_postback
+from server.line.messages import Postback
 from server.line.stations import StationInfo
+from tests.server.line.conftest import actions
 
 T0 = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
 A = StationInfo("a-01", "避難所A", "Shelter A", "住所A", 33.5, 132.5, 30)
@@ -118,25 +118,6 @@ def shown(reply: Reply) -> str:
     return json.dumps(list(reply.messages), ensure_ascii=False)
 
 
-def actions(reply: Reply, action: Postback) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "postback":
-                request = read_postback(node["data"])
-                if request is not None and request.action is action:
-                    found.append(dict(request.params))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(list(reply.messages))
-    return found
-
-
 def test_follow_greets_with_the_menu_and_unfollow_forgets() -> None:
     pending = Chat("U1", step=talk.STEP_LOCATION, step_data={"x": 1}, following=False)
     greeted = run(talk.on_follow, FakeDesk(), pending)
@@ -160,7 +141,7 @@ def test_a_location_gets_up_to_three_options_and_a_lost_one_is_asked_again() -> 
     desk = desk_with_windows()
     reply = run(talk.on_location, desk, kind=Kind.LOCATION, point=Point(33.5, 132.5))
     assert desk.asked == [(33.5, 132.5)]
-    assert len(actions(reply, Postback.BOOK)) == 3
+    assert len(actions(list(reply.messages), Postback.BOOK)) == 3
     assert reply.messages[1]["contents"]["type"] == "carousel"
     again = run(talk.on_location, desk, kind=Kind.LOCATION)
     assert "もう一度" in again.messages[0]["text"] and desk.asked == [(33.5, 132.5)]
@@ -170,7 +151,7 @@ def test_a_location_gets_up_to_three_options_and_a_lost_one_is_asked_again() -> 
 
 def test_a_poster_shows_its_station_and_an_unknown_one_asks_where() -> None:
     reply = run(talk.on_poster, desk_with_windows(), station=A.id)
-    assert {b["s"] for b in actions(reply, Postback.BOOK)} == {A.id}
+    assert {b["s"] for b in actions(list(reply.messages), Postback.BOOK)} == {A.id}
     unknown = run(talk.on_poster, desk_with_windows(), station="zz-99")
     assert "zz-99" in unknown.messages[0]["text"]
     assert unknown.chat.step == talk.STEP_LOCATION
@@ -179,7 +160,7 @@ def test_a_poster_shows_its_station_and_an_unknown_one_asks_where() -> None:
 def test_a_typed_name_is_a_place_or_else_a_hint() -> None:
     desk = desk_with_windows()
     named = run(talk.on_place, desk, query="避難所B")
-    assert {b["s"] for b in actions(named, Postback.BOOK)} == {B.id}
+    assert {b["s"] for b in actions(list(named.messages), Postback.BOOK)} == {B.id}
     asked = Chat("U1", step=talk.STEP_LOCATION)
     unknown = run(talk.on_place, desk, asked, query="どこか")
     assert "どこか" in unknown.messages[0]["text"]
@@ -196,7 +177,7 @@ def test_book_gives_a_ticket_and_a_full_or_past_window_fresh_options() -> None:
     assert booked.chat.step is None
     full = run(talk.on_book, desk, Chat("U2"), s=A.id, w=start)
     assert "埋まって" in full.messages[0]["text"]
-    assert actions(full, Postback.BOOK) == [{"s": A.id, "w": T0.isoformat()}]
+    assert actions(list(full.messages), Postback.BOOK) == [{"s": A.id, "w": T0.isoformat()}]
     past = run(talk.on_book, desk, Chat("U3"), s=A.id, w=(T0 - timedelta(hours=1)).isoformat())
     assert "締め切られました" in past.messages[0]["text"]
     garbled = run(talk.on_book, desk, Chat("U4"), s=A.id, w="yesterday")
@@ -210,7 +191,7 @@ def test_a_second_attempt_shows_the_booking_and_offers_the_change() -> None:
     assert "予約しました" in same.messages[0]["text"]
     other = run(talk.on_book, desk, s=B.id, w=T0.isoformat())
     assert "すでに予約" in other.messages[0]["text"] and "C0DE" in shown(other)
-    [change] = actions(other, Postback.CHANGE)
+    [change] = actions(list(other.messages), Postback.CHANGE)
     assert change == {"b": desk.bookings["line:U1"].id, "s": B.id, "w": T0.isoformat()}
     changed = run(talk.on_change, desk, params=change)
     assert "変更しました" in changed.messages[0]["text"]

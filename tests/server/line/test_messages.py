@@ -16,6 +16,7 @@ from server.booking.views import BookingView
 from server.line import messages
 from server.line.messages import Postback, postback_data, read_postback
 from server.line.stations import StationInfo
+from tests.server.line.conftest import postbacks
 
 TZ = ZoneInfo("Asia/Tokyo")
 T0 = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)  # 13:30 in Tokyo
@@ -53,24 +54,6 @@ def valid(*built: dict[str, Any]) -> None:
         assert all(len(item["action"]["label"]) <= 20 for item in items)
         assert all(len(data) <= 300 for data in postbacks(message))
         assert 0 < len(message.get("altText", message.get("text", ""))) <= 1500
-
-
-def postbacks(message: dict[str, Any]) -> list[str]:
-    """Every postback data in a message (buttons and quick replies)."""
-    found: list[str] = []
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            if node.get("type") == "postback":
-                found.append(node["data"])
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(message)
-    return found
 
 
 @pytest.mark.parametrize("lang", ["ja", "en"])
