@@ -15,20 +15,16 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from server.api import schemas
 from server.api.deps import Services, Svc
 from server.api.errors import (
-    RETRY_AFTER_S,
     TOO_LARGE,
-    UNAVAILABLE,
-    database_unavailable,
     documented,
     error_body,
     invalid_body,
     is_json,
     read_body,
     send_json,
+    send_refusal,
     unsupported,
 )
-from server.db.session import is_outage
-from server.errors import ServerError
 
 router = APIRouter(tags=["bookings"], responses=documented(422, 503))
 
@@ -114,14 +110,8 @@ class BookingLane:
             return
         try:
             booking = await _book(scope["app"].state.services, request)
-        except ServerError as exc:
-            await send_json(send, exc.status, error_body(exc.code, exc.message))
-            return
         except Exception as exc:
-            if not is_outage(exc):
-                raise
-            database_unavailable(exc)
-            await send_json(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            await send_refusal(send, exc)
             return
         await send_json(send, 201, booking.model_dump_json().encode())
 

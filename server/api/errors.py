@@ -107,6 +107,19 @@ def database_unavailable(exc: BaseException) -> None:
     log.warning("request refused, database unavailable: %s", type(exc).__name__)
 
 
+async def send_refusal(send: Send, exc: Exception) -> None:
+    """An ASGI lane's answer to what its work raised: a ServerError's own status and code,
+    503 `database_unavailable` for an outage; anything else is re-raised (a bug: the
+    app's `ErrorsAsJson` answers it 500)."""
+    if isinstance(exc, ServerError):
+        await send_json(send, exc.status, error_body(exc.code, exc.message))
+        return
+    if not is_outage(exc):
+        raise exc
+    database_unavailable(exc)
+    await send_json(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+
+
 async def on_database_error(_request: Request, exc: Exception) -> JSONResponse:
     """503 `database_unavailable` (with Retry-After) for an outage; anything else is a bug."""
     if not is_outage(exc):

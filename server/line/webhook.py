@@ -27,17 +27,13 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.deps import Services, Svc
 from server.api.errors import (
-    RETRY_AFTER_S,
     TOO_LARGE,
-    UNAVAILABLE,
-    database_unavailable,
     documented,
-    error_body,
     read_body,
     send_json,
+    send_refusal,
 )
-from server.db.session import is_outage
-from server.errors import Invalid, ServerError, Unauthorized
+from server.errors import Invalid, Unauthorized
 from server.line.events import ResidentEvent, resident_events
 
 log = logging.getLogger(__name__)
@@ -105,13 +101,7 @@ class WebhookLane:
         signature = dict(scope["headers"]).get(b"x-line-signature", b"").decode("latin-1")
         try:
             body = await answer(scope["app"].state.services, raw, signature)
-        except ServerError as exc:
-            await send_json(send, exc.status, error_body(exc.code, exc.message))
-            return
         except Exception as exc:
-            if not is_outage(exc):
-                raise
-            database_unavailable(exc)
-            await send_json(send, 503, UNAVAILABLE, [(b"retry-after", str(RETRY_AFTER_S).encode())])
+            await send_refusal(send, exc)
             return
         await send_json(send, 200, body)
