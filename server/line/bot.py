@@ -12,7 +12,8 @@ outbox sender.
 
 A crash between storing and processing loses nothing: `start` and, every `recover_s`,
 the worker pick up stored events still unprocessed (a location among them comes back
-without its point, and the resident is asked again). A database outage leaves the batch
+without its point, and the resident is asked again); processed events are forgotten
+after `KEEP_EVENTS`. A database outage leaves the batch
 unprocessed, to be tried again. A handler's bug costs the resident one "sorry" message,
 never silence.
 
@@ -38,7 +39,7 @@ from zoneinfo import ZoneInfo
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import Table, select, update
+from sqlalchemy import Table, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -68,6 +69,9 @@ MAX_BATCH: Final = 64
 """Events handled together at most: their handlers and the commit are CPU the webhook's
 acknowledgements wait behind, so a batch stays a few milliseconds of it."""
 RECOVER_LIMIT: Final = 5000
+KEEP_EVENTS: Final = timedelta(days=7)
+"""Processed events are kept this long, so a redelivery (LINE's come within hours) is
+still known as one; then they go (`forget`)."""
 UNLIMITED: Final = frozenset({Kind.FOLLOW, Kind.UNFOLLOW})
 """Events no rate limit holds back (they are not requests)."""
 
@@ -318,13 +322,25 @@ class LineBot:
 
     # -- work ------------------------------------------------------------------------------
 
+    async def forget(self, now: datetime) -> int:
+        """Delete processed events received more than `KEEP_EVENTS` ago; how many."""
+        table: Table = LineEvent.__table__  # type: ignore[assignment]
+        async with self._db.transaction() as session:
+            gone = await session.execute(
+                delete(table).where(
+                    table.c.received_at < now - KEEP_EVENTS, table.c.processed_at.is_not(None)
+                )
+            )
+        return int(getattr(gone, "rowcount", 0) or 0)
+
     async def _recovering(self) -> None:
         while True:
             await asyncio.sleep(self._recover_s)
             try:
                 await self.recover(self._clock(), self._recover_s)
+                await self.forget(self._clock())
             except Exception as exc:
-                log.warning("looking for unprocessed LINE events failed (%s)", exc)
+                log.warning("LINE events' upkeep failed (%s)", exc)
 
     async def _work(self) -> None:
         while True:

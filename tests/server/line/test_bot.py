@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from server.db.models import LineEvent
 from server.line.bot import Coalesced
@@ -53,3 +54,19 @@ async def test_recovery_takes_old_unprocessed_events_once(app: FastAPI) -> None:
         young = await session.get(LineEvent, "young")
         assert old is not None and old.processed_at is not None
         assert young is not None and young.processed_at is None
+
+
+async def test_processed_events_are_forgotten_after_a_week(app: FastAPI) -> None:
+    bot = app.state.services.line_bot
+    now = datetime.now(UTC)
+    ages = {"old-done": (8, True), "old-pending": (8, False), "recent-done": (6, True)}
+    async with app.state.services.db.transaction() as session:
+        for name, (days, done) in ages.items():
+            at = now - timedelta(days=days)
+            session.add(LineEvent(webhook_event_id=name, user_id="Uold", kind="other",
+                                  body={"kind": "other"}, redelivery=False, received_at=at,
+                                  processed_at=at if done else None))  # fmt: skip
+    assert await bot.forget(now) == 1
+    async with app.state.services.db.transaction() as session:
+        left = set(await session.scalars(select(LineEvent.webhook_event_id)))
+    assert left == {"old-pending", "recent-done"}
