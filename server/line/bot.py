@@ -13,9 +13,8 @@ outbox sender.
 A crash between storing and processing loses nothing: `start` and, every `recover_s`,
 the worker pick up stored events still unprocessed (a location among them comes back
 without its point, and the resident is asked again); processed events are forgotten
-after `KEEP_EVENTS`. A database outage leaves the batch
-unprocessed, to be tried again. A handler's bug costs the resident one "sorry" message,
-never silence.
+after `KEEP_EVENTS`. A database outage leaves the batch unprocessed, to be tried again.
+A handler's bug costs the resident one "sorry" message, never silence.
 
 Abuse: per resident, `resident_requests_per_min` messages a minute (a moving window, via
 `limits`); the first one beyond it is answered with a polite "slow down", later ones not
