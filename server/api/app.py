@@ -130,7 +130,8 @@ async def lifespan(
     # Booking writes its display commands in its own transaction; `wake` publishes them.
     booking = BookingService(db, settings, clock, wake=wake)
     # Whoever writes outbox rows wakes the sender once their transaction committed.
-    outbox = OutboxSender(db, settings, clock, transports(settings))
+    senders = transports(settings)
+    outbox = OutboxSender(db, settings, clock, senders)
     pager = Pager(db, settings, wake=outbox.wake)
     incidents_ = IncidentService(db, settings, clock, hook=pager)
     # LINE residents told of what booking recorded
@@ -146,10 +147,8 @@ async def lifespan(
 
     desk = BookingDesk(db, booking, clock, ZoneInfo(settings.timezone), announce)
     # A resident's LINE language comes from their profile when the bot meets them.
-    profiles = (
-        LineProfiles(settings) if settings.line_channel_access_token.get_secret_value() else None
-    )
-    languages = profiles.language if profiles is not None else None
+    line = next((t for t in senders if isinstance(t, LineTransport)), None)
+    languages = LineProfiles(line.api).language if line is not None else None
     line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake, languages=languages)
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
@@ -208,11 +207,9 @@ async def lifespan(
         if link is not None:
             await link.stop()  # it applies what it already received, then its task ends
             await asyncio.wait(tasks[:1], timeout=LINK_DRAIN_S)
+        await line_bot.stop()  # before the outbox: it may still ask for a profile
         await outbox.stop()  # the sends in flight end and are recorded
         await cancel_all(tasks)
-        await line_bot.stop()
-        if profiles is not None:
-            await profiles.aclose()
         await booking.close()
         await db.dispose()
         log.info("server stopped")

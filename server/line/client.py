@@ -85,7 +85,8 @@ class LineTransport:
         # Its default (5 a core) would queue the sender's sends in flight behind each other.
         config.connection_pool_maxsize = IN_FLIGHT_PER_PLATFORM
         self._client = AsyncApiClient(config)
-        self._api = AsyncMessagingApi(self._client)
+        self.api = AsyncMessagingApi(self._client)
+        """The process's one Messaging API client, shared with `LineProfiles`."""
         self._timeout = settings.delivery_timeout_s
 
     async def send(self, msg: Outgoing) -> Attempt:
@@ -103,7 +104,7 @@ class LineTransport:
 
     async def _reply(self, request: ReplyMessageRequest, tried: bool) -> Attempt:
         try:
-            await self._api.reply_message_with_http_info(request, _request_timeout=self._timeout)
+            await self.api.reply_message_with_http_info(request, _request_timeout=self._timeout)
         except ApiException as error:
             if not is_invalid_reply_token(error):
                 return refusal(error, datetime.now(UTC))
@@ -114,7 +115,7 @@ class LineTransport:
 
     async def _push(self, request: PushMessageRequest, retry_key: str) -> Attempt:
         try:
-            await self._api.push_message_with_http_info(
+            await self.api.push_message_with_http_info(
                 request, x_line_retry_key=retry_key, _request_timeout=self._timeout
             )
         except ApiException as error:

@@ -13,9 +13,7 @@ import logging
 from typing import Final
 
 import aiohttp
-from linebot.v3.messaging import ApiException, AsyncApiClient, AsyncMessagingApi, Configuration
-
-from server.settings import Settings
+from linebot.v3.messaging import ApiException, AsyncMessagingApi
 
 log = logging.getLogger(__name__)
 
@@ -24,15 +22,10 @@ TIMEOUT_S: Final = 2.0
 
 
 class LineProfiles:
-    """Made in the lifespan (its HTTP session needs the running loop); `aclose()` after."""
+    """Asks through the process's one Messaging API client (the LINE transport's)."""
 
-    def __init__(self, settings: Settings, timeout_s: float = TIMEOUT_S) -> None:
-        config = Configuration(
-            host=settings.line_api_url.rstrip("/"),
-            access_token=settings.line_channel_access_token.get_secret_value(),
-        )
-        self._client = AsyncApiClient(config)
-        self._api = AsyncMessagingApi(self._client)
+    def __init__(self, api: AsyncMessagingApi, timeout_s: float = TIMEOUT_S) -> None:
+        self._api = api
         self._timeout_s = timeout_s
 
     async def language(self, user_id: str) -> str | None:
@@ -44,6 +37,3 @@ class LineProfiles:
             return None
         language = getattr(profile, "language", None)
         return str(language) if language else None
-
-    async def aclose(self) -> None:
-        await self._client.close()
