@@ -13,6 +13,7 @@ decoded here (`read_postback`); `server.line.routes` maps each to its handler.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -386,6 +387,18 @@ def _option_bubble(option: Option, station: StationInfo, lang: str, tz: ZoneInfo
     }  # fmt: skip
 
 
+_CREW_PLACE = re.compile(r"battery (\d+) \([^)]*\) port (\d+)")
+_RESIDENT_PLACE: Final = {"ja": "電池{0} ポート{1}", "en": "battery {0}, port {1}"}
+
+
+def resident_place(place: str, lang: str) -> str:
+    """The port as a resident reads it: "電池2 ポート3". The crews' form (`port_place`)
+    also names the battery's bus address, which is of no use at the shelter."""
+    found = _CREW_PLACE.fullmatch(place)
+    form = _RESIDENT_PLACE.get(lang, _RESIDENT_PLACE[DEFAULT_LANGUAGE])
+    return form.format(*found.groups()) if found else place
+
+
 def ticket_bubble(booking: BookingView, station: StationInfo, lang: str, tz: ZoneInfo) -> Message:
     """The booking as a ticket (a Flex message of one bubble): code, station, address, map
     link, window, port, what to bring."""
@@ -399,7 +412,7 @@ def ticket_bubble(booking: BookingView, station: StationInfo, lang: str, tz: Zon
     rows += [
         _pair(label("code", lang), booking.ticket_code, big=True),
         _pair(label("window", lang), window),
-        _pair(label("place", lang), booking.place),
+        _pair(label("place", lang), resident_place(booking.place, lang)),
         _text(label("bring", lang), size="sm", wrap=True),
     ]
     map_button = {"type": "uri", "label": label("map", lang), "uri": map_url(station)}

@@ -91,10 +91,18 @@ def test_ticket_names_code_station_address_window_and_what_to_bring(lang: str) -
     valid(ticket)
     shown = json.dumps(ticket, ensure_ascii=False)
     bring = "充電ケーブル" if lang == "ja" else "charging cable"
-    for part in ("K7Q2", STATION.name(lang), STATION.address, "13:30", "14:00", "port 3", bring):
+    port = "電池1 ポート3" if lang == "ja" else "battery 1, port 3"
+    for part in ("K7Q2", STATION.name(lang), STATION.address, "13:30", "14:00", port, bring):
         assert part in shown
     assert "google.com/maps" in shown
     assert "K7Q2" in ticket["altText"]
+
+
+def test_residents_read_the_port_in_their_language_without_the_bus_address() -> None:
+    crews = "battery 2 (rs485-1.2) port 3"
+    assert messages.resident_place(crews, "ja") == "電池2 ポート3"
+    assert messages.resident_place(crews, "en") == "battery 2, port 3"
+    assert messages.resident_place("port 3", "ja") == "port 3"  # a battery unmapped since
 
 
 def test_a_long_ticket_stays_within_limits() -> None:
