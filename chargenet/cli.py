@@ -14,7 +14,7 @@ from typing import Final
 from chargenet.logs import setup_logging
 
 ENTRIES: Final = {
-    "demo": ("chargenet.demo", "run everything here: broker, simulator, gateway, server, sandboxes"),
+    "demo": ("chargenet.demo", "run it all here: broker, simulator, gateway, server, sandboxes"),
     "server": ("server.main", "the server: MQTT ingest, booking, REST API, dashboard"),
     "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
     "posters": ("server.line.posters_cli", "print-ready station QR posters for LINE (PDF)"),
