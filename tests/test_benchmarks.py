@@ -90,7 +90,8 @@ def test_a_quick_platforms_run_measures_its_three_figures_and_loses_nothing(
     out = tmp_path / "platforms.json"
     done = bench("platforms", "--quick", "--out", str(out), timeout_s=240)
     assert done.returncode == 0, done.stdout + done.stderr
-    found = json.loads(out.read_text())
+    found = json.loads(out.read_text())["results"]["sqlite"]
+    assert found["durability"] == {"journal_mode": "wal", "synchronous": "NORMAL"}
     assert len(found["fault_to_alert"]["samples_ms"]) == 3
     assert len(found["fault_to_push"]["samples_ms"]) == 3
     assert all(0 < ms < 30_000 for ms in found["fault_to_alert"]["samples_ms"])
