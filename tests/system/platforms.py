@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from server.line.messages import Postback, PostbackRequest, read_postback
+from server.line.messages import Postback, read_postback
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 from tests.sandboxes import CHANNELS as SANDBOX_CHANNELS
@@ -85,19 +85,9 @@ def walk(node: Any) -> Iterator[dict[str, Any]]:
             yield from walk(value)
 
 
-def postbacks(node: Any, action: Postback) -> list[PostbackRequest]:
-    """The postbacks of this kind that buttons or quick replies in `node` carry."""
-    found = []
-    for obj in walk(node):
-        if obj.get("type") == "postback" and isinstance(obj.get("data"), str):
-            request = read_postback(obj["data"])
-            if request is not None and request.action is action:
-                found.append(request)
-    return found
-
-
 def postback_data(node: Any, action: Postback) -> list[str]:
-    """The raw data of those postbacks, as the chat sends it when pressed."""
+    """The data of the postbacks of this kind that buttons or quick replies in `node`
+    carry, as the chat sends it when pressed."""
     return [
         obj["data"] for obj in walk(node)
         if obj.get("type") == "postback" and isinstance(obj.get("data"), str)
