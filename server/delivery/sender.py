@@ -97,8 +97,14 @@ def due(platform: Platform, now: datetime, limit: int) -> Select[Any]:
     )
 
 
-def recorded(attempt: Attempt, number: int, now: datetime, cap_s: float) -> dict[str, Any]:
-    """The row's new values after its attempt `number` went as `attempt`."""
+def recorded(
+    attempt: Attempt, number: int, now: datetime, cap_s: float, *, tried_before: bool = False
+) -> dict[str, Any]:
+    """The row's new values after its attempt `number` went as `attempt`.
+
+    A reply the platform answered with a 429 or 5xx did not use the token: unless an earlier
+    attempt's reply is still unaccounted for (`tried_before`), `reply_tried` is cleared, or
+    a later "Invalid reply token" (it expired meanwhile) would be taken for our reply."""
     error = attempt.error[:500] if attempt.error else None
     match attempt.outcome:
         case Outcome.SENT:
@@ -110,8 +116,11 @@ def recorded(attempt: Attempt, number: int, now: datetime, cap_s: float) -> dict
                     "lease_until": None, "last_error": error}  # fmt: skip
         case Outcome.RETRY:
             delay = retry_delay_s(number, cap_s, attempt.retry_after_s)
-            return {"next_at": now + timedelta(seconds=delay), "lease_until": None,
-                    "last_error": error}  # fmt: skip
+            values: dict[str, Any] = {"next_at": now + timedelta(seconds=delay),
+                                      "lease_until": None, "last_error": error}  # fmt: skip
+            if attempt.answered and not tried_before:
+                values["reply_tried"] = False
+            return values
 
 
 class OutboxSender:
@@ -271,7 +280,8 @@ class OutboxSender:
         one statement (nearly all of them), each other one in its own; with the new values."""
         sent = [(msg, attempt) for msg, attempt in ended if attempt.outcome is Outcome.SENT]
         batches = [(sent, recorded(Attempt.sent(), 0, now, self._cap_s))] if sent else []
-        batches += [([(msg, attempt)], recorded(attempt, msg.attempt, now, self._cap_s))
+        batches += [([(msg, attempt)], recorded(attempt, msg.attempt, now, self._cap_s,
+                                                tried_before=msg.reply_tried))
                     for msg, attempt in ended if attempt.outcome is not Outcome.SENT]  # fmt: skip
         kept = []
         for batch, values in batches:

@@ -48,15 +48,19 @@ class Attempt:
     error: str | None = None
     retry_after_s: float | None = None
     """The platform's `Retry-After`, honoured by the retry policy."""
+    answered: bool = False
+    """The platform answered (a 429, a 5xx): a reply it refused so did not use the token."""
 
     @classmethod
     def sent(cls) -> Attempt:
         return cls(Outcome.SENT)
 
     @classmethod
-    def retry(cls, error: str, retry_after_s: float | None = None) -> Attempt:
-        """Worth trying again later: 429, 5xx, a timeout, the network."""
-        return cls(Outcome.RETRY, error, retry_after_s)
+    def retry(
+        cls, error: str, retry_after_s: float | None = None, *, answered: bool = False
+    ) -> Attempt:
+        """Worth trying again later: 429, 5xx (`answered`), a timeout, the network."""
+        return cls(Outcome.RETRY, error, retry_after_s, answered)
 
     @classmethod
     def failed(cls, error: str) -> Attempt:

@@ -48,7 +48,7 @@ def refusal(error: ApiException, now: datetime) -> Attempt:
     status = int(error.status or 0)
     reason = f"LINE {status} {described(error)}"
     if status == 429 or status >= 500:
-        return Attempt.retry(reason, retry_after_s(error.headers or {}, now))
+        return Attempt.retry(reason, retry_after_s(error.headers or {}, now), answered=True)
     return Attempt.failed(reason)
 
 

@@ -175,13 +175,6 @@ def test_a_reply_token_expired_while_the_reply_waited_is_pushed_instead_once(
     assert len(resident.deliveries()) == 2
 
 
-LOST_AFTER_A_REFUSED_REPLY = (
-    "server.delivery: reply_tried survives a refused reply (500), so the next try's "
-    "'Invalid reply token' is taken for delivered: the answer is lost"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LOST_AFTER_A_REFUSED_REPLY)
 def test_a_reply_token_expired_after_a_refused_reply_is_pushed_instead_once(
     server: ServerProcess, sandbox: Sandbox
 ) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from server.db.models import OutboxMessage
 from server.db.session import Database
 from server.delivery.outbox import Platform, enqueue
-from server.delivery.sender import OutboxSender
+from server.delivery.sender import OutboxSender, recorded
 from server.delivery.transport import Attempt, Outcome, Outgoing, Transport
 from server.settings import Settings
 from tests.conditions import async_read_until
@@ -370,3 +370,13 @@ def test_each_platform_at_its_rate(database_url: str) -> None:
         assert stamps[-1] - stamps[0] >= 1.7
 
     with_database(database_url, scenario)
+
+
+def test_a_reply_the_platform_refused_leaves_the_token_unused() -> None:
+    """A 500 to a reply used nothing: a later "Invalid reply token" is no proof of ours;
+    after a timeout (or with an earlier timeout still unaccounted for) it may be."""
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    refused = Attempt.retry("LINE 500", answered=True)
+    assert recorded(refused, 1, now, 300.0)["reply_tried"] is False
+    assert "reply_tried" not in recorded(refused, 2, now, 300.0, tried_before=True)
+    assert "reply_tried" not in recorded(Attempt.retry("TimeoutError"), 1, now, 300.0)
