@@ -242,6 +242,11 @@ class Sandbox(Child):
                       retry_after_s=retry_after_s, calls=calls)  # fmt: skip
         self.call("POST", f"/_sandbox/{platform}/faults", body)
 
+    def queued_faults(self, platform: Platform) -> int:
+        """The faults no call has met yet (a hung call has met its own)."""
+        queued: int = self.call("GET", f"/_sandbox/{platform}/faults")["queued"]
+        return queued
+
     def reset(self) -> None:
         """Both platforms forget what they were sent and the faults queued."""
         for platform in ("line", "lineworks"):

@@ -213,6 +213,10 @@ def router(state: LineState) -> APIRouter:
         state.add_faults(fault, request.count)
         return {"queued": len(state.faults)}
 
+    @api.get("/_sandbox/line/faults")
+    async def pending_faults() -> dict[str, int]:
+        return {"queued": len(state.faults)}
+
     @api.post("/_sandbox/line/reply-tokens/expire")
     async def expire() -> dict[str, int]:
         return {"expired": state.expire_reply_tokens()}

@@ -46,7 +46,6 @@ from server.line import webhook as line_webhook
 from server.line.bot import BookingDesk, LineBot
 from server.line.client import LineTransport
 from server.line.notices import NoticeComposer
-from server.line.profiles import LineProfiles
 from server.line.reminders import remind
 from server.lineworks import callbacks as lineworks_callbacks
 from server.lineworks import routing as crew_routes
@@ -148,7 +147,7 @@ async def lifespan(
     desk = BookingDesk(db, booking, clock, ZoneInfo(settings.timezone), announce)
     # A resident's LINE language comes from their profile when the bot meets them.
     line = next((t for t in senders if isinstance(t, LineTransport)), None)
-    languages = LineProfiles(line.api).language if line is not None else None
+    languages = line.language if line is not None else None
     line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake, languages=languages)
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),

@@ -4,13 +4,17 @@ SQLite and PostgreSQL behave alike for our purposes:
 - PostgreSQL: READ COMMITTED, row locks taken by the statements themselves (a conditional
   UPDATE re-checks its WHERE on the newest row version);
 - SQLite: SQLAlchemy's `FOR UPDATE` is a no-op there, so every transaction takes the write
-  lock at BEGIN (`BEGIN IMMEDIATE`) and concurrent writers queue on `busy_timeout`
-  instead of failing or deciding on stale reads. WAL keeps readers off writers' backs.
+  lock at BEGIN (`BEGIN IMMEDIATE`) instead of failing or deciding on stale reads. Within a
+  process, transactions take turns (`WriterTurns`); other processes' writers queue on
+  `busy_timeout`. WAL keeps readers off writers' backs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -30,6 +34,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+URGENT_CONNECTIONS: Final = 2
+"""PostgreSQL connections kept for urgent transactions (the LINE inbox has one writer)."""
 
 OUTAGES: Final = (
     OSError,  # refused or reset before a connection existed
@@ -58,21 +64,32 @@ class Database:
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 10)
         self.engine: AsyncEngine = create_async_engine(url, **engine_options)
+        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._turns = WriterTurns() if self.is_sqlite else None
+        self._urgent_engine: AsyncEngine | None = None
         if self.is_sqlite:
             _sqlite_write_lock_at_begin(self.engine)
-        self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+            self._urgent_sessions = self._sessions
+        else:  # connections of their own: a busy pool would keep them waiting
+            lane = {**engine_options, "pool_size": URGENT_CONNECTIONS, "max_overflow": 0}
+            self._urgent_engine = create_async_engine(url, **lane)
+            self._urgent_sessions = async_sessionmaker(self._urgent_engine,
+                                                       expire_on_commit=False)  # fmt: skip
         self.available = True
         """False from a transaction failing for an outage until one commits again."""
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
-        An outage is logged as it starts and as it ends, one line each whoever noticed it
-        (the API, the ingest, a job), rather than once per failed attempt.
+        `urgent`: someone waits on it to answer a platform: it has connections of its own
+        (PostgreSQL) or the next turn (SQLite), not a place behind the others. An outage
+        is logged as it starts and as it ends, one line each whoever noticed it (the API,
+        the ingest, a job), rather than once per failed attempt.
         """
         try:
-            async with self._sessions() as session, session.begin():
+            sessions = self._urgent_sessions if urgent else self._sessions
+            async with self._turn(urgent), sessions() as session, session.begin():
                 yield session
         except Exception as exc:
             if self.available and is_outage(exc):
@@ -83,8 +100,57 @@ class Database:
             self.available = True
             log.warning("database available again")
 
+    def _turn(self, urgent: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._turns.turn(urgent) if self._turns is not None else contextlib.nullcontext()
+
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._urgent_engine is not None:
+            await self._urgent_engine.dispose()
+
+
+class WriterTurns:
+    """SQLite's one writer, taken in turn by a process's transactions: FIFO, urgent first.
+
+    Left to SQLite, a transaction waiting for the write lock polls it with sleeps growing to
+    100 ms, and those arriving meanwhile may take it first: a webhook's answer could wait a
+    second behind a burst of bookings. Here the lock passes on at once when a transaction
+    ends. A turn not had within the busy timeout raises TimeoutError (an `OSError`: an
+    outage, as SQLite's own "database is locked" was).
+    """
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
+        """Urgent, then the others; a cancelled waiter stays until skipped."""
+
+    @asynccontextmanager
+    async def turn(self, urgent: bool) -> AsyncIterator[None]:
+        if self._held:
+            future = asyncio.get_running_loop().create_future()
+            self._waiting[0 if urgent else 1].append(future)
+            try:
+                async with asyncio.timeout(SQLITE_BUSY_TIMEOUT_MS / 1000):
+                    await future
+            except BaseException:
+                if future.done() and not future.cancelled():  # handed over as we gave up
+                    self._pass_on()
+                future.cancel()
+                raise
+        self._held = True
+        try:
+            yield
+        finally:
+            self._pass_on()
+
+    def _pass_on(self) -> None:
+        for queue in self._waiting:
+            while queue:
+                future = queue.popleft()
+                if not future.done():
+                    future.set_result(None)
+                    return
+        self._held = False
 
 
 def _sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:

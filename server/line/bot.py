@@ -79,7 +79,7 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 Languages = Callable[[str], Awaitable[str | None]]
-"""A resident's LINE language by user id (`LineProfiles.language`); None when unknown."""
+"""A resident's LINE language by user id (`LineTransport.language`); None when unknown."""
 Announce = Callable[[BookingView, str], None]
 """(booking, "booked" | "cancelled"): tells the dashboards, as the REST API does."""
 

@@ -1,7 +1,11 @@
-"""The LINE transport: sends one outbox row as a reply or a push (Messaging API, line-bot-sdk).
+"""The LINE transport: sends one outbox row as a reply or a push (Messaging API over HTTPS).
 
-One `AsyncMessagingApi` per process, pointed at `settings.line_api_url` (the sandbox in the
-demo and the tests), every call with an explicit timeout. What LINE's answers mean:
+One httpx client per process, pointed at `settings.line_api_url` (the sandbox in the demo
+and the tests), every call with an explicit timeout. A row's body is the platform's JSON
+already (`server.line.messages` builds it; the sandbox checks every request against
+line-bot-sdk's models, as LINE would), so it goes as it is: turning it into the SDK's
+models and back cost more CPU than the rest of a reply, and the SDK's HTTP session reads
+~/.netrc and the proxy environment in a thread on every call. What LINE's answers mean:
 - a reply while the row's token is usable; 400 "Invalid reply token": if an earlier attempt
   of this row replied with it (`reply_tried`) and its outcome was lost, that reply was
   accepted (nobody else holds the token), so the row is sent; otherwise the token is of no
@@ -11,26 +15,16 @@ demo and the tests), every call with an explicit timeout. What LINE's answers me
 - 429, 5xx, timeouts and network errors are retried later (`Retry-After` honoured);
   any other 4xx means LINE will never take the request, so the row failed, LINE's message
   kept.
-line-bot-sdk's models stay here: the rest of the server speaks the platform's JSON.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+from urllib.parse import quote
 
-import aiohttp
-from linebot.v3.messaging import (
-    ApiException,
-    AsyncApiClient,
-    AsyncMessagingApi,
-    Configuration,
-    PushMessageRequest,
-    ReplyMessageRequest,
-)
-from pydantic import ValidationError
+import httpx
 
 from server.delivery.backoff import retry_after_s
 from server.delivery.outbox import Platform
@@ -40,26 +34,28 @@ from server.settings import Settings
 
 log = logging.getLogger(__name__)
 
-INVALID_REPLY_TOKEN = "invalid reply token"
+INVALID_REPLY_TOKEN: Final = "invalid reply token"
+PROFILE_TIMEOUT_S: Final = 2.0
+"""A reply token lasts a minute; the greeting must not wait long for a language."""
 
 
-def refusal(error: ApiException, now: datetime) -> Attempt:
+def refusal(response: httpx.Response, now: datetime) -> Attempt:
     """What a non-2xx answer (other than the reply token's and the retry key's) means."""
-    status = int(error.status or 0)
-    reason = f"LINE {status} {described(error)}"
+    status = response.status_code
+    reason = f"LINE {status} {described(response)}"
     if status == 429 or status >= 500:
-        return Attempt.retry(reason, retry_after_s(error.headers or {}, now), answered=True)
+        return Attempt.retry(reason, retry_after_s(response.headers, now), answered=True)
     return Attempt.failed(reason)
 
 
-def described(error: ApiException) -> str:
+def described(response: httpx.Response) -> str:
     """LINE's `message` and `details` (why it refused; never a secret), else the reason."""
     try:
-        body: Any = json.loads(error.body or b"")
+        body: Any = response.json()
     except ValueError:
-        return str(error.reason)
+        return response.reason_phrase
     if not isinstance(body, dict):
-        return str(error.reason)
+        return response.reason_phrase
     details = "; ".join(
         f"{d.get('property', '')}: {d.get('message', '')}"
         for d in body.get("details") or []
@@ -68,63 +64,76 @@ def described(error: ApiException) -> str:
     return f"{body.get('message', '')} {details}".strip()[:400]
 
 
-def is_invalid_reply_token(error: ApiException) -> bool:
-    return error.status == 400 and described(error).lower().startswith(INVALID_REPLY_TOKEN)
+def is_invalid_reply_token(response: httpx.Response) -> bool:
+    return response.status_code == 400 and described(response).lower().startswith(
+        INVALID_REPLY_TOKEN
+    )
 
 
 class LineTransport:
-    """Sends LINE rows; made in the lifespan (its HTTP session needs the running loop)."""
+    """Sends LINE rows and reads profiles; made in the lifespan, `aclose()` on the way out."""
 
     platform = Platform.LINE
 
     def __init__(self, settings: Settings) -> None:
-        config = Configuration(
-            host=settings.line_api_url.rstrip("/"),
-            access_token=settings.line_channel_access_token.get_secret_value(),
+        token = settings.line_channel_access_token.get_secret_value()
+        self._http = httpx.AsyncClient(
+            base_url=settings.line_api_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=httpx.Timeout(settings.delivery_timeout_s),
+            # Its default (10 kept alive) would reconnect for the sender's sends in flight.
+            limits=httpx.Limits(max_keepalive_connections=IN_FLIGHT_PER_PLATFORM),
         )
-        # Its default (5 a core) would queue the sender's sends in flight behind each other.
-        config.connection_pool_maxsize = IN_FLIGHT_PER_PLATFORM
-        self._client = AsyncApiClient(config)
-        self.api = AsyncMessagingApi(self._client)
-        """The process's one Messaging API client, shared with `LineProfiles`."""
-        self._timeout = settings.delivery_timeout_s
 
     async def send(self, msg: Outgoing) -> Attempt:
         messages = list(msg.body)
         try:
             if msg.reply_token is not None:
                 reply = {"replyToken": msg.reply_token, "messages": messages}
-                return await self._reply(ReplyMessageRequest.from_dict(reply), msg.reply_tried)
-            push = PushMessageRequest.from_dict({"to": msg.target, "messages": messages})
-            return await self._push(push, msg.retry_key)
-        except (ValidationError, ValueError) as error:  # our bug: LINE would answer 400
-            return Attempt.failed(f"not a LINE message: {error}"[:400])
-        except (TimeoutError, aiohttp.ClientError) as error:
+                response = await self._http.post("/v2/bot/message/reply", json=reply)
+                return self._replied(response, msg.reply_tried)
+            push = {"to": msg.target, "messages": messages}
+            response = await self._http.post(
+                "/v2/bot/message/push", json=push, headers={"X-Line-Retry-Key": msg.retry_key}
+            )
+            return self._pushed(response)
+        except httpx.HTTPError as error:
             return Attempt.retry(f"{type(error).__name__}: {error}"[:400])
 
-    async def _reply(self, request: ReplyMessageRequest, tried: bool) -> Attempt:
-        try:
-            await self.api.reply_message_with_http_info(request, _request_timeout=self._timeout)
-        except ApiException as error:
-            if not is_invalid_reply_token(error):
-                return refusal(error, datetime.now(UTC))
-            if tried:
-                return Attempt.sent()  # our earlier reply, whose answer was lost, used it
-            return Attempt.reply_unusable(f"LINE {error.status} {described(error)}")
-        return Attempt.sent()
+    async def language(self, user_id: str) -> str | None:
+        """The resident's LINE language (`ja`, `en`, `en-US` ...) from their profile; None
+        when unknown (LINE down, slow, the profile withheld): the chat goes on in Japanese.
 
-    async def _push(self, request: PushMessageRequest, retry_key: str) -> Attempt:
+        Webhook events carry no language; the profile does (that of the resident's LINE
+        app). The bot asks once, when it meets a resident (`LineBot`'s `languages`)."""
         try:
-            await self.api.push_message_with_http_info(
-                request, x_line_retry_key=retry_key, _request_timeout=self._timeout
+            response = await self._http.get(
+                f"/v2/bot/profile/{quote(user_id, safe='')}", timeout=PROFILE_TIMEOUT_S
             )
-        except ApiException as error:
-            if error.status == 409:  # this retry key was accepted before
-                log.debug("LINE push with a repeated retry key (accepted %s)",
-                          (error.headers or {}).get("x-line-accepted-request-id"))  # fmt: skip
-                return Attempt.sent()
-            return refusal(error, datetime.now(UTC))
-        return Attempt.sent()
+            profile: Any = response.raise_for_status().json()
+        except (httpx.HTTPError, ValueError) as error:
+            log.info("no LINE profile language (%s)", type(error).__name__)
+            return None
+        language = profile.get("language") if isinstance(profile, dict) else None
+        return str(language) if language else None
+
+    def _replied(self, response: httpx.Response, tried: bool) -> Attempt:
+        if response.is_success:
+            return Attempt.sent()
+        if not is_invalid_reply_token(response):
+            return refusal(response, datetime.now(UTC))
+        if tried:
+            return Attempt.sent()  # our earlier reply, whose answer was lost, used it
+        return Attempt.reply_unusable(f"LINE {response.status_code} {described(response)}")
+
+    def _pushed(self, response: httpx.Response) -> Attempt:
+        if response.is_success:
+            return Attempt.sent()
+        if response.status_code == 409:  # this retry key was accepted before
+            log.debug("LINE push with a repeated retry key (accepted %s)",
+                      response.headers.get("x-line-accepted-request-id"))  # fmt: skip
+            return Attempt.sent()
+        return refusal(response, datetime.now(UTC))
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._http.aclose()

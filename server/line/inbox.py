@@ -112,7 +112,7 @@ class Inbox:
             .on_conflict_do_nothing(index_elements=["webhook_event_id"])
             .returning(table.c.webhook_event_id)
         )
-        async with self._db.transaction() as session:
+        async with self._db.transaction(urgent=True) as session:
             inserted = set((await session.scalars(statement, list(rows.values()))).all())
         return dict.fromkeys(inserted, now)
 

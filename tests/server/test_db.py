@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
-from server.db.session import Database
+from server.db.session import Database, WriterTurns, is_outage
 
 
 def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> None:
@@ -68,3 +68,52 @@ def test_sqlite_connections_opened_at_once_all_succeed(tmp_path: Path) -> None:
         url = f"sqlite+aiosqlite:///{tmp_path / f'trial-{trial}.sqlite3'}"
         upgrade(url)
         assert asyncio.run(open_at_once(url)) == []
+
+
+def test_a_process_takes_sqlites_writer_in_turn_urgent_first() -> None:
+    """FIFO among the others, an urgent one before them, a waiter that gave up skipped, and
+    a turn not had within the busy timeout an outage (TimeoutError is an OSError)."""
+
+    async def scenario() -> list[str]:
+        turns, order = WriterTurns(), []
+        held = asyncio.Event()
+        release = asyncio.Event()
+
+        async def take(name: str, urgent: bool = False) -> None:
+            async with turns.turn(urgent):
+                order.append(name)
+                if name == "first":
+                    held.set()
+                    await release.wait()
+
+        first = asyncio.create_task(take("first"))
+        await held.wait()
+        waiting = [asyncio.create_task(take(name)) for name in ("a", "gives-up", "b")]
+        await asyncio.sleep(0)  # each in the queue
+        waiting[1].cancel()
+        urgent = asyncio.create_task(take("urgent", urgent=True))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, waiting[0], waiting[2], urgent)
+        assert waiting[1].cancelled()
+        return order
+
+    assert asyncio.run(scenario()) == ["first", "urgent", "a", "b"]
+
+
+def test_a_turn_not_had_within_the_busy_timeout_is_an_outage(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("server.db.session.SQLITE_BUSY_TIMEOUT_MS", 50)
+
+    async def scenario() -> None:
+        turns = WriterTurns()
+        async with turns.turn(False):
+            with pytest.raises(TimeoutError) as late:
+                async with turns.turn(True):
+                    pass
+            assert is_outage(late.value)
+        async with turns.turn(False):  # the one that gave up holds nothing
+            pass
+
+    asyncio.run(scenario())

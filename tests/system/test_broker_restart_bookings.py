@@ -71,10 +71,12 @@ def book(server: ServerProcess, resident_id: str, window_start: str) -> dict[str
 
 
 def notifications(server: ServerProcess) -> list[dict[str, Any]]:
+    """What was recorded to tell anyone, but the reminders: a booked window starting within
+    10 minutes is reminded of whatever the broker does."""
     found: list[dict[str, Any]] = server.admin(
         "GET", "/api/v1/notifications?pending=false&limit=1000"
     )["notifications"]
-    return found
+    return [n for n in found if n["kind"] != "booking_reminder"]
 
 
 def gateway_incidents(server: ServerProcess) -> list[dict[str, Any]]:

@@ -194,7 +194,7 @@ def test_refusals_fail_with_lines_reason(sandbox: Sandbox, tmp_path: Path) -> No
         assert (too_long.state, too_long.attempts) == ("failed", 1)
         assert (too_long.last_error or "").startswith("LINE 400")
         assert (nonsense.state, nonsense.attempts) == ("failed", 1)
-        assert (nonsense.last_error or "").startswith("not a LINE message")
+        assert (nonsense.last_error or "").startswith("LINE 400")
         await add(db, u3)
         unauthorised = line_settings(sandbox, line_channel_access_token=uuid.uuid4().hex)
         *_, wrong_token = await deliver(db, unauthorised)

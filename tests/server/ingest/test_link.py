@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -156,8 +157,11 @@ MALFORMED = 5
 
 
 def publish_burst(port: int, wires: list[tuple[str, bytes]]) -> None:
-    """A plain paho publisher, QoS 1, as fast as the broker takes it."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="burst")
+    """A plain paho publisher, QoS 1, as fast as the broker takes it.
+
+    Its own client id each time, and a DISCONNECT sent before its network loop stops: a
+    publisher left half-open under a shared id was seen to stall the next one's acks."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:12]}")
     client.max_inflight_messages_set(1000)
     client.connect("127.0.0.1", port)
     client.loop_start()
@@ -166,8 +170,8 @@ def publish_burst(port: int, wires: list[tuple[str, bytes]]) -> None:
         for info in infos:
             info.wait_for_publish(60)
     finally:
-        client.loop_stop()
         client.disconnect()
+        client.loop_stop()
 
 
 def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> None:
