@@ -1,5 +1,5 @@
-"""Fixtures shared by every test package: a real Mosquitto broker, PostgreSQL, and the
-LINE / LINE WORKS sandbox."""
+"""Fixtures shared by every test package: a real Mosquitto broker, PostgreSQL, the
+LINE / LINE WORKS sandbox, and headless Chromium."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium import webdriver
 
+from tests.browser import chromium
 from tests.mosquitto import Mosquitto
 from tests.postgres import create_database, server_url
 from tests.sandboxes import Sandbox
@@ -55,3 +57,11 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
     started = Sandbox(tmp_path / "sandbox")
     yield started
     started.stop()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
+    """Headless Chromium the size of a phone, its profile in tmp_path."""
+    driver = chromium(tmp_path / "chrome")
+    yield driver
+    driver.quit()

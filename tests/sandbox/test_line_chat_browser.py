@@ -19,7 +19,6 @@ from selenium.webdriver.common.by import By
 from tests.conditions import wait_until
 from tests.sandbox.receiver import Receiver, receiving
 from tests.sandboxes import Sandbox
-from tests.server.dashboard.test_dashboard_browser import browser  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.slow
 USER = "U" + "c" * 32
@@ -82,7 +81,7 @@ def option(n: int) -> dict[str, Any]:
 def test_a_tester_plays_residents_by_clicking(
     sandbox: Sandbox,
     receiver: Receiver,
-    browser: webdriver.Chrome,  # noqa: F811 (the fixture imported above)
+    browser: webdriver.Chrome,
 ) -> None:
     browser.get(f"{sandbox.url}/_sandbox/line/chat?user={USER}")
     wait_until(lambda: browser.find_element(By.ID, "send").is_enabled(), 15, "the chat ready")

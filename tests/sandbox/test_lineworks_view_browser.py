@@ -16,11 +16,10 @@ import httpx
 import jwt
 import pytest
 from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.select import Select
 
+from tests.browser import chromium
 from tests.conditions import wait_until
 from tests.sandbox.receiver import Receiver, receiving
 from tests.sandboxes import Sandbox
@@ -38,14 +37,7 @@ ALERT: dict[str, Any] = {
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
-    options = Options()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update",
-                "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'chrome'}",
-                "--window-size=1280,900"):  # fmt: skip
-        options.add_argument(arg)
-    driver = webdriver.Chrome(options=options, service=Service("/usr/bin/chromedriver"))
+    driver = chromium(tmp_path / "chrome", (1280, 900))
     yield driver
     driver.quit()
 

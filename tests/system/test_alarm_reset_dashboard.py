@@ -11,7 +11,6 @@ from selenium.webdriver.common.by import By
 
 from tests.conditions import wait_until
 from tests.server.dashboard.test_dashboard_browser import (
-    browser,  # noqa: F401  (a fixture)
     click,
     open_dashboard,
     port_status,
@@ -33,7 +32,7 @@ def resets_sent(server: ServerProcess) -> int:
 
 
 def test_the_reset_button_brings_a_fixed_port_back(
-    browser: webdriver.Chrome,  # noqa: F811
+    browser: webdriver.Chrome,
     running: tuple[ServerProcess, Simulator],  # noqa: F811
 ) -> None:
     server, sim = running

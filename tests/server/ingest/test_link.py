@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -156,22 +157,44 @@ BURST = 20_000
 MALFORMED = 5
 
 
-def publish_burst(port: int, wires: list[tuple[str, bytes]]) -> None:
-    """A plain paho publisher, QoS 1, as fast as the broker takes it.
+CONNECT_TRIES = 3
+CONNACK_S = 5.0
+PUBACKS_S = 60.0
 
-    Its own client id each time, and a DISCONNECT sent before its network loop stops: a
-    publisher left half-open under a shared id was seen to stall the next one's acks."""
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"burst-{uuid.uuid4().hex[:12]}")
-    client.max_inflight_messages_set(1000)
-    client.connect("127.0.0.1", port)
-    client.loop_start()
+
+def publish_burst(port: int, wires: list[tuple[str, bytes]]) -> None:
+    """A plain paho publisher, QoS 1, as fast as the broker takes it, all acknowledged.
+
+    Its network loop runs here, each wait bounded, not in paho's thread: in fresh-clone runs
+    a threaded publisher was seen to open its connection and never send its CONNECT, then
+    retry forever. A connection not acknowledged in `CONNACK_S` is dropped and another
+    opened; a publish not acknowledged in `PUBACKS_S` fails the test by name."""
+    client = _connected(port)
     try:
         infos = [client.publish(topic, payload, qos=1) for topic, payload in wires]
-        for info in infos:
-            info.wait_for_publish(60)
+        deadline = time.monotonic() + PUBACKS_S
+        while not all(info.is_published() for info in infos):
+            if time.monotonic() > deadline:
+                missing = sum(not info.is_published() for info in infos)
+                raise TimeoutError(f"{missing} of {len(infos)} publishes unacknowledged")
+            client.loop(0.05)
     finally:
         client.disconnect()
-        client.loop_stop()
+
+
+def _connected(port: int) -> mqtt.Client:
+    for _ in range(CONNECT_TRIES):
+        client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                             client_id=f"burst-{uuid.uuid4().hex[:12]}")  # fmt: skip
+        client.max_inflight_messages_set(1000)
+        client.connect("127.0.0.1", port)
+        deadline = time.monotonic() + CONNACK_S
+        while not client.is_connected() and time.monotonic() < deadline:
+            client.loop(0.05)
+        if client.is_connected():
+            return client
+        client.disconnect()
+    raise TimeoutError(f"the broker on {port} acknowledged none of {CONNECT_TRIES} connections")
 
 
 def test_a_burst_is_applied_without_loss(broker: Mosquitto, tmp_path: Path) -> None:
