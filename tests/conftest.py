@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
@@ -13,6 +14,22 @@ from tests.browser import chromium
 from tests.mosquitto import Mosquitto
 from tests.postgres import create_database, server_url
 from tests.sandboxes import Sandbox
+
+LOG_TAIL_LINES = 60
+"""How much of each child process's log a failing test's report shows."""
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """A failing test's report carries the tails of the logs its processes wrote in tmp_path
+    (server, gateway, simulator, Mosquitto), since CI keeps nothing else of a run."""
+    report: pytest.TestReport = yield
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and isinstance(tmp, Path):
+        for log in sorted(tmp.rglob("*.log")):
+            lines = log.read_text(errors="replace").splitlines()[-LOG_TAIL_LINES:]
+            report.sections.append((f"log {log.relative_to(tmp)}", "\n".join(lines)))
+    return report
 
 
 @pytest.fixture

@@ -144,6 +144,7 @@ async def suffer(state: WorksState, endpoint: Endpoint, request: Request) -> Res
     if fault is None:
         return None
     if fault.delay_s:
+        await request.body()  # read whole first, so that a caller gone is seen as gone
         await asyncio.sleep(fault.delay_s)
         if await request.is_disconnected():
             state.dropped += 1

@@ -1,11 +1,11 @@
 """The LINE transport: sends one outbox row as a reply or a push (Messaging API over HTTPS).
 
-One httpx client per process, pointed at `settings.line_api_url` (the sandbox in the demo
-and the tests), every call with an explicit timeout. A row's body is the platform's JSON
-already (`server.line.messages` builds it; the sandbox checks every request against
-line-bot-sdk's models, as LINE would), so it goes as it is: turning it into the SDK's
-models and back cost more CPU than the rest of a reply, and the SDK's HTTP session reads
-~/.netrc and the proxy environment in a thread on every call. What LINE's answers mean:
+One HTTP session per process (`server.delivery.http`), pointed at `settings.line_api_url`
+(the sandbox in the demo and the tests), every call with an explicit timeout. A row's body
+is the platform's JSON already (`server.line.messages` builds it; the sandbox checks every
+request against line-bot-sdk's models, as LINE would), so it goes as it is: turning it into
+the SDK's models and back cost more CPU than the rest of a reply, and the SDK's HTTP session
+reads ~/.netrc and the proxy environment in a thread on every call. What LINE's answers mean:
 - a reply while the row's token is usable; 400 "Invalid reply token": if an earlier attempt
   of this row replied with it (`reply_tried`) and its outcome was lost, that reply was
   accepted (nobody else holds the token), so the row is sent; otherwise the token is of no
@@ -24,9 +24,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import quote
 
-import httpx
-
 from server.delivery.backoff import retry_after_s
+from server.delivery.http import HTTP_ERRORS, Answer, PlatformHttp
 from server.delivery.outbox import Platform
 from server.delivery.sender import IN_FLIGHT_PER_PLATFORM
 from server.delivery.transport import Attempt, Outgoing
@@ -39,23 +38,23 @@ PROFILE_TIMEOUT_S: Final = 2.0
 """A reply token lasts a minute; the greeting must not wait long for a language."""
 
 
-def refusal(response: httpx.Response, now: datetime) -> Attempt:
+def refusal(response: Answer, now: datetime) -> Attempt:
     """What a non-2xx answer (other than the reply token's and the retry key's) means."""
-    status = response.status_code
+    status = response.status
     reason = f"LINE {status} {described(response)}"
     if status == 429 or status >= 500:
         return Attempt.retry(reason, retry_after_s(response.headers, now), answered=True)
     return Attempt.failed(reason)
 
 
-def described(response: httpx.Response) -> str:
+def described(response: Answer) -> str:
     """LINE's `message` and `details` (why it refused; never a secret), else the reason."""
     try:
         body: Any = response.json()
     except ValueError:
-        return response.reason_phrase
+        return response.reason
     if not isinstance(body, dict):
-        return response.reason_phrase
+        return response.reason
     details = "; ".join(
         f"{d.get('property', '')}: {d.get('message', '')}"
         for d in body.get("details") or []
@@ -64,10 +63,8 @@ def described(response: httpx.Response) -> str:
     return f"{body.get('message', '')} {details}".strip()[:400]
 
 
-def is_invalid_reply_token(response: httpx.Response) -> bool:
-    return response.status_code == 400 and described(response).lower().startswith(
-        INVALID_REPLY_TOKEN
-    )
+def is_invalid_reply_token(response: Answer) -> bool:
+    return response.status == 400 and described(response).lower().startswith(INVALID_REPLY_TOKEN)
 
 
 class LineTransport:
@@ -77,12 +74,11 @@ class LineTransport:
 
     def __init__(self, settings: Settings) -> None:
         token = settings.line_channel_access_token.get_secret_value()
-        self._http = httpx.AsyncClient(
-            base_url=settings.line_api_url.rstrip("/"),
+        self._http = PlatformHttp(
+            settings.delivery_timeout_s,
+            base_url=settings.line_api_url,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=httpx.Timeout(settings.delivery_timeout_s),
-            # Its default (10 kept alive) would reconnect for the sender's sends in flight.
-            limits=httpx.Limits(max_keepalive_connections=IN_FLIGHT_PER_PLATFORM),
+            connections=IN_FLIGHT_PER_PLATFORM + 8,  # the sends in flight, profiles beside
         )
 
     async def send(self, msg: Outgoing) -> Attempt:
@@ -90,14 +86,14 @@ class LineTransport:
         try:
             if msg.reply_token is not None:
                 reply = {"replyToken": msg.reply_token, "messages": messages}
-                response = await self._http.post("/v2/bot/message/reply", json=reply)
+                response = await self._http.post("/v2/bot/message/reply", payload=reply)
                 return self._replied(response, msg.reply_tried)
             push = {"to": msg.target, "messages": messages}
             response = await self._http.post(
-                "/v2/bot/message/push", json=push, headers={"X-Line-Retry-Key": msg.retry_key}
+                "/v2/bot/message/push", payload=push, headers={"X-Line-Retry-Key": msg.retry_key}
             )
             return self._pushed(response)
-        except httpx.HTTPError as error:
+        except HTTP_ERRORS as error:
             return Attempt.retry(f"{type(error).__name__}: {error}"[:400])
 
     async def language(self, user_id: str) -> str | None:
@@ -108,28 +104,31 @@ class LineTransport:
         app). The bot asks once, when it meets a resident (`LineBot`'s `languages`)."""
         try:
             response = await self._http.get(
-                f"/v2/bot/profile/{quote(user_id, safe='')}", timeout=PROFILE_TIMEOUT_S
+                f"/v2/bot/profile/{quote(user_id, safe='')}", timeout_s=PROFILE_TIMEOUT_S
             )
-            profile: Any = response.raise_for_status().json()
-        except (httpx.HTTPError, ValueError) as error:
+            if not response.ok:
+                log.info("no LINE profile language (LINE %d)", response.status)
+                return None
+            profile: Any = response.json()
+        except (*HTTP_ERRORS, ValueError) as error:
             log.info("no LINE profile language (%s)", type(error).__name__)
             return None
         language = profile.get("language") if isinstance(profile, dict) else None
         return str(language) if language else None
 
-    def _replied(self, response: httpx.Response, tried: bool) -> Attempt:
-        if response.is_success:
+    def _replied(self, response: Answer, tried: bool) -> Attempt:
+        if response.ok:
             return Attempt.sent()
         if not is_invalid_reply_token(response):
             return refusal(response, datetime.now(UTC))
         if tried:
             return Attempt.sent()  # our earlier reply, whose answer was lost, used it
-        return Attempt.reply_unusable(f"LINE {response.status_code} {described(response)}")
+        return Attempt.reply_unusable(f"LINE {response.status} {described(response)}")
 
-    def _pushed(self, response: httpx.Response) -> Attempt:
-        if response.is_success:
+    def _pushed(self, response: Answer) -> Attempt:
+        if response.ok:
             return Attempt.sent()
-        if response.status_code == 409:  # this retry key was accepted before
+        if response.status == 409:  # this retry key was accepted before
             log.debug("LINE push with a repeated retry key (accepted %s)",
                       response.headers.get("x-line-accepted-request-id"))  # fmt: skip
             return Attempt.sent()

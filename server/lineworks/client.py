@@ -17,9 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
-import httpx
-
 from server.delivery.backoff import retry_after_s
+from server.delivery.http import HTTP_ERRORS, Answer, PlatformHttp
 from server.delivery.outbox import Platform
 from server.delivery.transport import Attempt, Outgoing
 from server.lineworks.errors import WorksError
@@ -41,9 +40,9 @@ def message_url(api_url: str, bot_id: str, target: str) -> str | None:
     return f"{api_url.rstrip('/')}/bots/{bot}/{KINDS[kind]}/{talk}/messages"
 
 
-def outcome(response: httpx.Response, now: datetime) -> Attempt:
+def outcome(response: Answer, now: datetime) -> Attempt:
     """What the platform's answer to a send means for the row."""
-    status = response.status_code
+    status = response.status
     if 200 <= status < 300:
         return Attempt.sent()
     reason = f"LINE WORKS {status} {_described(response)}"
@@ -52,14 +51,14 @@ def outcome(response: httpx.Response, now: datetime) -> Attempt:
     return Attempt.failed(reason)
 
 
-def _described(response: httpx.Response) -> str:
+def _described(response: Answer) -> str:
     """The platform's error code and description, to tell why (never a secret)."""
     try:
         body: Any = response.json()
     except ValueError:
-        return response.reason_phrase
+        return response.reason
     if not isinstance(body, dict):
-        return response.reason_phrase
+        return response.reason
     return f"{body.get('code', '')}: {body.get('description', '')}"[:300]
 
 
@@ -70,7 +69,7 @@ class WorksTransport:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._http = httpx.AsyncClient(timeout=httpx.Timeout(settings.delivery_timeout_s))
+        self._http = PlatformHttp(settings.delivery_timeout_s)
         self.tokens = TokenSource(settings, self._http)
 
     async def send(self, msg: Outgoing) -> Attempt:
@@ -84,16 +83,16 @@ class WorksTransport:
         try:
             token = await self.tokens.token()
             response = await self._post(url, token, payload)
-            if response.status_code == 401:
+            if response.status == 401:
                 self.tokens.invalidate(token)
                 response = await self._post(url, await self.tokens.token(), payload)
-        except (httpx.HTTPError, WorksError) as error:
+        except (*HTTP_ERRORS, WorksError) as error:
             log.warning("LINE WORKS send of outbox %s deferred: %r", msg.id, error)
             return Attempt.retry(f"{type(error).__name__}: {error}", None)
         return outcome(response, datetime.now(UTC))
 
-    async def _post(self, url: str, token: str, payload: dict[str, Any]) -> httpx.Response:
-        return await self._http.post(url, json=payload,
+    async def _post(self, url: str, token: str, payload: dict[str, Any]) -> Answer:
+        return await self._http.post(url, payload=payload,
                                      headers={"Authorization": f"Bearer {token}"})  # fmt: skip
 
     async def aclose(self) -> None:

@@ -17,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-import httpx
 import jwt
 
+from server.delivery.http import Answer, PlatformHttp
 from server.lineworks.errors import CredentialsMissing, PrivateKeyUnusable, TokenRefused
 from server.settings import Settings
 
@@ -71,7 +71,7 @@ def private_key(settings: Settings) -> str:
     raise CredentialsMissing(["lineworks_private_key or lineworks_private_key_file"])
 
 
-def read_grant(response: httpx.Response) -> tuple[str, float]:
+def read_grant(response: Answer) -> tuple[str, float]:
     """The access token and its lifetime in seconds from the token endpoint's answer
     (`expires_in` is a string there, "86400"); TokenRefused for anything else."""
     try:
@@ -79,15 +79,15 @@ def read_grant(response: httpx.Response) -> tuple[str, float]:
     except ValueError:
         body = None
     if not isinstance(body, dict):
-        raise TokenRefused(response.status_code, "not a JSON object")
-    if response.status_code != 200:
-        raise TokenRefused(response.status_code, str(body.get("error") or body.get("code")))
+        raise TokenRefused(response.status, "not a JSON object")
+    if response.status != 200:
+        raise TokenRefused(response.status, str(body.get("error") or body.get("code")))
     try:
         token, expires_in = str(body["access_token"]), float(body["expires_in"])
     except (KeyError, TypeError, ValueError):
-        raise TokenRefused(response.status_code, "no access_token or expires_in") from None
+        raise TokenRefused(response.status, "no access_token or expires_in") from None
     if not token or expires_in <= 0:
-        raise TokenRefused(response.status_code, "an empty token")
+        raise TokenRefused(response.status, "an empty token")
     return token, expires_in
 
 
@@ -97,7 +97,7 @@ class TokenSource:
     def __init__(
         self,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: PlatformHttp,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._settings = settings
@@ -137,7 +137,7 @@ class TokenSource:
             "client_secret": settings.lineworks_client_secret.get_secret_value(),
             "scope": SCOPE,
         }
-        response = await self._http.post(settings.lineworks_token_url, data=form)
+        response = await self._http.post(settings.lineworks_token_url, form=form)
         token, expires_in = read_grant(response)
         log.info("LINE WORKS access token fetched, valid %.0f s", expires_in)
         return AccessToken(token, started + refresh_after_s(expires_in))

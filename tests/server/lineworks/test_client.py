@@ -14,7 +14,7 @@ from pydantic import SecretStr
 from server.delivery.outbox import Platform
 from server.delivery.transport import Attempt, Outcome, Outgoing
 from server.lineworks.client import WorksTransport, message_url
-from tests.conditions import wait_until
+from tests.conditions import async_wait_until
 from tests.sandboxes import Sandbox
 from tests.server.lineworks.works import issued_tokens, works_settings
 
@@ -128,8 +128,10 @@ async def test_a_hang_times_out_and_is_retried_undelivered(
     works.faults("lineworks", delay_s=3.0)  # the client gives up after 1 s
     hung = await transport.send(outgoing(f"channel:{CHANNEL}"))
     assert hung.outcome is Outcome.RETRY and "Timeout" in (hung.error or "")
-    wait_until(lambda: works.call("GET", "/_sandbox/lineworks/faults")["dropped"] == 1, 10,
-               "the sandbox to drop the call its caller gave up on")  # fmt: skip
+    await async_wait_until(  # in the loop, which closes the connection given up on
+        lambda: works.call("GET", "/_sandbox/lineworks/faults")["dropped"] == 1, 10,
+        "the sandbox to drop the call its caller gave up on",
+    )  # fmt: skip
     assert await transport.send(outgoing(f"channel:{CHANNEL}")) == Attempt.sent()
     assert len(works.works_channel(CHANNEL)) == 1
 
@@ -159,7 +161,7 @@ async def test_an_unreachable_or_unconfigured_platform_is_retried(works: Sandbox
     finally:
         await nowhere.aclose()
         await no_bot.aclose()
-    assert unreachable.outcome is Outcome.RETRY and "ConnectError" in (unreachable.error or "")
+    assert unreachable.outcome is Outcome.RETRY and "ConnectorError" in (unreachable.error or "")
     assert unconfigured == Attempt.retry("lineworks_bot_id is not set")
 
 

@@ -8,10 +8,10 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from pydantic import SecretStr
 
+from server.delivery.http import PlatformHttp
 from server.lineworks.errors import CredentialsMissing, PrivateKeyUnusable, TokenRefused
 from server.lineworks.token import REFRESH_MARGIN_S, TokenSource, refresh_after_s
 from server.settings import Settings
@@ -47,9 +47,10 @@ class Clock:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=5.0) as client:
-        yield client
+async def http() -> AsyncIterator[PlatformHttp]:
+    client = PlatformHttp(5.0)
+    yield client
+    await client.aclose()
 
 
 def test_a_token_is_used_until_shortly_before_it_expires() -> None:
@@ -59,7 +60,7 @@ def test_a_token_is_used_until_shortly_before_it_expires() -> None:
 
 
 async def test_the_token_is_cached_and_fetched_again_before_expiry(
-    works: Sandbox, http: httpx.AsyncClient
+    works: Sandbox, http: PlatformHttp
 ) -> None:
     clock = Clock()
     tokens = TokenSource(works_settings(works), http, clock)
@@ -75,9 +76,7 @@ async def test_the_token_is_cached_and_fetched_again_before_expiry(
     assert issued_tokens(works) == before + 2
 
 
-async def test_invalidate_drops_only_the_current_token(
-    works: Sandbox, http: httpx.AsyncClient
-) -> None:
+async def test_invalidate_drops_only_the_current_token(works: Sandbox, http: PlatformHttp) -> None:
     tokens = TokenSource(works_settings(works), http, Clock())
     first = await tokens.token()
     tokens.invalidate("some-older-token")
@@ -86,7 +85,7 @@ async def test_invalidate_drops_only_the_current_token(
     assert await tokens.token() != first
 
 
-async def test_concurrent_callers_share_one_fetch(works: Sandbox, http: httpx.AsyncClient) -> None:
+async def test_concurrent_callers_share_one_fetch(works: Sandbox, http: PlatformHttp) -> None:
     tokens = TokenSource(works_settings(works), http, Clock())
     before = issued_tokens(works)
     got = await asyncio.gather(*(tokens.token() for _ in range(10)))
@@ -94,7 +93,7 @@ async def test_concurrent_callers_share_one_fetch(works: Sandbox, http: httpx.As
 
 
 async def test_the_key_is_given_inline_or_as_a_file(
-    works: Sandbox, http: httpx.AsyncClient, tmp_path: Path
+    works: Sandbox, http: PlatformHttp, tmp_path: Path
 ) -> None:
     pem = works.private_key_file.read_text()
     inline = works_settings(works, lineworks_private_key=SecretStr(pem),
@@ -110,15 +109,13 @@ async def test_the_key_is_given_inline_or_as_a_file(
     assert pem[40:80] not in str(unusable.value)
 
 
-async def test_missing_credentials_are_named(http: httpx.AsyncClient) -> None:
+async def test_missing_credentials_are_named(http: PlatformHttp) -> None:
     with pytest.raises(CredentialsMissing) as missing:
         await TokenSource(Settings(lineworks_client_id="c"), http).token()
     assert "lineworks_client_secret" in missing.value.settings
 
 
-async def test_a_refused_assertion_is_a_token_refused(
-    works: Sandbox, http: httpx.AsyncClient
-) -> None:
+async def test_a_refused_assertion_is_a_token_refused(works: Sandbox, http: PlatformHttp) -> None:
     before = issued_tokens(works)
     wrong = works_settings(works, lineworks_service_account="someone@else")
     with pytest.raises(TokenRefused) as refused:
@@ -132,7 +129,7 @@ async def test_a_refused_assertion_is_a_token_refused(
 
 
 async def test_no_secret_is_logged(
-    works: Sandbox, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+    works: Sandbox, http: PlatformHttp, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     settings = works_settings(works)
