@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from gateway.config import MqttConfig
 from gateway.outbox import Entry, Message, Outbox, as_historical
+from protocol.mqtt_socket import ended_with_socket
 from protocol.payloads import GatewayStatus, Receipt
 from protocol.topics import COMMAND, GATEWAY_STATUS, RECEIPT
 
@@ -211,7 +212,7 @@ class Publisher:
             tls_context=tls_context(config),
         )
         client.pending_calls_threshold = config.inflight + 10
-        return client
+        return ended_with_socket(client)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         topics = [self._command_topic] + ([self._receipt_topic] if self._outbox.receipts else [])

@@ -36,6 +36,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import MQTTErrorCode
 from sqlalchemy.exc import DBAPIError
 
+from protocol.mqtt_socket import ended_with_socket
 from protocol.topics import COMMAND
 from server.db.session import Database, is_outage
 from server.ingest.apply import apply_batch
@@ -294,7 +295,7 @@ class MqttLink:
         self._acker = client._client
         self._acker.manual_ack_set(True)
         take_messages(client, self._take)
-        return read_what_arrived(client)
+        return read_what_arrived(ended_with_socket(client))
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         """Wait out the connection: messages reach the batcher through `take_messages`.
