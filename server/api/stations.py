@@ -22,7 +22,7 @@ router = APIRouter(tags=["stations"], responses=documented(503))
 async def list_stations(svc: Svc) -> schemas.StationList:
     """Every station with free ports now, its next free window and a colour level."""
     now = svc.clock()
-    async with svc.db.transaction(read_only=True) as session:
+    async with svc.db.transaction() as session:
         stations = await station_list(session, svc.settings, now)
     return schemas.StationList(stations=stations, at=now)
 
@@ -32,7 +32,7 @@ async def list_stations(svc: Svc) -> schemas.StationList:
 )
 async def get_station(station_id: schemas.Id, svc: Svc) -> schemas.StationDetail:
     """One station with its batteries, ports (effective status) and open incidents."""
-    async with svc.db.transaction(read_only=True) as session:
+    async with svc.db.transaction() as session:
         return await station_detail(session, svc.settings, svc.clock(), station_id)
 
 
@@ -48,7 +48,7 @@ async def get_windows(
     """Bookable windows from `from` (default now) within the booking horizon."""
     now = svc.clock()
     earliest = from_ or now
-    async with svc.db.transaction(read_only=True) as session:
+    async with svc.db.transaction() as session:
         return await station_windows(session, svc.settings, now, station_id, earliest)
 
 
@@ -75,7 +75,7 @@ async def options(request: schemas.OptionsRequest, svc: Svc) -> schemas.OptionLi
     earliest = request.earliest or svc.clock()
     found = await svc.booking.options(request.lat, request.lon, earliest, request.limit)
     ids = {o.station_id for o in found}
-    async with svc.db.transaction(read_only=True) as session:
+    async with svc.db.transaction() as session:
         rows = await session.execute(
             select(Station.id, Station.name_ja, Station.name_en).where(Station.id.in_(ids))
         )

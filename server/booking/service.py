@@ -157,7 +157,7 @@ class BookingService:
         unique = list({s.id: s for s in stations}.values())
         if not unique:
             return FreeTable(), max(earliest, now)
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             loads = await read_loads(session, (s.id for s in unique), now - _longest_slot(unique))
         places = {
             s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
@@ -166,7 +166,7 @@ class BookingService:
         return free_table(unique, places), max(earliest, now)
 
     async def get(self, booking_id: str) -> BookingView:
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             found = (
                 await session.execute(
                     select(Booking, Station.slot_minutes)
@@ -187,7 +187,7 @@ class BookingService:
         wanted = sorted(set(resident_ids))
         if not wanted:
             return {}
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             found = list(
                 await session.execute(
                     select(Booking, Station.slot_minutes)

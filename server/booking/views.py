@@ -274,7 +274,7 @@ class StationSnapshot:
 
     async def fresh(self, station_ids: Iterable[str]) -> dict[str, StationView]:
         """These stations straight from the database (for decisions that move bookings)."""
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             views = await load_station_views(
                 session, self._clock(), self._report_period_s, station_ids
             )
@@ -311,6 +311,6 @@ class StationSnapshot:
     async def _reload_all(self) -> None:
         self._dirty.clear()
         started = time.monotonic()
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             self._views = await load_station_views(session, self._clock(), self._report_period_s)
         self._loaded_at = started

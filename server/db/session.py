@@ -7,11 +7,6 @@ SQLite and PostgreSQL behave alike for our purposes:
   lock at BEGIN (`BEGIN IMMEDIATE`) instead of failing or deciding on stale reads. Within a
   process, transactions take turns (`WriterTurns`); other processes' writers queue on
   `busy_timeout`. WAL keeps readers off writers' backs.
-
-A `read_only` transaction decides nothing it writes: on SQLite it reads the last commit
-(plain `BEGIN`, WAL's snapshot) without a writer's turn, so the reads behind the webhook's
-options and the dashboards never keep a write waiting; on PostgreSQL it is `READ ONLY`,
-which refuses a write (the tests run on both stores).
 """
 
 from __future__ import annotations
@@ -39,8 +34,6 @@ from sqlalchemy.pool import ConnectionPoolEntry
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-READ_ONLY: Final = "chargenet_read_only"
-"""The execution option that makes SQLite's BEGIN a plain one (`transaction(read_only=True)`)."""
 URGENT_CONNECTIONS: Final = 2
 """PostgreSQL connections kept for urgent transactions (the LINE inbox has one writer)."""
 
@@ -72,9 +65,6 @@ class Database:
             engine_options.setdefault("max_overflow", 10)
         self.engine: AsyncEngine = create_async_engine(url, **engine_options)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        reading = {READ_ONLY: True} if self.is_sqlite else {"postgresql_readonly": True}
-        self._read_sessions = async_sessionmaker(self.engine.execution_options(**reading),
-                                                 expire_on_commit=False)  # fmt: skip
         self._turns = WriterTurns() if self.is_sqlite else None
         self._urgent_engine: AsyncEngine | None = None
         if self.is_sqlite:
@@ -89,23 +79,17 @@ class Database:
         """False from a transaction failing for an outage until one commits again."""
 
     @asynccontextmanager
-    async def transaction(
-        self, *, urgent: bool = False, read_only: bool = False
-    ) -> AsyncIterator[AsyncSession]:
+    async def transaction(self, *, urgent: bool = False) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on error.
 
         `urgent`: someone waits on it to answer a platform: it has connections of its own
-        (PostgreSQL) or the next turn (SQLite), not a place behind the others. `read_only`:
-        it only reads, and waits for no writer (the module's docstring). An outage
+        (PostgreSQL) or the next turn (SQLite), not a place behind the others. An outage
         is logged as it starts and as it ends, one line each whoever noticed it (the API,
         the ingest, a job), rather than once per failed attempt.
         """
         try:
-            if read_only:
-                sessions = self._read_sessions
-            else:
-                sessions = self._urgent_sessions if urgent else self._sessions
-            async with self._turn(urgent, read_only), sessions() as session, session.begin():
+            sessions = self._urgent_sessions if urgent else self._sessions
+            async with self._turn(urgent), sessions() as session, session.begin():
                 yield session
         except Exception as exc:
             if self.available and is_outage(exc):
@@ -116,10 +100,8 @@ class Database:
             self.available = True
             log.warning("database available again")
 
-    def _turn(self, urgent: bool, read_only: bool) -> contextlib.AbstractAsyncContextManager[None]:
-        if self._turns is None or read_only:
-            return contextlib.nullcontext()
-        return self._turns.turn(urgent)
+    def _turn(self, urgent: bool) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._turns.turn(urgent) if self._turns is not None else contextlib.nullcontext()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
@@ -186,5 +168,4 @@ def _sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        reading = connection.get_execution_options().get(READ_ONLY, False)
-        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
+        connection.exec_driver_sql("BEGIN IMMEDIATE")

@@ -161,7 +161,7 @@ class BookingDesk:
         return Offer(found, await self._stations([station_id]))
 
     async def find(self, text: str) -> Sequence[StationInfo]:
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             return await find_stations(session, text)
 
     async def station(self, station_id: str) -> StationInfo | None:
@@ -202,11 +202,11 @@ class BookingDesk:
         wanted = set(ids)
         async with self._loading:  # one read at a time: concurrent misses share it
             if time.monotonic() - self._known_at > STATIONS_TTL_S:
-                async with self._db.transaction(read_only=True) as session:
+                async with self._db.transaction() as session:
                     self._known = await load_stations(session)
                 self._known_at = time.monotonic()
             elif missing := wanted - self._known.keys():
-                async with self._db.transaction(read_only=True) as session:
+                async with self._db.transaction() as session:
                     self._known.update(await load_stations(session, missing))
         return {i: self._known[i] for i in wanted if i in self._known}
 
@@ -371,7 +371,7 @@ class LineBot:
         """Handle one event per resident, then record it all in one transaction."""
         users = sorted({i.event.user_id for i in batch if i.event.user_id})
         residents: Table = LineResident.__table__  # type: ignore[assignment]
-        async with self._db.transaction(read_only=True) as session:
+        async with self._db.transaction() as session:
             chats = {
                 row.user_id: Chat(**row._asdict())
                 for row in await session.execute(

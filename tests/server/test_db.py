@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select, text
-from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import IntegrityError
 
 from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
@@ -115,37 +115,5 @@ def test_a_turn_not_had_within_the_busy_timeout_is_an_outage(
             assert is_outage(late.value)
         async with turns.turn(False):  # the one that gave up holds nothing
             pass
-
-    asyncio.run(scenario())
-
-
-def test_a_read_only_transaction_waits_for_no_writer_and_writes_nothing(
-    database_url: str,
-) -> None:
-    """It reads the last commit while a writer is in its transaction; PostgreSQL refuses a
-    write in it (SQLite's plain BEGIN would take the writer's lock: the PostgreSQL runs of
-    the suite are what keep read-only code read-only)."""
-    upgrade(database_url)
-
-    async def scenario() -> None:
-        db = Database(database_url)
-        try:
-            async with db.transaction() as session:
-                session.add(Station(id="s1", name_ja="避難所", name_en="Shelter", latitude=33.8,
-                                    longitude=132.7))  # fmt: skip
-            async with db.transaction() as writer:
-                writer.add(Station(id="s2", name_ja="二", name_en="Two", latitude=33.9,
-                                   longitude=132.8))  # fmt: skip
-                await writer.flush()  # SQLite's write lock and the process's turn are held
-                async with asyncio.timeout(5), db.transaction(read_only=True) as reader:
-                    seen = list(await reader.scalars(select(Station.id)))
-                assert seen == ["s1"]  # the last commit, not the writer's
-            if not db.is_sqlite:
-                with pytest.raises(DBAPIError, match="read-only"):
-                    async with db.transaction(read_only=True) as session:
-                        session.add(Station(id="s3", name_ja="三", name_en="Three",
-                                            latitude=34.0, longitude=132.9))  # fmt: skip
-        finally:
-            await db.dispose()
 
     asyncio.run(scenario())
