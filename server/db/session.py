@@ -34,6 +34,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+URGENT_RUN: Final = 4
+"""SQLite: urgent turns in a row at most while other transactions wait (`WriterTurns`)."""
 URGENT_CONNECTIONS: Final = 2
 """PostgreSQL connections kept for urgent transactions (the LINE inbox has one writer)."""
 
@@ -115,14 +117,18 @@ class WriterTurns:
     Left to SQLite, a transaction waiting for the write lock polls it with sleeps growing to
     100 ms, and those arriving meanwhile may take it first: a webhook's answer could wait a
     second behind a burst of bookings. Here the lock passes on at once when a transaction
-    ends. A turn not had within the busy timeout raises TimeoutError (an `OSError`: an
-    outage, as SQLite's own "database is locked" was).
+    ends. Urgent turns follow each other at most `URGENT_RUN` times while others wait, so a
+    stream of webhooks cannot starve the bot that answers them. A turn not had within the
+    busy timeout raises TimeoutError (an `OSError`: an outage, as SQLite's own "database is
+    locked" was).
     """
 
     def __init__(self) -> None:
         self._held = False
         self._waiting: tuple[deque[asyncio.Future[None]], ...] = (deque(), deque())
         """Urgent, then the others; a cancelled waiter stays until skipped."""
+        self._urgent_run = 0
+        """Urgent turns handed on in a row."""
 
     @asynccontextmanager
     async def turn(self, urgent: bool) -> AsyncIterator[None]:
@@ -144,13 +150,17 @@ class WriterTurns:
             self._pass_on()
 
     def _pass_on(self) -> None:
-        for queue in self._waiting:
+        urgent, others = self._waiting
+        order = (others, urgent) if self._urgent_run >= URGENT_RUN else (urgent, others)
+        for queue in order:
             while queue:
                 future = queue.popleft()
                 if not future.done():
+                    self._urgent_run = self._urgent_run + 1 if queue is urgent else 0
                     future.set_result(None)
                     return
         self._held = False
+        self._urgent_run = 0
 
 
 def _sqlite_write_lock_at_begin(engine: AsyncEngine) -> None:

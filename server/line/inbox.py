@@ -3,8 +3,8 @@
 LINE wants its webhook answered fast, and each answer may come only after its events are
 stored (else a crash loses them: LINE redelivers only what was not answered 2xx). One
 transaction per request would cap a burst at what the store commits per second, so
-concurrent requests hand their events to one writer, which inserts whatever is waiting in
-one transaction (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and tells each request
+concurrent requests hand their events to a writer (two take turns on SQLite), which
+inserts whatever is waiting in one transaction (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and tells each request
 which of its events were new. A redelivery, or the same event twice in a burst, is not new.
 The writer never waits to fill a batch: a lone request is one transaction of one.
 """
@@ -54,7 +54,12 @@ class Inbox:
         self._db = db
         self._clock = clock
         self._queue: asyncio.Queue[_Request] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._writers = 2 if db.is_sqlite else 1
+        """SQLite: while one writes, the next batch waits for the writer's turn, first in
+        line, so that it passes from inbox to inbox (alternating with the bot, see
+        `WriterTurns`) rather than to whichever transaction came next. On PostgreSQL two
+        writers' commits contend, and acknowledgements were slower."""
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def store(self, events: Sequence[ResidentEvent]) -> list[Received]:
         """Store the events durably; those not stored before, in their order.
@@ -63,18 +68,20 @@ class Inbox:
         """
         if not events:
             return []
-        if self._task is None:
-            self._task = asyncio.create_task(self._write(), name="line-inbox")
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._write(), name=f"line-inbox-{n}")
+                           for n in range(self._writers)]  # fmt: skip
         future: asyncio.Future[list[Received]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Request(events, future))
         return await future
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     async def _write(self) -> None:
         while True:

@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
-from server.db.session import Database, WriterTurns, is_outage
+from server.db.session import URGENT_RUN, Database, WriterTurns, is_outage
 
 
 def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> None:
@@ -117,3 +117,32 @@ def test_a_turn_not_had_within_the_busy_timeout_is_an_outage(
             pass
 
     asyncio.run(scenario())
+
+
+def test_urgent_turns_in_a_row_are_bounded_while_others_wait() -> None:
+    """A stream of webhooks' writes cannot starve the bot's: after `URGENT_RUN` urgent turns
+    a waiting other goes next."""
+
+    async def scenario() -> list[str]:
+        turns, order = WriterTurns(), []
+        held, release = asyncio.Event(), asyncio.Event()
+
+        async def take(name: str, urgent: bool) -> None:
+            async with turns.turn(urgent):
+                order.append(name)
+                if name == "first":
+                    held.set()
+                    await release.wait()
+
+        first = asyncio.create_task(take("first", False))
+        await held.wait()
+        other = asyncio.create_task(take("other", False))
+        await asyncio.sleep(0)
+        urgent = [asyncio.create_task(take(f"u{n}", True)) for n in range(URGENT_RUN + 2)]
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.gather(first, other, *urgent)
+        return order
+
+    runs = [f"u{n}" for n in range(URGENT_RUN + 2)]
+    assert asyncio.run(scenario()) == ["first", *runs[:URGENT_RUN], "other", *runs[URGENT_RUN:]]
