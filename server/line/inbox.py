@@ -4,9 +4,10 @@ LINE wants its webhook answered fast, and each answer may come only after its ev
 stored (else a crash loses them: LINE redelivers only what was not answered 2xx). One
 transaction per request would cap a burst at what the store commits per second, so
 concurrent requests hand their events to a writer (two take turns on SQLite), which
-inserts whatever is waiting in one transaction (`INSERT ... ON CONFLICT DO NOTHING RETURNING`) and tells each request
-which of its events were new. A redelivery, or the same event twice in a burst, is not new.
-The writer never waits to fill a batch: a lone request is one transaction of one.
+inserts whatever is waiting in one transaction (`INSERT ... ON CONFLICT DO NOTHING
+RETURNING`) and tells each request which of its events were new. A redelivery, or the same
+event twice in a burst, is not new. The writer never waits to fill a batch: a lone request
+is one transaction of one.
 """
 
 from __future__ import annotations
