@@ -32,18 +32,33 @@ def free_port() -> int:
 
 
 class Mosquitto:
-    """One broker process with persistence in `workdir`, so a restart keeps sessions."""
+    """One broker process with persistence in `workdir`, so a restart keeps sessions.
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    Anonymous by default; with `users` (name -> password) and `acl_file`, every client must
+    log in and may touch only what the ACL grants, as `deploy/mosquitto` configures it."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        acl_file: Path | None = None,
+    ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
         self.config = workdir / "mosquitto.conf"
         self.log = workdir / "mosquitto.log"
+        access = "allow_anonymous true\n"
+        if users is not None:
+            access = f"allow_anonymous false\npassword_file {self._password_file(users)}\n"
+        if acl_file is not None:
+            access += f"acl_file {acl_file}\n"
         self.config.write_text(
             f"user {getpass.getuser()}\n"  # as root, do not drop to a user who cannot write here
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
+            f"{access}"
             "persistence true\n"
             f"persistence_location {workdir}/\n"
             "autosave_interval 1\n"
@@ -53,6 +68,18 @@ class Mosquitto:
             "log_type error\nlog_type warning\nlog_type notice\n"
         )
         self._process: subprocess.Popen[bytes] | None = None
+
+    def _password_file(self, users: dict[str, str]) -> Path:
+        """Mosquitto's hashed password file, made with its own `mosquitto_passwd`."""
+        tool = shutil.which("mosquitto_passwd")
+        if tool is None:
+            raise RuntimeError("mosquitto_passwd is not installed (it comes with mosquitto)")
+        path = self.workdir / "passwd"
+        path.touch(mode=0o600)
+        for name, password in users.items():
+            subprocess.run([tool, "-b", str(path), name, password], check=True,
+                           capture_output=True)  # fmt: skip
+        return path
 
     def start(self, timeout_s: float = 10.0) -> None:
         self._process = subprocess.Popen(
