@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import getpass
+import secrets
 import shutil
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
 
 from server.ingest.link import INFLIGHT_WINDOW
 
@@ -35,7 +41,8 @@ class Mosquitto:
     """One broker process with persistence in `workdir`, so a restart keeps sessions.
 
     Anonymous by default; with `users` (name -> password) and `acl_file`, every client must
-    log in and may touch only what the ACL grants, as `deploy/mosquitto` configures it."""
+    log in and may touch only what the ACL grants, as `deploy/mosquitto` configures it.
+    `extra` is appended to the config (a bridge's section, say)."""
 
     def __init__(
         self,
@@ -44,6 +51,7 @@ class Mosquitto:
         *,
         users: dict[str, str] | None = None,
         acl_file: Path | None = None,
+        extra: str = "",
     ) -> None:
         self.workdir = workdir
         self.port = port or free_port()
@@ -66,6 +74,7 @@ class Mosquitto:
             f"max_inflight_messages {INFLIGHT_WINDOW}\n"  # the server acknowledges after commit
             f"log_dest file {self.log}\n"
             "log_type error\nlog_type warning\nlog_type notice\n"
+            f"{extra}"
         )
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -108,3 +117,52 @@ class Mosquitto:
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+
+class MqttSession:
+    """A plain paho client (its own thread) that records the messages it gets and how its
+    CONNECT went; `persistent` keeps its session (and what is queued for it) at the broker
+    across reconnects, and it reconnects by itself."""
+
+    def __init__(
+        self,
+        broker: Mosquitto,
+        user: str = "tester",
+        password: str = "unused",
+        *,
+        persistent: bool = False,
+    ) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.refused: str | None = None
+        self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        client_id = user if persistent else f"{user}-{secrets.token_hex(4)}"
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, clean_session=not persistent
+        )
+        self.client.username_pw_set(user, password)
+        self.client.reconnect_delay_set(1, 1)
+        self.client.on_connect = self._on_connect
+        self.client.on_message = lambda _c, _u, m: self.messages.append((m.topic, bytes(m.payload)))
+        self.client.on_subscribe = lambda *_args: self.subscribed.set()
+        self.client.connect("127.0.0.1", broker.port, keepalive=10)
+        self.client.loop_start()
+
+    def _on_connect(self, _client: paho.Client, _userdata: object, _flags: object,
+                    reason: ReasonCode, _properties: object) -> None:  # fmt: skip
+        if reason.is_failure:
+            self.refused = str(reason)
+        self.connected.set()
+
+    def subscribe(self, *topics: str) -> None:
+        for topic in topics:
+            self.subscribed.clear()
+            self.client.subscribe(topic, qos=1)
+            assert self.subscribed.wait(10), f"no SUBACK for {topic}"
+
+    def publish(self, topic: str, payload: bytes, *, retain: bool = False) -> None:
+        self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(10)
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
