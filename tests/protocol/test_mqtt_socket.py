@@ -28,9 +28,10 @@ def test_the_next_socket_on_the_same_descriptor_is_written_to() -> None:
             new = socket.create_connection(listener.getsockname())
             try:
                 assert new.fileno() == fileno  # the case that hung: the number reused
-                await asyncio.sleep(0)  # the removal is the loop's, in order
                 writable = asyncio.Event()
-                loop.add_writer(new.fileno(), writable.set)
+                # registered as paho registers it (aiomqtt: through the loop, in order), so
+                # after the removal the close scheduled
+                loop.call_soon_threadsafe(loop.add_writer, new.fileno(), writable.set)
                 try:
                     async with asyncio.timeout(5):
                         await writable.wait()

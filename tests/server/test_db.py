@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
 from server.db.session import URGENT_RUN, Database, WriterTurns, is_outage
+from tests.conditions import async_wait_until
 
 
 def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> None:
@@ -70,6 +71,14 @@ def test_sqlite_connections_opened_at_once_all_succeed(tmp_path: Path) -> None:
         assert asyncio.run(open_at_once(url)) == []
 
 
+async def queued(turns: WriterTurns, *, urgent: int, others: int) -> None:
+    """Until so many wait for the writer's turn (urgent, others)."""
+    await async_wait_until(
+        lambda: tuple(map(len, turns._waiting)) == (urgent, others), 5,
+        f"{urgent} urgent and {others} other waiters",
+    )  # fmt: skip
+
+
 def test_a_process_takes_sqlites_writer_in_turn_urgent_first() -> None:
     """FIFO among the others, an urgent one before them, a waiter that gave up skipped, and
     a turn not had within the busy timeout an outage (TimeoutError is an OSError)."""
@@ -89,10 +98,10 @@ def test_a_process_takes_sqlites_writer_in_turn_urgent_first() -> None:
         first = asyncio.create_task(take("first"))
         await held.wait()
         waiting = [asyncio.create_task(take(name)) for name in ("a", "gives-up", "b")]
-        await asyncio.sleep(0)  # each in the queue
+        await queued(turns, urgent=0, others=3)
         waiting[1].cancel()
         urgent = asyncio.create_task(take("urgent", urgent=True))
-        await asyncio.sleep(0)
+        await queued(turns, urgent=1, others=3)  # the one that gave up stays until skipped
         release.set()
         await asyncio.gather(first, waiting[0], waiting[2], urgent)
         assert waiting[1].cancelled()
@@ -137,9 +146,9 @@ def test_urgent_turns_in_a_row_are_bounded_while_others_wait() -> None:
         first = asyncio.create_task(take("first", False))
         await held.wait()
         other = asyncio.create_task(take("other", False))
-        await asyncio.sleep(0)
+        await queued(turns, urgent=0, others=1)
         urgent = [asyncio.create_task(take(f"u{n}", True)) for n in range(URGENT_RUN + 2)]
-        await asyncio.sleep(0)
+        await queued(turns, urgent=URGENT_RUN + 2, others=1)
         release.set()
         await asyncio.gather(first, other, *urgent)
         return order
