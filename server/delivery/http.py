@@ -36,9 +36,14 @@ class Answer:
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
-    def json(self) -> Any:
-        """The body as JSON; ValueError when it is none."""
-        return json.loads(self.body)
+    def json_object(self) -> dict[str, Any] | None:
+        """The body as a JSON object; None when it is not one (the platforms answer errors
+        with objects, proxies and load balancers with anything)."""
+        try:
+            found = json.loads(self.body)
+        except ValueError:
+            return None
+        return found if isinstance(found, dict) else None
 
 
 def encoded(payload: Any) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 from urllib.parse import quote
 
 from server.delivery.backoff import retry_after_s
@@ -49,11 +49,8 @@ def refusal(response: Answer, now: datetime) -> Attempt:
 
 def described(response: Answer) -> str:
     """LINE's `message` and `details` (why it refused; never a secret), else the reason."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.reason
-    if not isinstance(body, dict):
+    body = response.json_object()
+    if body is None:
         return response.reason
     details = "; ".join(
         f"{d.get('property', '')}: {d.get('message', '')}"
@@ -106,14 +103,14 @@ class LineTransport:
             response = await self._http.get(
                 f"/v2/bot/profile/{quote(user_id, safe='')}", timeout_s=PROFILE_TIMEOUT_S
             )
-            if not response.ok:
-                log.info("no LINE profile language (LINE %d)", response.status)
-                return None
-            profile: Any = response.json()
-        except (*HTTP_ERRORS, ValueError) as error:
+        except HTTP_ERRORS as error:
             log.info("no LINE profile language (%s)", type(error).__name__)
             return None
-        language = profile.get("language") if isinstance(profile, dict) else None
+        if not response.ok:
+            log.info("no LINE profile language (LINE %d)", response.status)
+            return None
+        profile = response.json_object()
+        language = profile.get("language") if profile is not None else None
         return str(language) if language else None
 
     def _replied(self, response: Answer, tried: bool) -> Attempt:

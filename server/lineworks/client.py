@@ -43,7 +43,7 @@ def message_url(api_url: str, bot_id: str, target: str) -> str | None:
 def outcome(response: Answer, now: datetime) -> Attempt:
     """What the platform's answer to a send means for the row."""
     status = response.status
-    if 200 <= status < 300:
+    if response.ok:
         return Attempt.sent()
     reason = f"LINE WORKS {status} {_described(response)}"
     if status == 429 or status >= 500 or status == 401:
@@ -53,11 +53,8 @@ def outcome(response: Answer, now: datetime) -> Attempt:
 
 def _described(response: Answer) -> str:
     """The platform's error code and description, to tell why (never a secret)."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        return response.reason
-    if not isinstance(body, dict):
+    body = response.json_object()
+    if body is None:
         return response.reason
     return f"{body.get('code', '')}: {body.get('description', '')}"[:300]
 

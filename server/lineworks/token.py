@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Final
 
 import jwt
 
@@ -74,11 +74,8 @@ def private_key(settings: Settings) -> str:
 def read_grant(response: Answer) -> tuple[str, float]:
     """The access token and its lifetime in seconds from the token endpoint's answer
     (`expires_in` is a string there, "86400"); TokenRefused for anything else."""
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
+    body = response.json_object()
+    if body is None:
         raise TokenRefused(response.status, "not a JSON object")
     if response.status != 200:
         raise TokenRefused(response.status, str(body.get("error") or body.get("code")))
