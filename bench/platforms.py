@@ -18,7 +18,8 @@ both read back and printed.
    (`--redeliver`) is sent twice, the second time as LINE's redelivery, open-loop at
    `--rate` events/s (goal at 500/s: acknowledgement p99 <= 50 ms, 100 % of replies sent
    while their reply token is fresh, 0 lost: every event answered once, no redelivery
-   answered again).
+   answered again). The webhooks go to `chargenet intake` in front of the server, as
+   deployed (`--front intake`), or to the server's own webhook (`--front server`).
 
 Figures are from one run, on a shared machine. `--quick` is a short smoke run (the tests
 use it). `python -m bench.platforms` prints a table and writes bench/results/platforms.json.
@@ -60,7 +61,7 @@ from server.line.messages import Postback, postback_data
 from tests.mosquitto import Mosquitto
 from tests.postgres import create_database
 from tests.sandboxes import NOWHERE, Sandbox
-from tests.server.running import ServerProcess
+from tests.server.running import IntakeProcess, ServerProcess
 from tests.system.harness import Simulator, start_gateway
 from tests.system.platforms import CHANNELS, GW, NEAR, STATION, alerts, start_server
 
@@ -348,6 +349,10 @@ class Burst:
     sandbox_cpu_pct: float
     """The sandbox validates every reply with line-bot-sdk's models: near 100 %, it is the
     bottleneck of the answers' delay, not the server."""
+    front: str
+    """Who answered the webhooks: `intake` (`chargenet intake`, handing on to the server)
+    or `server` (the server's own webhook)."""
+    intake_cpu_pct: float
 
 
 def busiest_second(times: list[float]) -> int:
@@ -379,8 +384,10 @@ def answers(
         time.sleep(ANSWERS_POLL_S)
 
 
-def measure_burst(sandbox: Sandbox, server: ServerProcess, args: argparse.Namespace) -> Burst:
-    """The burst of conversations (module docstring, figure 3)."""
+def measure_burst(
+    workdir: Path, sandbox: Sandbox, server: ServerProcess, args: argparse.Namespace
+) -> Burst:
+    """The burst of conversations (module docstring, figure 3), sent to `args.front`."""
     windows = [w["start"] for w in server.get(f"/api/v1/stations/{STATION['id']}/windows")
                ["windows"]]  # fmt: skip
     chats = {f"U{BURST_USERS + i:032x}": conversation(windows[i % len(windows)])
@@ -391,22 +398,30 @@ def measure_burst(sandbox: Sandbox, server: ServerProcess, args: argparse.Namesp
     finally:
         sandbox.point_at(server.url)
     hooks = schedule(events, args.rate, args.gap, args.redeliver, args.seed)
-    results: Queue[Any] = SPAWN.Queue()
-    server_cpu, cpu_from = cpu_s(server.process.pid), time.time()
-    sandbox_cpu = cpu_s(sandbox.process.pid)
-    jobs = [(h.at, h.event, h.happened_at) for h in hooks]
-    child = spawn(generator, "webhook generator", server.port, jobs,
-                  sandbox.line_channel_secret, results)  # fmt: skip
+    intake = (IntakeProcess(workdir, server.url, sandbox.line_channel_secret)
+              if args.front == "intake" else None)  # fmt: skip
     try:
-        start_wall, done, generator_cpu = receive(results, [child], hooks[-1].at + 120)
-        join_all([child], 30)
+        results: Queue[Any] = SPAWN.Queue()
+        server_cpu, cpu_from = cpu_s(server.process.pid), time.time()
+        sandbox_cpu = cpu_s(sandbox.process.pid)
+        intake_cpu = cpu_s(intake.process.pid) if intake else 0.0
+        jobs = [(h.at, h.event, h.happened_at) for h in hooks]
+        child = spawn(generator, "webhook generator", intake.port if intake else server.port,
+                      jobs, sandbox.line_channel_secret, results)  # fmt: skip
+        try:
+            start_wall, done, generator_cpu = receive(results, [child], hooks[-1].at + 120)
+            join_all([child], 30)
+        finally:
+            end_all([child])
+        expected = {user: len(mine) for user, mine in events.items()}
+        got = answers(sandbox, expected, start_wall + hooks[-1].at + ANSWER_WAIT_S)
+        span = max(at + ack for at, ack, _ in done)
+        server_cpu = cpu_s(server.process.pid) - server_cpu
+        sandbox_cpu = cpu_s(sandbox.process.pid) - sandbox_cpu
+        intake_cpu = cpu_s(intake.process.pid) - intake_cpu if intake else 0.0
     finally:
-        end_all([child])
-    expected = {user: len(mine) for user, mine in events.items()}
-    got = answers(sandbox, expected, start_wall + hooks[-1].at + ANSWER_WAIT_S)
-    span = max(at + ack for at, ack, _ in done)
-    server_cpu = cpu_s(server.process.pid) - server_cpu
-    sandbox_cpu = cpu_s(sandbox.process.pid) - sandbox_cpu
+        if intake is not None and intake.stop() != 0:
+            raise BenchFailed(f"the intake did not stop cleanly; its log: {intake.log_path}")
     sent_at = {u: [start_wall + h.at for h in hooks if h.user_id == u and not h.redelivery]
                for u in expected}  # fmt: skip
     delays = [(received_at(d["at"]) - sent_at[u][k]) * 1000
@@ -431,6 +446,7 @@ def measure_burst(sandbox: Sandbox, server: ServerProcess, args: argparse.Namesp
         generator_cpu_pct=round(100 * generator_cpu / span, 1),
         server_cpu_pct=round(100 * server_cpu / (time.time() - cpu_from), 1),
         sandbox_cpu_pct=round(100 * sandbox_cpu / (time.time() - cpu_from), 1),
+        front=args.front, intake_cpu_pct=round(100 * intake_cpu / (time.time() - cpu_from), 1),
     )  # fmt: skip
 
 
@@ -447,6 +463,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redeliver", type=float, default=0.25,
                         help="share of events sent again as a redelivery")  # fmt: skip
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--front", choices=("intake", "server"), default="intake",
+                        help="where the burst's webhooks go: `chargenet intake` in front of "
+                        "the server (as deployed), or the server's own webhook")  # fmt: skip
     parser.add_argument("--stores", help="sqlite,postgresql (PostgreSQL with default "
                         "durability); --quick: sqlite unless given")  # fmt: skip
     parser.add_argument("--quick", action="store_true",
@@ -479,7 +498,7 @@ def run_store(store: str, url: str, args: argparse.Namespace) -> StoreRun:
         rig = FaultRig(workdir, broker, sandbox, args.poll, url)
         try:
             alert, push = rig.measure(args.faults)
-            burst = measure_burst(sandbox, rig.server, args)
+            burst = measure_burst(workdir, sandbox, rig.server, args)
         finally:
             codes |= rig.stop()
     finally:
@@ -544,7 +563,7 @@ def report(run: StoreRun, args: argparse.Namespace) -> None:
 BURST_HEADER = ("offered/s", "busiest s", "residents", "events", "redeliveries", "s", "acked (200)",
                 "ack p50 ms", "ack p99 ms", "answered", "replies in time", "in time %",
                 "lost", "doubled", "answer p50 ms", "answer p99 ms", "gen cpu %",
-                "server cpu %", "sandbox cpu %")  # fmt: skip
+                "server cpu %", "sandbox cpu %", "front", "intake cpu %")  # fmt: skip
 
 
 if __name__ == "__main__":

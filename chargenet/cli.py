@@ -16,6 +16,7 @@ from chargenet.logs import setup_logging
 ENTRIES: Final = {
     "demo": ("chargenet.demo", "run it all here: broker, simulator, gateway, server, sandboxes"),
     "server": ("server.main", "the server: MQTT ingest, booking, REST API, dashboard"),
+    "intake": ("server.intake.main", "LINE's webhook, journaled, in front of the server"),
     "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
     "posters": ("server.line.posters_cli", "print-ready station QR posters for LINE (PDF)"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),

@@ -4,8 +4,9 @@ Broker (Mosquitto-compatible embedded amqtt unless `--mqtt` names one), the batt
 simulator on pseudo-terminal serial lines and TCP, a gateway configured from what the
 simulator reports, and the server (SQLite in the data folder, MQTT ingest from the same
 broker, the demo registry of shelters mapped to the gateway's batteries) with its
-dashboard on a printed URL, and the sandbox standing in for LINE and LINE WORKS, whose
-resident chat and crew channels are played in the browser. `--console` adds a live console
+dashboard on a printed URL, `chargenet intake` taking LINE's webhook in front of it, and
+the sandbox standing in for LINE and LINE WORKS, whose resident chat and crew channels
+are played in the browser. `--console` adds a live console
 view of the broker. Ctrl-C stops everything.
 """
 
@@ -213,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"dashboard {server.url}/\n{elsewhere}API docs {server.url}/docs\n"
             f"resident chat (LINE sandbox) {sandbox.chat_url}\n"
+            f"LINE webhook (chargenet intake) {sandbox.webhook_url}\n"
             f"crew channels (LINE WORKS sandbox) {sandbox.crew_url}\n"
             f"admin token {server.admin_token}\n"
             f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
@@ -281,7 +283,11 @@ def _start_server(
         args.host, int(os.environ.get("CHARGENET_DEMO_HTTP_PORT", 8000))
     )
     reach = local_address(args.host)
-    sandbox = platforms.prepare(args.data_dir, args.host, free_port(), http_url(reach, port), reach)
+    intake_port = free_port()
+    sandbox = platforms.prepare(
+        args.data_dir, args.host, free_port(), http_url(reach, port), reach,
+        webhook_url=f"{http_url(reach, intake_port)}/line/webhook",
+    )  # fmt: skip
     children.start("sandbox", ["sandbox", "--config", str(sandbox.config_path)])
     database_url = f"sqlite+aiosqlite:///{(args.data_dir / 'chargenet.sqlite3').resolve()}"
     token = secrets.token_urlsafe(24)
@@ -298,7 +304,12 @@ def _start_server(
         ),
     }
     children.start("server", ["server", "--host", args.host, "--port", str(port)], env=env)
+    children.start("intake", ["intake", "--host", reach, "--port", str(intake_port)], env={
+        **env, "CHARGENET_INTAKE_SERVER_URL": http_url(reach, port),
+        "CHARGENET_INTAKE_JOURNAL": str(args.data_dir / "line-intake.sqlite3"),
+    })  # fmt: skip
     wait_for_port(reach, port, SERVER_STARTUP_TIMEOUT_S)
+    wait_for_port(reach, intake_port, STARTUP_TIMEOUT_S)
     wait_for_port(reach, int(sandbox.url.rsplit(":", 1)[1]), STARTUP_TIMEOUT_S)
     with INTERRUPTS.held():
         asyncio.run(_load_registry(database_url, args.scenario))

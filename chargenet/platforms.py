@@ -39,6 +39,8 @@ class DemoPlatforms:
     config_path: Path
     url: str
     server_env: dict[str, str]
+    webhook_url: str
+    """Where the sandbox sends LINE's webhooks (the demo's `chargenet intake`)."""
 
     @property
     def chat_url(self) -> str:
@@ -49,9 +51,11 @@ class DemoPlatforms:
         return f"{self.url}/_sandbox/lineworks/view"
 
 
-def prepare(data_dir: Path, host: str, port: int, server_url: str, reach: str) -> DemoPlatforms:
+def prepare(
+    data_dir: Path, host: str, port: int, server_url: str, reach: str, webhook_url: str
+) -> DemoPlatforms:
     """Write `sandbox.toml` and the service account's key; `reach` is how this machine
-    addresses `host` (loopback for a wildcard)."""
+    addresses `host` (loopback for a wildcard); LINE's webhooks go to `webhook_url`."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     private_pem = key.private_bytes(
         serialization.Encoding.PEM,
@@ -74,7 +78,7 @@ def prepare(data_dir: Path, host: str, port: int, server_url: str, reach: str) -
         data_dir / "sandbox.toml",
         f'host = "{host}"\nport = {port}\n\n'
         f'[line]\nchannel_secret = "{line_secret}"\naccess_token = "{line_token}"\n'
-        f'webhook_url = "{server_url}/line/webhook"\n\n'
+        f'webhook_url = "{webhook_url}"\n\n'
         f'[lineworks]\nclient_id = "{client_id}"\nclient_secret = "{client_secret}"\n'
         f'service_account = "{account}"\npublic_key_pem = """\n{public_pem}"""\n'
         f'bot_id = "{bot_id}"\nbot_secret = "{bot_secret}"\n'
@@ -96,7 +100,7 @@ def prepare(data_dir: Path, host: str, port: int, server_url: str, reach: str) -
         "CHARGENET_LINEWORKS_BOT_ID": bot_id,
         "CHARGENET_LINEWORKS_BOT_SECRET": bot_secret,
     }
-    return DemoPlatforms(config, url, env)
+    return DemoPlatforms(config, url, env, webhook_url)
 
 
 def _private(path: Path, text: str) -> Path:

@@ -36,7 +36,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", help="listen address (default CHARGENET_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="listen port (default CHARGENET_PORT or 8000)")
     args = parser.parse_args(argv)
-    settings = _settings()
+    settings = environment_settings()
     if settings is None:
         return 2
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
@@ -58,10 +58,10 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, proxy_headers=False,
         loop="uvloop", http="httptools", access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
     )  # fmt: skip
-    _Server(config).run()
+    StopsCleanly(config).run()
 
 
-class _Server(uvicorn.Server):
+class StopsCleanly(uvicorn.Server):
     """Exits 0 after a graceful stop on SIGTERM/SIGINT.
 
     uvicorn re-raises the signal once it has shut down, so supervisors (and the demo)
@@ -78,7 +78,7 @@ def db_main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="chargenet db", description="database maintenance")
     parser.add_argument("action", choices=["upgrade"])
     parser.parse_args(argv)
-    settings = _settings()
+    settings = environment_settings()
     if settings is None:
         return 2
     upgrade(settings.database_url)
@@ -86,7 +86,8 @@ def db_main(argv: list[str]) -> int:
     return 0
 
 
-def _settings() -> Settings | None:
+def environment_settings() -> Settings | None:
+    """The settings from the environment; None, with what is wrong on stderr, if they are bad."""
     unknown = unknown_variables(os.environ)
     if unknown:
         print(f"chargenet: unknown settings in the environment: {'; '.join(unknown)}",

@@ -117,6 +117,13 @@ class Settings(BaseSettings):
     delivery_backoff_max_s: float = Field(default=300.0, gt=0)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    intake_host: str = "127.0.0.1"
+    intake_port: int = Field(default=8001, ge=0, le=65535)
+    """`chargenet intake`, LINE's webhook in front of the server (`server.intake`)."""
+    intake_server_url: str = "http://127.0.0.1:8000"
+    """Where the intake hands its events on (the server's base URL)."""
+    intake_journal: Path = Path("line-intake.sqlite3")
+    """The intake's journal of events the server does not have yet: on a disk that stays."""
 
     @model_validator(mode="after")
     def _low_soc_has_hysteresis(self) -> Settings:

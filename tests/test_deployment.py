@@ -34,7 +34,14 @@ def mounts(service: dict[str, Any]) -> dict[str, Path]:
 
 
 def test_the_services_are_all_there(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {"mosquitto", "postgres", "server", "gateway", "simulator"}
+    assert set(compose["services"]) == {
+        "mosquitto",
+        "postgres",
+        "server",
+        "intake",
+        "gateway",
+        "simulator",
+    }
 
 
 def test_every_mounted_file_exists_except_the_operator_made_password_file(
@@ -54,6 +61,22 @@ def test_server_environment_names_are_settings(compose: dict[str, Any]) -> None:
     assert server["environment"]["CHARGENET_MQTT_URL"] == "mqtt://mosquitto:1883"
     port = server["command"][server["command"].index("--port") + 1]
     assert f"{port}:{port}" in server["ports"]
+
+
+def test_the_intake_hands_on_to_the_server_with_the_same_secret(compose: dict[str, Any]) -> None:
+    intake, server = compose["services"]["intake"], compose["services"]["server"]
+    fields = {f"CHARGENET_{name.upper()}" for name in Settings.model_fields}
+    assert set(intake["environment"]) <= fields
+    server_port = server["command"][server["command"].index("--port") + 1]
+    assert intake["environment"]["CHARGENET_INTAKE_SERVER_URL"] == f"http://server:{server_port}"
+    secret = "CHARGENET_LINE_CHANNEL_SECRET"
+    assert intake["environment"][secret] == server["environment"][secret]
+    assert intake["environment"][secret].startswith("${LINE_CHANNEL_SECRET:?")
+    port = intake["command"][intake["command"].index("--port") + 1]
+    assert f"{port}:{port}" in intake["ports"]
+    journal = Path(intake["environment"]["CHARGENET_INTAKE_JOURNAL"])
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in intake["volumes"]}
+    assert str(journal.parent) in volumes and volumes[str(journal.parent)] in compose["volumes"]
 
 
 def test_gateway_config_is_valid_and_points_at_the_compose_services(

@@ -76,14 +76,17 @@ class PlatformHttp:
         *,
         payload: Any = None,
         form: Mapping[str, str] | None = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> Answer:
-        """POST `payload` as JSON, or `form` as a form."""
+        """POST `payload` as JSON, or `form` as a form, or `content`: JSON already encoded
+        (and signed as it is)."""
         sent = dict(headers or {})
         if form is not None:
             return await self._call("POST", url, data=dict(form), headers=sent)
         sent["Content-Type"] = "application/json"
-        return await self._call("POST", url, data=encoded(payload), headers=sent)
+        body = encoded(payload) if content is None else content
+        return await self._call("POST", url, data=body, headers=sent)
 
     async def get(self, url: str, *, timeout_s: float | None = None) -> Answer:
         within = aiohttp.ClientTimeout(total=timeout_s) if timeout_s is not None else None

@@ -276,9 +276,9 @@ class LineBot:
 
     # -- intake ----------------------------------------------------------------------------
 
-    async def accept(self, events: Sequence[ResidentEvent]) -> int:
+    async def accept(self, items: Sequence[Received]) -> int:
         """Store the events (raises if the store fails), queue the new ones; how many."""
-        new = await self.inbox.store(events)
+        new = await self.inbox.store(items)
         self.submit(new)
         return len(new)
 

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
+from linebot.v3 import WebhookParser
+from linebot.v3.exceptions import InvalidSignatureError
 from linebot.v3.models.events import UnknownEvent
 from linebot.v3.webhooks import (
     FollowEvent,
@@ -28,6 +30,8 @@ from linebot.v3.webhooks import (
     TextMessageContent,
     UnfollowEvent,
 )
+
+from server.errors import Invalid, Unauthorized
 
 MAX_TEXT: Final = 1000
 """Characters of a text message kept (LINE allows 5,000; no command is longer than a line)."""
@@ -99,6 +103,23 @@ class ResidentEvent:
             redelivery=redelivery, text=str(body.get("text", "")),
             subtype=str(body.get("subtype", "")),
         )  # fmt: skip
+
+
+def verified_events(secret: str, body: bytes, signature: str) -> list[ResidentEvent]:
+    """The events of a request signed with `secret`.
+
+    Raises Unauthorized (bad signature, no secret) or Invalid (not a webhook body).
+    """
+    if not secret or not signature:
+        raise Unauthorized("X-Line-Signature missing or no channel secret set")
+    try:
+        text = body.decode("utf-8")
+        parsed = WebhookParser(secret).parse(text, signature)
+    except InvalidSignatureError:
+        raise Unauthorized("X-Line-Signature does not match the body") from None
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise Invalid(f"not a LINE webhook body ({type(exc).__name__})") from None
+    return resident_events(parsed, text)
 
 
 def resident_events(parsed: Sequence[Any], body: str) -> list[ResidentEvent]:

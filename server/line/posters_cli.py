@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from server.db.session import Database
 from server.errors import ServerError
 from server.line.posters import poster_pdf, station_url
-from server.main import _settings
+from server.main import environment_settings
 from server.registry.models import StationInfo
 from server.registry.service import Registry
 
@@ -29,7 +29,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="the folder to write the PDFs to (made if missing)")  # fmt: skip
     args = parser.parse_args(argv)
-    settings = _settings()
+    settings = environment_settings()
     if settings is None:
         return 2
     account_id = settings.line_official_account_id

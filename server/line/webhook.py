@@ -17,12 +17,11 @@ below does; the route documents it in the OpenAPI and serves an app built withou
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
-from linebot.v3 import WebhookParser
-from linebot.v3.exceptions import InvalidSignatureError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api.deps import Services, Svc
@@ -33,8 +32,8 @@ from server.api.errors import (
     send_json,
     send_refusal,
 )
-from server.errors import Invalid, Unauthorized
-from server.line.events import ResidentEvent, resident_events
+from server.intake import wire
+from server.line.events import verified_events
 
 log = logging.getLogger(__name__)
 
@@ -44,22 +43,7 @@ MAX_BODY: Final = 1_000_000
 
 router = APIRouter(tags=["line"])
 
-
-def verified_events(secret: str, body: bytes, signature: str) -> list[ResidentEvent]:
-    """The events of a request signed with `secret`.
-
-    Raises Unauthorized (bad signature, no secret) or Invalid (not a webhook body).
-    """
-    if not secret or not signature:
-        raise Unauthorized("X-Line-Signature missing or no channel secret set")
-    try:
-        text = body.decode("utf-8")
-        parsed = WebhookParser(secret).parse(text, signature)
-    except InvalidSignatureError:
-        raise Unauthorized("X-Line-Signature does not match the body") from None
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise Invalid(f"not a LINE webhook body ({type(exc).__name__})") from None
-    return resident_events(parsed, text)
+Answerer = Callable[[Services, bytes, str], Awaitable[dict[str, Any]]]
 
 
 async def answer(services: Services, body: bytes, signature: str) -> dict[str, Any]:
@@ -67,8 +51,25 @@ async def answer(services: Services, body: bytes, signature: str) -> dict[str, A
     secret = services.settings.line_channel_secret.get_secret_value()
     events = verified_events(secret, body, signature)
     if events:
-        await services.line_bot.accept(events)
+        bot = services.line_bot
+        await bot.accept(bot.inbox.stamped(events))
     return {}
+
+
+async def answer_relayed(services: Services, body: bytes, signature: str) -> dict[str, Any]:
+    """The intake's hand-on (`server.intake.wire`): verify and store, as `answer` does."""
+    secret = services.settings.line_channel_secret.get_secret_value()
+    items = wire.verified(secret, body, signature)
+    if items:
+        await services.line_bot.accept(items)
+    return {}
+
+
+LANES: Final[Mapping[str, tuple[Answerer, bytes]]] = {
+    WEBHOOK_PATH: (answer, b"x-line-signature"),
+    wire.RELAYED_PATH: (answer_relayed, wire.SIGNATURE_HEADER.encode()),
+}
+"""Each path the lane answers: its answerer and the header that carries the signature."""
 
 
 @router.post(WEBHOOK_PATH, status_code=200, responses=documented(401, 413, 422, 503))
@@ -77,30 +78,46 @@ async def webhook(request: Request, svc: Svc) -> Response:
 
     Served by `WebhookLane` in the app; this route documents it.
     """
+    return await _served(request, svc, WEBHOOK_PATH)
+
+
+@router.post(wire.RELAYED_PATH, status_code=200, responses=documented(401, 413, 422, 503))
+async def relayed(request: Request, svc: Svc) -> Response:
+    """The webhook intake's hand-on of the events it stored (`server.intake`).
+
+    Served by `WebhookLane` in the app; this route documents it.
+    """
+    return await _served(request, svc, wire.RELAYED_PATH)
+
+
+async def _served(request: Request, svc: Services, path: str) -> Response:
+    answerer, header = LANES[path]
     body = await request.body()
     if len(body) > MAX_BODY:
         return JSONResponse(TOO_LARGE, 413)
-    return JSONResponse(await answer(svc, body, request.headers.get("x-line-signature", "")))
+    return JSONResponse(await answerer(svc, body, request.headers.get(header.decode(), "")))
 
 
 class WebhookLane:
-    """ASGI middleware: `POST /line/webhook` straight to `answer`, past FastAPI's routing."""
+    """ASGI middleware: `POST` to a path of `LANES` straight to its answerer, past FastAPI's
+    routing."""
 
-    def __init__(self, app: ASGIApp, path: str = WEBHOOK_PATH) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.path = path
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
+        lane = LANES.get(scope["path"]) if scope["type"] == "http" else None
+        if lane is None or scope["method"] != "POST":
             await self.app(scope, receive, send)
             return
         raw = await read_body(receive, MAX_BODY)
         if raw is None:
             await send_json(send, 413, TOO_LARGE)
             return
-        signature = dict(scope["headers"]).get(b"x-line-signature", b"").decode("latin-1")
+        answerer, header = lane
+        signature = dict(scope["headers"]).get(header, b"").decode("latin-1")
         try:
-            body = await answer(scope["app"].state.services, raw, signature)
+            body = await answerer(scope["app"].state.services, raw, signature)
         except Exception as exc:
             await send_refusal(send, exc)
             return

@@ -98,10 +98,11 @@ def test_the_demo_names_the_urls_that_reach_its_server() -> None:
 def test_the_demo_platforms_agree_with_the_sandbox_and_the_server(tmp_path: Path) -> None:
     """The sandbox reads the file the demo writes, the server takes every variable it sets,
     and the secrets are in files only this user can read."""
-    demo = platforms.prepare(tmp_path, "127.0.0.1", 4100, "http://127.0.0.1:4000", "127.0.0.1")
+    demo = platforms.prepare(tmp_path, "127.0.0.1", 4100, "http://127.0.0.1:4000", "127.0.0.1",
+                             webhook_url="http://127.0.0.1:4001/line/webhook")  # fmt: skip
     config = sandbox_config.load(demo.config_path)
     assert config.port == 4100
-    assert config.line.webhook_url == "http://127.0.0.1:4000/line/webhook"
+    assert config.line.webhook_url == "http://127.0.0.1:4001/line/webhook"  # the intake
     assert config.lineworks.callback_url == "http://127.0.0.1:4000/lineworks/callback"
     assert set(config.lineworks.channels) == set(platforms.DEMO_CHANNELS)
     key_file = Path(demo.server_env["CHARGENET_LINEWORKS_PRIVATE_KEY_FILE"])

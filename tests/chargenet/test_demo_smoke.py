@@ -10,6 +10,7 @@ import threading
 import urllib.request
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conditions import wait_until
@@ -123,6 +124,19 @@ def test_the_demo_opens_to_the_network_and_its_fault_command_works_as_printed(
             units = json.loads(reply.read())["units"]
         unit = next(u for u in units if u["line"] == "rs485-1" and u["unit_id"] == 2)
         assert [f["kind"] for f in unit["faults"]] == ["port_fault"]
+        chat = out.after("resident chat (LINE sandbox)")
+        assert chat is not None
+        sandbox = chat.removesuffix("/_sandbox/line/chat")
+        user = "U" + "de30".ljust(32, "0")
+        sent = httpx.post(f"{sandbox}/_sandbox/line/users/{user}/send", timeout=30,
+                          json={"type": "text", "text": "予約確認"}).json()  # fmt: skip
+        assert sent["status"] == 200, sent  # the intake took LINE's webhook
+        wait_until(lambda: httpx.get(f"{sandbox}/_sandbox/line/users/{user}/messages",
+                                     timeout=30).json(), 30, "the bot's answer")  # fmt: skip
+        intake = out.after("LINE webhook (chargenet intake)")
+        assert intake is not None
+        health = httpx.get(intake.removesuffix("/line/webhook") + "/healthz", timeout=30).json()
+        assert health["handedOn"] == 1 and health["pending"] == 0, health
     finally:
         demo.terminate()
         demo.wait(timeout=60)

@@ -22,8 +22,9 @@ class ServerProcess(Child):
         report_period_s: float,
         database_url: str | None = None,
         env: dict[str, str] | None = None,
+        port: int | None = None,
     ) -> None:
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_url = database_url or f"sqlite+aiosqlite:///{workdir / 'server.sqlite3'}"
         settings = {
@@ -61,3 +62,33 @@ class ServerProcess(Child):
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return self.request(method, path, body, admin=True)
+
+
+class IntakeProcess(Child):
+    """A real `chargenet intake` on a free port, handing on to `server_url`."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        server_url: str,
+        line_channel_secret: str,
+        journal: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.journal = journal or workdir / "line-intake.sqlite3"
+        settings = {
+            "CHARGENET_LINE_CHANNEL_SECRET": line_channel_secret,
+            "CHARGENET_INTAKE_SERVER_URL": server_url,
+            "CHARGENET_INTAKE_JOURNAL": str(self.journal),
+            **(env or {}),
+        }
+        super().__init__(["intake", "--port", str(self.port)],
+                         workdir / f"intake-{self.port}.log", env=settings)  # fmt: skip
+        wait_for_port("127.0.0.1", self.port, 30)
+
+    def health(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self.url + "/healthz", timeout=30) as reply:
+            found: dict[str, Any] = json.loads(reply.read())
+            return found
