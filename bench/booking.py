@@ -9,7 +9,8 @@ answer, so a server that falls behind shows it.
 
 Each request books a resident at one of 200 shelters (16 ports each, two 3 kWh batteries)
 near a random point of the city, in a window drawn from the next few hours (sooner more
-likely). Requests go through HTTP (`POST /api/v1/bookings`) to one or two real `chargenet
+likely). Requests go through HTTP (`POST /api/v1/bookings`, as a partner app with its API
+key) to one or two real `chargenet
 server` processes sharing the database (no MQTT; the registry and live ports are seeded in
 the database first), from a load generator in its own process(es): raw HTTP/1.1 over
 keep-alive connections on uvloop, so that it stays far from being the bottleneck (its CPU
@@ -27,11 +28,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import math
 import os
 import platform
 import random
+import secrets
 import statistics
 import subprocess
 import sys
@@ -64,7 +67,16 @@ from server.db.session import Database
 from tests.mosquitto import free_port
 from tests.postgres import create_database
 
+
+def sha256(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
 RESULTS = Path(__file__).resolve().parent / "results" / "booking.json"
+PARTNER = "bench"
+PARTNER_KEY = secrets.token_urlsafe(24)
+"""A partner app's API key, new each run: every booking carries a verified identity
+(`server.api.identity`), as the public API requires."""
 CITY = (33.84, 132.77)
 STATIONS = 200
 PORTS = 16
@@ -163,7 +175,9 @@ def server(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, IO[by
     port = free_port()
     log = (workdir / f"server-{port}.log").open("ab")
     env = {**os.environ, "CHARGENET_DATABASE_URL": url, "CHARGENET_MQTT_URL": "",
-           "CHARGENET_REPORT_PERIOD_S": "3600"}  # fmt: skip
+           "CHARGENET_REPORT_PERIOD_S": "3600",
+           "CHARGENET_PARTNER_KEY_HASHES": json.dumps({PARTNER: sha256(PARTNER_KEY)}),
+           "CHARGENET_BOOKING_CLIENT_REQUESTS_PER_MIN": "100000000"}  # fmt: skip
     proc = subprocess.Popen(
         [sys.executable, "-m", "chargenet", "server", "--port", str(port)], stderr=log, env=env
     )
@@ -171,12 +185,13 @@ def server(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, IO[by
 
 
 def generator(ports: list[int], jobs: list[tuple[float, bytes]], start_wall: float,
-              out: Queue[Any]) -> None:  # fmt: skip
-    """One load-generator process: open-loop requests over keep-alive HTTP/1.1."""
+              key: str, out: Queue[Any]) -> None:  # fmt: skip
+    """One load-generator process: open-loop requests over keep-alive HTTP/1.1, each with
+    the partner's API key."""
     import uvloop
 
     began = time.process_time()
-    done = uvloop.run(_generate(ports, jobs, start_wall))
+    done = uvloop.run(_generate(ports, jobs, start_wall, key.encode()))
     out.put((done, time.process_time() - began))
 
 
@@ -195,7 +210,7 @@ async def _exchange(conn: Conn, request: bytes) -> tuple[int, bytes]:
 
 
 async def _generate(
-    ports: list[int], jobs: list[tuple[float, bytes]], start_wall: float
+    ports: list[int], jobs: list[tuple[float, bytes]], start_wall: float, key: bytes
 ) -> list[tuple[float, float, str]]:
     idle: list[list[Conn]] = [[] for _ in ports]
     slots = asyncio.Semaphore(MAX_CONNECTIONS)
@@ -206,8 +221,9 @@ async def _generate(
 
     async def one(at: float, k: int, body: bytes) -> None:
         request = (
-            b"POST /api/v1/bookings HTTP/1.1\r\nHost: bench\r\n"
-            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+            b"POST /api/v1/bookings HTTP/1.1\r\nHost: bench\r\nX-Api-Key: %s\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+            % (key, len(body), body)
         )
         async with slots:
             conn = idle[k].pop() if idle[k] else await connect(k)
@@ -289,7 +305,7 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
     offsets = arrivals(args.requests, args.peak, args.tail_factor, args.seed)
     plan = request_plan(args.requests, args.seed, stations)
     jobs = [
-        (at, json.dumps({"resident_id": f"r{r}", "station_id": sid,
+        (at, json.dumps({"resident_id": f"{PARTNER}:r{r}", "station_id": sid,
                          "window_start": (first + timedelta(minutes=30 * w)).isoformat()},
                         separators=(",", ":")).encode())
         for at, (r, sid, w) in zip(offsets, plan, strict=True)
@@ -304,8 +320,8 @@ def run(store: str, url: str, processes: int, args: argparse.Namespace) -> Resul
         queue: Queue[Any] = SPAWN.Queue()
         start_wall = time.time() + 4.0  # time for the generators to start and warm up
         gens = args.generators
-        procs = [spawn(generator, f"load generator {k}", ports, jobs[k::gens], start_wall, queue)
-                 for k in range(gens)]  # fmt: skip
+        procs = [spawn(generator, f"load generator {k}", ports, jobs[k::gens], start_wall,
+                       PARTNER_KEY, queue) for k in range(gens)]  # fmt: skip
         try:
             parts = [receive(queue, procs, 600) for _ in procs]
             join_all(procs, 60)

@@ -169,7 +169,7 @@ class FaultRig:
         booking: dict[str, Any] = self.server.request("POST", "/api/v1/bookings", {
             "resident_id": f"line:{user_id}", "station_id": STATION["id"],
             "window_start": first["start"],
-        })  # fmt: skip
+        }, admin=True)  # fmt: skip
         return booking
 
     def cycle(self, n: int) -> tuple[float, float]:

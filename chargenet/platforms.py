@@ -30,6 +30,8 @@ DEMO_CREW: Final = {
 }
 """Who the crew view offers to press buttons as."""
 OFFICIAL_ACCOUNT_ID: Final = "@chargenet-demo"
+LOGIN_CHANNEL_ID: Final = "1650000000"
+"""The demo's LINE Login channel (LIFF): the sandbox issues its residents' ID tokens."""
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def prepare(
         data_dir / "sandbox.toml",
         f'host = "{host}"\nport = {port}\n\n'
         f'[line]\nchannel_secret = "{line_secret}"\naccess_token = "{line_token}"\n'
-        f'webhook_url = "{webhook_url}"\n\n'
+        f'webhook_url = "{webhook_url}"\nlogin_channel_id = "{LOGIN_CHANNEL_ID}"\n\n'
         f'[lineworks]\nclient_id = "{client_id}"\nclient_secret = "{client_secret}"\n'
         f'service_account = "{account}"\npublic_key_pem = """\n{public_pem}"""\n'
         f'bot_id = "{bot_id}"\nbot_secret = "{bot_secret}"\n'
@@ -91,6 +93,7 @@ def prepare(
         "CHARGENET_LINE_CHANNEL_ACCESS_TOKEN": line_token,
         "CHARGENET_LINE_API_URL": f"{url}/line",
         "CHARGENET_LINE_OFFICIAL_ACCOUNT_ID": OFFICIAL_ACCOUNT_ID,
+        "CHARGENET_LINE_LOGIN_CHANNEL_ID": LOGIN_CHANNEL_ID,
         "CHARGENET_LINEWORKS_API_URL": f"{url}/lineworks/v1.0",
         "CHARGENET_LINEWORKS_TOKEN_URL": f"{url}/lineworks/oauth2/v2.0/token",
         "CHARGENET_LINEWORKS_CLIENT_ID": client_id,

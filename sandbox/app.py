@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict
 
 from sandbox.config import SandboxConfig
 from sandbox.line import api as line_api
+from sandbox.line import login as line_login
 from sandbox.line.state import LineState
 from sandbox.lineworks import api as lineworks_api
 from sandbox.lineworks.state import WorksState
@@ -28,6 +29,7 @@ def create_app(config: SandboxConfig) -> FastAPI:
     works = WorksState(config.lineworks)
     app = FastAPI(title="chargenet sandbox: LINE and LINE WORKS stand-ins")
     app.include_router(line_api.router(line))
+    app.include_router(line_login.router(line))
     app.include_router(lineworks_api.router(works))
 
     @app.post("/_sandbox/config")

@@ -23,6 +23,8 @@ class LineConfig(_Strict):
     webhook_url: str
     """Where residents' events go: the server's `/line/webhook`."""
     reply_token_ttl_s: float = Field(default=60.0, gt=0)
+    login_channel_id: str = "1650000000"
+    """The LINE Login channel whose ID tokens the sandbox issues and verifies."""
 
 
 class WorksConfig(_Strict):

@@ -5,7 +5,10 @@ ServerError                 code
 ├── NotFound                not_found: what and which
 ├── Conflict                conflict / already_booked / window_full / ...: why
 ├── Invalid                 invalid: the field and why
-└── Unauthorized            unauthorized
+├── Unauthorized            unauthorized
+├── Forbidden               forbidden: who may not do what
+├── RateLimited             rate_limited: and when to try again
+└── Unavailable             unavailable: a platform we ask could not answer
 ```
 """
 
@@ -43,3 +46,24 @@ class Invalid(ServerError):
 class Unauthorized(ServerError):
     status = 401
     code = "unauthorized"
+
+
+class Forbidden(ServerError):
+    status = 403
+    code = "forbidden"
+
+
+class RateLimited(ServerError):
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(ServerError):
+    """A platform we depend on for the answer could not be reached."""
+
+    status = 503
+    code = "unavailable"

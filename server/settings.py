@@ -94,6 +94,16 @@ class Settings(BaseSettings):
     """The Messaging API allows 2,000 requests a second for reply and push; we stay under."""
     resident_requests_per_min: int = Field(default=20, ge=1)
     """Messages a resident may send a minute; beyond it they are asked to wait."""
+    line_login_channel_id: str = ""
+    """The LINE Login channel (LIFF) whose ID tokens may book through the API (the `aud`
+    LINE's verify endpoint checks); empty refuses ID tokens."""
+    partner_key_hashes: dict[str, str] = Field(default_factory=dict)
+    """Partner apps that book for their residents: name -> SHA-256 (hex) of its API key
+    (`X-Api-Key`); the key itself is the partner's and is never stored here."""
+    booking_requests_per_min: int = Field(default=10, ge=1)
+    """Booking requests one resident id may make a minute through the API."""
+    booking_client_requests_per_min: int = Field(default=6000, ge=1)
+    """Booking requests one client (a partner, the desk, LINE Login) may make a minute."""
     lineworks_api_url: str = "https://www.worksapis.com/v1.0"
     lineworks_token_url: str = "https://auth.worksmobile.com/oauth2/v2.0/token"
     lineworks_client_id: str = ""

@@ -61,6 +61,7 @@ class Sandbox(Child):
         self.works_service_account = f"{secrets.token_hex(4)}.serviceaccount@chargenet-test"
         self.works_bot_id = str(secrets.randbelow(9_000_000) + 1_000_000)
         self.works_bot_secret = secrets.token_urlsafe(24)
+        self.line_login_channel_id = str(secrets.randbelow(9_000_000_000) + 1_000_000_000)
         private_pem, public_pem = _key_pair()
         self.private_key_file = _private(workdir / "service-account.pem", private_pem)
         text = "\n".join([
@@ -68,7 +69,8 @@ class Sandbox(Child):
             f"channel_secret = {_toml(self.line_channel_secret)}",
             f"access_token = {_toml(self.line_access_token)}",
             f"webhook_url = {_toml(NOWHERE + '/line/webhook')}",
-            f"reply_token_ttl_s = {reply_token_ttl_s}", "", "[lineworks]",
+            f"reply_token_ttl_s = {reply_token_ttl_s}",
+            f"login_channel_id = {_toml(self.line_login_channel_id)}", "", "[lineworks]",
             f"client_id = {_toml(self.works_client_id)}",
             f"client_secret = {_toml(self.works_client_secret)}",
             f"service_account = {_toml(self.works_service_account)}",
@@ -111,6 +113,7 @@ class Sandbox(Child):
             "CHARGENET_LINE_CHANNEL_SECRET": self.line_channel_secret,
             "CHARGENET_LINE_CHANNEL_ACCESS_TOKEN": self.line_access_token,
             "CHARGENET_LINE_API_URL": f"{self.url}/line",
+            "CHARGENET_LINE_LOGIN_CHANNEL_ID": self.line_login_channel_id,
             "CHARGENET_LINEWORKS_API_URL": f"{self.url}/lineworks/v1.0",
             "CHARGENET_LINEWORKS_TOKEN_URL": f"{self.url}/lineworks/oauth2/v2.0/token",
             "CHARGENET_LINEWORKS_CLIENT_ID": self.works_client_id,
@@ -191,6 +194,13 @@ class Sandbox(Child):
     def line_deliveries(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = self.call("GET", "/_sandbox/line/deliveries")
         return found
+
+    def line_id_token(self, user_id: str, expires_in_s: float = 3600.0) -> str:
+        """The resident's LINE Login ID token, as a LIFF app would get it."""
+        issued = self.call("POST", f"/_sandbox/line/users/{user_id}/id-token",
+                           {"expires_in_s": expires_in_s})  # fmt: skip
+        token: str = issued["idToken"]
+        return token
 
     def line_expire_reply_tokens(self) -> int:
         expired: int = self.call("POST", "/_sandbox/line/reply-tokens/expire")["expired"]

@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from server.api import bookings, incidents, metrics, ports, registry, stations
 from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
+from server.api.identity import Identities
 from server.api.jobs import cancel_all, every
 from server.booking.service import BookingService
 from server.booking.views import BookingView
@@ -153,6 +154,7 @@ async def lifespan(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
         line_bot=line_bot, outbox=outbox, wake_outbox=outbox.wake,
+        identities=Identities(settings),
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:
@@ -210,5 +212,6 @@ async def lifespan(
         await outbox.stop()  # the sends in flight end and are recorded
         await cancel_all(tasks)
         await booking.close()
+        await app.state.services.identities.aclose()
         await db.dispose()
         log.info("server stopped")

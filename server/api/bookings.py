@@ -6,10 +6,11 @@ booking per resident and never overbooks. Every change is pushed to the dashboar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import ValidationError
+from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.api import schemas
@@ -25,6 +26,7 @@ from server.api.errors import (
     send_refusal,
     unsupported,
 )
+from server.api.identity import Client, booking_client
 
 router = APIRouter(tags=["bookings"], responses=documented(422, 503))
 
@@ -42,18 +44,27 @@ def _announce(svc: Services, booking: schemas.BookingOut, what: str) -> None:
 
 @router.post(
     "/bookings", response_model=schemas.BookingOut, status_code=201,
-    responses=documented(400, 404, 409, 413, 415),
+    responses=documented(400, 401, 403, 404, 409, 413, 415, 429),
 )  # fmt: skip
-async def book(request: schemas.BookingRequest, svc: Svc) -> schemas.BookingOut:
+async def book(
+    request: schemas.BookingRequest, svc: Svc, client: Annotated[Client, Depends(booking_client)]
+) -> schemas.BookingOut:
     """Book a port at a station for a window; 409 when full or already booked.
+
+    The request carries a verified identity (`server.api.identity`): a LINE Login ID token,
+    a partner's API key or the desk's bearer token; 401 without, 403 for a resident the
+    credentials do not vouch for, 429 beyond the rate limits.
 
     Served by `BookingLane` in the app; this route documents it (and serves an app
     built without the lane).
     """
-    return await _book(svc, request)
+    return await _book(svc, request, client)
 
 
-async def _book(svc: Services, request: schemas.BookingRequest) -> schemas.BookingOut:
+async def _book(
+    svc: Services, request: schemas.BookingRequest, client: Client
+) -> schemas.BookingOut:
+    svc.identities.vouch(client, request.resident_id)
     booking = _out(
         await svc.booking.book(request.resident_id, request.station_id, request.window_start)
     )
@@ -94,11 +105,18 @@ class BookingLane:
         if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != self.path:
             await self.app(scope, receive, send)
             return
-        content_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
         body = await read_body(receive, MAX_BODY)
         if body is None:
             await send_json(send, 413, TOO_LARGE)
             return
+        services = scope["app"].state.services
+        headers = Headers(scope=scope)
+        try:  # who asks, before what they ask is looked at
+            client = await services.identities.authenticate(headers)
+        except Exception as exc:
+            await send_refusal(send, exc)
+            return
+        content_type = headers.get("content-type", "")
         if body and not is_json(content_type):
             refusal = error_body("unsupported_media_type", unsupported(content_type))
             await send_json(send, 415, refusal)
@@ -109,7 +127,7 @@ class BookingLane:
             await send_json(send, 422, invalid_body(exc.errors()))
             return
         try:
-            booking = await _book(scope["app"].state.services, request)
+            booking = await _book(services, request, client)
         except Exception as exc:
             await send_refusal(send, exc)
             return

@@ -23,6 +23,7 @@ from server.registry.service import Registry
 from server.settings import Settings
 
 if TYPE_CHECKING:  # not at run time: the pager imports the crew routes, whose API uses Svc
+    from server.api.identity import Identities
     from server.line.bot import LineBot
     from server.lineworks.pager import Pager
 
@@ -52,6 +53,8 @@ class Services:
     """Sends the outbox to LINE and LINE WORKS (the platforms with credentials)."""
     wake_outbox: Callable[[], None]
     """Call after committing outbox rows (`server.delivery.outbox.enqueue`): sent at once."""
+    identities: Identities
+    """Who may book through the API (`server.api.identity`)."""
 
 
 def services(request: Request) -> Services:

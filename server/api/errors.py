@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.schemas import ErrorOut
 from server.db.session import OUTAGES, is_outage
-from server.errors import ServerError
+from server.errors import RateLimited, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,14 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 ANSWERS = {
     400: "the body could not be read (not UTF-8)",
-    401: "no valid admin bearer token",
+    401: "no valid admin bearer token (or, for a booking, no verified identity)",
+    403: "the credentials do not allow it (`forbidden`)",
     404: "no such resource (`not_found`)",
     409: "refused by the current state; `code` says why",
     413: "request body too large",
     415: "the body is not `application/json`",
     422: "invalid request (`invalid`): `field` names the first offending one",
+    429: "too many requests (`rate_limited`); retry after `Retry-After`",
     503: "the database is unavailable (`database_unavailable`); retry after `Retry-After`",
 }
 """What each error status means, as the OpenAPI describes it."""
@@ -92,8 +94,16 @@ async def on_server_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServerError)
     if exc.status >= 500:
         log.error("server error %s: %s", exc.code, exc.message)
-    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
-    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=headers)
+    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=refusal_headers(exc))
+
+
+def refusal_headers(exc: ServerError) -> dict[str, str]:
+    """401 names the scheme; 429 says when to try again."""
+    if exc.status == 401:
+        return {"WWW-Authenticate": "Bearer"}
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": str(exc.retry_after_s)}
+    return {}
 
 
 RETRY_AFTER_S = 5
@@ -112,7 +122,8 @@ async def send_refusal(send: Send, exc: Exception) -> None:
     503 `database_unavailable` for an outage; anything else is re-raised (a bug: the
     app's `ErrorsAsJson` answers it 500)."""
     if isinstance(exc, ServerError):
-        await send_json(send, exc.status, error_body(exc.code, exc.message))
+        headers = [(k.lower().encode(), v.encode()) for k, v in refusal_headers(exc).items()]
+        await send_json(send, exc.status, error_body(exc.code, exc.message), headers)
         return
     if not is_outage(exc):
         raise exc

@@ -100,7 +100,7 @@ def test_a_booking_reaches_the_port_display_and_moves_when_the_port_fails(
     first = next(w for w in windows if w["places"] > 0)
     booking = server.request("POST", "/api/v1/bookings", {
         "resident_id": "resident-1", "station_id": "st-1", "window_start": first["start"],
-    })  # fmt: skip
+    }, admin=True)  # fmt: skip
     code = booking["ticket_code"]
     shown = wait_until(
         lambda: [p for p, c in displays(sim).items() if c == code], 5 * REPORT_S + 10,
@@ -168,7 +168,7 @@ def test_a_broker_outage_moves_no_booking_and_its_faults_arrive_after_it(
                  if w["places"] > 0)  # fmt: skip
     booking = server.request("POST", "/api/v1/bookings", {
         "resident_id": "resident-1", "station_id": "st-1", "window_start": first["start"],
-    })  # fmt: skip
+    }, admin=True)  # fmt: skip
     faulted = 4 if booking["port"] != 4 else 3  # not the booked port, whichever battery
     broker.stop()
     served = sim.unit("line-1", 1)["requests"]

@@ -23,7 +23,7 @@ async def test_book_and_disable_on_both_stores(database_url: str) -> None:
             assert {s["id"] for s in stations} >= {"ozu-01", "ozu-02"}
             windows = (await client.get("/api/v1/stations/ozu-02/windows")).json()["windows"]
             body = {"resident_id": "r", "station_id": "ozu-02", "window_start": windows[0]["start"]}
-            made = await client.post("/api/v1/bookings", json=body)
+            made = await client.post("/api/v1/bookings", json=body, headers=ADMIN)
             assert made.status_code == 201, made.text
             off = await client.post("/api/v1/ports/demo-gw/tcp-1.1/1/disable", headers=ADMIN)
             assert off.status_code == 200

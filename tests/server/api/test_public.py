@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from server.api import schemas
+from tests.server.api.conftest import ADMIN
 
 pytestmark = pytest.mark.anyio
 
@@ -69,11 +70,11 @@ async def test_book_view_cancel(client: httpx.AsyncClient) -> None:
     windows = (await client.get("/api/v1/stations/ozu-01/windows")).json()["windows"]
     start = windows[1]["start"]
     body = {"resident_id": "r-1", "station_id": "ozu-01", "window_start": start}
-    made = await client.post("/api/v1/bookings", json=body)
+    made = await client.post("/api/v1/bookings", json=body, headers=ADMIN)
     assert made.status_code == 201, made.text
     booking = schemas.BookingOut.model_validate(made.json())
     assert booking.status == "active" and booking.window_start == datetime.fromisoformat(start)
-    again = await client.post("/api/v1/bookings", json=body)
+    again = await client.post("/api/v1/bookings", json=body, headers=ADMIN)
     assert again.status_code == 409 and again.json()["error"]["code"]
     seen = await client.get(f"/api/v1/bookings/{booking.id}")
     assert seen.status_code == 200 and seen.json()["id"] == booking.id
@@ -91,7 +92,7 @@ async def test_book_view_cancel(client: httpx.AsyncClient) -> None:
 async def test_bad_booking_requests_are_422_invalid(
     client: httpx.AsyncClient, body: dict[str, str]
 ) -> None:
-    reply = await client.post("/api/v1/bookings", json=body)
+    reply = await client.post("/api/v1/bookings", json=body, headers=ADMIN)
     assert reply.status_code == 422
     assert reply.json()["error"]["code"] == "invalid" and reply.json()["error"]["field"]
 
