@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     """Partner apps that book for their residents: name -> SHA-256 (hex) of its API key
     (`X-Api-Key`); the key itself is the partner's and is never stored here."""
     booking_requests_per_min: int = Field(default=10, ge=1)
-    """Booking requests one resident id may make a minute through the API."""
+    """Booking requests a minute through the API of one resident a LINE ID token proves."""
     booking_client_requests_per_min: int = Field(default=6000, ge=1)
     """Booking requests one client (a partner, the desk, LINE Login) may make a minute."""
     lineworks_api_url: str = "https://www.worksapis.com/v1.0"

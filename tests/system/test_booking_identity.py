@@ -1,6 +1,6 @@
 """A LINE Login (LIFF) app books over real HTTP with the resident's ID token, which the
 server has LINE (the sandbox) verify: the booking is the chat's same resident; another's
-or an expired token books nothing."""
+or an expired token books nothing; the resident is held to their own rate."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ ONE, OTHER = "U" + "1d".ljust(32, "0"), "U" + "2d".ljust(32, "0")
 def test_an_id_token_books_for_its_own_resident_only(
     tmp_path: Path, broker: Mosquitto, sandbox: Sandbox
 ) -> None:
-    server = start_server(tmp_path, broker.url, sandbox, (UNIT,))
+    server = start_server(tmp_path, broker.url, sandbox, (UNIT,),
+                          env={"CHARGENET_BOOKING_REQUESTS_PER_MIN": "3"})  # fmt: skip
     try:
         wait_until(lambda: ingest_counter(server, "connects") >= 1, 20, "the ingest connected")
         Gateway(broker, UNIT, 4).publish()
@@ -46,6 +47,8 @@ def test_an_id_token_books_for_its_own_resident_only(
         assert forged.status_code == 401, forged.text
         made = book(f"line:{ONE}", token)
         assert made.status_code == 201, made.text
+        again = [book(f"line:{ONE}", token).status_code for _ in range(3)]
+        assert again == [409, 409, 429]  # already booked, then beyond the resident's rate
 
         status = Resident(sandbox, ONE).say({"type": "text", "text": "予約確認"}, "the status")
         assert made.json()["ticket_code"] in text_of(status), status  # the chat's resident
