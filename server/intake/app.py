@@ -58,7 +58,7 @@ class IntakeApp:
         self._http = PlatformHttp(
             settings.delivery_timeout_s, base_url=settings.intake_server_url, connections=1
         )
-        self.relay = Relay(self.pending, self._http, self._secret, settings.delivery_backoff_max_s)
+        self.relay = Relay(self.pending, self._http, self._secret)
         self.received = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -21,6 +21,10 @@ from server.intake.pending import Pending
 
 log = logging.getLogger(__name__)
 
+BACKOFF_CAP_S: Final = 5.0
+"""The server is ours and near: trying every few seconds costs it nothing, and once it is
+back the residents' events wait no longer than this (the platforms' cap, minutes, would
+turn fresh replies into pushes)."""
 MAX_RELAY: Final = 200
 """Events a hand-on carries at most: 200 of the longest texts stay under the server's
 1 MB body limit."""
@@ -29,13 +33,10 @@ MAX_RELAY: Final = 200
 class Relay:
     """`run` until cancelled."""
 
-    def __init__(
-        self, pending: Pending, http: PlatformHttp, secret: str, backoff_cap_s: float
-    ) -> None:
+    def __init__(self, pending: Pending, http: PlatformHttp, secret: str) -> None:
         self._pending = pending
         self._http = http
         self._secret = secret
-        self._cap_s = backoff_cap_s
         self.failures = 0
         """Hand-ons that failed in a row (0 while the server takes them)."""
         self.handed_on = 0
@@ -57,7 +58,7 @@ class Relay:
             self.failing_since = self.failing_since or time.time()
             log.warning("handing %d events on failed (%s, %d in a row); they wait in the journal",
                         len(batch), problem, self.failures)  # fmt: skip
-            await asyncio.sleep(retry_delay_s(self.failures, self._cap_s))
+            await asyncio.sleep(retry_delay_s(self.failures, BACKOFF_CAP_S))
 
     async def _hand_on(self, body: bytes) -> str | None:
         """None when the server stored them; else what went wrong."""

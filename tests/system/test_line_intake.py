@@ -33,7 +33,6 @@ from tests.system.test_delivery_outages import UNIT, ports
 from tests.system.test_server_crash import ingest_counter
 
 pytestmark = pytest.mark.slow
-QUICK_RETRIES = {"CHARGENET_DELIVERY_BACKOFF_MAX_S": "1"}
 
 
 def front(sandbox: Sandbox, intake: IntakeProcess) -> None:
@@ -76,7 +75,7 @@ def test_events_acknowledged_while_the_server_is_down_are_answered_once_it_is_ba
     tmp_path: Path, broker: Mosquitto, sandbox: Sandbox
 ) -> None:
     server = start_server(tmp_path, broker.url, sandbox)
-    intake = IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret, env=QUICK_RETRIES)
+    intake = IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret)
     front(sandbox, intake)
     resident = Resident(sandbox, "U" + "0a7a6e".ljust(32, "0"))
     resident.say({"type": "text", "text": "予約確認"}, "the answer while all is up")
@@ -90,7 +89,7 @@ def test_events_acknowledged_while_the_server_is_down_are_answered_once_it_is_ba
     intake.kill()  # acknowledged, not handed on, and the intake dies too
 
     intake = IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret,
-                           journal=intake.journal, env=QUICK_RETRIES)  # fmt: skip
+                           journal=intake.journal)  # fmt: skip
     assert intake.health()["pending"] == 1, intake.log_text()
     server = ServerProcess(tmp_path, broker.url, REPORT_S, server.database_url,
                            env=sandbox.server_env, port=server.port)  # fmt: skip
