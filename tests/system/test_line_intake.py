@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.mosquitto import Mosquitto
 from tests.sandboxes import Sandbox
 from tests.server.line.conftest import signature
 from tests.server.running import IntakeProcess, ServerProcess
+from tests.system.harness import Child
 from tests.system.platforms import (
     REPORT_S,
     STATION,
@@ -33,6 +35,7 @@ from tests.system.test_delivery_outages import UNIT, ports
 from tests.system.test_server_crash import ingest_counter
 
 pytestmark = pytest.mark.slow
+C = TypeVar("C", bound=Child)
 
 
 def front(sandbox: Sandbox, intake: IntakeProcess) -> None:
@@ -74,31 +77,40 @@ def test_a_resident_books_through_the_intake_and_forgeries_are_refused_at_both_d
 def test_events_acknowledged_while_the_server_is_down_are_answered_once_it_is_back(
     tmp_path: Path, broker: Mosquitto, sandbox: Sandbox
 ) -> None:
-    server = start_server(tmp_path, broker.url, sandbox)
-    intake = IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret)
-    front(sandbox, intake)
-    resident = Resident(sandbox, "U" + "0a7a6e".ljust(32, "0"))
-    resident.say({"type": "text", "text": "予約確認"}, "the answer while all is up")
-    answered = len(resident.deliveries())
-    server.kill()
+    started: list[Child] = []
 
-    resident.send({"type": "text", "text": "予約確認"})  # the intake acknowledges it: 200
-    resident.send({"redeliver": True})  # and LINE sends it again
-    wait_until(lambda: intake.health()["failures"] >= 1, 30, "the hand-on failing")
-    assert intake.health()["pending"] == 1  # the redelivery is the same event
-    intake.kill()  # acknowledged, not handed on, and the intake dies too
+    def kept(child: C) -> C:
+        started.append(child)
+        return child
 
-    intake = IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret,
-                           journal=intake.journal)  # fmt: skip
-    assert intake.health()["pending"] == 1, intake.log_text()
-    server = ServerProcess(tmp_path, broker.url, REPORT_S, server.database_url,
-                           env=sandbox.server_env, port=server.port)  # fmt: skip
     try:
+        server = kept(start_server(tmp_path, broker.url, sandbox))
+        intake = kept(IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret))
+        front(sandbox, intake)
+        resident = Resident(sandbox, "U" + "0a7a6e".ljust(32, "0"))
+        resident.say({"type": "text", "text": "予約確認"}, "the answer while all is up")
+        answered = len(resident.deliveries())
+        server.kill()
+
+        resident.send({"type": "text", "text": "予約確認"})  # the intake acknowledges it: 200
+        resident.send({"redeliver": True})  # and LINE sends it again
+        wait_until(lambda: intake.health()["failures"] >= 1, 30, "the hand-on failing")
+        assert intake.health()["pending"] == 1  # the redelivery is the same event
+        intake.kill()  # acknowledged, not handed on, and the intake dies too
+
+        intake = kept(IntakeProcess(tmp_path, server.url, sandbox.line_channel_secret,
+                                    journal=intake.journal))  # fmt: skip
+        assert intake.health()["pending"] == 1, intake.log_text()
+        server = kept(ServerProcess(tmp_path, broker.url, REPORT_S, server.database_url,
+                                    env=sandbox.server_env, port=server.port))  # fmt: skip
         wait_until(lambda: intake.health()["pending"] == 0, 60, "the backlog handed on")
         wait_until(lambda: len(resident.deliveries()) > answered, 30, "the late answer")
         wait_until(lambda: all(s == "sent" for _, s, _ in outbox(server, "line")), 30,
                    "the server's LINE outbox sent")  # fmt: skip
         assert len(resident.deliveries()) == answered + 1, resident.deliveries()
-    finally:
         assert intake.stop() == 0, intake.log_text()
         assert server.stop() == 0, server.log_text()
+    finally:
+        for child in started:
+            if child.alive:
+                child.stop()
