@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from server.api import bookings, incidents, metrics, ports, registry, stations
+from server.api import bookings, health, incidents, metrics, ports, registry, stations
 from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
 from server.api.identity import Identities
@@ -99,6 +99,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
     app.include_router(metrics.router)
+    app.include_router(health.router)
     app.include_router(lineworks_callbacks.router)
     app.include_router(line_webhook.router)
     app.include_router(dashboard.page)

@@ -53,12 +53,17 @@ def test_an_outage_answers_503_and_the_server_recovers(
             status, found = answer(server, method, path, body)
             assert (status, found["error"]["code"], found["retry_after"]) == (
                 503, "database_unavailable", "5")  # fmt: skip
+        assert answer(server, "GET", "/livez") == (200, {"status": "alive"})
+        status, found = answer(server, "GET", "/readyz")
+        assert (status, found["checks"]) == (503, {"database": "down"})
 
         cluster.resume()
         wait_until(lambda: answer(server, "GET", "/api/v1/stations")[0] == 200, 30,
                    "stations served again")  # fmt: skip
         status, found = answer(server, "POST", "/api/v1/bookings", booking)
         assert (status, found["error"]["code"]) == (409, "window_full")  # no ports: decided
+        assert answer(server, "GET", "/readyz") == (200, {"status": "ready",
+                                                         "checks": {"database": "up"}})  # fmt: skip
         assert "Traceback" not in server.log_text()
     finally:
         assert server.stop() == 0
