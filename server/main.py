@@ -15,6 +15,7 @@ from types import FrameType
 
 import uvicorn
 from pydantic import ValidationError
+from starlette.types import ASGIApp
 
 from server.db.migrate import upgrade
 from server.settings import Settings, unknown_variables
@@ -46,15 +47,21 @@ def main(argv: list[str]) -> int:
 
 
 def serve(settings: Settings) -> None:
-    """Run uvicorn with the app; the app's lifespan migrates and starts the services.
-
-    uvloop and httptools (C event loop and parser) and no access log: a booking burst
-    spends its CPU on bookings, not on the HTTP layer or a log line per request.
-    """
+    """Run the app; its lifespan migrates and starts the services."""
     from server.api.app import create_app
 
+    run(create_app(settings), settings.host, settings.port)
+
+
+def run(app: ASGIApp, host: str, port: int) -> None:
+    """Serve an ASGI app with uvicorn until SIGTERM/SIGINT (the server's and the intake's).
+
+    uvloop and httptools (C event loop and parser) and no access log: a burst spends its
+    CPU on bookings and webhooks, not on the HTTP layer or a log line per request. A
+    lifespan that fails ends the process.
+    """
     config = uvicorn.Config(
-        create_app(settings), host=settings.host, port=settings.port, log_config=None,
+        app, host=host, port=port, log_config=None, lifespan="on",
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S, proxy_headers=False,
         loop="uvloop", http="httptools", access_log=False, timeout_keep_alive=KEEP_ALIVE_S,
     )  # fmt: skip

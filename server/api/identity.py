@@ -56,10 +56,10 @@ class Client:
 
     name: str
     """`line-login`, `partner:{name}` or `desk`."""
-    residents: str | None
-    """The one resident id (`line:{sub}`) or the id prefix (`{partner}:`) it books for;
-    None: anyone (the desk)."""
-    exact: bool = False
+    resident: str | None = None
+    """The one resident an ID token proves (`line:{sub}`)."""
+    prefix: str | None = None
+    """A partner's resident ids (`{partner}:`)."""
 
 
 async def booking_client(
@@ -96,13 +96,11 @@ class Identities:
     def vouch(self, client: Client, resident_id: str) -> None:
         """Raises Forbidden (not a resident the client books for) or RateLimited (an ID
         token's resident beyond their rate)."""
-        allowed = client.residents
-        if allowed is not None and not (
-            resident_id == allowed if client.exact else resident_id.startswith(allowed)
-        ):
-            raise Forbidden(f"{client.name} books for {allowed}{'' if client.exact else '...'}"
-                            f" only, not {resident_id!r}")  # fmt: skip
-        if client.exact:
+        if client.resident is not None and resident_id != client.resident:
+            raise Forbidden(f"{client.name} books for {client.resident} only, not {resident_id!r}")
+        if client.prefix is not None and not resident_id.startswith(client.prefix):
+            raise Forbidden(f"{client.name} books for {client.prefix}... only, not {resident_id!r}")
+        if client.resident is not None:
             self._hold(self._per_resident, "resident", resident_id)
 
     async def aclose(self) -> None:
@@ -111,17 +109,17 @@ class Identities:
     async def _client(self, headers: Mapping[str, str]) -> Client:
         token = headers.get("x-line-id-token")
         if token:
-            return Client(LINE_LOGIN, LINE_RESIDENT + await self._verified_sub(token), True)
+            return Client(LINE_LOGIN, resident=LINE_RESIDENT + await self._verified_sub(token))
         key = headers.get("x-api-key")
         if key:
             partner = self._partners.get(hashlib.sha256(key.encode()).hexdigest())
             if partner is None:
                 raise Unauthorized("X-Api-Key is not a partner's key")
-            return Client(f"partner:{partner}", f"{partner}:")
+            return Client(f"partner:{partner}", prefix=f"{partner}:")
         scheme, _, given = headers.get("authorization", "").partition(" ")
         admin = self._settings.admin_token.get_secret_value()
         if scheme.lower() == "bearer" and admin and hmac.compare_digest(given, admin):
-            return Client(DESK, None)
+            return Client(DESK)
         raise Unauthorized("a booking needs X-Line-Id-Token, X-Api-Key or the desk's bearer token")
 
     async def _verified_sub(self, token: str) -> str:

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import argparse
 
-import uvicorn
-
 from server.intake.app import IntakeApp
-from server.main import KEEP_ALIVE_S, StopsCleanly, environment_settings
+from server.main import environment_settings, run
 
 
 def main(argv: list[str]) -> int:
@@ -23,11 +21,6 @@ def main(argv: list[str]) -> int:
     settings = environment_settings()
     if settings is None:
         return 2
-    config = uvicorn.Config(
-        IntakeApp(settings), host=args.host or settings.intake_host,
-        port=settings.intake_port if args.port is None else args.port, log_config=None,
-        lifespan="on", loop="uvloop", http="httptools", access_log=False,
-        timeout_keep_alive=KEEP_ALIVE_S, proxy_headers=False,
-    )  # fmt: skip
-    StopsCleanly(config).run()
+    port = settings.intake_port if args.port is None else args.port
+    run(IntakeApp(settings), args.host or settings.intake_host, port)
     return 0
