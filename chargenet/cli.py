@@ -18,6 +18,7 @@ ENTRIES: Final = {
     "server": ("server.main", "the server: MQTT ingest, booking, REST API, dashboard"),
     "intake": ("server.intake.main", "LINE's webhook, journaled, in front of the server"),
     "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
+    "operators": ("server.access.cli", "operator accounts: HQ, municipality, viewer"),
     "posters": ("server.line.posters_cli", "print-ready station QR posters for LINE (PDF)"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),
     "sim": ("firmware_sim.cli", "simulated charging batteries on serial lines and TCP"),
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args or args[0] in ("-h", "--help") or args[0] not in ENTRIES:
         print("usage: chargenet {" + ",".join(ENTRIES) + "} [options]\n", file=sys.stderr)
         for name, (_, what) in ENTRIES.items():
-            print(f"  {name:<8} {what}", file=sys.stderr)
+            print(f"  {name:<9} {what}", file=sys.stderr)
         return 0 if args and args[0] in ("-h", "--help") else 2
     setup_logging()
     module_name, _, function = ENTRIES[args[0]][0].partition(":")

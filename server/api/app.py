@@ -23,7 +23,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
-from server.api import bookings, health, incidents, metrics, ports, registry, stations
+from server.access.tokens import Operators
+from server.api import bookings, health, incidents, metrics, operators, ports, registry, stations
 from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
 from server.api.identity import Identities
@@ -94,7 +95,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.state.settings = settings
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (stations, bookings, incidents, registry, ports, crew_routes):
+    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators):
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
@@ -151,11 +152,12 @@ async def lifespan(
     line = next((t for t in senders if isinstance(t, LineTransport)), None)
     languages = line.language if line is not None else None
     line_bot = LineBot(db, settings, desk, clock, wake=outbox.wake, languages=languages)
+    accounts = Operators(db, clock)
     app.state.services = Services(
         settings=settings, db=db, clock=clock, hub=hub, registry=Registry(db, clock),
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
         line_bot=line_bot, outbox=outbox, wake_outbox=outbox.wake,
-        identities=Identities(settings),
+        identities=Identities(settings, accounts), operators=accounts,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     try:

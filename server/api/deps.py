@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
+from server.access.tokens import Operators
 from server.booking.service import BookingService
 from server.dashboard.sse import EventHub
 from server.db.session import Database
@@ -55,6 +56,8 @@ class Services:
     """Call after committing outbox rows (`server.delivery.outbox.enqueue`): sent at once."""
     identities: Identities
     """Who may book through the API (`server.api.identity`)."""
+    operators: Operators
+    """The operator accounts behind the operator API's tokens (`server.api.auth`)."""
 
 
 def services(request: Request) -> Services:

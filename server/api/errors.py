@@ -35,8 +35,9 @@ HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "n
 
 ANSWERS = {
     400: "the body could not be read (not UTF-8)",
-    401: "no valid admin bearer token (or, for a booking, no verified identity)",
-    403: "the credentials do not allow it (`forbidden`)",
+    401: "no valid operator bearer token (or, for a booking, no verified identity)",
+    403: "the credentials do not allow it (`forbidden`): a viewer's write, another"
+    " municipality's thing, another resident's booking",
     404: "no such resource (`not_found`)",
     409: "refused by the current state; `code` says why",
     413: "request body too large",

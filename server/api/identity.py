@@ -10,7 +10,8 @@ A booking comes from one of three clients, and the resident id must be one it vo
   vouched for by the webhook's signature and never come here);
 - a partner app: `X-Api-Key`, whose SHA-256 is in `partner_key_hashes` (the server keeps
   no key); the partner books for its own residents, ids `{partner}:...`;
-- desk staff booking for a walk-in: `Authorization: Bearer` with the admin token; any id.
+- desk staff booking for a walk-in: `Authorization: Bearer` with an operator's token (HQ
+  or a municipality's; not a viewer's, `server.api.auth`); any id.
 
 Each client is then held to a sliding-window rate (the `limits` library), and so is each
 resident a LINE ID token proves: 429 with `Retry-After` beyond it. A partner answers for
@@ -22,7 +23,6 @@ store re-scans every key every 10 ms. The limits are per process.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -34,7 +34,8 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from server.api.auth import bearer
+from server.access.tokens import Operators
+from server.api.auth import bearer, operator_of
 from server.delivery.http import HTTP_ERRORS, PlatformHttp
 from server.errors import Forbidden, RateLimited, Unauthorized, Unavailable
 from server.settings import Settings
@@ -42,6 +43,8 @@ from server.settings import Settings
 LINE_RESIDENT: Final = "line:"
 VERIFY_PATH: Final = "/oauth2/v2.1/verify"
 DESK: Final = "desk"
+BOOKINGS: Final = "/api/v1/bookings"
+"""The path a desk's booking is audited under."""
 LINE_LOGIN: Final = "line-login"
 
 partner_key = APIKeyHeader(name="X-Api-Key", auto_error=False,
@@ -55,7 +58,7 @@ class Client:
     """Who is booking, authenticated; `Identities.vouch` says for whom it may."""
 
     name: str
-    """`line-login`, `partner:{name}` or `desk`."""
+    """`line-login`, `partner:{name}` or `desk:{operator}`."""
     resident: str | None = None
     """The one resident an ID token proves (`line:{sub}`)."""
     prefix: str | None = None
@@ -77,8 +80,9 @@ async def booking_client(
 class Identities:
     """One per app: `authenticate` and `vouch` for every booking, `aclose` at the end."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, operators: Operators) -> None:
         self._settings = settings
+        self._operators = operators
         self._partners = {digest.lower(): name for name, digest in
                           settings.partner_key_hashes.items()}  # fmt: skip
         self._line = PlatformHttp(settings.delivery_timeout_s, base_url=settings.line_api_url)
@@ -117,10 +121,12 @@ class Identities:
                 raise Unauthorized("X-Api-Key is not a partner's key")
             return Client(f"partner:{partner}", prefix=f"{partner}:")
         scheme, _, given = headers.get("authorization", "").partition(" ")
-        admin = self._settings.admin_token.get_secret_value()
-        if scheme.lower() == "bearer" and admin and hmac.compare_digest(given, admin):
-            return Client(DESK)
-        raise Unauthorized("a booking needs X-Line-Id-Token, X-Api-Key or the desk's bearer token")
+        if scheme.lower() != "bearer" or not given:
+            raise Unauthorized("a booking needs X-Line-Id-Token, X-Api-Key or an operator's token")
+        operator = await operator_of(self._settings, self._operators, given,
+                                     headers.get("x-actor"), "POST", BOOKINGS)  # fmt: skip
+        operator.require_write()
+        return Client(f"{DESK}:{operator.name}")
 
     async def _verified_sub(self, token: str) -> str:
         channel = self._settings.line_login_channel_id

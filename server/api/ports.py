@@ -19,6 +19,8 @@ from sqlalchemy import select
 
 from protocol.payloads import CommandAction
 from server import audit
+from server.access.operators import Operator
+from server.access.places import station_municipality
 from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Services, Svc
@@ -29,7 +31,9 @@ from server.ingest import journal
 from server.ingest.changeset import ChangeSet, PortChange
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
-router = APIRouter(tags=["ports"], dependencies=[ADMIN], responses=documented(401, 404, 422, 503))
+router = APIRouter(
+    tags=["ports"], dependencies=[ADMIN], responses=documented(401, 403, 404, 422, 503)
+)
 
 
 @router.post("/ports/{gw_id}/{unit}/{port}/disable", response_model=schemas.PortAdminOut)
@@ -60,7 +64,7 @@ async def reset_battery_alarms(
 
 
 async def reset_alarms(
-    svc: Services, gw_id: str, unit: str, actor: str, incident_id: int | None = None
+    svc: Services, gw_id: str, unit: str, actor: Operator, incident_id: int | None = None
 ) -> schemas.AlarmResetOut:
     """Store the gateway's `reset_alarms` command, then its audit entry naming it."""
     async with svc.db.transaction() as session:
@@ -69,13 +73,15 @@ async def reset_alarms(
                 select(Unit.station_id).where(Unit.gw_id == gw_id, Unit.unit == unit)
             )
         ).first()
-    if found is None:
-        raise NotFound(f"no battery {gw_id}/{unit}")
+        if found is None:
+            raise NotFound(f"no battery {gw_id}/{unit}")
+        where = await station_municipality(session, found.station_id)
+        actor.require_reach(where, f"battery {gw_id}/{unit}")
     station_id = found.station_id
     cmd_id = await svc.send_command(gw_id, unit, CommandAction.RESET_ALARMS, None, None)
     async with svc.db.transaction() as session:
         await audit.record(
-            session, actor, "battery.alarms_reset", f"battery:{gw_id}/{unit}",
+            session, actor.name, "battery.alarms_reset", f"battery:{gw_id}/{unit}",
             {"station_id": station_id, "cmd_id": cmd_id, "incident_id": incident_id},
             at=svc.clock(),
         )  # fmt: skip
@@ -83,7 +89,7 @@ async def reset_alarms(
 
 
 async def _set_disabled(
-    svc: Services, gw_id: str, unit: str, port: int, disabled: bool, actor: str
+    svc: Services, gw_id: str, unit: str, port: int, disabled: bool, actor: Operator
 ) -> schemas.PortAdminOut:
     now = svc.clock()
     async with svc.db.transaction() as session:
@@ -98,13 +104,15 @@ async def _set_disabled(
         if found is None:
             raise NotFound(f"no port {port} on battery {gw_id}/{unit}")
         row, unit_row, gateway = found
+        where = await station_municipality(session, unit_row.station_id)
+        actor.require_reach(where, f"battery {gw_id}/{unit}")
         before = _effective(row, unit_row, gateway, now, svc.settings.report_period_s)
         changed = row.admin_disabled != disabled
         row.admin_disabled = disabled
         after = _effective(row, unit_row, gateway, now, svc.settings.report_period_s)
         if changed:
             await audit.record(
-                session, actor, "port.disabled" if disabled else "port.enabled",
+                session, actor.name, "port.disabled" if disabled else "port.enabled",
                 f"port:{gw_id}/{unit}/{port}", {"station_id": unit_row.station_id}, at=now,
             )  # fmt: skip
         change = PortChange(

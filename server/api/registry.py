@@ -1,4 +1,7 @@
-"""Admin registry routes: stations, battery mapping, CSV import (bearer token)."""
+"""Operator registry routes: stations, battery mapping, CSV import (bearer token).
+
+An operator changes what it reaches only (`server.registry.service` checks each row).
+"""
 
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ from server.registry.models import (
     StationSpec,
 )
 
-router = APIRouter(tags=["registry"], dependencies=[ADMIN], responses=documented(401, 422, 503))
+router = APIRouter(
+    tags=["registry"], dependencies=[ADMIN], responses=documented(401, 403, 422, 503)
+)
 
 CSV_EXAMPLE = "id,name_ja,name_en,latitude,longitude\nozu-01,大洲小学校,Ozu Elementary,33.5,132.5\n"
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from sqlalchemy import select
 
 from server.api import schemas
-from server.api.auth import ADMIN
+from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
 from server.api.errors import documented
 from server.api.live import station_detail, station_list, station_windows
@@ -55,12 +55,13 @@ async def get_windows(
 @router.get(
     "/stations/{station_id}/poster.pdf", dependencies=[ADMIN], response_class=Response,
     responses={200: {"content": {"application/pdf": {}}, "description": "an A4 PDF"},
-               **documented(401, 404, 409, 422)},
+               **documented(401, 403, 404, 409, 422)},
 )  # fmt: skip
-async def get_poster(station_id: schemas.Id, svc: Svc) -> Response:
+async def get_poster(station_id: schemas.Id, actor: Actor, svc: Svc) -> Response:
     """The station's A4 poster (ja/en) whose QR code opens the LINE official account's chat
     with `充電予約 {station}` typed in; 409 `line_official_account_id_unset` without it."""
     station = await svc.registry.get_station(station_id)
+    actor.require_reach(station.municipality, f"station {station_id}")
     pdf = poster_pdf(station, svc.settings.line_official_account_id)
     disposition = f'inline; filename="poster-{station.id}.pdf"'
     return Response(pdf, media_type="application/pdf", headers={"Content-Disposition": disposition})

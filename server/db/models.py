@@ -449,3 +449,23 @@ class CrewRoute(Base):
     """The municipality or counterpart group as stations name it; empty for `hq`."""
     channel_id: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime]
+
+
+class OperatorToken(Base):
+    """An operator's account: their role, where they act, and their token's SHA-256 only.
+
+    Rows are never deleted: a revoked account keeps its name, so the audit log's actor
+    always names one account, and a name is never reused for someone else.
+    """
+
+    __tablename__ = "operators"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    """`hq`, `municipality` or `viewer` (`server.access.operators.Role`)."""
+    municipality: Mapped[str | None] = mapped_column(String(100))
+    """The one municipality the operator reaches; None: all of them."""
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    rotated_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

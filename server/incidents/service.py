@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.access.places import stations_of
 from server.db.models import Incident
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound
@@ -160,9 +161,15 @@ class IncidentService:
             return view_of(await _row(session, incident_id))
 
     async def list(
-        self, state: str | None = None, station_id: str | None = None, limit: int = 500
+        self,
+        state: str | None = None,
+        station_id: str | None = None,
+        limit: int = 500,
+        *,
+        municipality: str | None = None,
     ) -> builtins.list[IncidentView]:
-        """Newest first; `state` one of open / acknowledged / resolved."""
+        """Newest first; `state` one of open / acknowledged / resolved; `municipality`: at
+        its stations only."""
         query = select(Incident).order_by(Incident.opened_at.desc(), Incident.id.desc())
         if state is not None:
             if state not in set(State):
@@ -170,6 +177,8 @@ class IncidentService:
             query = query.where(Incident.state == state)
         if station_id is not None:
             query = query.where(Incident.station_id == station_id)
+        if municipality is not None:
+            query = query.where(Incident.station_id.in_(stations_of(municipality)))
         async with self._db.transaction() as session:
             return [view_of(row) for row in await session.scalars(query.limit(limit))]
 

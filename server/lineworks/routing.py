@@ -53,16 +53,17 @@ async def load_routes(session: AsyncSession) -> Routes:
 
 router = APIRouter(
     prefix="/crew-routes", tags=["crew routes"], dependencies=[ADMIN],
-    responses=documented(401, 422, 503),
+    responses=documented(401, 403, 422, 503),
 )  # fmt: skip
 
 KeyQuery = Annotated[Key, Query(description="the municipality or counterpart group; none for hq")]
 
 
 @router.get("", response_model=RouteList)
-async def list_routes(svc: Svc) -> RouteList:
-    """Which LINE WORKS channel hears each municipality's, group's and HQ's alerts."""
-    return RouteList(routes=await CrewRoutes(svc.db, svc.clock).list())
+async def list_routes(actor: Actor, svc: Svc) -> RouteList:
+    """Which LINE WORKS channel hears each municipality's, group's and HQ's alerts (a
+    municipality's operator: its own)."""
+    return RouteList(routes=await CrewRoutes(svc.db, svc.clock).list(actor))
 
 
 @router.post("", response_model=schemas.ImportOut, responses=documented(400))

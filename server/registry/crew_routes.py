@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.access.operators import Operator
 from server.api.schemas import Text
 from server.db.models import CrewRoute
 from server.db.session import Database
@@ -91,28 +92,32 @@ class CrewRoutes:
         self._db = db
         self._clock = clock
 
-    async def list(self) -> list[RouteOut]:
+    async def list(self, by: Operator) -> list[RouteOut]:
+        """The routes `by` reaches: a municipality's operator sees its own only."""
         async with self._db.transaction() as session:
             return [
-                RouteOut.model_validate(r, from_attributes=True) for r in await route_rows(session)
+                RouteOut.model_validate(r, from_attributes=True)
+                for r in await route_rows(session)
+                if _reaches(by, r.scope, r.key)
             ]
 
-    async def put(self, spec: RouteSpec, actor: str) -> tuple[RouteOut, bool]:
+    async def put(self, spec: RouteSpec, by: Operator) -> tuple[RouteOut, bool]:
         """The route as stored, and whether it was new."""
         async with self._db.transaction() as session:
-            row, created = await self._write(session, spec, actor)
+            row, created = await self._write(session, spec, by)
             return RouteOut.model_validate(row, from_attributes=True), created
 
-    async def delete(self, scope: Scope, key: str, actor: str) -> None:
+    async def delete(self, scope: Scope, key: str, by: Operator) -> None:
+        _require_reach(by, scope, key)
         async with self._db.transaction() as session:
             row = await session.get(CrewRoute, (scope, key))
             if row is None:
                 raise NotFound(f"no {scope} route {key!r}")
             await session.delete(row)
-            await audit.record(session, actor, "crew_route.deleted", _subject(scope, key),
+            await audit.record(session, by.name, "crew_route.deleted", _subject(scope, key),
                                {"channel_id": row.channel_id}, at=self._clock())  # fmt: skip
 
-    async def import_csv(self, text: str, actor: str) -> ImportReport:
+    async def import_csv(self, text: str, by: Operator) -> ImportReport:
         """Every route of the file, or none of them; routes not in the file stay."""
         parsed = parse_routes_csv(text)
         if parsed.errors:
@@ -128,12 +133,13 @@ class CrewRoutes:
                     unchanged.append(spec.name)
                     continue
                 (created if row is None else updated).append(spec.name)
-                await self._write(session, spec, actor)
+                await self._write(session, spec, by)
         return ImportReport(tuple(created), tuple(updated), tuple(unchanged))
 
     async def _write(
-        self, session: AsyncSession, spec: RouteSpec, actor: str
+        self, session: AsyncSession, spec: RouteSpec, by: Operator
     ) -> tuple[CrewRoute, bool]:
+        _require_reach(by, spec.scope, spec.key)
         now = self._clock()
         row = await session.get(CrewRoute, (spec.scope, spec.key))
         before = None if row is None else row.channel_id
@@ -147,9 +153,22 @@ class CrewRoutes:
             return row, False
         action = "crew_route.created" if before is None else "crew_route.updated"
         detail = {"channel_id": spec.channel_id, "before": before}
-        await audit.record(session, actor, action, _subject(spec.scope, spec.key), detail, at=now)
+        await audit.record(session, by.name, action, _subject(spec.scope, spec.key), detail, at=now)
         await session.flush()
         return row, before is None
+
+
+def _reaches(by: Operator, scope: str, key: str) -> bool:
+    return by.everywhere or (scope == "municipality" and by.reaches(key))
+
+
+def _require_reach(by: Operator, scope: str, key: str) -> None:
+    """A municipality's operator sets its own municipality's route only; a counterpart
+    group's and HQ's are everyone's."""
+    if scope == "municipality":
+        by.require_reach(key, f"the {key} crew route")
+    else:
+        by.require_everywhere(f"the {scope} crew route")
 
 
 def _subject(scope: str, key: str) -> str:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from server.audit import SYSTEM_ACTOR
+from server.access.operators import SYSTEM
 from server.db.session import Database
 from server.registry.crew_routes import CrewRoutes
 from server.registry.service import Clock, ImportReport, Registry, utc_now
@@ -58,13 +58,13 @@ async def load_demo_registry(
     """
     registry, crews = Registry(db, clock), CrewRoutes(db, clock)
     stations_csv, routes_csv = demo_csv(STATIONS_CSV) or "", demo_csv(CREW_ROUTES_CSV) or ""
-    stations = _valid(STATIONS_CSV, await registry.import_stations_csv(stations_csv, SYSTEM_ACTOR))
-    routes = _valid(CREW_ROUTES_CSV, await crews.import_csv(routes_csv, SYSTEM_ACTOR))
+    stations = _valid(STATIONS_CSV, await registry.import_stations_csv(stations_csv, SYSTEM))
+    routes = _valid(CREW_ROUTES_CSV, await crews.import_csv(routes_csv, SYSTEM))
     name = f"{Path(scenario).stem}_batteries.csv"
     text = demo_csv(name)
     if text is None:
         return DemoLoad(stations, routes, None)
-    batteries = _valid(name, await registry.import_batteries_csv(text, SYSTEM_ACTOR))
+    batteries = _valid(name, await registry.import_batteries_csv(text, SYSTEM))
     return DemoLoad(stations, routes, batteries)
 
 

@@ -4,6 +4,9 @@ Validation lives in `models` and CSV parsing in `csv_import`; this module only r
 writes rows. Imports are all-or-nothing: a file with any bad row changes nothing, so a
 half-applied registry (stations without their batteries) can never be live. Writing the
 same file again changes nothing and records nothing, which makes the demo load idempotent.
+Each change is made by an operator and checked against their reach in the transaction
+that reads the rows it changes: a municipality's file naming another's station changes
+nothing (Forbidden).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
+from server.access.operators import Operator
+from server.access.places import station_municipality
 from server.db.models import ACTIVE_BOOKING, Booking, Station, Unit
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound
@@ -59,14 +64,16 @@ class Registry:
         self._db = db
         self._clock = clock
 
-    async def create_station(self, spec: StationSpec, actor: str) -> StationInfo:
+    async def create_station(self, spec: StationSpec, by: Operator) -> StationInfo:
         async with self._db.transaction() as session:
             if await session.get(Station, spec.id) is not None:
                 raise Conflict(f"station {spec.id} exists", code="station_exists")
-            await self._write_station(session, spec, None, actor)
+            await self._write_station(session, spec, None, by)
         return await self.get_station(spec.id)
 
-    async def update_station(self, station_id: str, patch: StationPatch, actor: str) -> StationInfo:
+    async def update_station(
+        self, station_id: str, patch: StationPatch, by: Operator
+    ) -> StationInfo:
         async with self._db.transaction() as session:
             row = await _station_row(session, station_id)
             merged = {**_spec_of(row).model_dump(), **patch.model_dump(exclude_unset=True)}
@@ -74,7 +81,7 @@ class Registry:
                 spec = StationSpec.model_validate(merged)
             except ValueError as exc:
                 raise Invalid(str(exc)) from exc
-            await self._write_station(session, spec, row, actor)
+            await self._write_station(session, spec, row, by)
         return await self.get_station(station_id)
 
     async def get_station(self, station_id: str) -> StationInfo:
@@ -113,7 +120,7 @@ class Registry:
         async with self._db.transaction() as session:
             return [_battery_of(unit) for unit in await session.scalars(query)]
 
-    async def map_battery(self, mapping: BatteryMapping, actor: str) -> BatteryInfo:
+    async def map_battery(self, mapping: BatteryMapping, by: Operator) -> BatteryInfo:
         """Place a battery at a station, creating its unit before the gateway reports it.
 
         Moving a battery with active bookings is refused: those residents were promised a
@@ -123,28 +130,30 @@ class Registry:
             try:
                 async with self._db.transaction() as session:
                     await _station_row(session, mapping.station_id)
-                    return await self._map(session, mapping, actor)
+                    return await self._map(session, mapping, by)
             except IntegrityError:
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
-    async def unmap_battery(self, gw_id: str, unit: str, actor: str) -> BatteryInfo:
+    async def unmap_battery(self, gw_id: str, unit: str, by: Operator) -> BatteryInfo:
         """Take a battery off its station; its unit (and live state) stays known."""
         async with self._db.transaction() as session:
             row = await session.scalar(select(Unit).where(Unit.gw_id == gw_id, Unit.unit == unit))
             if row is None:
                 raise NotFound(f"battery {gw_id}/{unit} is unknown")
             if row.station_id is not None:
+                by.require_reach(await station_municipality(session, row.station_id),
+                                 f"battery {gw_id}/{unit}")  # fmt: skip
                 await _refuse_if_booked(session, row)
                 await audit.record(
-                    session, actor, "battery.unmapped", f"battery:{gw_id}/{unit}",
+                    session, by.name, "battery.unmapped", f"battery:{gw_id}/{unit}",
                     {"station_id": row.station_id}, at=self._clock(),
                 )  # fmt: skip
                 row.station_id = None
             return _battery_of(row)
 
-    async def import_stations_csv(self, text: str, actor: str) -> ImportReport:
+    async def import_stations_csv(self, text: str, by: Operator) -> ImportReport:
         """Create or update every station of the file, or none of them (see module doc)."""
         parsed = parse_stations_csv(text)
         if parsed.errors:
@@ -160,10 +169,10 @@ class Registry:
                     unchanged.append(spec.id)
                     continue
                 (created if row is None else updated).append(spec.id)
-                await self._write_station(session, spec, row, actor)
+                await self._write_station(session, spec, row, by)
         return ImportReport(tuple(created), tuple(updated), tuple(unchanged))
 
-    async def import_batteries_csv(self, text: str, actor: str) -> ImportReport:
+    async def import_batteries_csv(self, text: str, by: Operator) -> ImportReport:
         """Map every battery of the file, or none; an unknown station is a row error."""
         parsed = parse_batteries_csv(text)
         if parsed.errors:
@@ -188,12 +197,18 @@ class Registry:
                     unchanged.append(name)
                     continue
                 (created if before is None else updated).append(name)
-                await self._map(session, parsed_row.model, actor)
+                await self._map(session, parsed_row.model, by)
         return ImportReport(tuple(created), tuple(updated), tuple(unchanged))
 
     async def _write_station(
-        self, session: AsyncSession, spec: StationSpec, row: Station | None, actor: str
+        self, session: AsyncSession, spec: StationSpec, row: Station | None, by: Operator
     ) -> None:
+        """Forbidden, and the whole transaction with it, unless `by` reaches the station's
+        municipality before and after."""
+        what = f"station {spec.id}"
+        if row is not None:
+            by.require_reach(row.municipality, what)
+        by.require_reach(spec.municipality, what)
         values = spec.model_dump()
         if row is None:
             session.add(Station(**values))
@@ -204,10 +219,17 @@ class Registry:
             for name, value in values.items():
                 setattr(row, name, value)
             action = "station.updated"
-        await audit.record(session, actor, action, f"station:{spec.id}", detail, at=self._clock())
+        await audit.record(session, by.name, action, f"station:{spec.id}", detail, at=self._clock())
 
-    async def _map(self, session: AsyncSession, mapping: BatteryMapping, actor: str) -> BatteryInfo:
+    async def _map(
+        self, session: AsyncSession, mapping: BatteryMapping, by: Operator
+    ) -> BatteryInfo:
+        """Forbidden unless `by` reaches the battery's station and the one it goes to."""
+        what = f"battery {mapping.gw_id}/{mapping.unit}"
+        by.require_reach(await station_municipality(session, mapping.station_id), what)
         row = await _unit_row(session, mapping.gw_id, mapping.unit)
+        if row is not None and row.station_id not in (None, mapping.station_id):
+            by.require_reach(await station_municipality(session, row.station_id), what)
         if row is None:
             row = Unit(gw_id=mapping.gw_id, unit=mapping.unit, station_id=mapping.station_id)
             session.add(row)
@@ -220,7 +242,7 @@ class Registry:
             before, row.station_id = row.station_id, mapping.station_id
         detail: dict[str, Any] = {"station_id": mapping.station_id, "from_station_id": before}
         subject = f"battery:{mapping.gw_id}/{mapping.unit}"
-        await audit.record(session, actor, "battery.mapped", subject, detail, at=self._clock())
+        await audit.record(session, by.name, "battery.mapped", subject, detail, at=self._clock())
         return _battery_of(row)
 
 

@@ -55,7 +55,7 @@ function card(station) {
     ports, resets, incidents);
 }
 
-// Crew mode: with the admin token (kept for this tab only, never in the URL) incidents can be
+// Crew mode: with an operator's token (kept for this tab only, never in the URL) incidents can be
 // acknowledged and resolved from the card, and a battery's latched alarms reset (a fixed port
 // shows faulted until then); the server's event stream then redraws it.
 const TOKEN_KEY = "chargenet-admin-token";

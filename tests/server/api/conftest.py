@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,19 +53,32 @@ async def live_ports(app: FastAPI, gw_id: str = "demo-gw") -> None:
         await session.merge(Gateway(gw_id=gw_id, state="online", last_seen_at=now))
 
 
-@pytest.fixture
-async def app(sqlite_url: str) -> AsyncIterator[FastAPI]:
-    application = create_app(settings_for(sqlite_url))
+@asynccontextmanager
+async def demo_app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The app on the demo registry, its batteries live."""
+    application = create_app(settings_for(database_url))
     async with application.router.lifespan_context(application):
         await load_demo_registry(application.state.services.db)
         await live_ports(application)
         yield application
 
 
-@pytest.fixture
-async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+@asynccontextmanager
+async def client_of(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+@pytest.fixture
+async def app(sqlite_url: str) -> AsyncIterator[FastAPI]:
+    async with demo_app(sqlite_url) as application:
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with client_of(app) as http:
         yield http
 
 
