@@ -202,8 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         announced = read_announcement(sim, STARTUP_TIMEOUT_S)
         config = args.data_dir / "gateway.toml"
+        health = f"127.0.0.1:{free_port()}"
         config.write_text(
-            gateway_config_toml(
+            f'health_listen = "{health}"\n' + gateway_config_toml(
                 DEMO_GATEWAY, mqtt_url, announced, (args.data_dir / "outbox.db").resolve(),
                 args.report_period,
             )
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             f"crew channels (LINE WORKS sandbox) {sandbox.crew_url}\n"
             f"admin token {server.admin_token}\n"
             f"broker {mqtt_url}\nsimulator control API {announced.get('control')}\n"
-            f"gateway config {config}\n"
+            f"gateway config {config}\ngateway health http://{health}/healthz\n"
             f"inject a fault: {chargenet_command()} sim fault --control "
             f"{announced.get('control')} --line rs485-1 --unit 2 port_fault --port 1 "
             "--error over_current\n",

@@ -5,6 +5,7 @@ gateway_id = "shelter-gw-1"
 store_path = "outbox.db"
 report_period_s = 60
 poll_period_s = 1.0          # 0: as fast as the line allows
+health_listen = "127.0.0.1:9108"   # GET /healthz, GET /metrics; leave out for none
 
 [mqtt]
 url = "mqtt://broker:1883"   # mqtts:// for TLS
@@ -140,6 +141,8 @@ class GatewayConfig(_Strict):
     poll_period_s: float = Field(default=1.0, ge=0)
     """Time between polls of one unit; 0 polls as fast as the line allows."""
     outbox_max_mb: float = Field(default=256.0, gt=0)
+    health_listen: str | None = None
+    """`host:port` of `GET /healthz` and `GET /metrics` (`gateway.health`); none: off."""
     mqtt: MqttConfig = MqttConfig()
     bus: list[Bus] = Field(min_length=1)
 
@@ -149,6 +152,15 @@ class GatewayConfig(_Strict):
         if not NAME_RE.match(gateway_id):
             raise ValueError(f"must match {NAME_RE.pattern}")
         return gateway_id
+
+    @field_validator("health_listen")
+    @classmethod
+    def _check_listen(cls, listen: str | None) -> str | None:
+        if listen is not None:
+            host, _, port = listen.rpartition(":")
+            if not host or not port.isdigit() or int(port) > 65535:
+                raise ValueError("must look like 127.0.0.1:9108")
+        return listen
 
     @field_validator("bus")
     @classmethod

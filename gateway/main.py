@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from importlib.metadata import version
 from pathlib import Path
 from typing import Final
@@ -20,11 +21,13 @@ from typing import Final
 from gateway.commands import CommandRunner
 from gateway.config import GatewayConfig, load_config
 from gateway.errors import ConfigError
+from gateway.health import BusView, GatewayView, HealthServer
 from gateway.modbus_link import ModbusLink, quiet_pymodbus
 from gateway.outbox import Outbox
 from gateway.poller import BusPoller
 from gateway.publisher import Publisher
 from gateway.reports import Reporter
+from gateway.watchdog import keep_alive, notify, watchdog_period_s
 from protocol.topics import UnitAddress
 
 log = logging.getLogger(__name__)
@@ -78,9 +81,17 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
     producers = [asyncio.create_task(p.run(), name=f"bus {n}") for n, p in pollers.items()]
     producers.append(asyncio.create_task(_report(reporter), name="report"))
     sender = asyncio.create_task(publisher.run(), name="publisher")
+    health = await _serve_health(config, pollers, publisher, outbox, reporter.version)
+    watchdog = watchdog_period_s()
+    if watchdog is not None:
+        producers.append(asyncio.create_task(keep_alive(watchdog), name="watchdog"))
+    notify("READY=1")
     try:
         await _until_stop_or_crash(stop, [*producers, sender])
     finally:
+        notify("STOPPING=1")
+        if health is not None:
+            await health.stop()
         stopping = asyncio.create_task(cancel_and_wait(producers))
         # The publisher stops itself, which publishes the retained offline status and then
         # disconnects; cancelled instead, it would leave without a word (and a clean
@@ -94,6 +105,37 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         for link in links:
             link.close()
         outbox.close()
+
+
+async def _serve_health(
+    config: GatewayConfig,
+    pollers: dict[str, BusPoller],
+    publisher: Publisher,
+    outbox: Outbox,
+    version: str,
+) -> HealthServer | None:
+    """The health endpoint on `health_listen`, reading the parts at each request."""
+    if config.health_listen is None:
+        return None
+
+    def view() -> GatewayView:
+        now = time.monotonic()
+        return GatewayView(
+            gw_id=config.gateway_id, version=version, mqtt_connected=publisher.connected,
+            mqtt=publisher.counters, outbox_messages=outbox.backlog(),
+            outbox_unconfirmed=outbox.unconfirmed(), outbox_bytes=outbox.size_bytes(),
+            outbox_budget_bytes=outbox.max_bytes, over_budget_appends=outbox.over_budget_appends,
+            buses=[BusView(name, p.stats, p.busy_s,
+                           None if p.last_ok is None else now - p.last_ok)
+                   for name, p in pollers.items()],
+            report_period_s=config.report_period_s,
+        )  # fmt: skip
+
+    host, _, port = config.health_listen.rpartition(":")
+    server = HealthServer(view)
+    bound = await server.start(host, int(port))
+    log.info("health endpoint on http://%s:%d/healthz and /metrics", host, bound)
+    return server
 
 
 async def _report(reporter: Reporter) -> None:

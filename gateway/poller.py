@@ -120,6 +120,10 @@ class BusPoller:
         self.bus = bus
         self.schedule = UnitSchedule(unit_ids, poll_period_s)
         self.stats = {unit_id: UnitStats() for unit_id in unit_ids}
+        self.busy_s = 0.0
+        """Time the line spent on this bus's requests (replies and timeouts): its use."""
+        self.last_ok: float | None = None
+        """When (on `clock`) a unit last answered a poll; None before the first."""
         self._link = link
         self._sink = sink
         self._clock = clock
@@ -168,9 +172,12 @@ class BusPoller:
             reads = [(a, await self._link.read(unit_id, a, n)) for a, n in layout.reads]
             reading = decode_unit(layout, RegisterImage(reads))
         except (UnitUnreachable, NotSunSpec, LookupError) as exc:
+            self.busy_s += self._clock() - started
             stats.polls_failed += 1
             self._failed(unit, exc)
             return False
+        self.last_ok = self._clock()
+        self.busy_s += self.last_ok - started
         stats.polls_ok += 1
         stats.registers_read += layout.registers_per_poll
         self.schedule.succeeded(unit_id, started)
@@ -199,6 +206,7 @@ class BusPoller:
             self._sink.on_unit_lost(unit, str(exc), datetime.now(UTC))
 
     async def _run_command(self, command: _Command) -> None:
+        started = self._clock()
         try:
             layout = await self._layout_of(command.unit_id)
             for address, values in command.writes(layout):
@@ -207,6 +215,8 @@ class BusPoller:
             if not command.done.done():
                 command.done.set_exception(exc)
             return
+        finally:
+            self.busy_s += self._clock() - started
         if not command.done.done():
             command.done.set_result(None)
         await self.poll(command.unit_id)

@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Final
 
 from fastapi import APIRouter, Request, Response
@@ -24,7 +25,15 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from server.dashboard.sse import EventHub
-from server.db.models import Booking, Incident, OutboxMessage, PendingChanges, Unit
+from server.db.models import (
+    Booking,
+    Gateway,
+    Incident,
+    OutboxMessage,
+    PendingChanges,
+    SeqGap,
+    Unit,
+)
 from server.db.session import Database, is_outage
 from server.delivery.sender import PENDING, OutboxSender
 from server.ingest.fanout import FanOut
@@ -44,6 +53,14 @@ class DatabaseFigures:
     """Batteries heard of that no station has (kept out of the live picture until mapped)."""
     outbox_unsent: dict[str, int] = dataclasses.field(default_factory=dict)
     """Messages not yet sent, by platform (the partial index of unsent rows answers it)."""
+    outbox_oldest_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Age of the oldest message not yet sent, by platform: a stuck platform shows here."""
+    incidents_open: dict[tuple[str, str], int] = dataclasses.field(default_factory=dict)
+    """Unresolved incidents by (kind, severity)."""
+    gateways: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Gateways by state (online, offline ...)."""
+    seq_gaps: dict[str, int] = dataclasses.field(default_factory=dict)
+    """Messages each gateway skipped that have not come since."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +76,9 @@ class Scrape:
     """Attempts recorded by this process's sender, by (platform, outcome)."""
 
 
-async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> DatabaseFigures | None:
+async def read_database(
+    db: Database, now: datetime, timeout_s: float = DATABASE_READ_S
+) -> DatabaseFigures | None:
     """The figures only the database holds; None when it is down or does not answer in time."""
     try:
         async with asyncio.timeout(timeout_s), db.transaction() as session:
@@ -73,18 +92,38 @@ async def read_database(db: Database, timeout_s: float = DATABASE_READ_S) -> Dat
             unmapped = await session.scalar(
                 select(func.count()).select_from(Unit).where(Unit.station_id.is_(None))
             )
-            unsent = await session.execute(
-                select(OutboxMessage.platform, func.count())
-                .where(OutboxMessage.state == PENDING)
-                .group_by(OutboxMessage.platform)
+            unsent = (
+                await session.execute(
+                    select(OutboxMessage.platform, func.count(), func.min(OutboxMessage.created_at))
+                    .where(OutboxMessage.state == PENDING)
+                    .group_by(OutboxMessage.platform)
+                )
+            ).all()
+            open_ = await session.execute(
+                select(Incident.kind, Incident.severity, func.count())
+                .where(Incident.state != "resolved")
+                .group_by(Incident.kind, Incident.severity)
+            )
+            gateways = await session.execute(
+                select(Gateway.state, func.count()).group_by(Gateway.state)
+            )
+            gaps = await session.execute(
+                select(
+                    SeqGap.gw_id, func.sum(SeqGap.last_missing - SeqGap.first_missing + 1)
+                ).group_by(SeqGap.gw_id)
             )
             return DatabaseFigures(
                 bookings={str(s): int(n) for s, n in bookings.all()},
                 incidents={str(s): int(n) for s, n in incidents.all()},
                 pending_changes=int(pending or 0),
                 unmapped_units=int(unmapped or 0),
-                outbox_unsent={str(p): int(n) for p, n in unsent.all()},
-            )
+                outbox_unsent={str(p): int(n) for p, n, _ in unsent},
+                outbox_oldest_s={str(p): max(0.0, (now - oldest).total_seconds())
+                                 for p, _, oldest in unsent},
+                incidents_open={(str(k), str(s)): int(n) for k, s, n in open_.all()},
+                gateways={str(s): int(n) for s, n in gateways.all()},
+                seq_gaps={str(g): int(n) for g, n in gaps.all()},
+            )  # fmt: skip
     except TimeoutError:
         return None
     except Exception as exc:
@@ -115,6 +154,19 @@ def families(scrape: Scrape) -> Iterator[Metric]:
         )  # fmt: skip
         yield _by_label("chargenet_outbox_unsent", "Messages to LINE / LINE WORKS not yet "
                         "sent", "platform", scrape.database.outbox_unsent)  # fmt: skip
+        yield _by_label("chargenet_outbox_oldest_age_seconds", "Age of the oldest message to "
+                        "LINE / LINE WORKS not yet sent", "platform",
+                        scrape.database.outbox_oldest_s)  # fmt: skip
+        incidents = GaugeMetricFamily("chargenet_incidents_open", "Unresolved incidents by "
+                                      "kind and severity", labels=["kind", "severity"])  # fmt: skip
+        for (kind, severity), count in sorted(scrape.database.incidents_open.items()):
+            incidents.add_metric([kind, severity], count)
+        yield incidents
+        yield _by_label("chargenet_gateways", "Gateways by state", "state",
+                        scrape.database.gateways)  # fmt: skip
+        yield _by_label("chargenet_seq_gap_messages", "Messages a gateway skipped that have "
+                        "not come since (lost on its side or still to be replayed)", "gw_id",
+                        scrape.database.seq_gaps)  # fmt: skip
     yield changes
     if scrape.outbox:
         attempts = CounterMetricFamily(
@@ -154,7 +206,9 @@ def _ingest(counters: IngestCounters) -> Iterator[Metric]:
     yield routed
 
 
-def _by_label(name: str, documentation: str, label: str, values: Mapping[str, int]) -> Metric:
+def _by_label(
+    name: str, documentation: str, label: str, values: Mapping[str, int] | Mapping[str, float]
+) -> Metric:
     family = GaugeMetricFamily(name, documentation, labels=[label])
     for key, value in sorted(values.items()):
         family.add_metric([key], value)
@@ -176,11 +230,12 @@ class Metrics(Collector):
         hub: EventHub | None,
         fan_out: FanOut,
         outbox: OutboxSender,
+        now: datetime,
     ) -> None:
         sse = {"subscribers": hub.subscribers, "published": hub.published,
                "dropped": hub.dropped} if hub is not None else {}  # fmt: skip
         self._scrape = Scrape(
-            database=await read_database(db),
+            database=await read_database(db, now),
             ingest=link.counters if link is not None else None,
             backlog=link.backlog if link is not None else None,
             listener_errors=fan_out.errors,
@@ -203,6 +258,6 @@ async def metrics(request: Request) -> Response:
     state = request.app.state
     svc = state.services
     await state.metrics.refresh(
-        svc.db, getattr(state, "link", None), svc.hub, svc.fan_out, svc.outbox
+        svc.db, getattr(state, "link", None), svc.hub, svc.fan_out, svc.outbox, svc.clock()
     )
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

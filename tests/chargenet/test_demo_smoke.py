@@ -48,6 +48,7 @@ def test_demo_runs_the_server_with_the_demo_stations(tmp_path: Path, broker: Mos
     assert f"dashboard {url}/" in out and "admin token " in out
     assert "resident chat (LINE sandbox) http://127.0.0.1:" in out
     assert "crew channels (LINE WORKS sandbox) http://127.0.0.1:" in out
+    assert "gateway health http://127.0.0.1:" in out
 
 
 def processes_mentioning(text: str) -> list[int]:

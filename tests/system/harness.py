@@ -124,15 +124,18 @@ def start_gateway(
     report_period_s: float = 2.0,
     poll_period_s: float = 0.2,
     extra: str = "",
+    top: str = "",
+    env: dict[str, str] | None = None,
 ) -> Child:
-    """A gateway for every line the simulator announced, outbox in `workdir`."""
+    """A gateway for every line the simulator announced, outbox in `workdir`; `extra` goes
+    into `[mqtt]`, `top` before it."""
     text = gateway_config_toml(
         gw_id, mqtt_url, sim.announced, workdir / "outbox.db", report_period_s
-    ).replace("poll_period_s = 1.0", f"poll_period_s = {poll_period_s}")
+    ).replace("poll_period_s = 1.0", f"poll_period_s = {poll_period_s}\n{top}")
     text = text.replace("reconnect_max_s = 5", "reconnect_max_s = 1" + extra)
     config = workdir / "gateway.toml"
     config.write_text(text)
-    return Child(["gateway", "--config", str(config)], workdir / "gateway.log")
+    return Child(["gateway", "--config", str(config)], workdir / "gateway.log", env=env)
 
 
 @dataclass(frozen=True)

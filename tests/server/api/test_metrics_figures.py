@@ -1,0 +1,42 @@
+"""What `/metrics` reads from the database for the alert rules: unresolved incidents by
+kind and severity, gateways by state, and the messages gateways skipped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.db.models import Gateway, Incident, SeqGap
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_incidents_gateways_and_gaps(app: FastAPI, client: httpx.AsyncClient) -> None:
+    now = datetime.now(UTC)
+    async with app.state.services.db.transaction() as session:
+        for n, (kind, severity, state) in enumerate([
+            ("port_fault", "warning", "open"), ("port_fault", "warning", "acknowledged"),
+            ("battery_low", "critical", "open"), ("port_fault", "warning", "resolved"),
+        ]):  # fmt: skip
+            session.add(Incident(kind=kind, severity=severity, state=state, dedupe_key=f"k{n}",
+                                 opened_at=now, last_seen_at=now))  # fmt: skip
+        session.add(Gateway(gw_id="gw-far", state="offline"))
+        session.add_all([SeqGap(gw_id="gw-far", first_missing=5, last_missing=9, detected_at=now),
+                         SeqGap(gw_id="gw-far", first_missing=20, last_missing=20,
+                                detected_at=now)])  # fmt: skip
+    text = (await client.get("/metrics")).text
+    found = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    opened = "chargenet_incidents_open"
+    assert found[(opened, (("kind", "port_fault"), ("severity", "warning")))] == 2
+    assert found[(opened, (("kind", "battery_low"), ("severity", "critical")))] == 1
+    assert found[("chargenet_gateways", (("state", "online"),))] == 1  # the fixture's demo-gw
+    assert found[("chargenet_gateways", (("state", "offline"),))] == 1
+    assert found[("chargenet_seq_gap_messages", (("gw_id", "gw-far"),))] == 6
