@@ -31,6 +31,12 @@ def _bin(name: str) -> str:
     return found[-1]
 
 
+def bin_dir() -> Path:
+    """The folder of PostgreSQL's programs (pg_dump, pg_restore, createdb, psql), of the
+    same version as the clusters the tests start, for tests that run them as staff do."""
+    return Path(_bin("pg_dump")).parent
+
+
 class PostgresCluster:
     """initdb + pg_ctl in a temp dir, as the `postgres` user when we are root."""
 

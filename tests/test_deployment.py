@@ -109,3 +109,11 @@ def test_broker_config_matches_the_acl_and_the_gateway_username(compose: dict[st
     gateway = compose["services"]["gateway"]
     config = load_config(mounts(gateway)["/config/gateway.toml"])
     assert config.mqtt.username == config.gateway_id  # the ACL's %u patterns rely on it
+
+
+def test_the_gateway_outbox_is_on_its_volume(compose: dict[str, Any]) -> None:
+    """The outbox must outlive the container: the TOML's store_path is on a named volume."""
+    gateway = compose["services"]["gateway"]
+    config = load_config(mounts(gateway)["/config/gateway.toml"])
+    volumes = {v.split(":")[1]: v.split(":")[0] for v in gateway["volumes"]}
+    assert volumes[str(config.store_path.parent)] in compose["volumes"]
