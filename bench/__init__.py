@@ -2,6 +2,6 @@
 
 from typing import Final
 
-BENCHES: Final = ("gateway", "ingest", "booking", "assignment", "platforms")
+BENCHES: Final = ("gateway", "outbox", "ingest", "booking", "assignment", "platforms")
 """The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
 `python -m bench` runs them."""

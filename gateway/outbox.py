@@ -13,11 +13,15 @@ reserved once (`status_seqs`) and kept, across failed connection attempts and re
 until that birth is stored (`append_status`): a seq the server never sees is then always a
 message that was sent, never one an attempt burned.
 
-The file is bounded by `max_bytes` (WAL included). When an append would pass it, state
-snapshots that a newer row of the same `supersedes` key has replaced are deleted, oldest
-first; the newest snapshot per key and every event are kept. When only those remain the
-append is stored anyway, counted in `over_budget_appends` and logged: losing an event is
-worse than a full disk budget.
+Payloads are stored deflated (`gateway.outbox_codec`), about a ninth of their JSON, and read
+back byte for byte: what is published is the JSON the producer made. Rows an outbox from
+before that encoding stored as plain JSON are read as they are.
+
+The file is bounded by `max_bytes` (WAL included; rows count as stored). When an append
+would pass it, state snapshots that a newer row of the same `supersedes` key has replaced
+are deleted, oldest first; the newest snapshot per key and every event are kept. When only
+those remain the append is stored anyway, counted in `over_budget_appends` and logged:
+losing an event is worse than a full disk budget.
 
 One connection, used from the asyncio thread only; every call is one short transaction.
 """
@@ -35,13 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from gateway.outbox_codec import decode, encode
 from protocol.payloads import Envelope
 
 log = logging.getLogger(__name__)
 
 PAGE_SIZE: Final = 4096
 ROW_OVERHEAD: Final = 48
-"""Estimated bytes a row costs beyond its topic, payload and key (header, rowid, index)."""
+"""Estimated bytes a row costs beyond its topic, stored payload and key (header, rowid, index)."""
 PRUNE_CHUNK: Final = 32
 """Superseded snapshots deleted per step while making room."""
 
@@ -144,7 +149,7 @@ class Outbox:
         for entry in entries:
             payload = entry.message.model_copy(update={"seq": seq}).model_dump_json().encode()
             messages.append(Message(seq, entry.topic, payload, entry.retain))
-            rows.append((seq, entry.topic, payload, entry.retain, entry.supersedes))
+            rows.append((seq, entry.topic, encode(payload), entry.retain, entry.supersedes))
             seq += 1
         if not rows:
             return messages
@@ -181,7 +186,7 @@ class Outbox:
         with self._transaction():
             self._db.execute(
                 "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
-                (seq, entry.topic, payload, entry.retain, entry.supersedes),
+                (seq, entry.topic, encode(payload), entry.retain, entry.supersedes),
             )
             self._db.execute("DELETE FROM meta WHERE key = 'birth_seq'")
         return Message(seq, entry.topic, payload, entry.retain)
@@ -232,7 +237,7 @@ class Outbox:
 
     def _messages(self, query: str, parameters: tuple[float, int]) -> list[Message]:
         return [
-            Message(seq, topic, bytes(payload), bool(retain))
+            Message(seq, topic, decode(payload), bool(retain))
             for seq, topic, payload, retain in self._db.execute(query, parameters)
         ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import random
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -63,11 +64,57 @@ def _snapshot(ports: int) -> UnitState:
     return UnitState(seq=0, ts=T0, online=True, battery=battery, ports=port_states)
 
 
-def state_entry(n: int, minute: float = 0.0, ports: int = 8, gw: str = GW) -> Entry:
-    """A full snapshot of unit `n`, retained, superseding older snapshots of that unit."""
+def state_entry(
+    n: int, minute: float = 0.0, ports: int = 8, gw: str = GW, rng: random.Random | None = None
+) -> Entry:
+    """A full snapshot of unit `n`, retained, superseding older snapshots of that unit.
+
+    With `rng` its readings vary from snapshot to snapshot as a live battery's do, for what
+    a backlog of them takes on disk; without, every snapshot reads the same.
+    """
     topic = topics.UNIT_STATE.format(PREFIX, gw, unit(n))
-    message = _snapshot(ports).model_copy(update={"ts": T0 + timedelta(minutes=minute)})
-    return Entry(topic, message, retain=True, supersedes=topic)
+    snapshot = _snapshot(ports)
+    update: dict[str, Any] = {"ts": T0 + timedelta(minutes=minute)}
+    if rng is not None:
+        update["battery"] = rng.choice(_live_batteries())
+        update["ports"] = [rng.choice(variants) for variants in _live_ports(ports)]
+    return Entry(topic, snapshot.model_copy(update=update), retain=True, supersedes=topic)
+
+
+@functools.cache
+def _live_batteries() -> tuple[BatteryState, ...]:
+    """Batteries at random charges and loads, made once (a model takes tens of µs)."""
+    rng = random.Random(1)
+    battery = _snapshot(1).battery
+    assert battery is not None
+    return tuple(
+        battery.model_copy(
+            update={"soc_pct": round(rng.uniform(20, 100), 1), "power_w": -rng.randrange(150)}
+        )
+        for _ in range(256)
+    )
+
+
+@functools.cache
+def _live_ports(ports: int) -> tuple[tuple[PortState, ...], ...]:
+    """For each port, readings at random to draw from, made once."""
+    rng = random.Random(ports)
+    return tuple(tuple(_live_port(p, rng) for _ in range(256)) for p in range(1, ports + 1))
+
+
+def _live_port(port: int, rng: random.Random) -> PortState:
+    """A port with a phone charging (most of the time) or none, its readings at random."""
+    occupied = rng.random() < 0.7
+    return PortState(
+        port=port,
+        status=PortStatus.CHARGING if occupied else PortStatus.AVAILABLE,
+        occupied=occupied,
+        enabled=True,
+        power_w=round(rng.uniform(0.5, 18.0), 2) if occupied else 0.0,
+        energy_wh=round(rng.uniform(0.0, 15.0), 3),
+        temp_c=round(rng.uniform(25.0, 40.0), 1),
+        session_s=rng.randrange(7200) if occupied else 0,
+    )
 
 
 def event_entry(n: int, minute: float = 0.0, gw: str = GW) -> Entry:

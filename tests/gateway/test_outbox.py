@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -102,7 +103,7 @@ def test_ack_deletes_delivered_rows(tmp_path: Path) -> None:
 
 
 def test_pruning_drops_superseded_snapshots_oldest_first(tmp_path: Path) -> None:
-    budget = 4 * MB
+    budget = 512 * 1024
     outbox = Outbox(tmp_path / "o.db", budget)
     events: set[int] = set()
     newest: dict[str, int] = {}
@@ -130,7 +131,7 @@ def test_pruning_drops_superseded_snapshots_oldest_first(tmp_path: Path) -> None
 def test_events_are_kept_over_budget_and_counted(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    budget = 256 * 1024
+    budget = 64 * 1024
     outbox = Outbox(tmp_path / "o.db", budget)
     with caplog.at_level(logging.WARNING, logger="gateway.outbox"):
         for minute in range(100):
@@ -143,26 +144,36 @@ def test_events_are_kept_over_budget_and_counted(
     outbox.close()
 
 
-def test_a_72_hour_outage_fits_the_default_budget(tmp_path: Path) -> None:
-    """24 units of 8 ports (a typhoon night), a snapshot per unit per minute, 4 events per
-    unit per hour, 72 hours without uplink: nothing is lost and the file stays in budget."""
+def fingerprint(message: Message) -> tuple[int, str, bool, bytes]:
+    """A message with its payload as a digest, to compare a backlog without holding it."""
+    return message.seq, message.topic, message.retain, hashlib.sha256(message.payload).digest()
+
+
+def test_a_72_hour_outage_fits_the_default_budget_of_100_mb(tmp_path: Path) -> None:
+    """24 units of 8 ports (a typhoon night), a snapshot per unit per minute with readings
+    that vary, 4 events per unit per hour, 72 hours without uplink: nothing is pruned, the
+    file (WAL included) stays within 100 MB and every message comes back as it was made."""
     budget = int(GatewayConfig.model_fields["outbox_max_mb"].default * MB)
+    assert budget <= 100 * MB
     outbox = Outbox(tmp_path / "o.db", budget)
+    rng = random.Random(72)
     units = range(1, 25)
-    events = 0
+    appended: list[tuple[int, str, bool, bytes]] = []
     for hour in range(72):  # one append per hour keeps the test fast; the gateway's are small
         entries: list[Entry] = []
         for minute in range(60):
-            entries += [state_entry(u, hour * 60 + minute) for u in units]
+            entries += [state_entry(u, hour * 60 + minute, rng=rng) for u in units]
             if minute % 15 == 0:
                 entries += [event_entry(u, hour * 60 + minute) for u in units]
-                events += len(units)
-        outbox.append(entries)
+        appended += map(fingerprint, outbox.append(entries))
         assert outbox.size_bytes() <= budget
-    snapshots = 72 * 60 * len(units)
-    assert outbox.backlog() == snapshots + events  # nothing pruned at all
+    assert len(appended) == 72 * 60 * len(units) + 72 * 4 * len(units) == 110_592
     assert outbox.pruned == 0
     assert outbox.over_budget_appends == 0
+    read: list[tuple[int, str, bool, bytes]] = []
+    while page := outbox.pending(after_seq=read[-1][0] if read else -1, limit=10_000):
+        read += map(fingerprint, page)
+    assert read == appended  # every one, in seq order, byte for byte
     assert outbox.size_bytes() <= budget
     outbox.close()
 
@@ -246,7 +257,7 @@ def test_sigkill_loses_nothing_acknowledged_and_never_reuses_a_seq(tmp_path: Pat
 class OutboxMachine(RuleBasedStateMachine):
     """Random appends, acks, reserves and reopens under a budget small enough to prune."""
 
-    BUDGET = 192 * 1024
+    BUDGET = 64 * 1024
 
     def __init__(self) -> None:
         super().__init__()
@@ -342,6 +353,45 @@ def test_with_receipts_a_broker_ack_keeps_the_row_until_the_server_confirms(
     outbox = Outbox(tmp_path / "o.db", MB, receipts=True)  # delivery marks survive a restart
     assert (outbox.backlog(), outbox.unconfirmed()) == (0, 3)
     outbox.close()
+
+
+def test_an_outbox_file_from_before_compression_is_read_as_it_was(tmp_path: Path) -> None:
+    """Rows stored as plain JSON by the previous version come back byte for byte beside
+    new, compressed ones, as new messages, replays and resends alike."""
+    path = tmp_path / "o.db"
+    outbox = Outbox(path, MB, receipts=True)
+    outbox.close()
+    old_rows = [
+        (0, "t/state", state_entry(1, rng=random.Random(0)).message, 1, "t/state"),
+        (1, "t/event", event_entry(1).message, 0, None),
+        (2, "t/event", event_entry(2).message, 0, None),
+    ]
+    old = sqlite3.connect(path)
+    old.executemany(
+        "INSERT INTO outbox VALUES (?, ?, ?, ?, ?, NULL)",
+        [(seq, topic, m.model_copy(update={"seq": seq}).model_dump_json().encode(), retain, key)
+         for seq, topic, m, retain, key in old_rows],
+    )  # fmt: skip
+    old.execute("UPDATE meta SET value = 3 WHERE key = 'next_seq'")
+    old.commit()
+    old_payloads = [row[0] for row in old.execute("SELECT payload FROM outbox ORDER BY seq")]
+    old.close()
+
+    outbox = Outbox(path, MB, receipts=True)
+    [new] = outbox.append([state_entry(2, rng=random.Random(1))])
+    pending = all_pending(outbox)
+    assert [m.payload for m in pending] == [*old_payloads, new.payload]
+    assert [(m.seq, m.topic, m.retain) for m in pending] == [
+        (0, "t/state", True), (1, "t/event", False), (2, "t/event", False), (3, new.topic, True)
+    ]  # fmt: skip
+    assert json.loads(as_historical(pending[0]).payload)["historical"] is True
+    outbox.ack([0, 1, 3], at=100.0)
+    assert [m.payload for m in outbox.overdue(1e12)] == [*old_payloads[:2], new.payload]
+    outbox.close()
+    stored = sqlite3.connect(path)
+    (new_row,) = stored.execute("SELECT payload FROM outbox WHERE seq = 3").fetchone()
+    stored.close()
+    assert len(new_row) < len(new.payload) / 5  # the new row is stored compressed
 
 
 def test_an_outbox_file_from_before_receipts_is_upgraded(tmp_path: Path) -> None:
