@@ -118,7 +118,7 @@ class IncidentService:
     ) -> builtins.list[IncidentView]:
         """`acknowledge` several at once in the caller's transaction (a LINE WORKS "acknowledge
         all"); an unknown one is a 404 and a resolved one a 409 before anything changes."""
-        rows = [await _row(session, incident_id) for incident_id in incident_ids]
+        rows = await _locked(session, incident_ids)
         for row in rows:
             if row.state == State.RESOLVED:
                 raise Conflict(f"incident {row.id} is resolved", code="incident_resolved")
@@ -145,7 +145,7 @@ class IncidentService:
         self, session: AsyncSession, incident_ids: Sequence[int], actor: str
     ) -> builtins.list[IncidentView]:
         """`resolve` several at once in the caller's transaction; an unknown one is a 404."""
-        rows = [await _row(session, incident_id) for incident_id in incident_ids]
+        rows = await _locked(session, incident_ids)
         now, done = self._clock(), list[Transition]()
         for row in rows:
             if row.state != State.RESOLVED:
@@ -321,8 +321,28 @@ def _by_key(views: Iterable[IncidentView]) -> dict[str, IncidentView]:
 
 
 async def _unresolved(session: AsyncSession, *where: Any) -> dict[str, Incident]:
-    query = select(Incident).where(Incident.state != State.RESOLVED, *where)
+    """Locked until the caller's transaction ends (PostgreSQL; SQLite has one writer): two
+    server processes deciding on the same incidents take turns, and the second decides on
+    what the first wrote (an escalation, an occurrence), never on what it read before.
+    Locked in id order, so two callers never wait on each other in a cycle."""
+    query = (
+        select(Incident)
+        .where(Incident.state != State.RESOLVED, *where)
+        .order_by(Incident.id)
+        .with_for_update()
+    )
     return {row.dedupe_key: row for row in await session.scalars(query)}
+
+
+async def _locked(session: AsyncSession, incident_ids: Sequence[int]) -> list[Incident]:
+    """The incidents in the order asked, locked in id order as `_unresolved` locks them; an
+    unknown one is NotFound."""
+    query = select(Incident).where(Incident.id.in_(incident_ids)).order_by(Incident.id)
+    found = {row.id: row for row in await session.scalars(query.with_for_update())}
+    for incident_id in incident_ids:
+        if incident_id not in found:
+            raise NotFound(f"incident {incident_id} is unknown")
+    return [found[incident_id] for incident_id in incident_ids]
 
 
 async def _row(session: AsyncSession, incident_id: int) -> Incident:

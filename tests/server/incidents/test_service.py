@@ -192,6 +192,27 @@ def test_two_services_opening_the_same_incident_at_once_make_one(database_url: s
     run(database_url, scenario)
 
 
+def test_two_servers_ticking_at_once_escalate_an_incident_once(database_url: str) -> None:
+    """Processes sharing the database tick at the same moment (15 s timers started together):
+    each reads the unacknowledged incident, but one escalation is written, and HQ paged
+    once. The rows are locked in id order, so the second reads the first's escalation."""
+
+    async def scenario(service: IncidentService, clock: Clock, db: Database) -> None:
+        await service.on_changes(event("alarm_raised", alarm="over_temp_alarm"))
+        (alarm,) = await service.list()
+        others = [IncidentService(Database(db.url), SETTINGS, clock) for _ in range(7)]
+        try:
+            await asyncio.gather(*(o.list() for o in others))  # connected: the ticks overlap
+            at = T0 + 15 * MIN
+            await asyncio.gather(*(s.tick(at) for s in (service, *others)))
+        finally:
+            for other in others:
+                await other._db.dispose()
+        assert [a for a, _ in await history(db, alarm)] == ["opened", "escalated"]
+
+    run(database_url, scenario)
+
+
 async def _battery_with_bookings(db: Database, soc_pct: float, phones_per_window: int) -> None:
     """ozu-01 with one 2,000 Wh battery and bookings on its 8 ports for the next 4 hours."""
     async with db.transaction() as session:
