@@ -175,6 +175,7 @@ def server(url: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int, IO[by
     port = free_port()
     log = (workdir / f"server-{port}.log").open("ab")
     env = {**os.environ, "CHARGENET_DATABASE_URL": url, "CHARGENET_MQTT_URL": "",
+           "CHARGENET_MQTT_CLIENT_ID": f"bench-booking-{port}",  # one id per process
            "CHARGENET_REPORT_PERIOD_S": "3600",
            "CHARGENET_PARTNER_KEY_HASHES": json.dumps({PARTNER: sha256(PARTNER_KEY)}),
            "CHARGENET_BOOKING_CLIENT_REQUESTS_PER_MIN": "100000000"}  # fmt: skip

@@ -42,6 +42,7 @@ from server.ingest.commands import resend_unanswered, send_command
 from server.ingest.fanout import FanOut
 from server.ingest.journal import undelivered
 from server.ingest.link import MqttLink
+from server.ingest.owner import ClientIdLock
 from server.ingest.retention import forget_seen
 from server.ingest.staleness import mark_stale
 from server.line import webhook as line_webhook
@@ -160,7 +161,9 @@ async def lifespan(
         identities=Identities(settings, accounts), operators=accounts,
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
+    client_id = ClientIdLock(db, owner)
     try:
+        await client_id.take()  # before taking over the change sets it journalled
         for changes in await undelivered(db, owner, clock(), own=True):  # before a crash
             await fan_out(changes)
         if settings.mqtt_url:
@@ -216,5 +219,6 @@ async def lifespan(
         await cancel_all(tasks)
         await booking.close()
         await app.state.services.identities.aclose()
+        await client_id.release()
         await db.dispose()
         log.info("server stopped")

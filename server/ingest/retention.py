@@ -34,7 +34,8 @@ async def forget_seen(db: Database, before: datetime) -> int:
             keys = (await session.execute(oldest)).all()
             if not keys:
                 return total
-            for gw_id in {k.gw_id for k in keys}:
+            # In one order in every process, so two sweeps at once never deadlock.
+            for gw_id in sorted({k.gw_id for k in keys}):
                 seqs = [k.seq for k in keys if k.gw_id == gw_id]
                 await session.execute(
                     delete(SeenMessage).where(SeenMessage.gw_id == gw_id, SeenMessage.seq.in_(seqs))
