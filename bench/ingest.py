@@ -21,6 +21,11 @@ message and exit status 1, when any part of it does: a publisher or subscriber e
 with an error, the server dying or not exiting 0 on SIGTERM, or any count short of what
 was generated (nothing is assumed delivered). Each phase's broker session is ended
 afterwards, so no phase pays for queueing messages to an earlier one.
+
+`--servers 1 2 3` runs phase 2 with that many server processes sharing the ingest through
+one shared subscription (`CHARGENET_MQTT_SHARED_GROUP`): their CPU per 1,000 messages,
+summed, shows whether each message is handled once (a process handling every message
+would multiply it by the count).
 """
 
 from __future__ import annotations
@@ -311,14 +316,22 @@ async def wait_for(check: Callable[[], None], condition: Callable[[], Any], what
 
 
 async def server_phase(
-    server: ServerProcess, db: Database, gateways: list[str], count: int, publish_port: int
-) -> Phase:
-    server_alive = watch(server)
-    await wait_for(server_alive, lambda: ingest_counters(server).get("connects", 0) >= 1,
-                   "the server to subscribe")  # fmt: skip
+    servers: list[ServerProcess], db: Database, gateways: list[str], count: int,
+    publish_port: int,
+) -> Phase:  # fmt: skip
+    checks = [watch(server) for server in servers]
+
+    def server_alive() -> None:
+        for check in checks:
+            check()
+
+    def subscribed() -> bool:
+        return all(ingest_counters(s).get("connects", 0) >= 1 for s in servers)
+
+    await wait_for(server_alive, subscribed, "every server to subscribe")
     publishers = await asyncio.to_thread(Publishers, publish_port, gateways, count)
     try:
-        cpu_before = cpu_s(server.process.pid)
+        cpu_before = sum(cpu_s(server.process.pid) for server in servers)
         started = publishers.start()
         done, since = 0, time.monotonic()
         while True:
@@ -334,11 +347,14 @@ async def server_phase(
             elif time.monotonic() - since > IDLE_S:
                 raise BenchFailed(f"nothing committed for {IDLE_S:.0f} s; newest seqs {newest}")
             await asyncio.sleep(POLL_S)
-        cpu = cpu_s(server.process.pid) - cpu_before
+        cpu = sum(cpu_s(server.process.pid) for server in servers) - cpu_before
         await asyncio.to_thread(publishers.join)
     finally:
         publishers.end()
-    counters = await asyncio.to_thread(ingest_counters, server)
+    counters: dict[str, int] = {}
+    for server in servers:
+        for name, value in (await asyncio.to_thread(ingest_counters, server)).items():
+            counters[name] = counters.get(name, 0) + value
     if not counters.get("receipts_sent"):
         raise BenchFailed("the server sent no receipts: the run would not measure a real one")
     return Phase("server", len(gateways) * count, await stored_rows(db, gateways), now - started,
@@ -346,28 +362,34 @@ async def server_phase(
 
 
 def run_server(
-    broker: Mosquitto, url: str, workdir: Path, gateways: list[str], count: int, publish_port: int
-) -> Phase:
-    """A `chargenet server` process on `url` ingesting what the publishers send."""
-    client_id = f"bench-server-{gateways[0]}"
-    server = ServerProcess(workdir, broker.url, REPORT_PERIOD_S, url,
-                           env={"CHARGENET_MQTT_CLIENT_ID": client_id})  # fmt: skip
-
-    async def measure() -> Phase:
-        db = Database(url)
-        try:
-            return await server_phase(server, db, gateways, count, publish_port)
-        finally:
-            await db.dispose()
-
+    broker: Mosquitto, url: str, workdir: Path, gateways: list[str], count: int,
+    publish_port: int, processes: int,
+) -> Phase:  # fmt: skip
+    """`processes` `chargenet server` processes on `url`, sharing the ingest through one
+    shared subscription (one process too, so every count takes the same path)."""
+    client_ids = [f"bench-server-{gateways[0]}-{n}" for n in range(processes)]
+    servers: list[ServerProcess] = []
     try:
+        for client_id in client_ids:
+            env = {"CHARGENET_MQTT_CLIENT_ID": client_id, "CHARGENET_MQTT_SHARED_GROUP": "bench"}
+            servers.append(ServerProcess(workdir, broker.url, REPORT_PERIOD_S, url, env=env))
+
+        async def measure() -> Phase:
+            db = Database(url)
+            try:
+                return await server_phase(servers, db, gateways, count, publish_port)
+            finally:
+                await db.dispose()
+
         phase = asyncio.run(measure())
     finally:
-        code = server.stop()
-    if code != 0:
-        tail = server.log_text()[-2000:]
-        raise BenchFailed(f"the server exited with {code} on SIGTERM:\n{tail}")
-    forget_session(broker.port, client_id)
+        codes = [server.stop() for server in servers]
+    for server, code in zip(servers, codes, strict=True):
+        if code != 0:
+            tail = server.log_text()[-2000:]
+            raise BenchFailed(f"a server exited with {code} on SIGTERM:\n{tail}")
+    for client_id in client_ids:
+        forget_session(broker.port, client_id)
     return phase
 
 
@@ -383,35 +405,41 @@ def run(args: argparse.Namespace, root: Path) -> dict[str, Any]:
     results: dict[str, Any] = {}
     try:
         for store in args.stores:
-            rounds: list[dict[str, Any]] = []
-            ratios: list[float] = []
-            for n in range(args.rounds):  # a fresh database per round: none grows
-                if store == "sqlite":
-                    url = f"sqlite+aiosqlite:///{root / f'bench-{n}.sqlite3'}"
-                else:
-                    cluster = cluster or durable_cluster()
-                    url = create_database(cluster.url)
-                gateways = [f"{store}{n}-{i}" for i in range(args.publishers)]
-                bare = run_bare(broker, [f"bare-{gw}" for gw in gateways], args.count,
-                                publish_port)  # fmt: skip
-                server = run_server(broker, url, root, gateways, args.count, publish_port)
-                if not broker.running:
-                    raise BenchFailed(f"mosquitto died; log:\n{broker.log.read_text()[-2000:]}")
-                ratio = round(server.rate / bare.rate, 3)
-                rounds.append({"bare": asdict(bare), "server": asdict(server), "ratio": ratio})
-                ratios.append(ratio)
-                settings = store_settings(url)
-                print(f"{store} | {describe(settings)} | {bare.rate:.0f} | {server.rate:.0f} | "
-                      f"{ratio:.2f} | {server.generated} | {server.stored} | {server.lost} | "
-                      f"{server.seconds:.2f} | {bare.cpu_ms_per_1000:.0f} | "
-                      f"{server.cpu_ms_per_1000:.0f}", flush=True)  # fmt: skip
-            results[store] = {"settings": settings, "ratio_median": statistics.median(ratios),
-                              "ratios": ratios, "rounds": rounds}  # fmt: skip
-            print(
-                f"{store}: median ratio {statistics.median(ratios):.2f} of {len(ratios)} "
-                f"(range {min(ratios):.2f}-{max(ratios):.2f})",
-                flush=True,
-            )
+            by_processes: dict[str, Any] = {}
+            for processes in args.servers:
+                rounds: list[dict[str, Any]] = []
+                ratios: list[float] = []
+                for n in range(args.rounds):  # a fresh database per round: none grows
+                    if store == "sqlite":
+                        url = f"sqlite+aiosqlite:///{root / f'bench-{processes}-{n}.sqlite3'}"
+                    else:
+                        cluster = cluster or durable_cluster()
+                        url = create_database(cluster.url)
+                    gateways = [f"{store}{processes}-{n}-{i}" for i in range(args.publishers)]
+                    bare = run_bare(broker, [f"bare-{gw}" for gw in gateways], args.count,
+                                    publish_port)  # fmt: skip
+                    server = run_server(broker, url, root, gateways, args.count, publish_port,
+                                        processes)  # fmt: skip
+                    if not broker.running:
+                        raise BenchFailed(f"mosquitto died; log:\n{broker.log.read_text()[-2000:]}")
+                    ratio = round(server.rate / bare.rate, 3)
+                    rounds.append({"bare": asdict(bare), "server": asdict(server),
+                                   "ratio": ratio})  # fmt: skip
+                    ratios.append(ratio)
+                    settings = store_settings(url)
+                    print(f"{store} | {processes} | {describe(settings)} | {bare.rate:.0f} | "
+                          f"{server.rate:.0f} | {ratio:.2f} | {server.generated} | "
+                          f"{server.stored} | {server.lost} | {server.seconds:.2f} | "
+                          f"{bare.cpu_ms_per_1000:.0f} | {server.cpu_ms_per_1000:.0f}",
+                          flush=True)  # fmt: skip
+                by_processes[str(processes)] = {"ratio_median": statistics.median(ratios),
+                                                "ratios": ratios, "rounds": rounds}  # fmt: skip
+                print(
+                    f"{store} x{processes}: median ratio {statistics.median(ratios):.2f} of "
+                    f"{len(ratios)} (range {min(ratios):.2f}-{max(ratios):.2f})",
+                    flush=True,
+                )
+            results[store] = {"settings": settings, "processes": by_processes}
     finally:
         broker.stop()
         if cluster is not None:
@@ -431,19 +459,21 @@ def main(argv: list[str] | None = None) -> int:
                              "as the machine's load varies between pairs")  # fmt: skip
     parser.add_argument("--stores", nargs="+", choices=["sqlite", "postgresql"],
                         default=["sqlite", "postgresql"])  # fmt: skip
+    parser.add_argument("--servers", nargs="+", type=int, default=[1], metavar="N",
+                        help="server processes sharing the ingest, a run each: 1 2 3")  # fmt: skip
     parser.add_argument("--publisher-port", type=int,
                         help="send the publishers to this port instead of the broker's (to "
                              "see a broken run fail)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/ingest.json"))
     args = parser.parse_args(argv)
-    if args.rounds < 1 or args.count < 1 or args.publishers < 1:
-        parser.error("--rounds, --count and --publishers must be at least 1")
+    if args.rounds < 1 or args.count < 1 or args.publishers < 1 or min(args.servers) < 1:
+        parser.error("--rounds, --count, --publishers and --servers must be at least 1")
 
     def body() -> int:
         print(f"{args.publishers} publishers x {args.count} unit states (QoS 1, {PORTS} ports)")
         print(
-            "store | durability | bare paho msg/s | server process msg/s | ratio | "
-            "generated | stored | lost | seconds | CPU-ms per 1,000: bare | server",
+            "store | servers | durability | bare paho msg/s | servers' msg/s | ratio | "
+            "generated | stored | lost | seconds | CPU-ms per 1,000: bare | servers (sum)",
             flush=True,
         )
         with tempfile.TemporaryDirectory(prefix="chargenet-bench-ingest-") as scratch:

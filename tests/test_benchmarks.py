@@ -60,7 +60,8 @@ def test_a_tiny_ingest_run_stores_everything_and_says_on_what(tmp_path: Path) ->
                  "--out", str(out))  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     store = json.loads(out.read_text())["results"]["sqlite"]
-    bare, server = store["rounds"][0]["bare"], store["rounds"][0]["server"]
+    [one] = store["processes"]["1"]["rounds"]
+    bare, server = one["bare"], one["server"]
     assert (bare["generated"], bare["stored"], bare["lost"]) == (400, 400, 0)
     assert (server["generated"], server["stored"], server["lost"]) == (400, 400, 0)
     assert server["counters"]["applied"] == 400
