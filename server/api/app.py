@@ -32,6 +32,7 @@ from server.api.jobs import cancel_all, every
 from server.booking.service import BookingService
 from server.booking.views import BookingView
 from server.dashboard import routes as dashboard
+from server.dashboard.relay import HubRelay
 from server.dashboard.sse import EventHub
 from server.db.migrate import upgrade
 from server.db.session import Database
@@ -172,6 +173,10 @@ async def lifespan(
         app.state.link = link
         await line_bot.start()
         tasks.append(asyncio.create_task(notices.run(), name="line-notices"))
+        if not db.is_sqlite:  # other processes may share the database: relay the hub
+            relay = app.state.relay = HubRelay(db, hub)
+            hub.relay = relay.send
+            tasks.append(asyncio.create_task(relay.run(), name="dashboard-relay"))
         tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
 
         async def stale() -> None:

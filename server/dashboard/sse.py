@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from typing import Any
 
 from server.ingest.changeset import ChangeSet
@@ -55,6 +55,8 @@ class EventHub:
         self._queues: set[asyncio.Queue[dict[str, Any] | None]] = set()
         self.published = 0
         self.dropped = 0
+        self.relay: Callable[[dict[str, Any]], None] | None = None
+        """Where this process's events also go: the other processes (`relay.HubRelay`)."""
 
     @property
     def subscribers(self) -> int:
@@ -66,6 +68,13 @@ class EventHub:
             self.publish(compact(changes))
 
     def publish(self, event: dict[str, Any]) -> None:
+        """An event of this process: to its subscribers and the other processes'."""
+        if self.relay is not None:
+            self.relay(event)
+        self.deliver(event)
+
+    def deliver(self, event: dict[str, Any]) -> None:
+        """To this process's subscribers only (an event another process relayed)."""
         self.published += 1
         for queue in self._queues:
             if queue.full():
