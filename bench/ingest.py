@@ -337,7 +337,11 @@ async def server_phase(
         while True:
             newest = await newest_seqs(db, gateways)
             now = time.time()
-            if all(newest.get(gw, -1) == count - 1 for gw in gateways):
+            # One process commits a gateway's messages in order; several may commit the
+            # newest while another still holds older ones, so then every row is counted.
+            if all(newest.get(gw, -1) == count - 1 for gw in gateways) and (
+                len(servers) == 1 or await stored_rows(db, gateways) == len(gateways) * count
+            ):
                 break
             server_alive()
             publishers.check()

@@ -39,8 +39,10 @@ def anyio_backend() -> str:
 @pytest.fixture
 async def served(database_url: str, sandbox: Sandbox) -> AsyncIterator[FastAPI]:
     """The app on a free port, pointed at the sandbox and the sandbox's callbacks at it."""
+    # the default timeout: a 1 s one, passed on a loaded machine, sends an alert the
+    # sandbox did take again (the platform keeps no idempotency key), doubling it
     settings = works_settings(sandbox, database_url=database_url, mqtt_url=None,
-                              admin_token=SecretStr("unused"))  # fmt: skip
+                              admin_token=SecretStr("unused"), delivery_timeout_s=10.0)  # fmt: skip
     app = create_app(settings)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
