@@ -2,6 +2,8 @@
 
 from typing import Final
 
-BENCHES: Final = ("gateway", "outbox", "ingest", "booking", "assignment", "platforms")
+BENCHES: Final = (
+    "gateway", "outbox", "ingest", "booking", "assignment", "platforms", "faults",
+)  # fmt: skip
 """The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
 `python -m bench` runs them."""

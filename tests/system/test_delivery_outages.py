@@ -11,6 +11,7 @@ resident or crew saw is read from the sandbox, which records each accepted reque
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import pytest
 
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.sandboxes import Sandbox
 from tests.server.running import ServerProcess
@@ -104,6 +106,7 @@ def counts(sandbox: Sandbox, users: list[str]) -> dict[str, list[str]]:
     return {u: [d["via"] for d in sandbox.line_messages(u)] for u in users}
 
 
+@pytest.mark.reliability
 def test_line_down_then_rate_limited_delivers_every_reply_and_push_once(
     server: ServerProcess, sandbox: Sandbox, gateway: Gateway
 ) -> None:
@@ -115,12 +118,18 @@ def test_line_down_then_rate_limited_delivers_every_reply_and_push_once(
     for resident in chatting:
         resident.send({"type": "text", "text": "充電"})
     gateway.publish(*moved_ports)
+    began = time.monotonic()
 
     wait_until(lambda: all_sent(server, "line", 5), SETTLED_S, "every LINE message sent")
+    recovery_s = time.monotonic() - began
     assert sum(a for _, _, a in outbox(server, "line")) >= 5 + 20  # the faults were met
     seen = counts(sandbox, [*booked, *(r.user_id for r in chatting)])
     assert seen == {**{u: ["push"] for u in booked},
                     **{r.user_id: ["reply"] for r in chatting}}, seen  # fmt: skip
+    record(Outcome("LINE answering 500 x10 then 429 x10", 5,
+                   sum(min(1, len(v)) for v in seen.values()),
+                   sum(max(0, len(v) - 1) for v in seen.values()), recovery_s,
+                   "LINE replies and pushes"))  # fmt: skip
     for resident in chatting:
         [answer] = resident.deliveries()
         assert asks_for_a_location(answer), answer
@@ -202,16 +211,32 @@ def page_two(server: ServerProcess, gateway: Gateway) -> list[int]:
     return port_faults(server)
 
 
+@pytest.mark.reliability
 def test_lineworks_down_then_rate_limited_delivers_every_alert_once(
     server: ServerProcess, sandbox: Sandbox, gateway: Gateway
 ) -> None:
     sandbox.faults("lineworks", count=8, status=500)
     sandbox.faults("lineworks", count=8, status=429, retry_after_s=0.2)
+    began = time.monotonic()
     first, second = page_two(server, gateway)
     wait_until(lambda: all_sent(server, "lineworks", 6), SETTLED_S, "every alert sent")
+    recovery_s = time.monotonic() - began
     assert sum(a for _, _, a in outbox(server, "lineworks")) >= 6 + 16
     expected = [[f"ack:{first}", f"resolve:{first}"], [f"ack:{second}", f"resolve:{second}"]]
-    assert channel_alerts(sandbox) == {c: expected for c in CHANNELS.values()}
+    shown = channel_alerts(sandbox)
+    assert shown == {c: expected for c in CHANNELS.values()}
+    kept = [a for alerts_ in shown.values() for a in alerts_]
+    unique = {(c, tuple(a)) for c, alerts_ in shown.items() for a in alerts_}
+    record(
+        Outcome(
+            "LINE WORKS answering 500 x8 then 429 x8",
+            6,
+            len(unique),
+            len(kept) - len(unique),
+            recovery_s,
+            "crew alerts (incident x channel)",
+        )
+    )
 
 
 def test_a_server_killed_while_lineworks_holds_its_request_delivers_it_once_after_restart(

@@ -13,6 +13,7 @@ import pytest
 
 from protocol.payloads import GatewayStatus, UnitEvent, UnitState
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.system.harness import Child, Recorder, Simulator, quiet_simulator, start_gateway
 
@@ -141,6 +142,7 @@ def test_last_will_marks_a_killed_gateway_offline(
         late.close()
 
 
+@pytest.mark.reliability
 def test_broker_outage_replays_every_event_once_in_order_as_history(
     sim: Simulator, gateway: Child, recorder: Recorder, broker: Mosquitto
 ) -> None:
@@ -154,6 +156,7 @@ def test_broker_outage_replays_every_event_once_in_order_as_history(
     # Let the gateway poll the faulted units a few times while the broker is down.
     wait_until(lambda: reads_served(sim, "line-1", 2) >= served + 10, 20, "polls during outage")
     broker.start()
+    back = time.monotonic()
 
     def outage_events() -> list[dict[str, Any]]:
         return [e for e in events_of(recorder) if e["event_id"] not in before]
@@ -167,9 +170,15 @@ def test_broker_outage_replays_every_event_once_in_order_as_history(
         30,
         "the events raised during the outage",
     )
+    recovery_s = time.monotonic() - back
     replayed = outage_events()
     ids = [e["event_id"] for e in replayed]
     assert len(ids) == len(set(ids)), "an event arrived twice"
+    raised = {(e["kind"], e.get("port")) for e in replayed} & wanted
+    alarmed = any(e.get("alarm") == "over_temp_alarm" for e in replayed)
+    record(Outcome("broker down while batteries fault, then back", len(wanted) + 1,
+                   len(raised) + alarmed, len(ids) - len(set(ids)), recovery_s,
+                   "events raised during the outage, at the broker"))  # fmt: skip
     assert all(e["historical"] for e in replayed)
     seqs = [e["seq"] for e in replayed]
     assert seqs == sorted(seqs)

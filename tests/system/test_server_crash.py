@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pytest
 
 from server.db.migrate import upgrade
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.server.ingest.messages import state, status
 from tests.server.ingest.test_link import publish_burst
@@ -60,6 +62,7 @@ def seen_messages(database: str) -> int:
     return count(database, "SELECT count(*) FROM seen_messages")
 
 
+@pytest.mark.reliability
 def test_messages_received_but_not_committed_survive_a_killed_server(
     broker: Mosquitto, postgres_url: str, tmp_path: Path
 ) -> None:
@@ -75,10 +78,16 @@ def test_messages_received_but_not_committed_survive_a_killed_server(
             20, "the server holding every state, none committed",
         )  # fmt: skip
     assert seen_messages(plain) == 0
+    back = time.monotonic()
     second = ServerProcess(tmp_path, broker.url, 5.0, postgres_url, env=SESSION)
     try:
         wait_until(lambda: seen_messages(plain) == STATES, 30, "every state applied after all")
+        recovery_s = time.monotonic() - back
         assert ingest_counter(second, "failed") == 0
+        applied = int(ingest_counter(second, "applied"))
+        record(Outcome("server SIGKILLed holding uncommitted messages, restarted", STATES,
+                       seen_messages(plain), applied - STATES, recovery_s,
+                       "gateway messages"))  # fmt: skip
     finally:
         second.stop()
 

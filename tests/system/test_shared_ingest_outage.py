@@ -10,6 +10,7 @@ although the two processes each stored part of the stream.
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import psycopg
@@ -17,11 +18,12 @@ import pytest
 
 from server.db.migrate import upgrade
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.server.running import ServerProcess
 from tests.system.harness import quiet_simulator, start_gateway
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 GW = "gw-share"
 FAULTED_PORTS = (1, 2, 3)
 
@@ -65,10 +67,12 @@ def test_a_backlog_drained_while_every_server_is_away_is_stored_without_gaps(
         broker.start()
         wait_until(lambda: outbox_rows(outbox, "delivered IS NULL") == 0, 30,
                    "the gateway drained its outbox to a broker no server is on")  # fmt: skip
+        back = time.monotonic()
         servers = [ServerProcess(tmp_path, broker.url, 1.0, postgres_url, env=share(n))
                    for n in ("share-a", "share-b")]  # fmt: skip
         wait_until(lambda: outbox_rows(outbox) == 0, 60,
                    "every message covered by a server's receipt")  # fmt: skip
+        recovery_s = time.monotonic() - back
 
         events = one(plain, "SELECT count(*) FROM unit_events WHERE kind = 'port_faulted' "
                             f"AND port IN {FAULTED_PORTS}")  # fmt: skip
@@ -82,6 +86,9 @@ def test_a_backlog_drained_while_every_server_is_away_is_stored_without_gaps(
         # to no one, and a Will is never in the outbox.
         assert generated - stored <= 1
         assert "sending them again" in gateway.log_text()
+        record(Outcome("broker restart with every server away; the backlog drained to nobody",
+                       generated - 1, stored, 0, recovery_s,
+                       "gateway messages (but the Will published to nobody)"))  # fmt: skip
         print(
             f"\ngenerated {generated}, stored {stored}, missing {generated - stored} (the "
             "Will published to nobody), duplicated 0 (stored once per seq)"

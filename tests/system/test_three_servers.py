@@ -22,6 +22,7 @@ import pytest
 from server.db.migrate import upgrade
 from server.lineworks.buttons import Button, decode
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.sandboxes import Sandbox
 from tests.server.running import ServerProcess
@@ -29,7 +30,7 @@ from tests.system.harness import quiet_simulator, start_gateway
 from tests.system.platforms import CHANNELS, GW, REPORT_S, STATION, alerts, buttons, start_server
 from tests.system.test_shared_ingest_outage import share
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 UNITS = ("line-1.1", "line-1.2", "line-1.3")
 FAULTS = [(unit, port) for unit in (1, 2, 3) for port in (1, 2)]
 RESIDENTS = 36
@@ -165,7 +166,8 @@ def test_one_of_three_servers_killed_mid_burst_loses_and_doubles_nothing(
         incidents = sorted(i["id"] for i in first.admin("GET", "/api/v1/incidents")["incidents"]
                            if i["kind"] == "port_fault")  # fmt: skip
         assert len(incidents) == len(FAULTS)
-        assert paged(sandbox) == {c: incidents for c in CHANNELS.values()}
+        alerts_seen = paged(sandbox)
+        assert alerts_seen == {c: incidents for c in CHANNELS.values()}
 
         # no resident and no port twice among the window's active bookings
         active = one(plain, "SELECT count(*) FROM bookings WHERE status = 'active'")
@@ -175,6 +177,12 @@ def test_one_of_three_servers_killed_mid_burst_loses_and_doubles_nothing(
         assert one(plain, "SELECT count(*) - count(DISTINCT (unit_pk, port, window_start)) "
                           "FROM bookings WHERE status = 'active'") == 0  # fmt: skip
         assert results.count(201) >= active
+        fault = "one of three servers SIGKILLed mid-burst"
+        record(Outcome(fault, generated - 1, stored, 0, recovery_s, "gateway messages"))
+        record(Outcome(fault, len(FAULTS) * len(CHANNELS),
+                       sum(len(set(ids)) for ids in alerts_seen.values()),
+                       sum(len(ids) - len(set(ids)) for ids in alerts_seen.values()),
+                       recovery_s, "crew alerts (incident x channel)"))  # fmt: skip
         print(
             f"\nkilled share-b mid-burst: {generated} messages generated, {stored} stored, "
             f"0 doubled; {len(incidents)} incidents paged x{len(CHANNELS)} channels once; "

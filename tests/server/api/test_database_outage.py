@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conditions import wait_until
+from tests.faults import Outcome, record
 from tests.postgres import PostgresCluster, create_database
 from tests.server.running import ServerProcess
 
@@ -35,6 +37,7 @@ def answer(server: ServerProcess, method: str, path: str, body: Any = None) -> t
         return error.code, found
 
 
+@pytest.mark.reliability
 def test_an_outage_answers_503_and_the_server_recovers(
     cluster: PostgresCluster, tmp_path: Path
 ) -> None:
@@ -58,12 +61,17 @@ def test_an_outage_answers_503_and_the_server_recovers(
         assert (status, found["checks"]) == (503, {"database": "down"})
 
         cluster.resume()
+        back = time.monotonic()
         wait_until(lambda: answer(server, "GET", "/api/v1/stations")[0] == 200, 30,
                    "stations served again")  # fmt: skip
+        recovery_s = time.monotonic() - back
         status, found = answer(server, "POST", "/api/v1/bookings", booking)
         assert (status, found["error"]["code"]) == (409, "window_full")  # no ports: decided
         assert answer(server, "GET", "/readyz") == (200, {"status": "ready",
                                                          "checks": {"database": "up"}})  # fmt: skip
         assert "Traceback" not in server.log_text()
+        record(Outcome("PostgreSQL paused, then resumed", 2, 2, 0, recovery_s,
+                       "API calls while it was down (answered 503 with Retry-After; "
+                       "the booking decided once it was back)"))  # fmt: skip
     finally:
         assert server.stop() == 0
