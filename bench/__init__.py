@@ -2,6 +2,6 @@
 
 from typing import Final
 
-BENCHES: Final = ("gateway", "outbox", "ingest", "booking", "assignment", "platforms")
+BENCHES: Final = ("gateway", "outbox", "ingest", "booking", "assignment", "platforms", "fuzz")
 """The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
 `python -m bench` runs them."""
