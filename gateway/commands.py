@@ -126,7 +126,7 @@ class CommandRunner:
 def _cmd_id_of(payload: bytes) -> str | None:
     try:
         data = json.loads(payload)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting: pydantic refused it, json gives up
         return None
     cmd_id = data.get("cmd_id") if isinstance(data, dict) else None
     return cmd_id if isinstance(cmd_id, str) and 0 < len(cmd_id) <= 64 else None

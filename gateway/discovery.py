@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from gateway.errors import NotSunSpec
+from protocol.payloads import PORT_MAX
 from protocol.sunspec import (
     BATTERY,
     DC_MEASUREMENT,
@@ -90,6 +91,9 @@ def layout_for(models: dict[int, ModelSpan], bus: str, unit_id: int) -> UnitLayo
             raise NotSunSpec(bus, unit_id, f"no model {required.model_id} ({required.name})")
         if span.length < required.fixed_len:
             raise NotSunSpec(bus, unit_id, f"model {required.model_id} is too short")
+    ports = DC_MEASUREMENT.repeats(models[DC_MEASUREMENT.model_id].length)
+    if ports > PORT_MAX:  # the contract could not carry its state: refuse it here, once
+        raise NotSunSpec(bus, unit_id, f"{ports} ports, at most {PORT_MAX}")
     polled = [models[m.model_id] for m in POLLED_MODELS if m.model_id in models]
     return UnitLayout(models, plan_reads(polled))
 

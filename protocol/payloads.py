@@ -40,13 +40,16 @@ NAMES_MAX: Final = 64
 def _require_utc(value: datetime) -> datetime:
     if value.tzinfo is None:
         raise ValueError("timestamp needs a timezone")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+14:00: a ValueError, so pydantic refuses it
+        raise ValueError("timestamp outside the years 1..9999 in UTC") from None
 
 
 def format_ts(value: datetime) -> str:
-    """`2026-11-24T09:00:00.000Z`: UTC, milliseconds, Z."""
-    utc = value.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    """`2026-11-24T09:00:00.000Z`: UTC, milliseconds, Z; the year always in four digits
+    (strftime writes year 999 as `999`, which no ISO 8601 parser reads back)."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 # Booleans and integers are strict: `"yes"` is no bool and `1.0` no int, so a gateway bug

@@ -220,9 +220,15 @@ def unimplemented(point_type: PointType) -> int:
     return _UNIMPLEMENTED[point_type]
 
 
+SF_MAX: Final = 10
+"""SunSpec scale factors lie in -10..10; a device reporting another has no usable value
+(and 10**400 would not even fit a float)."""
+
+
 def scaled(raw: RawValue, sf: RawValue) -> float | None:
-    """Apply a SunSpec scale factor; None when either point is unimplemented."""
-    if not isinstance(raw, int) or not isinstance(sf, int):
+    """Apply a SunSpec scale factor; None when either point is unimplemented, or the scale
+    factor is outside SunSpec's range."""
+    if not isinstance(raw, int) or not isinstance(sf, int) or not -SF_MAX <= sf <= SF_MAX:
         return None
     return raw / 10**-sf if sf < 0 else float(raw * 10**sf)
 

@@ -8,12 +8,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 from selenium import webdriver
 
 from tests.browser import chromium
 from tests.mosquitto import Mosquitto
 from tests.postgres import create_database, server_url
 from tests.sandboxes import Sandbox
+
+# Hypothesis profiles, registered here so `--hypothesis-profile` finds them whatever paths
+# pytest is given. `ci` (pyproject's addopts, so `./dev test`) keeps hypothesis' default
+# count per test: the fuzz tests (tests/fuzz) take a few seconds there. `fuzz` is the full
+# run, `python -m bench fuzz`: 7,000 cases per fuzz test, over 100,000 in all.
+settings.register_profile("ci", deadline=None, print_blob=True)
+settings.register_profile(
+    "fuzz", max_examples=7_000, deadline=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)  # fmt: skip
 
 LOG_TAIL_LINES = 60
 """How much of each child process's log a failing test's report shows."""

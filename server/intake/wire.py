@@ -55,7 +55,8 @@ def verified(secret: str, body: bytes, signed: str) -> list[Received]:
         raise Unauthorized(f"{SIGNATURE_HEADER} does not match the body")
     try:
         return [_read(raw) for raw in json.loads(body)["events"]]
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            RecursionError) as exc:  # fmt: skip
         raise Invalid(f"not a relayed body ({type(exc).__name__})") from None
 
 

@@ -13,6 +13,9 @@ a crash is therefore a location without a point, and the resident is asked again
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -114,10 +117,17 @@ def verified_events(secret: str, body: bytes, signature: str) -> list[ResidentEv
         raise Unauthorized("X-Line-Signature missing or no channel secret set")
     try:
         text = body.decode("utf-8")
+    except UnicodeDecodeError:  # signed or not? the SDK only takes text, so check here
+        mac = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest())
+        if not hmac.compare_digest(mac, signature.encode()):
+            raise Unauthorized("X-Line-Signature does not match the body") from None
+        raise Invalid("not a LINE webhook body (not UTF-8)") from None
+    try:
         parsed = WebhookParser(secret).parse(text, signature)
     except InvalidSignatureError:
         raise Unauthorized("X-Line-Signature does not match the body") from None
-    except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError) as exc:
+    except (ValueError, KeyError, TypeError, AttributeError, OverflowError,
+            RecursionError) as exc:  # fmt: skip
         raise Invalid(f"not a LINE webhook body ({type(exc).__name__})") from None
     return resident_events(parsed, text)
 

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
 from server.api.deps import Services, Svc
-from server.api.errors import error_body
+from server.api.errors import TOO_LARGE, error_body
 from server.db.models import Incident
 from server.delivery.outbox import Platform, enqueue, user_target
 from server.errors import ServerError
@@ -45,6 +45,8 @@ from server.settings import Settings
 log = logging.getLogger(__name__)
 
 CALLBACK_PATH: Final = "/lineworks/callback"
+MAX_BODY: Final = 64_000
+"""A callback is one event of well under 2 KB; anything far larger is refused unread (413)."""
 
 
 class Source(BaseModel):
@@ -124,7 +126,11 @@ router = APIRouter()
 @router.post(CALLBACK_PATH, include_in_schema=False)
 async def callback(request: Request, svc: Svc) -> Response:
     """Not in the OpenAPI: LINE WORKS calls it, signed, and nobody else may."""
-    body = await request.body()
+    body = b""
+    async for chunk in request.stream():  # read no further than a callback can be long
+        body += chunk
+        if len(body) > MAX_BODY:
+            return JSONResponse(TOO_LARGE, 413)
     headers = request.headers
     if not verified(svc.settings, headers.get("x-works-botid"), headers.get("x-works-signature"),
                     body):  # fmt: skip
