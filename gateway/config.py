@@ -33,6 +33,7 @@ units = [1]
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -49,6 +50,9 @@ class _Strict(BaseModel):
 
 class MqttConfig(_Strict):
     url: str = "mqtt://127.0.0.1:1883"
+    failover_urls: list[str] = []
+    """Brokers tried in turn after `url` when a connection fails or is lost (the nodes of a
+    clustered broker, or a standby): each attempt goes to the next."""
     username: str | None = None
     password: SecretStr | None = None
     prefix: str = DEFAULT_PREFIX
@@ -73,25 +77,39 @@ class MqttConfig(_Strict):
     @field_validator("url")
     @classmethod
     def _check_url(cls, url: str) -> str:
-        parts = urlsplit(url)
-        if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-            raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
-        if parts.username or parts.password:
-            raise ValueError("put credentials in mqtt.username and mqtt.password, not the URL")
-        return url
+        return _broker_url(url)
+
+    @field_validator("failover_urls")
+    @classmethod
+    def _check_failover(cls, urls: list[str]) -> list[str]:
+        return [_broker_url(url) for url in urls]
 
     @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or ""
+    def endpoints(self) -> list[Endpoint]:
+        """`url`, then each failover URL, as the publisher tries them."""
+        return [_endpoint(url, self.ca_file is not None) for url in [self.url, *self.failover_urls]]
 
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
 
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts" or self.ca_file is not None
+def _broker_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError("must look like mqtt://host:1883 or mqtts://host:8883")
+    if parts.username or parts.password:
+        raise ValueError("put credentials in mqtt.username and mqtt.password, not the URL")
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    host: str
+    port: int
+    tls: bool
+
+
+def _endpoint(url: str, ca_given: bool) -> Endpoint:
+    parts = urlsplit(url)
+    tls = parts.scheme == "mqtts"
+    return Endpoint(parts.hostname or "", parts.port or (8883 if tls else 1883), tls or ca_given)
 
 
 class _BusBase(_Strict):

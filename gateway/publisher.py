@@ -41,7 +41,7 @@ from typing import Final
 import aiomqtt
 from pydantic import ValidationError
 
-from gateway.config import MqttConfig
+from gateway.config import Endpoint, MqttConfig
 from gateway.outbox import Entry, Message, Outbox, as_historical
 from protocol.mqtt_socket import ended_with_socket
 from protocol.payloads import GatewayStatus, Receipt
@@ -113,6 +113,8 @@ class Publisher:
         self._running = False
         self._commands: asyncio.Queue[bytes] = asyncio.Queue()
         self._failures = 0
+        self._at = 0
+        """The broker of `endpoints` tried now."""
         self.connected = False
         self.counters = Counters()
 
@@ -174,7 +176,7 @@ class Publisher:
             self.counters.connects += 1
             if self.counters.connects > 1:
                 self.counters.reconnects += 1
-            log.info("connected to %s:%d as %s", *client_host(self._config), self._client_id)
+            log.info("connected to %s:%d as %s", *self._where(), self._client_id)
             try:
                 status = Entry(self._status_topic, birth, retain=True,
                                supersedes=self._status_topic)  # fmt: skip
@@ -193,11 +195,17 @@ class Publisher:
             finally:
                 self.connected = False
 
+    def _where(self) -> tuple[str, int]:
+        """The broker tried now, for logs: never the URL, which might carry credentials."""
+        endpoint = self._config.endpoints[self._at]
+        return endpoint.host, endpoint.port
+
     def _client(self, will: GatewayStatus) -> aiomqtt.Client:
         config = self._config
+        endpoint = config.endpoints[self._at]
         client = aiomqtt.Client(
-            config.host,
-            config.port,
+            endpoint.host,
+            endpoint.port,
             username=config.username,
             password=config.password.get_secret_value() if config.password else None,
             identifier=self._client_id,
@@ -209,7 +217,7 @@ class Publisher:
                 self._status_topic, will.model_dump_json().encode(), qos=1, retain=True
             ),
             max_inflight_messages=config.inflight,
-            tls_context=tls_context(config),
+            tls_context=tls_context(config, endpoint),
         )
         client.pending_calls_threshold = config.inflight + 10
         return ended_with_socket(client)
@@ -325,13 +333,13 @@ class Publisher:
                 log.exception("command handler failed on %d bytes", len(payload))
 
     def _log_failure(self, exc: BaseException) -> None:
+        """Log it (once per outage), and turn to the next broker for the next attempt."""
         if self._failures == 0:
-            log.warning(
-                "MQTT connection to %s:%d failed or lost: %s", *client_host(self._config), exc
-            )
+            log.warning("MQTT connection to %s:%d failed or lost: %s", *self._where(), exc)
         else:
             log.debug("MQTT reconnect attempt %d failed: %s", self._failures, exc)
         self._failures += 1
+        self._at = (self._at + 1) % len(self._config.endpoints)
 
     def _backoff(self) -> float:
         """Seconds before the next attempt: exponential from the minimum, full jitter."""
@@ -340,20 +348,15 @@ class Publisher:
         return random.uniform(low, max(low, high))
 
 
-def client_host(config: MqttConfig) -> tuple[str, int]:
-    """Where we connect, for logs: never the URL, which might carry credentials."""
-    return config.host, config.port
-
-
 def replay(message: Message) -> Message:
     """A backlog message as it goes out after an outage: historical and not retained."""
     historical = as_historical(message)
     return Message(historical.seq, historical.topic, historical.payload, retain=False)
 
 
-def tls_context(config: MqttConfig) -> ssl.SSLContext | None:
+def tls_context(config: MqttConfig, endpoint: Endpoint) -> ssl.SSLContext | None:
     """TLS for mqtts:// or when a CA file is given; a client certificate when configured."""
-    if not config.tls:
+    if not endpoint.tls:
         return None
     context = ssl.create_default_context(cafile=config.ca_file)
     if config.cert_file is not None:

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CHARGENET_MQTT_URL", "MQTT_URL"),
     )
     """None (empty) runs the server without MQTT ingest (API only)."""
+    mqtt_failover_urls: list[str] = []
+    """Brokers tried in turn after `mqtt_url` when a connection fails or is lost (a
+    clustered broker's other nodes, or a standby): `'["mqtt://b:1883"]'`."""
     mqtt_username: str | None = None
     mqtt_password: SecretStr | None = None
     mqtt_prefix: str = DEFAULT_PREFIX

@@ -114,6 +114,13 @@ class Mosquitto:
             self._process.wait(timeout=10)
         self._process = None
 
+    def kill(self) -> None:
+        """SIGKILL: a broker node dying, with no Last Will published and nothing saved."""
+        if self._process and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+        self._process = None
+
     @property
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None

@@ -85,7 +85,8 @@ def test_gateway_config_is_valid_and_points_at_the_compose_services(
     gateway = compose["services"]["gateway"]
     config_path = mounts(gateway)[gateway["command"][gateway["command"].index("--config") + 1]]
     config = load_config(config_path)
-    assert config.mqtt.host == "mosquitto" and config.mqtt.port == 1883
+    [broker] = config.mqtt.endpoints
+    assert (broker.host, broker.port) == ("mosquitto", 1883)
     scenario_service = compose["services"]["simulator"]
     scenario_file = mounts(scenario_service)[
         scenario_service["command"][scenario_service["command"].index("--scenario") + 1]

@@ -102,11 +102,17 @@ class BrokerAddress:
         return f"BrokerAddress({self.host}:{self.port}, tls={self.tls})"
 
 
-def broker_address(settings: Settings) -> BrokerAddress:
-    """Host, port and TLS from `mqtt_url`; credentials from settings (or the URL)."""
+def broker_addresses(settings: Settings) -> list[BrokerAddress]:
+    """`mqtt_url`, then each of `mqtt_failover_urls`, in the order they are tried."""
     if not settings.mqtt_url:
         raise ValueError("no MQTT URL configured")
-    parts = urlsplit(settings.mqtt_url)
+    return [broker_address(settings, url) for url in [settings.mqtt_url,
+                                                      *settings.mqtt_failover_urls]]  # fmt: skip
+
+
+def broker_address(settings: Settings, url: str) -> BrokerAddress:
+    """Host, port and TLS from `url`; credentials from settings (or the URL)."""
+    parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
         raise ValueError("MQTT URL must be mqtt://host[:port] or mqtts://host[:port]")
     tls = parts.scheme == "mqtts"
@@ -184,7 +190,9 @@ class MqttLink:
         self._router = router
         self._batch_max = batch_max
         self._sweep = sweep_staleness
-        self._address = broker_address(settings)
+        self._addresses = broker_addresses(settings)
+        self._at = 0
+        """The broker of `_addresses` tried now."""
         self._prefix = settings.mqtt_prefix
         self._owner = settings.mqtt_client_id
         self._bounds = Bounds(
@@ -262,8 +270,8 @@ class MqttLink:
                 self.counters.connects += 1
                 self.hearing_since = datetime.now(UTC)
                 self.connected.set()
-                log.info("MQTT ingest connected to %s:%d as %s", self._address.host,
-                         self._address.port, self._settings.mqtt_client_id)  # fmt: skip
+                log.info("MQTT ingest connected to %s:%d as %s", self._address().host,
+                         self._address().port, self._settings.mqtt_client_id)  # fmt: skip
                 async with asyncio.TaskGroup() as tasks:
                     receiver = tasks.create_task(self._receive(client))
                     sender = tasks.create_task(self._send_commands(client))
@@ -277,8 +285,11 @@ class MqttLink:
             self.hearing_since = None
             self.connected.clear()
 
+    def _address(self) -> BrokerAddress:
+        return self._addresses[self._at]
+
     def _client(self) -> aiomqtt.Client:
-        address = self._address
+        address = self._address()
         client = aiomqtt.Client(
             address.host,
             address.port,
@@ -460,12 +471,14 @@ class MqttLink:
     # -- around connections ------------------------------------------------------------------
 
     def _log_failure(self, exc: BaseException) -> None:
+        """Log it (once per outage), and turn to the next broker for the next attempt."""
         if self._failures == 0:
             log.warning("MQTT ingest connection to %s:%d failed or lost: %s",
-                        self._address.host, self._address.port, exc)  # fmt: skip
+                        self._address().host, self._address().port, exc)  # fmt: skip
         else:
             log.debug("MQTT reconnect attempt %d failed: %s", self._failures, exc)
         self._failures += 1
+        self._at = (self._at + 1) % len(self._addresses)
 
     def _backoff(self) -> float:
         high = min(RECONNECT_MAX_S, RECONNECT_MIN_S * 2 ** min(self._failures, 32))

@@ -327,8 +327,13 @@ def test_a_backlog_drains_concurrently_and_in_order(broker: Mosquitto, tmp_path:
 
 
 def test_tls_follows_the_url_or_a_ca_file() -> None:
-    assert tls_context(MqttConfig(url="mqtt://broker")) is None
-    context = tls_context(MqttConfig(url="mqtts://broker"))
+    plain = MqttConfig(url="mqtt://broker")
+    assert tls_context(plain, plain.endpoints[0]) is None
+    secure = MqttConfig(url="mqtts://broker", failover_urls=["mqtts://standby"])
+    assert [(e.host, e.port, e.tls) for e in secure.endpoints] == [
+        ("broker", 8883, True), ("standby", 8883, True)
+    ]  # fmt: skip
+    context = tls_context(secure, secure.endpoints[1])
     assert context is not None
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
 
