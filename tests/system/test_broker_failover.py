@@ -21,7 +21,7 @@ from tests.conditions import wait_until
 from tests.faults import Outcome, record
 from tests.mosquitto import Mosquitto
 from tests.server.running import ServerProcess
-from tests.system.harness import quiet_simulator, start_gateway
+from tests.system.harness import Child, quiet_simulator, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 GW = "gw-failover"
@@ -42,16 +42,20 @@ def test_a_killed_broker_is_failed_over_by_gateway_and_server_losing_nothing(
         (tmp_path / name).mkdir()
         brokers.append(Mosquitto(tmp_path / name))
     primary, standby = brokers
-    for broker in brokers:
-        broker.start()
-    sim = quiet_simulator(tmp_path, units_per_line=UNITS)
-    gateway = start_gateway(
-        tmp_path, sim, primary.url, GW, report_period_s=0.25,
-        extra=f'\nresend_after_s = 2\nfailover_urls = ["{standby.url}"]',
-    )  # fmt: skip
-    failover = {"CHARGENET_MQTT_FAILOVER_URLS": json.dumps([standby.url])}
-    server = ServerProcess(tmp_path, primary.url, 2.0, env=failover)
+    started: list[Child] = []  # every process started is stopped, whatever fails
     try:
+        for broker in brokers:
+            broker.start()
+        sim = quiet_simulator(tmp_path, units_per_line=UNITS)
+        started.append(sim)
+        gateway = start_gateway(
+            tmp_path, sim, primary.url, GW, report_period_s=0.25,
+            extra=f'\nresend_after_s = 2\nfailover_urls = ["{standby.url}"]',
+        )  # fmt: skip
+        started.append(gateway)
+        failover = {"CHARGENET_MQTT_FAILOVER_URLS": json.dumps([standby.url])}
+        server = ServerProcess(tmp_path, primary.url, 2.0, env=failover)
+        started.append(server)
         wait_until(lambda: count(server, "SELECT count(*) FROM ports") == 4 * UNITS, 30,
                    "both batteries' ports")  # fmt: skip
         primary.kill()
@@ -78,7 +82,7 @@ def test_a_killed_broker_is_failed_over_by_gateway_and_server_losing_nothing(
                        mark, stored, 0, recovery_s,
                        "gateway messages (but the reserved Will's seq)"))  # fmt: skip
     finally:
-        for child in (server, gateway, sim):
+        for child in reversed(started):
             child.stop()
         for broker in brokers:
             broker.stop()

@@ -53,9 +53,10 @@ def test_a_backlog_drained_while_every_server_is_away_is_stored_without_gaps(
     sim = quiet_simulator(tmp_path, units_per_line=2)
     gateway = start_gateway(tmp_path, sim, broker.url, GW, report_period_s=1.0,
                             extra="\nresend_after_s = 2")  # fmt: skip
-    servers = [ServerProcess(tmp_path, broker.url, 1.0, postgres_url, env=share(n))
-               for n in ("share-a", "share-b")]  # fmt: skip
-    try:
+    servers: list[ServerProcess] = []
+    try:  # every process started is stopped, whatever fails, a server's start included
+        servers = [ServerProcess(tmp_path, broker.url, 1.0, postgres_url, env=share(n))
+                   for n in ("share-a", "share-b")]  # fmt: skip
         wait_until(lambda: one(plain, "SELECT count(*) FROM ports") == 8, 30, "both batteries")
         broker.stop()
         for server in servers:
