@@ -169,14 +169,18 @@ def test_one_of_three_servers_killed_mid_burst_loses_and_doubles_nothing(
         alerts_seen = paged(sandbox)
         assert alerts_seen == {c: incidents for c in CHANNELS.values()}
 
-        # no resident and no port twice among the window's active bookings
+        # No resident and no port twice among the active bookings of any window. A booking
+        # moved off a faulted port may go to another window and free a place here for a
+        # later resident, so the burst's window alone bounds nothing.
         active = one(plain, "SELECT count(*) FROM bookings WHERE status = 'active'")
-        assert 0 < active <= 4 * len(UNITS)
+        assert active > 0 and results.count(201) > 0
         assert one(plain, "SELECT count(*) - count(DISTINCT resident_id) FROM bookings "
                           "WHERE status = 'active'") == 0  # fmt: skip
         assert one(plain, "SELECT count(*) - count(DISTINCT (unit_pk, port, window_start)) "
                           "FROM bookings WHERE status = 'active'") == 0  # fmt: skip
-        assert results.count(201) >= active
+        busiest = one(plain, "SELECT max(n) FROM (SELECT count(*) AS n FROM bookings "
+                             "WHERE status = 'active' GROUP BY window_start) AS w")  # fmt: skip
+        assert busiest <= 4 * len(UNITS)
         fault = "one of three servers SIGKILLed mid-burst"
         record(Outcome(fault, generated - 1, stored, 0, recovery_s, "gateway messages"))
         record(Outcome(fault, len(FAULTS) * len(CHANNELS),
