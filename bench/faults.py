@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=Path("bench/results/faults.json"))
-    parser.add_argument("pytest_args", nargs="*", help="passed to pytest (e.g. -k three)")
+    parser.add_argument("pytest_args", nargs="*", help="after --, for pytest: -- -k three")
     args = parser.parse_args(argv)
 
     def body() -> int:
