@@ -60,11 +60,10 @@ from bench.processes import (
     spawn,
 )
 from bench.stores import describe, durable_cluster, store_settings
-from chargenet.demo import wait_for_port
+from chargenet.demo import free_port, wait_for_port
 from server.db.migrate import upgrade
 from server.db.models import Gateway, Port, Station, Unit
 from server.db.session import Database
-from tests.mosquitto import free_port
 from tests.postgres import create_database
 
 

@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import secrets
 import selectors
 import shlex
@@ -168,11 +169,33 @@ def wait_for_port(host: str, port: int, timeout_s: float) -> None:
     raise RuntimeError(f"nothing listens on {host}:{port} after {timeout_s}s")
 
 
+FREE_PORTS_FROM = 10_000
+FREE_PORT_TRIES = 200
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+    """A port nothing listens on, for a child to bind: below the kernel's range for
+    outgoing connections. One from that range (what binding port 0 gives) may be taken by
+    any process's outgoing connection before the child binds it."""
+    below = _outgoing_ports_start()
+    for _ in range(FREE_PORT_TRIES):
+        port = random.randint(FREE_PORTS_FROM, below - 1)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {FREE_PORTS_FROM}..{below - 1}")
+
+
+def _outgoing_ports_start() -> int:
+    """The first port Linux gives outgoing connections (32768 elsewhere, as its default)."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return max(FREE_PORTS_FROM + 1000, int(text.split()[0]))
+    except (OSError, ValueError, IndexError):
+        return 32_768
 
 
 def main(argv: list[str] | None = None) -> int:

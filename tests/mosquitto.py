@@ -15,6 +15,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from chargenet.demo import free_port
 from server.ingest.link import INFLIGHT_WINDOW
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -28,13 +29,6 @@ def mosquitto_binary() -> str:
     if found is None:
         raise RuntimeError("mosquitto is not installed (apt-get install mosquitto); tests need it")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Mosquitto:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from tests.mosquitto import free_port
+from chargenet.demo import free_port
 
 
 def _bin(name: str) -> str:

@@ -16,7 +16,7 @@ import pytest
 from bench import BENCHES
 from bench.ingest import Phase
 from bench.processes import BenchFailed
-from tests.mosquitto import free_port
+from chargenet.demo import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 

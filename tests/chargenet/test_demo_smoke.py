@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from chargenet.demo import free_port
 from tests.conditions import wait_until
-from tests.mosquitto import Mosquitto, free_port
+from tests.mosquitto import Mosquitto
 
 pytestmark = pytest.mark.slow
 

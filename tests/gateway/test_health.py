@@ -17,11 +17,12 @@ from prometheus_client.core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
+from chargenet.demo import free_port
 from gateway.health import BusView, GatewayView, families, problems, report
 from gateway.poller import UnitStats
 from gateway.publisher import Counters
 from tests.conditions import wait_until
-from tests.mosquitto import Mosquitto, free_port
+from tests.mosquitto import Mosquitto
 from tests.system.harness import quiet_simulator, start_gateway
 
 HEALTHY = GatewayView(

@@ -7,8 +7,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from chargenet.demo import wait_for_port
-from tests.mosquitto import free_port
+from chargenet.demo import free_port, wait_for_port
 from tests.system.harness import Child
 
 TOKEN = "e2e-admin-token"

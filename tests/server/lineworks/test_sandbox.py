@@ -17,12 +17,12 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from chargenet.demo import free_port
 from server import audit
 from server.api.app import create_app
 from server.db.models import Incident
 from server.registry import load_demo_registry
 from tests.conditions import async_read_until, async_wait_until
-from tests.mosquitto import free_port
 from tests.sandboxes import CHANNELS, Sandbox
 from tests.server.incidents.changes import fault
 from tests.server.lineworks.works import works_settings
