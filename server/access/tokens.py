@@ -99,15 +99,16 @@ class Operators:
             if row is None:
                 return None
             operator = _account(row).operator
-            await self._audit(session, operator, "operator.used", operator.name,
-                              {"method": method, "path": path})  # fmt: skip
+            await self._used(session, operator, method, path)
             return operator
 
     async def record_use(self, operator: Operator, method: str, path: str) -> None:
         """The audit entry of a use by a token not kept here (the bootstrap admin token)."""
         async with self._db.transaction() as session:
-            await self._audit(session, operator, "operator.used", operator.name,
-                              {"method": method, "path": path})  # fmt: skip
+            await self._used(session, operator, method, path)
+
+    async def _used(self, session: AsyncSession, by: Operator, method: str, path: str) -> None:
+        await self._audit(session, by, "operator.used", by.name, {"method": method, "path": path})
 
     async def _audit(
         self,

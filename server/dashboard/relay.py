@@ -54,7 +54,8 @@ class HubRelay:
         """Set while the other processes' events are heard."""
 
     def send(self, event: dict[str, Any]) -> None:
-        """Queue an event for the other processes; dropped (counted by the hub) when full."""
+        """Queue an event for the other processes; dropped when 1,000 wait (their pages
+        re-read what changed on the next event)."""
         with contextlib.suppress(asyncio.QueueFull):
             self._outgoing.put_nowait(payload(event))
 

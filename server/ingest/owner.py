@@ -21,7 +21,7 @@ KEY = "hashtext(current_database() || ' chargenet-mqtt-client ' || :client_id)"
 
 
 class ClientIdTaken(RuntimeError):
-    pass
+    """A live process holds the client id: this one must not start."""
 
 
 class ClientIdLock:

@@ -23,11 +23,11 @@ async def test_a_second_process_with_the_same_client_id_is_refused(postgres_url:
         second = create_app(settings_for(postgres_url))
         with pytest.raises(ClientIdTaken, match="CHARGENET_MQTT_CLIENT_ID='chargenet-server'"):
             async with second.router.lifespan_context(second):
-                pass
+                raise AssertionError("the second process started")
         other = settings_for(postgres_url).model_copy(update={"mqtt_client_id": "server-2"})
         third = create_app(other)
-        async with third.router.lifespan_context(third):
-            pass  # an id of its own starts beside the first
+        async with third.router.lifespan_context(third):  # an id of its own starts beside
+            assert third.state.services.settings.mqtt_client_id == "server-2"
     again = create_app(settings_for(postgres_url))
-    async with again.router.lifespan_context(again):
-        pass  # the first stopped: its id is free
+    async with again.router.lifespan_context(again):  # the first stopped: its id is free
+        assert again.state.services.settings.mqtt_client_id == "chargenet-server"
