@@ -25,6 +25,7 @@ from fastapi_offline import FastAPIOffline
 
 from server.access.tokens import Operators
 from server.api import bookings, health, incidents, metrics, operators, ports, registry, stations
+from server.api.body_limit import BodyLimit
 from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
 from server.api.identity import Identities
@@ -109,6 +110,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.router.routes.append(dashboard.static_mount())
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
     app.add_middleware(line_webhook.WebhookLane)
+    app.add_middleware(BodyLimit)
     app.add_middleware(ErrorsAsJson)
     return app
 

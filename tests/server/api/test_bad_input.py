@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from server.api.body_limit import MAX_BODY
 from server.api.bookings import MAX_BODY as BOOKING_MAX_BODY
 from server.line.webhook import MAX_BODY as WEBHOOK_MAX_BODY
 from server.lineworks.callbacks import MAX_BODY as CALLBACK_MAX_BODY
@@ -46,6 +47,27 @@ async def test_an_oversized_body_is_413_before_it_is_read_in_full(
     assert reply.status_code == 413, reply.text
     assert reply.json()["error"]["code"] == "too_large"
     assert body.pulled <= limit // CHUNK + 2 < body.chunks
+
+
+@pytest.mark.parametrize(("path", "content_type"), [
+    ("/api/v1/operators", "application/json"),
+    ("/api/v1/registry/import?kind=stations", "text/csv"),
+    ("/api/v1/incidents/1/resolve", "application/json"),
+])  # fmt: skip
+async def test_a_stranger_s_oversized_body_elsewhere_is_413_not_buffered_before_the_401(
+    client: httpx.AsyncClient, path: str, content_type: str
+) -> None:
+    """FastAPI reads a body before the bearer check, so the floor under every route is
+    what stops an anonymous client making the server hold megabytes."""
+    body = Body(4 * MAX_BODY)
+    typed = {"Content-Type": content_type}
+    streamed = await client.post(path, content=body, headers=typed)
+    assert streamed.status_code == 413, streamed.text
+    assert body.pulled <= MAX_BODY // CHUNK + 2 < body.chunks
+    declared = await client.post(path, content=b"x" * (MAX_BODY + 1), headers=typed)
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "too_large"
+    small = await client.post(path, content=b"{}", headers=typed)
+    assert small.status_code == 401, small.text  # under the floor, the route's own answer
 
 
 async def test_a_10000_character_resident_id_is_422_naming_the_field(
