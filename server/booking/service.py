@@ -32,7 +32,7 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from server.booking import upkeep
+from server.booking import losses, upkeep
 from server.booking.capacity import StationView, ticket_code, window_starts
 from server.booking.claims import (
     ACTIVE_STATUSES,
@@ -114,9 +114,9 @@ class BookingService:
         self._horizon = timedelta(hours=settings.booking_horizon_h)
         self._idle: list[AsyncConnection] = []
         self._move_grace = timedelta(seconds=settings.move_grace_s)
-        self._falling: dict[str | None, datetime] = {None: clock()}
-        """Stations (None: all) that lost capacity, and since when: moved in full once the
-        loss has lasted `move_grace_s`. All at start: a loss before a restart is not lost."""
+        self._started: datetime | None = clock()
+        """Every station is looked at once `move_grace_s` after start: a loss heard by a
+        process that died before it was recorded (`losses`) is not lost."""
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -273,8 +273,7 @@ class BookingService:
             await self.relocate(falling.reported | falling.unseen)
             return
         now = self._clock()
-        for station_id in falling.reported | falling.unseen:
-            self._falling.setdefault(station_id, now)
+        await losses.note(self._db, falling.reported | falling.unseen, now)
         if falling.reported:
             await self.relocate(falling.reported, before=now + self._move_grace)
 
@@ -282,14 +281,16 @@ class BookingService:
         """Timers: move what stations that lost capacity a grace ago (or held bookings for
         `offline_move_after_s`) still cannot honour, and restore what came back; moved ids."""
         now = now or self._clock()
-        due = {s for s, since in self._falling.items() if now - since >= self._move_grace}
+        everywhere = self._started is not None and now - self._started >= self._move_grace
+        due, leased_until = await losses.claim_due(self._db, now, self._move_grace)
         overdue = await upkeep.overdue_holds(self._db, self._settings, now)
         moved: list[str] = []
-        if due or overdue:
-            named = {s for s in due if s is not None} | overdue
-            moved = await self.relocate(None if None in due else named)
-        for station_id in due:  # only now: a failed attempt is retried at the next tick
-            del self._falling[station_id]
+        if everywhere or due or overdue:
+            moved = await self.relocate(None if everywhere else {*due, *overdue})
+        # only now: a failed attempt leaves the rows to be claimed again once the lease ends
+        await losses.forget(self._db, due, leased_until)
+        if everywhere:
+            self._started = None
         await self.restore()
         return moved
 

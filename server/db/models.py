@@ -469,3 +469,17 @@ class OperatorToken(Base):
     created_at: Mapped[datetime]
     rotated_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class CapacityLoss(Base):
+    """A station that lost capacity, and since when: its later bookings move once the loss
+    has lasted `move_grace_s`. A row, not a process's memory, so the first process whose
+    timer comes moves them, even when the process that heard of the loss is gone (with a
+    shared ingest, no other process heard of it)."""
+
+    __tablename__ = "capacity_losses"
+
+    station_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    since: Mapped[datetime]
+    leased_until: Mapped[datetime | None]
+    """Set while a process moves the bookings (`server.booking.losses`)."""

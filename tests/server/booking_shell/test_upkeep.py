@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from server.booking.service import BookingService
 from server.db.models import Notification
 from server.ingest.changeset import ChangeSet, PortChange
 from tests.server.booking_shell.world import (
@@ -19,6 +20,7 @@ from tests.server.booking_shell.world import (
     load,
     open_world,
     set_port,
+    settings,
 )
 
 A = StationSpec("A", 33.840, 132.770, ports=2)
@@ -201,6 +203,40 @@ def test_a_brief_loss_moves_only_what_cannot_wait(database_url: str) -> None:
             assert [n.resident_id for n in await notifications(db)] == ["r1", "r2"]
         finally:
             await service.close()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_loss_heard_by_a_process_that_died_is_moved_by_another_once_only(
+    database_url: str,
+) -> None:
+    """With a shared ingest only one process hears of a loss; if it dies within the
+    grace, another's timer moves the bookings (the loss is a row), and only one does."""
+
+    async def scenario() -> None:
+        clock = Clock(W1 - timedelta(minutes=2))
+        db, heard, units = await open_world(database_url, [A, B], clock, move_grace_s=180)
+        chosen = settings(database_url, move_grace_s=180, offline_move_after_s=7200)
+        others = [BookingService(db, chosen, clock) for _ in range(2)]
+        try:
+            later = await heard.book("r2", "A", W2)
+            clock.now += timedelta(seconds=180)  # every process's start sweep is behind it
+            for service in (heard, *others):
+                assert await service.relocate_due() == []
+            await set_port(db, units["A"], later.port, "faulted")
+            await heard.on_changes(fault(units["A"], "A", later.port, clock()))
+            assert (await heard.get(later.id)).status == "active"  # within the grace
+            await heard.close()  # gone, with what it heard
+            clock.now += timedelta(seconds=179)
+            assert [await s.relocate_due() for s in others] == [[], []]
+            clock.now += timedelta(seconds=1)
+            moved = await asyncio.gather(*(s.relocate_due() for s in others))
+            assert sorted(moved) == [[], [later.id]]
+            assert [n.resident_id for n in await notifications(db)] == ["r2"]
+        finally:
+            for service in others:
+                await service.close()
             await db.dispose()
 
     asyncio.run(scenario())
