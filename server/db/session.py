@@ -38,6 +38,17 @@ URGENT_RUN: Final = 4
 """SQLite: urgent turns in a row at most while other transactions wait (`WriterTurns`)."""
 URGENT_CONNECTIONS: Final = 2
 """PostgreSQL connections kept for urgent transactions (the LINE inbox has one writer)."""
+SESSION_SETTINGS: Final = {
+    "tcp_keepalives_idle": "20",
+    "tcp_keepalives_interval": "5",
+    "tcp_keepalives_count": "4",
+    "idle_in_transaction_session_timeout": "600000",
+}
+"""PostgreSQL, per connection: a server host that vanishes (power, network) without closing
+its connections keeps their locks (the ingest's client-id lock, an open transaction's rows)
+until PostgreSQL notices. Keepalives notice within ~40 s, not the kernel's two hours; a
+transaction a hung process leaves idle ends after 10 minutes (no transaction of ours waits
+that long on anything)."""
 
 OUTAGES: Final = (
     OSError,  # refused or reset before a connection existed
@@ -65,6 +76,7 @@ class Database:
         if not self.is_sqlite:
             engine_options.setdefault("pool_size", 10)
             engine_options.setdefault("max_overflow", 10)
+            engine_options.setdefault("connect_args", {"server_settings": SESSION_SETTINGS})
         self.engine: AsyncEngine = create_async_engine(url, **engine_options)
         self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._turns = WriterTurns() if self.is_sqlite else None

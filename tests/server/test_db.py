@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from server.db.migrate import upgrade
 from server.db.models import Booking, Station, Unit
-from server.db.session import URGENT_RUN, Database, WriterTurns, is_outage
+from server.db.session import SESSION_SETTINGS, URGENT_RUN, Database, WriterTurns, is_outage
 from tests.conditions import async_wait_until
 
 
@@ -155,3 +155,23 @@ def test_urgent_turns_in_a_row_are_bounded_while_others_wait() -> None:
 
     runs = [f"u{n}" for n in range(URGENT_RUN + 2)]
     assert asyncio.run(scenario()) == ["first", *runs[:URGENT_RUN], "other", *runs[URGENT_RUN:]]
+
+
+def test_postgresql_connections_notice_a_vanished_peer_and_end_abandoned_transactions(
+    postgres_url: str,
+) -> None:
+    """Without these a host that lost power keeps its locks for the kernel's two hours."""
+
+    async def scenario() -> dict[str, str]:
+        db = Database(postgres_url)
+        try:
+            async with db.transaction() as session:
+                return {name: str(await session.scalar(text(f"SHOW {name}")))
+                        for name in SESSION_SETTINGS}  # fmt: skip
+        finally:
+            await db.dispose()
+
+    shown = asyncio.run(scenario())
+    assert shown == {"tcp_keepalives_idle": "20", "tcp_keepalives_interval": "5",
+                     "tcp_keepalives_count": "4",
+                     "idle_in_transaction_session_timeout": "10min"}  # fmt: skip
