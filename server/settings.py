@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     """How long the ingest remembers each (gateway, seq) it applied (`ingest.retention`)."""
     timezone: str = "Asia/Tokyo"
     """Stations' local time zone: residents read times in it, 24-hour (13:30)."""
+    opendata_licence: str = "CC BY 4.0"
+    """The open-data feed's licence (`server.api.opendata`), as Japanese open data usually is."""
+    opendata_licence_url: str = "https://creativecommons.org/licenses/by/4.0/deed.ja"
     reminder_before_min: int = Field(default=10, ge=1, le=120)
     """A resident is reminded this long before their window starts."""
     line_channel_secret: SecretStr = SecretStr("")

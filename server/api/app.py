@@ -24,7 +24,17 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from server.access.tokens import Operators
-from server.api import bookings, health, incidents, metrics, operators, ports, registry, stations
+from server.api import (
+    bookings,
+    health,
+    incidents,
+    metrics,
+    opendata,
+    operators,
+    ports,
+    registry,
+    stations,
+)
 from server.api.body_limit import BodyLimit
 from server.api.deps import Services
 from server.api.errors import ErrorsAsJson, install_error_handlers, json_body
@@ -96,12 +106,14 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
         static_url="/docs-static",
     )
     app.state.settings = settings
+    app.state.opendata = opendata.Feed()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (stations, bookings, incidents, registry, ports, crew_routes, operators):
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
+    app.include_router(opendata.router)
     app.include_router(metrics.router)
     app.include_router(health.router)
     app.include_router(lineworks_callbacks.router)
@@ -111,6 +123,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.add_middleware(bookings.BookingLane, path=f"{API_PREFIX}/bookings")
     app.add_middleware(line_webhook.WebhookLane)
     app.add_middleware(BodyLimit)
+    app.add_middleware(opendata.PublicCors)
     app.add_middleware(ErrorsAsJson)
     return app
 
