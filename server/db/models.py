@@ -415,6 +415,10 @@ class LineEvent(Base):
     redelivery: Mapped[bool] = mapped_column(Boolean, default=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, index=True)
     processed_at: Mapped[datetime | None]
+    leased_by: Mapped[str | None] = mapped_column(String(100))
+    """The process (its client id) that queued the event and answers for it."""
+    leased_until: Mapped[datetime | None]
+    """Renewed while that process lives: recovery takes only a dead process's events."""
 
 
 class LineResident(Base):

@@ -13,8 +13,12 @@ outbox sender.
 A crash between storing and processing loses nothing: `start` and, every `recover_s`,
 the worker pick up stored events still unprocessed (a location among them comes back
 without its point, and the resident is asked again); processed events are forgotten
-after `KEEP_EVENTS`. A database outage leaves the batch unprocessed, to be tried again.
-A handler's bug costs the resident one "sorry" message, never silence.
+after `KEEP_EVENTS`. Every event is leased to the process that queued it (its client id,
+renewed every `recover_s` while it lives): recovery takes an event only once its lease ran
+out, so a live but busy process's queue is not handled twice, and at start a process takes
+back at once what its own earlier run held. A database outage leaves the batch
+unprocessed, to be tried again. A handler's bug costs the resident one "sorry" message,
+never silence.
 
 Abuse: per resident, `resident_requests_per_min` messages a minute (a moving window, via
 `limits`); the first one beyond it is answered with a polite "slow down", later ones not
@@ -38,7 +42,7 @@ from zoneinfo import ZoneInfo
 from limits import RateLimitItemPerMinute
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from sqlalchemy import Table, delete, select, update
+from sqlalchemy import Table, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -52,7 +56,7 @@ from server.errors import NotFound
 from server.line import messages
 from server.line.conversation import OPTIONS, Ask, Chat, Offer, Reply, Ticket
 from server.line.events import Kind, ResidentEvent
-from server.line.inbox import Inbox, Received
+from server.line.inbox import LEASE, Inbox, Received
 from server.line.routes import handler_of, route
 from server.line.stations import StationInfo, find_stations, load_stations
 from server.settings import Settings
@@ -68,6 +72,8 @@ MAX_BATCH: Final = 64
 """Events handled together at most: their handlers and the commit are CPU the webhook's
 acknowledgements wait behind, so a batch stays a few milliseconds of it."""
 RECOVER_LIMIT: Final = 5000
+RENEW_CHUNK: Final = 1000
+"""Event ids per renewing UPDATE (SQLite's parameter limit)."""
 KEEP_EVENTS: Final = timedelta(days=7)
 """Processed events are kept this long, so a redelivery (LINE's come within hours) is
 still known as one; then they go (`forget`)."""
@@ -235,7 +241,8 @@ class LineBot:
         self._reply_within = timedelta(seconds=settings.line_reply_within_s)
         self._recover_s = recover_s
         self._max_batch = max_batch
-        self.inbox = Inbox(db, clock)
+        self._owner = settings.mqtt_client_id
+        self.inbox = Inbox(db, clock, self._owner)
         self._upsert = resident_upsert(db.is_sqlite)
         self._queues: dict[str, deque[Received]] = {}
         """Per resident, their events not yet processed, oldest first."""
@@ -255,7 +262,7 @@ class LineBot:
 
     async def start(self) -> None:
         """Queue what an earlier run stored but did not process, then start working."""
-        await self.recover(self._clock())
+        await self.recover(self._clock(), starting=True)
         self._tasks = [
             asyncio.create_task(self._work(), name="line-bot"),
             asyncio.create_task(self._recovering(), name="line-bot-recovery"),
@@ -297,18 +304,28 @@ class LineBot:
             else:
                 queue.append(item)
 
-    async def recover(self, now: datetime, older_than_s: float = 0.0) -> int:
-        """Queue stored events still unprocessed (received `older_than_s` ago); how many."""
+    async def recover(
+        self, now: datetime, older_than_s: float = 0.0, *, starting: bool = False
+    ) -> int:
+        """Lease and queue stored events still unprocessed (received `older_than_s` ago)
+        whose lease ran out, or, `starting`, that this process's earlier run held; how many."""
         cutoff = now - timedelta(seconds=older_than_s)
+        free = or_(LineEvent.leased_until.is_(None), LineEvent.leased_until < now,
+                   LineEvent.leased_by == self._owner if starting else false())  # fmt: skip
+        due = (
+            select(LineEvent.webhook_event_id)
+            .where(LineEvent.processed_at.is_(None), LineEvent.received_at <= cutoff, free)
+            .order_by(LineEvent.received_at, LineEvent.webhook_event_id)
+            .limit(RECOVER_LIMIT)
+        )
         async with self._db.transaction() as session:
-            rows = list(
-                await session.scalars(
-                    select(LineEvent)
-                    .where(LineEvent.processed_at.is_(None), LineEvent.received_at <= cutoff)
-                    .order_by(LineEvent.received_at, LineEvent.webhook_event_id)
-                    .limit(RECOVER_LIMIT)
-                )
+            claimed = await session.scalars(
+                update(LineEvent)
+                .where(LineEvent.webhook_event_id.in_(due.scalar_subquery()), free)
+                .values(leased_by=self._owner, leased_until=now + LEASE)
+                .returning(LineEvent)
             )
+            rows = sorted(claimed, key=lambda r: (r.received_at, r.webhook_event_id))
         found = [
             Received(ResidentEvent.from_stored(r.webhook_event_id, r.user_id, r.body,
                                                r.redelivery), r.received_at)
@@ -332,10 +349,24 @@ class LineBot:
             )
         return int(getattr(gone, "rowcount", 0) or 0)
 
+    async def renew(self, now: datetime) -> None:
+        """Keep the events this process holds (queued or in hand) leased to it; only those:
+        an earlier run's beyond `RECOVER_LIMIT` are left to run out and be recovered."""
+        held = sorted(self._known)
+        async with self._db.transaction() as session:
+            for at in range(0, len(held), RENEW_CHUNK):
+                await session.execute(
+                    update(LineEvent)
+                    .where(LineEvent.webhook_event_id.in_(held[at : at + RENEW_CHUNK]),
+                           LineEvent.processed_at.is_(None))
+                    .values(leased_by=self._owner, leased_until=now + LEASE)
+                )  # fmt: skip
+
     async def _recovering(self) -> None:
         while True:
             await asyncio.sleep(self._recover_s)
             try:
+                await self.renew(self._clock())
                 await self.recover(self._clock(), self._recover_s)
                 await self.forget(self._clock())
             except Exception as exc:

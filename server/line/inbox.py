@@ -6,14 +6,15 @@ transaction per request would cap a burst at what the store commits per second, 
 concurrent requests hand their events to a writer (`group_commit`; two take turns on
 SQLite), which inserts whatever is waiting in one transaction (`INSERT ... ON CONFLICT DO
 NOTHING RETURNING`) and tells each request which of its events were new. A redelivery, or
-the same event twice in a burst, is not new.
+the same event twice in a burst, is not new. Each event is stored leased to this process
+(`LEASE`), which queues it; the bot renews the lease while the process lives.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Table
@@ -26,7 +27,10 @@ from server.line.events import ResidentEvent
 from server.line.group_commit import GroupCommit
 
 MAX_BATCH: Final = 500
-"""Events a transaction inserts at most (7 parameters each: well under SQLite's limit)."""
+"""Events a transaction inserts at most (9 parameters each: well under SQLite's limit)."""
+LEASE: Final = timedelta(seconds=90)
+"""How long an event stays with the process that queued it without a renewal (the bot
+renews every 30 s): another process recovers it only once the lease has run out."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +44,10 @@ class Received:
 class Inbox:
     """One per process; `store` from the webhook, `close` on the way out."""
 
-    def __init__(self, db: Database, clock: Callable[[], datetime]) -> None:
+    def __init__(self, db: Database, clock: Callable[[], datetime], owner: str) -> None:
         self._db = db
         self._clock = clock
+        self._owner = owner
         self._commits: GroupCommit[Received, set[str], list[Received]] = GroupCommit(
             self._insert, _claim, what="LINE events", max_batch=MAX_BATCH,
             writers=2 if db.is_sqlite else 1,
@@ -71,7 +76,8 @@ class Inbox:
                 "webhook_event_id": event.event_id, "user_id": event.user_id,
                 "kind": event.kind.value, "body": event.stored_body(),
                 "redelivery": event.redelivery, "received_at": item.received_at,
-                "processed_at": None,
+                "processed_at": None, "leased_by": self._owner,
+                "leased_until": item.received_at + LEASE,
             })  # fmt: skip
         table: Table = LineEvent.__table__  # type: ignore[assignment]
         insert = sqlite_insert if self._db.is_sqlite else pg_insert

@@ -1,16 +1,21 @@
-"""The bot's own parts: look-ups coalesced per turn of the loop, and recovery by age."""
+"""The bot's own parts: look-ups coalesced per turn of the loop, recovery by age and by
+lease."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
 from server.db.models import LineEvent
-from server.line.bot import Coalesced
+from server.line.bot import BookingDesk, Coalesced, LineBot
+from server.line.events import ResidentEvent
+from server.line.inbox import LEASE, Received
+from tests.server.line.conftest import line_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -54,6 +59,55 @@ async def test_recovery_takes_old_unprocessed_events_once(app: FastAPI) -> None:
         young = await session.get(LineEvent, "young")
         assert old is not None and old.processed_at is not None
         assert young is not None and young.processed_at is None
+
+
+async def test_a_live_process_s_queue_is_not_recovered_by_another_until_its_lease_runs_out(
+    app: FastAPI, database_url: str
+) -> None:
+    """Process A stored an event and holds it queued (its worker busy): B's recovery leaves
+    it while A renews, takes it once A stops renewing (dead), and only one of them does."""
+    svc = app.state.services
+    now = datetime.now(UTC)
+    desk = BookingDesk(svc.db, svc.booking, svc.clock, ZoneInfo("Asia/Tokyo"))
+    busy = LineBot(svc.db, line_settings(database_url, mqtt_client_id="server-a"), desk,
+                   svc.clock)  # fmt: skip  # never started: its worker never gets to it
+    event = ResidentEvent.from_stored("held", "Uheld", {"kind": "text", "text": "予約確認"},
+                                      False)  # fmt: skip
+    received = now - timedelta(seconds=40)  # old enough for recovery to look at it
+    [stored] = await busy.inbox.store([Received(event, received)])
+    busy.submit([stored])
+    recovering = svc.line_bot  # process B
+    assert await recovering.recover(now, older_than_s=30) == 0  # A's lease holds
+    renewed = received + LEASE - timedelta(seconds=5)
+    await busy.renew(renewed)  # A is alive
+    assert await recovering.recover(received + LEASE + timedelta(seconds=1), 30) == 0
+    gone = renewed + LEASE + timedelta(seconds=1)  # A renews no more
+    assert await recovering.recover(gone, older_than_s=30) == 1
+    assert await recovering.recover(gone, older_than_s=30) == 0
+    await recovering.idle()
+    async with svc.db.transaction() as session:
+        row = await session.get(LineEvent, "held")
+    assert row is not None and row.processed_at is not None
+    assert row.leased_by == "chargenet-server"
+
+
+async def test_at_start_a_process_takes_back_what_its_earlier_run_held(app: FastAPI) -> None:
+    bot = app.state.services.line_bot
+    now = datetime.now(UTC)
+    async with app.state.services.db.transaction() as session:
+        for name, owner in (("mine", "chargenet-server"), ("theirs", "server-a")):
+            session.add(LineEvent(webhook_event_id=name, user_id=f"U{name}", kind="text",
+                                  body={"kind": "text", "text": "予約確認"}, redelivery=False,
+                                  received_at=now - timedelta(seconds=5), leased_by=owner,
+                                  leased_until=now + LEASE))  # fmt: skip
+    assert await bot.recover(now) == 0  # both leases hold
+    assert await bot.recover(now, starting=True) == 1  # its own earlier run's, at once
+    await bot.idle()
+    async with app.state.services.db.transaction() as session:
+        theirs = await session.get(LineEvent, "theirs")
+        mine = await session.get(LineEvent, "mine")
+    assert mine is not None and mine.processed_at is not None
+    assert theirs is not None and theirs.processed_at is None
 
 
 async def test_processed_events_are_forgotten_after_a_week(app: FastAPI) -> None:

@@ -1,4 +1,4 @@
-"""capacity losses kept in the database, for whichever process moves their bookings
+"""leases: capacity losses and LINE events held by the process that answers for them
 
 Revision ID: 0003
 Revises: 0002
@@ -26,7 +26,14 @@ def upgrade() -> None:
     sa.Column('leased_until', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('station_id')
     )
+    with op.batch_alter_table('line_events', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('leased_by', sa.String(length=100), nullable=True))
+        batch_op.add_column(sa.Column('leased_until', server.db.models.UtcDateTime(timezone=True),
+                                      nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('line_events', schema=None) as batch_op:
+        batch_op.drop_column('leased_until')
+        batch_op.drop_column('leased_by')
     op.drop_table('capacity_losses')
