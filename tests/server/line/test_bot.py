@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -43,22 +44,29 @@ async def test_a_failed_fetch_fails_each_lookup_of_its_turn() -> None:
     assert [type(f) for f in found] == [OSError, OSError]
 
 
+def asking(name: str, received_at: datetime, **lease: Any) -> LineEvent:
+    """Resident `U{name}` asking for their booking, stored and not yet processed."""
+    return LineEvent(webhook_event_id=name, user_id=f"U{name}", kind="text",
+                     body={"kind": "text", "text": "予約確認"}, redelivery=False,
+                     received_at=received_at, **lease)  # fmt: skip
+
+
+async def processed(app: FastAPI, *names: str) -> list[bool]:
+    async with app.state.services.db.transaction() as session:
+        rows = [await session.get(LineEvent, name) for name in names]
+    return [row is not None and row.processed_at is not None for row in rows]
+
+
 async def test_recovery_takes_old_unprocessed_events_once(app: FastAPI) -> None:
     bot = app.state.services.line_bot
     now = datetime.now(UTC)
     async with app.state.services.db.transaction() as session:
         for name, age_s in (("old", 120), ("young", 1)):
-            session.add(LineEvent(webhook_event_id=name, user_id=f"U{name}", kind="text",
-                                  body={"kind": "text", "text": "予約確認"}, redelivery=False,
-                                  received_at=now - timedelta(seconds=age_s)))  # fmt: skip
+            session.add(asking(name, now - timedelta(seconds=age_s)))
     assert await bot.recover(now, older_than_s=30) == 1  # the young one is someone's, in hand
     assert await bot.recover(now, older_than_s=30) == 0  # queued already: not again
     await bot.idle()
-    async with app.state.services.db.transaction() as session:
-        old = await session.get(LineEvent, "old")
-        young = await session.get(LineEvent, "young")
-        assert old is not None and old.processed_at is not None
-        assert young is not None and young.processed_at is None
+    assert await processed(app, "old", "young") == [True, False]
 
 
 async def test_a_live_process_s_queue_is_not_recovered_by_another_until_its_lease_runs_out(
@@ -85,10 +93,7 @@ async def test_a_live_process_s_queue_is_not_recovered_by_another_until_its_leas
     assert await recovering.recover(gone, older_than_s=30) == 1
     assert await recovering.recover(gone, older_than_s=30) == 0
     await recovering.idle()
-    async with svc.db.transaction() as session:
-        row = await session.get(LineEvent, "held")
-    assert row is not None and row.processed_at is not None
-    assert row.leased_by == "chargenet-server"
+    assert await processed(app, "held") == [True]
 
 
 async def test_at_start_a_process_takes_back_what_its_earlier_run_held(app: FastAPI) -> None:
@@ -96,18 +101,12 @@ async def test_at_start_a_process_takes_back_what_its_earlier_run_held(app: Fast
     now = datetime.now(UTC)
     async with app.state.services.db.transaction() as session:
         for name, owner in (("mine", "chargenet-server"), ("theirs", "server-a")):
-            session.add(LineEvent(webhook_event_id=name, user_id=f"U{name}", kind="text",
-                                  body={"kind": "text", "text": "予約確認"}, redelivery=False,
-                                  received_at=now - timedelta(seconds=5), leased_by=owner,
-                                  leased_until=now + LEASE))  # fmt: skip
+            session.add(asking(name, now - timedelta(seconds=5), leased_by=owner,
+                               leased_until=now + LEASE))  # fmt: skip
     assert await bot.recover(now) == 0  # both leases hold
     assert await bot.recover(now, starting=True) == 1  # its own earlier run's, at once
     await bot.idle()
-    async with app.state.services.db.transaction() as session:
-        theirs = await session.get(LineEvent, "theirs")
-        mine = await session.get(LineEvent, "mine")
-    assert mine is not None and mine.processed_at is not None
-    assert theirs is not None and theirs.processed_at is None
+    assert await processed(app, "mine", "theirs") == [True, False]
 
 
 async def test_processed_events_are_forgotten_after_a_week(app: FastAPI) -> None:
