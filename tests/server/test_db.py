@@ -1,4 +1,6 @@
 import asyncio
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -175,3 +177,29 @@ def test_postgresql_connections_notice_a_vanished_peer_and_end_abandoned_transac
     assert shown == {"tcp_keepalives_idle": "20", "tcp_keepalives_interval": "5",
                      "tcp_keepalives_count": "4",
                      "idle_in_transaction_session_timeout": "10min"}  # fmt: skip
+
+
+def test_servers_starting_together_on_an_empty_postgresql_migrate_it_once(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """Several server processes started at once each migrate at start: they take turns.
+    Each waits, imported, for the same go-file, so the migrations overlap."""
+    go = tmp_path / "go"
+    migrate = [sys.executable, "-c", "import sys, os, time\n"
+               "from server.db.migrate import upgrade\n"
+               "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+               "upgrade(sys.argv[1])", postgres_url, str(go)]  # fmt: skip
+    starting = [subprocess.Popen(migrate, stderr=subprocess.PIPE, text=True) for _ in range(4)]
+    go.touch()
+    errors = [p.communicate(timeout=120)[1] for p in starting]
+    assert [p.returncode for p in starting] == [0] * 4, [e.splitlines()[-3:] for e in errors if e]
+
+    async def versions() -> list[str]:
+        db = Database(postgres_url)
+        try:
+            async with db.transaction() as session:
+                return list(await session.scalars(text("SELECT version_num FROM alembic_version")))
+        finally:
+            await db.dispose()
+
+    assert len(asyncio.run(versions())) == 1
