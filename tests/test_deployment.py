@@ -37,6 +37,7 @@ def test_the_services_are_all_there(compose: dict[str, Any]) -> None:
     assert set(compose["services"]) == {
         "mosquitto",
         "postgres",
+        "proxy",
         "server",
         "intake",
         "gateway",
@@ -60,7 +61,7 @@ def test_server_environment_names_are_settings(compose: dict[str, Any]) -> None:
     assert url.startswith("postgresql+asyncpg://") and "@postgres:5432/" in url
     assert server["environment"]["CHARGENET_MQTT_URL"] == "mqtt://mosquitto:1883"
     port = server["command"][server["command"].index("--port") + 1]
-    assert f"{port}:{port}" in server["ports"]
+    assert server["expose"] == [port] and "ports" not in server  # reached through the proxy
 
 
 def test_the_intake_hands_on_to_the_server_with_the_same_secret(compose: dict[str, Any]) -> None:
