@@ -3,7 +3,8 @@
 from typing import Final
 
 BENCHES: Final = (
-    "gateway", "outbox", "ingest", "booking", "assignment", "platforms", "fuzz", "faults",
+    "gateway", "gateway_soak", "outbox", "ingest", "booking", "assignment", "platforms", "fuzz",
+    "faults",
 )  # fmt: skip
 """The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
 `python -m bench` runs them."""

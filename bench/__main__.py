@@ -30,7 +30,7 @@ def run(name: str, argv: list[str]) -> int:
 
 
 def main(argv: list[str]) -> int:
-    listing = "\n".join(f"  {name:<11} {summary(name)}" for name in BENCHES)
+    listing = "\n".join(f"  {name:<12} {summary(name)}" for name in BENCHES)
     parser = argparse.ArgumentParser(
         prog="python -m bench", description=__doc__, epilog=f"benchmarks:\n{listing}",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -52,11 +52,11 @@ class Result:
     peak_rss_mb: float
 
 
-def snapshot_reads(bus: RtuBus) -> tuple[float, tuple[tuple[int, int], ...]]:
-    """Least wire time of one poll of a 4-port battery, and the reads it takes."""
+def snapshot_reads(bus: RtuBus, ports: int = PORTS) -> tuple[float, tuple[tuple[int, int], ...]]:
+    """Least wire time of one poll of a battery of `ports` ports, and the reads it takes."""
     at = SUNS_BASE + 2 + HEADER_LEN + 66  # after the SunS marker and model 1
     spans = []
-    for model, repeats in ((BATTERY, 0), (DC_MEASUREMENT, PORTS), (VENDOR, PORTS)):
+    for model, repeats in ((BATTERY, 0), (DC_MEASUREMENT, ports), (VENDOR, ports)):
         spans.append(ModelSpan(model.model_id, at, model.length(repeats)))
         at = spans[-1].end
     reads = plan_reads(spans)

@@ -100,3 +100,16 @@ def test_a_quick_platforms_run_measures_its_three_figures_and_loses_nothing(
     assert (burst["events"], burst["lost"], burst["doubled"]) == (90, 0, 0)
     assert burst["acked"] == burst["events"] + burst["redeliveries"]
     assert "fault -> crew alert (LINE WORKS)" in done.stdout
+
+
+def test_a_quick_gateway_soak_polls_publishes_and_stores_the_outage(tmp_path: Path) -> None:
+    out = tmp_path / "gateway_soak.json"
+    done = bench("gateway_soak", "--quick", "--out", str(out), timeout_s=180)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = json.loads(out.read_text())["result"]
+    assert found["sim_hours"] > 0.2 and found["outage_sim_hours"] > 0.05
+    assert found["polls_per_unit"] > 10
+    assert found["messages_per_sim_hour"] >= 10 * 60 * 0.8  # every unit at least per minute
+    assert found["rss_samples"] > 10 and found["peak_rss_mb"] >= found["rss_first_quarter_mb"]
+    assert found["outage_messages_per_hour"] > 0 and found["outage_bytes_per_message"] > 0
+    assert "RSS slope 2nd half MB/sim-hour" in done.stdout
