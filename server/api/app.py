@@ -33,6 +33,7 @@ from server.api import (
     operators,
     ports,
     registry,
+    reports,
     stations,
 )
 from server.api.body_limit import BodyLimit
@@ -109,7 +110,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.state.opendata = opendata.Feed()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators):
+    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators, reports):
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
