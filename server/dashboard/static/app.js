@@ -108,6 +108,7 @@ function crewShow() {
   document.getElementById("token").hidden = signedIn;
   document.getElementById("sign-in").hidden = signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
+  document.getElementById("report").hidden = !signedIn;
   render();
 }
 
