@@ -12,6 +12,7 @@ import os
 import struct
 import sys
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from server.db.models import Booking, Incident, Notification, OutboxMessage, Uni
 from server.reports.export import BOOKING_FIELDS, INCIDENT_FIELDS, SUMMARY_FIELDS
 from server.reports.figures import Figures, Period
 from server.reports.read import read_report
-from tests.server.api.conftest import ADMIN
+from tests.server.api.conftest import ADMIN, demo_app
 from tests.server.api.test_operators import UWA, make
 
 pytestmark = pytest.mark.anyio
@@ -48,6 +49,13 @@ async def unit_pk(app: FastAPI, unit: str) -> int:
         found: int | None = await session.scalar(select(Unit.id).where(Unit.unit == unit))
     assert found is not None
     return found
+
+
+@pytest.fixture
+async def app(database_url: str) -> AsyncIterator[FastAPI]:
+    """The demo app on SQLite and on PostgreSQL: every test here runs on both stores."""
+    async with demo_app(database_url) as application:
+        yield application
 
 
 @pytest.fixture
@@ -264,14 +272,14 @@ async def chargenet_report(url: str, *argv: str) -> bytes:
 
 
 async def test_the_cli_writes_the_same_documents(
-    client: httpx.AsyncClient, event: None, sqlite_url: str, tmp_path: Path
+    client: httpx.AsyncClient, event: None, database_url: str, tmp_path: Path
 ) -> None:
     argv = ["--start", "2026-12-06T18:00:00+09:00", "--end", "2026-12-07T00:00:00+09:00",
             "--municipality", OZU]  # fmt: skip
-    csv_body = await chargenet_report(sqlite_url, *argv)
+    csv_body = await chargenet_report(database_url, *argv)
     assert csv_body == (await download(client, "csv", municipality=OZU)).content
     pdf = tmp_path / "ozu.pdf"
-    assert await chargenet_report(sqlite_url, *argv, "--format", "pdf", "--out", str(pdf)) == b""
+    assert await chargenet_report(database_url, *argv, "--format", "pdf", "--out", str(pdf)) == b""
     document = pypdfium2.PdfDocument(pdf.read_bytes())
     assert len(document) == 2
     document.close()
