@@ -245,12 +245,24 @@ def build_report(
                 (municipality is None and m.station_id is None)]  # fmt: skip
     messages = [m for m in messages if m.created_at in period]
     waits = resident_waits(bookings, chain)
-    per_station = [
-        (s, figures([b for b in bookings if b.station_id == s.id], waits,
-                    [i for i in incidents if i.station_id == s.id],
-                    [m for m in messages if m.station_id == s.id], period))
-        for s in sorted(reached, key=lambda s: (s.municipality, s.id))
-    ]  # fmt: skip
+    by_station: dict[str | None, tuple[list[BookingRow], list[IncidentRow], list[MessageRow]]]
+    by_station = {  # one pass over the rows, not one per station (2,000 in a prefecture)
+        s.id: ([], [], []) for s in reached
+    }
+    for b in bookings:
+        by_station[b.station_id][0].append(b)
+    for i in incidents:
+        if i.station_id in by_station:
+            by_station[i.station_id][1].append(i)
+    for m in messages:
+        if m.station_id in by_station:
+            by_station[m.station_id][2].append(m)
+    per_station: list[tuple[StationRow, Figures]] = []
+    for station in sorted(reached, key=lambda s: (s.municipality, s.id)):
+        own_bookings, own_incidents, own_messages = by_station[station.id]
+        per_station.append(
+            (station, figures(own_bookings, waits, own_incidents, own_messages, period))
+        )
     by_hour: dict[datetime, int] = {}
     for b in bookings:
         if b.status != "moved":
