@@ -39,7 +39,7 @@ from server.registry.models import (
     StationPatch,
     StationSpec,
 )
-from server.registry.shelter_formats import ShelterFormat, parse_shelters
+from server.registry.shelter_formats import ShelterFormat, parse_shelters, published_over
 
 Clock = Callable[[], datetime]
 STATION_FIELDS = tuple(StationSpec.model_fields)
@@ -165,9 +165,16 @@ class Registry:
 
     async def import_shelters(self, data: bytes, fmt: ShelterFormat, by: Operator) -> ImportReport:
         """A municipality's published shelter file, all rows or none, as `import_stations_csv`."""
-        return await self._import_stations(parse_shelters(data, fmt), by)
+        return await self._import_stations(parse_shelters(data, fmt), by, over=published_over)
 
-    async def _import_stations(self, parsed: ParsedCsv[StationSpec], by: Operator) -> ImportReport:
+    async def _import_stations(
+        self,
+        parsed: ParsedCsv[StationSpec],
+        by: Operator,
+        over: Callable[[StationSpec, StationSpec], StationSpec] | None = None,
+    ) -> ImportReport:
+        """`over(stored, given)` is what a row makes of a station that exists; without it,
+        the row replaces it whole."""
         if parsed.errors:
             return ImportReport(errors=parsed.errors)
         created: list[str] = []
@@ -177,6 +184,8 @@ class Registry:
             for parsed_row in parsed.rows:
                 spec = parsed_row.model
                 row = await session.get(Station, spec.id)
+                if row is not None and over is not None:
+                    spec = over(_spec_of(row), spec)
                 if row is not None and _spec_of(row) == spec:
                     unchanged.append(spec.id)
                     continue

@@ -135,6 +135,20 @@ def parse_gsi_geojson(text: str) -> ParsedCsv[StationSpec]:
                                                                "longitude": GEOMETRY})  # fmt: skip
 
 
+NOT_PUBLISHED: Final = ("counterpart_group", "opens_at", "closes_at", "slot_minutes")
+"""Station fields none of these files carries: an operator sets them, a re-import keeps them."""
+
+
+def published_over(stored: StationSpec, published: StationSpec) -> StationSpec:
+    """A newer edition of the file over a station already loaded: what the file says wins,
+    what it does not say is kept (the operator's hours, and an English name given since
+    where the file has none and the Japanese name stood in)."""
+    kept = {name: getattr(stored, name) for name in NOT_PUBLISHED}
+    if published.name_en == published.name_ja and stored.name_en != stored.name_ja:
+        kept["name_en"] = stored.name_en
+    return published.model_copy(update=kept)
+
+
 PARSERS: Final[Mapping[ShelterFormat, Callable[[str], ParsedCsv[StationSpec]]]] = {
     "gsi-csv": parse_gsi_csv,
     "gsi-geojson": parse_gsi_geojson,

@@ -14,7 +14,7 @@ from server.access.operators import Operator
 from server.db.models import Station
 from server.db.session import Database
 from server.errors import Forbidden
-from server.registry import Registry
+from server.registry import Registry, StationPatch
 from server.registry.shelter_formats import ShelterFormat
 from tests.server.database import with_database
 from tests.server.registry.test_shelter_formats import GSI_CSV, GSI_GEOJSON, OPENDATA_CSV
@@ -51,6 +51,31 @@ def test_each_published_format_imports_and_reimports_in_place(database_url: str)
         assert [e.action for e in history] == ["station.updated", "station.created"]
         renamed = [gym, renamed_gym]
         assert history[0].detail == {"name_ja": renamed, "name_en": renamed}  # no English given
+
+    with_database(database_url, scenario)
+
+
+def test_a_reimport_keeps_what_the_file_does_not_say(database_url: str) -> None:
+    """Hours, slots, group and an English name set by an operator survive a newer edition."""
+
+    async def scenario(db: Database) -> None:
+        registry = Registry(db, clock=lambda: NOW)
+        assert (await registry.import_shelters(GSI_CSV.read_bytes(), "gsi-csv", SATO)).ok
+        patch = StationPatch(
+            name_en="Hirano Community Centre", opens_at="08:00", closes_at="21:00",
+            slot_minutes=20, counterpart_group="南予",
+        )  # fmt: skip
+        await registry.update_station("e3820700000601", patch, SATO)
+        newer = GSI_CSV.read_text(encoding="utf-8").replace("野田", "野田1番地")
+        report = await registry.import_shelters(newer.encode(), "gsi-csv", SATO)
+        assert report.updated == ("e3820700000601",), report
+        station = await registry.get_station("e3820700000601")
+        assert (station.address, station.name_ja, station.name_en) == (
+            "愛媛県大洲市平野町野田1番地", "平野公民館", "Hirano Community Centre")  # fmt: skip
+        assert (station.opens_at, station.closes_at, station.slot_minutes) == ("08:00", "21:00", 20)
+        assert station.counterpart_group == "南予"
+        again = await registry.import_shelters(newer.encode(), "gsi-csv", SATO)
+        assert again.updated == () and len(again.unchanged) == 4
 
     with_database(database_url, scenario)
 
