@@ -79,3 +79,16 @@ def test_a_feature_without_a_point_is_named_by_its_number() -> None:
         (2, "geometry.coordinates"), (3, "geometry.coordinates")]  # fmt: skip
     assert len(parsed.rows) == 2
     assert parse_shelters(b'{"type": "Feature"}', "gsi-geojson").errors[0].row == 1
+
+
+def test_gsis_designated_shelter_list_reads_by_the_same_columns() -> None:
+    """指定避難所 has other columns after 住所 than 指定緊急避難場所; only the shared ones count."""
+    text = (
+        "NO,共通ID,施設・場所名,住所,指定緊急避難場所との住所同一,"
+        "その他市町村長が必要と認める事項,受入対象者,緯度,経度,備考\n"
+        "1,P3820700000101,大洲市立大洲小学校,愛媛県大洲市大洲,1,,,33.5068,132.5431,\n"
+    )
+    parsed = parse_shelters(text.encode("cp932"), "gsi-csv")
+    assert parsed.errors == ()
+    assert [(r.row, r.model.id, r.model.municipality) for r in parsed.rows] == [
+        (2, "p3820700000101", "大洲市")]  # fmt: skip
