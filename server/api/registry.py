@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict
 
 from server.api import schemas
@@ -28,6 +28,16 @@ router = APIRouter(
 )
 
 CSV_EXAMPLE = "id,name_ja,name_en,latitude,longitude\nozu-01,大洲小学校,Ozu Elementary,33.5,132.5\n"
+IMPORT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE},
+            "application/geo+json": {"schema": {"type": "object"}},
+        },
+    }
+}
+"""The body is read raw (a published CSV may be Shift_JIS), so OpenAPI is told by hand."""
 
 
 class StationRef(BaseModel):
@@ -58,20 +68,33 @@ async def update_station(
     return station
 
 
-@router.post("/registry/import", response_model=schemas.ImportOut)
-async def import_csv(
+@router.post("/registry/import", response_model=schemas.ImportOut, openapi_extra=IMPORT_BODY)
+async def import_file(
+    request: Request,
     actor: Actor,
     svc: Svc,
-    body: Annotated[
-        str, Body(media_type="text/csv", openapi_examples={"stations": {"value": CSV_EXAMPLE}})
-    ],
-    kind: Annotated[Literal["stations", "batteries"], Query()] = "stations",
+    kind: Annotated[
+        Literal["stations", "batteries", "gsi-csv", "gsi-geojson", "opendata-csv"], Query()
+    ] = "stations",
 ) -> schemas.ImportOut:
-    """All rows or none: a file with a bad row changes nothing (422 names each bad row)."""
-    if kind == "stations":
-        report = await svc.registry.import_stations_csv(body, actor)
+    """All rows or none: a file with a bad row changes nothing (422 names each bad row).
+
+    `stations` and `batteries` are our own CSV files (UTF-8); the others are shelter
+    lists as municipalities publish them (`server.registry.shelter_formats`), UTF-8 or
+    Shift_JIS, the GeoJSON one sent as `application/geo+json` or `application/json`.
+    """
+    body = await request.body()
+    if kind == "stations" or kind == "batteries":
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise Invalid(f"row 1: the file is not UTF-8 ({exc})", code="invalid_csv") from exc
+        if kind == "stations":
+            report = await svc.registry.import_stations_csv(text, actor)
+        else:
+            report = await svc.registry.import_batteries_csv(text, actor)
     else:
-        report = await svc.registry.import_batteries_csv(body, actor)
+        report = await svc.registry.import_shelters(body, kind, actor)
     if not report.ok:
         raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
     svc.hub.publish({"type": "registry", "stations": []})

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final, Generic, TypeVar
 
@@ -100,7 +100,7 @@ def parse_rows(
         try:
             parsed = model.model_validate(values, strict=False)
         except ValidationError as exc:
-            errors.extend(_row_errors(number, exc))
+            errors.extend(row_errors(number, exc))
             continue
         seen = first_row.setdefault(key(parsed), number)
         if seen != number:
@@ -130,11 +130,16 @@ def _check_header(
     return errors
 
 
-def _row_errors(row: int, exc: ValidationError) -> list[RowError]:
-    """One error per pydantic error; a model-level error (hours) names no single column."""
+def row_errors(
+    row: int, exc: ValidationError, columns: Mapping[str, str] | None = None
+) -> list[RowError]:
+    """One error per pydantic error; a model-level error (hours) names no single column.
+    `columns` renames a model field to the file's own column (`latitude` to `緯度`)."""
     found = []
     for error in exc.errors():
         column = str(error["loc"][0]) if error["loc"] else None
+        if column is not None and columns:
+            column = columns.get(column, column)
         message = error["msg"].removeprefix("Value error, ")
         if error["type"] == "missing":
             message = "required, empty"

@@ -26,7 +26,12 @@ from server.access.places import station_municipality
 from server.db.models import ACTIVE_BOOKING, Booking, Station, Unit
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound
-from server.registry.csv_import import RowError, parse_batteries_csv, parse_stations_csv
+from server.registry.csv_import import (
+    ParsedCsv,
+    RowError,
+    parse_batteries_csv,
+    parse_stations_csv,
+)
 from server.registry.models import (
     BatteryInfo,
     BatteryMapping,
@@ -34,6 +39,7 @@ from server.registry.models import (
     StationPatch,
     StationSpec,
 )
+from server.registry.shelter_formats import ShelterFormat, parse_shelters, published_over
 
 Clock = Callable[[], datetime]
 STATION_FIELDS = tuple(StationSpec.model_fields)
@@ -155,7 +161,20 @@ class Registry:
 
     async def import_stations_csv(self, text: str, by: Operator) -> ImportReport:
         """Create or update every station of the file, or none of them (see module doc)."""
-        parsed = parse_stations_csv(text)
+        return await self._import_stations(parse_stations_csv(text), by)
+
+    async def import_shelters(self, data: bytes, fmt: ShelterFormat, by: Operator) -> ImportReport:
+        """A municipality's published shelter file, all rows or none, as `import_stations_csv`."""
+        return await self._import_stations(parse_shelters(data, fmt), by, over=published_over)
+
+    async def _import_stations(
+        self,
+        parsed: ParsedCsv[StationSpec],
+        by: Operator,
+        over: Callable[[StationSpec, StationSpec], StationSpec] | None = None,
+    ) -> ImportReport:
+        """`over(stored, given)` is what a row makes of a station that exists; without it,
+        the row replaces it whole."""
         if parsed.errors:
             return ImportReport(errors=parsed.errors)
         created: list[str] = []
@@ -165,6 +184,8 @@ class Registry:
             for parsed_row in parsed.rows:
                 spec = parsed_row.model
                 row = await session.get(Station, spec.id)
+                if row is not None and over is not None:
+                    spec = over(_spec_of(row), spec)
                 if row is not None and _spec_of(row) == spec:
                     unchanged.append(spec.id)
                     continue

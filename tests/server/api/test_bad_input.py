@@ -51,7 +51,6 @@ async def test_an_oversized_body_is_413_before_it_is_read_in_full(
 
 @pytest.mark.parametrize(("path", "content_type"), [
     ("/api/v1/operators", "application/json"),
-    ("/api/v1/registry/import?kind=stations", "text/csv"),
     ("/api/v1/incidents/1/resolve", "application/json"),
 ])  # fmt: skip
 async def test_a_stranger_s_oversized_body_elsewhere_is_413_not_buffered_before_the_401(
@@ -68,6 +67,22 @@ async def test_a_stranger_s_oversized_body_elsewhere_is_413_not_buffered_before_
     assert declared.status_code == 413 and declared.json()["error"]["code"] == "too_large"
     small = await client.post(path, content=b"{}", headers=typed)
     assert small.status_code == 401, small.text  # under the floor, the route's own answer
+
+
+@pytest.mark.parametrize("kind", ["stations", "gsi-geojson"])
+async def test_a_stranger_s_import_is_401_before_its_body_is_read(
+    client: httpx.AsyncClient, kind: str
+) -> None:
+    """The import reads its body itself (a published file may be Shift_JIS), after the
+    bearer check: a stranger is answered without the server holding the body."""
+    body = Body(4 * MAX_BODY)
+    path = f"/api/v1/registry/import?kind={kind}"
+    typed = {"Content-Type": "text/csv"}
+    streamed = await client.post(path, content=body, headers=typed)
+    assert streamed.status_code == 401, streamed.text
+    assert body.pulled <= MAX_BODY // CHUNK + 2 < body.chunks
+    declared = await client.post(path, content=b"x" * (MAX_BODY + 1), headers=typed)
+    assert declared.status_code == 413 and declared.json()["error"]["code"] == "too_large"
 
 
 async def test_a_10000_character_resident_id_is_422_naming_the_field(

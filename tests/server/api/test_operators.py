@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from server.db.models import AuditEntry, Incident, OperatorToken
 from tests.server.api.conftest import ADMIN, client_of, demo_app
+from tests.server.registry.test_shelter_formats import GSI_CSV, GSI_GEOJSON
 
 pytestmark = pytest.mark.anyio
 
@@ -118,6 +119,36 @@ async def test_a_municipalitys_file_naming_anothers_station_changes_nothing(
     assert taken.status_code == 403
     hq_routes = (await client.get("/api/v1/crew-routes", headers=ADMIN)).json()["routes"]
     assert {(r["scope"], r["channel_id"]) for r in hq_routes} >= {("hq", "hq-ehime")}
+
+
+async def test_a_municipality_loads_its_published_shelters_and_not_anothers(
+    client: httpx.AsyncClient, two_towns: tuple[int, int]
+) -> None:
+    """GSI's GeoJSON as published, then its CSV in Shift_JIS with one 宇和島市 (38203) row."""
+    ozu = await make(client, "ozu-tanaka", "municipality", "大洲市")
+    geojson = {**ozu, "Content-Type": "application/geo+json"}
+    own = await client.post("/api/v1/registry/import?kind=gsi-geojson",
+                            content=GSI_GEOJSON.read_bytes(), headers=geojson)  # fmt: skip
+    assert own.status_code == 200, own.text
+    assert len(own.json()["created"]) == 4
+    assert (await client.get("/api/v1/stations/e3820700000101")).json()["municipality"] == "大洲市"
+    text = GSI_CSV.read_text(encoding="utf-8").replace("平野公民館", "平野公民館（改）")
+    sjis = {**ozu, "Content-Type": "text/csv; charset=Shift_JIS"}
+    again = await client.post("/api/v1/registry/import?kind=gsi-csv",
+                              content=text.encode("cp932"), headers=sjis)  # fmt: skip
+    assert again.status_code == 200 and again.json()["updated"] == ["e3820700000601"]
+    foreign = text.replace("E3820700000201", "E3820300000201").replace("平野公民館（改）", "平野")
+    refused = await client.post("/api/v1/registry/import?kind=gsi-csv",
+                                content=foreign.encode("cp932"), headers=sjis)  # fmt: skip
+    assert refused.status_code == 403 and "宇和島市" in refused.json()["error"]["message"]
+    assert (await client.get("/api/v1/stations/e3820300000201")).status_code == 404
+    kept = (await client.get("/api/v1/stations/e3820700000601")).json()
+    assert kept["name_ja"] == "平野公民館（改）"
+    broken = text.replace("33.5146", "")
+    invalid = await client.post("/api/v1/registry/import?kind=gsi-csv",
+                                content=broken.encode(), headers=sjis)  # fmt: skip
+    assert invalid.status_code == 422
+    assert "row 3, column 緯度" in invalid.json()["error"]["message"]
 
 
 async def test_a_viewer_reads_and_changes_nothing(client: httpx.AsyncClient) -> None:
