@@ -65,10 +65,11 @@ class ServerProcess(Child):
 
     def count(self, query: str) -> int:
         """The one number `query` selects from the server's SQLite file (read only; 0 for
-        NULL): what the database stored is the judge of what was delivered."""
+        NULL or no row): what the database stored is the judge of what was delivered."""
         path = self.database_url.split("///", 1)[1]
         with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-            return int(db.execute(query).fetchone()[0] or 0)
+            row = db.execute(query).fetchone()
+        return int(row[0] or 0) if row else 0
 
 
 class IntakeProcess(Child):
