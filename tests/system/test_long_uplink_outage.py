@@ -57,7 +57,7 @@ def test_a_72_hour_equivalent_outage_is_delivered_whole_and_in_seq_order(
                    "every port")  # fmt: skip
         broker.stop()
         outbox = tmp_path / "outbox.db"
-        wait_until(lambda: backlog(outbox) >= BACKLOG, 120, "72 hours of states held")
+        wait_until(lambda: backlog(outbox) >= BACKLOG, 240, "72 hours of states held")
         broker.start()
         back = time.monotonic()
         with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
