@@ -4,8 +4,9 @@ A gateway sits in a shelter's back room, so what the prefecture's monitoring nee
 is here: whether it reaches the broker, how full its outbox is, and per serial bus and
 unit what polling achieves. `/healthz` answers 200 `ok`, or 503 `degraded` naming each
 problem (the broker not connected, a bus on which no unit answered for three report
-periods, the outbox past its budget). The figures are read from their owners at each
-request (`GatewayView`), so nothing has to remember to count; the checks are plain rules.
+periods, the outbox past its budget or its disk refusing writes). The figures are read
+from their owners at each request (`GatewayView`), so nothing has to remember to count;
+the checks are plain rules.
 Served with aiohttp inside the gateway's own event loop, on `health_listen` only.
 """
 
@@ -51,6 +52,11 @@ class GatewayView:
     over_budget_appends: int
     buses: Sequence[BusView]
     report_period_s: float
+    outbox_write_error: str | None = None
+    """Why the outbox's disk refuses writes (full ...); None while it takes them."""
+    outbox_held: int = 0
+    """Entries held in memory meanwhile."""
+    outbox_write_failures: int = 0
 
 
 def problems(view: GatewayView) -> list[str]:
@@ -62,6 +68,9 @@ def problems(view: GatewayView) -> list[str]:
             found.append(f"bus {bus.name}: no unit answered for {silent_after_s:.0f} s")
     if view.outbox_bytes > view.outbox_budget_bytes:
         found.append(f"outbox: {view.outbox_bytes} bytes, past its {view.outbox_budget_bytes}")
+    if view.outbox_write_error is not None:
+        found.append(f"outbox: cannot write ({view.outbox_write_error}), "
+                     f"{view.outbox_held} messages held in memory")  # fmt: skip
     return found
 
 
@@ -75,7 +84,9 @@ def report(view: GatewayView) -> tuple[int, dict[str, object]]:
         "version": view.version,
         "mqtt_connected": view.mqtt_connected,
         "outbox": {"messages": view.outbox_messages, "unconfirmed": view.outbox_unconfirmed,
-                   "bytes": view.outbox_bytes, "budget_bytes": view.outbox_budget_bytes},
+                   "bytes": view.outbox_bytes, "budget_bytes": view.outbox_budget_bytes,
+                   "write_error": view.outbox_write_error, "held": view.outbox_held,
+                   "write_failures": view.outbox_write_failures},
         "buses": {b.name: {"units": len(b.units), "last_ok_age_s": b.last_ok_age_s}
                   for b in view.buses},
     }  # fmt: skip
@@ -106,7 +117,13 @@ def families(view: GatewayView) -> Iterator[Metric]:
     outbox.add_metric(["unconfirmed"], view.outbox_unconfirmed)
     outbox.add_metric(["bytes"], view.outbox_bytes)
     outbox.add_metric(["budget_bytes"], view.outbox_budget_bytes)
+    outbox.add_metric(["held"], view.outbox_held)
     yield outbox
+    yield CounterMetricFamily(
+        "chargenet_gateway_outbox_write_failures",
+        "Appends the disk refused (full, failing): held in memory, see outbox{what=held}",
+        value=view.outbox_write_failures,
+    )
     yield CounterMetricFamily(
         "chargenet_gateway_outbox_over_budget_appends",
         "Messages stored although the outbox was full of what it never drops",

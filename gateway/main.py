@@ -128,7 +128,8 @@ async def _serve_health(
             buses=[BusView(name, p.stats, p.busy_s,
                            None if p.last_ok is None else now - p.last_ok)
                    for name, p in pollers.items()],
-            report_period_s=config.report_period_s,
+            report_period_s=config.report_period_s, outbox_write_error=outbox.write_error,
+            outbox_held=len(outbox.hold), outbox_write_failures=outbox.write_failures,
         )  # fmt: skip
 
     host, _, port = config.health_listen.rpartition(":")

@@ -23,6 +23,14 @@ are deleted, oldest first; the newest snapshot per key and every event are kept.
 those remain the append is stored anyway, counted in `over_budget_appends` and logged:
 losing an event is worse than a full disk budget.
 
+When the disk itself refuses a write (full, or failing), the entries wait in memory
+(`gateway.outbox_hold`: the newest state per unit, every event) and go to disk, with their
+seqs, ahead of the next append that succeeds; `write_error` says why meanwhile. The
+gateway keeps polling and says so on its health endpoint. The other writes (the birth's
+reserved seqs, acknowledgements) raise `sqlite3.OperationalError`: the publisher takes it
+as a failed connection and tries again later; what was not marked is sent again then (the
+server drops the duplicates).
+
 One connection, used from the asyncio thread only; every call is one short transaction.
 """
 
@@ -40,6 +48,7 @@ from pathlib import Path
 from typing import Final
 
 from gateway.outbox_codec import decode, encode
+from gateway.outbox_hold import Hold
 from protocol.payloads import Envelope
 
 log = logging.getLogger(__name__)
@@ -113,6 +122,11 @@ class Outbox:
         self.pruned = 0
         """Superseded snapshots deleted to stay within the budget."""
         self._over_budget = False
+        self.hold = Hold()
+        """Entries the disk refused, waiting for the next append that succeeds."""
+        self.write_error: str | None = None
+        """Why the last write failed, while the disk refuses writes; None when it takes them."""
+        self.write_failures = 0
         # The WAL is checkpointed (and truncated) once it holds this many pages; it is part
         # of the budget, so the data itself must stay below max_bytes by a few WALs.
         self._wal_pages = max(16, min(1000, max_bytes // (16 * PAGE_SIZE)))
@@ -136,13 +150,27 @@ class Outbox:
             row = self._db.execute("SELECT value FROM meta WHERE key = 'next_seq'").fetchone()
             (top,) = self._db.execute("SELECT COALESCE(MAX(seq), -1) FROM outbox").fetchone()
             self._next_seq: int = max(row[0] if row else 0, top + 1)
-            self._save_next_seq()
+            self._save_next_seq(self._next_seq)
             self.seq_run = self._seq_run()
 
     # -- producers ---------------------------------------------------------------------------
 
     def append(self, entries: Sequence[Entry]) -> list[Message]:
-        """Store `entries` in one transaction with consecutive seqs; what to publish."""
+        """Store what is held and `entries` in one transaction with consecutive seqs; what
+        to publish. When the disk refuses, hold them and return nothing (see the module)."""
+        try:
+            messages = self._store(self.hold.merged(entries) if self.hold else entries)
+        except sqlite3.OperationalError as exc:
+            self.hold.add(entries)
+            self._refused(exc)
+            return []
+        self.hold.clear()
+        if self.write_error is not None:
+            log.warning("outbox %s takes writes again", self.path)
+            self.write_error = None
+        return messages
+
+    def _store(self, entries: Sequence[Entry]) -> list[Message]:
         messages: list[Message] = []
         rows: list[tuple[int, str, bytes, bool, str | None]] = []
         seq = self._next_seq
@@ -157,11 +185,18 @@ class Outbox:
         with self._transaction():
             self._make_room(incoming)
             self._db.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?, NULL)", rows)
-            self._next_seq = seq
-            self._save_next_seq()
+            self._save_next_seq(seq)
             if not self._make_room(0):
                 self._count_over_budget()
+        self._next_seq = seq
         return messages
+
+    def _refused(self, exc: sqlite3.OperationalError) -> None:
+        self.write_failures += 1
+        if self.write_error is None:
+            log.error("outbox %s cannot write (%s): %d entries held in memory until it can",
+                      self.path, exc, len(self.hold))  # fmt: skip
+        self.write_error = str(exc)
 
     def status_seqs(self) -> tuple[int, int]:
         """The seqs of the next birth and of its Last Will (the birth's plus one).
@@ -172,11 +207,11 @@ class Outbox:
         row = self._db.execute("SELECT value FROM meta WHERE key = 'birth_seq'").fetchone()
         if row is not None:
             return int(row[0]), int(row[0]) + 1
+        birth = self._next_seq
         with self._transaction():
-            birth = self._next_seq
-            self._next_seq += 2
-            self._save_next_seq()
+            self._save_next_seq(birth + 2)
             self._db.execute("INSERT INTO meta VALUES ('birth_seq', ?)", (birth,))
+        self._next_seq = birth + 2
         return birth, birth + 1
 
     def append_status(self, entry: Entry) -> Message:
@@ -282,10 +317,11 @@ class Outbox:
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
+            self._db.execute("COMMIT")  # may fail too when the disk is full
         except BaseException:
-            self._db.execute("ROLLBACK")
+            if self._db.in_transaction:  # SQLite may have rolled back itself (disk full)
+                self._db.execute("ROLLBACK")
             raise
-        self._db.execute("COMMIT")
 
     def _seq_run(self) -> str:
         """This outbox's name for its run of seqs, made once with the file (see
@@ -296,11 +332,11 @@ class Outbox:
             self._db.execute("INSERT INTO meta VALUES ('seq_run', ?)", row)
         return f"{row[0]:016x}"
 
-    def _save_next_seq(self) -> None:
+    def _save_next_seq(self, value: int) -> None:
         self._db.execute(
             "INSERT INTO meta VALUES ('next_seq', ?) "
             "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (self._next_seq,),
+            (value,),
         )
 
     def _used_bytes(self) -> int:

@@ -21,6 +21,9 @@ delete what it stored, and a resender sends again, as history, what the broker t
 receipt covered within `resend_after_s`: a page at a time, soon again while receipts come
 back, backing off to `RESEND_MAX_S` while none do (no server is listening).
 
+A write the outbox's disk refuses (full) while connecting or marking PUBACKs ends the
+connection like a broker failure: the next attempt comes after the backoff.
+
 Commands arriving on the gateway's `cmd` topic are queued and handed to `on_command` one at
 a time by a worker that outlives connections; its exceptions are logged and counted.
 """
@@ -31,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import sqlite3
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -132,6 +136,8 @@ class Publisher:
                     await self._connection()
                 except* aiomqtt.MqttError as group:
                     self._log_failure(group.exceptions[0])
+                except* sqlite3.OperationalError as group:  # the outbox's disk refuses
+                    self._log_failure(group.exceptions[0], "the outbox cannot write")
                 if self._stopping.is_set():
                     break
                 delay = self._backoff()
@@ -332,10 +338,10 @@ class Publisher:
                 self.counters.command_errors += 1
                 log.exception("command handler failed on %d bytes", len(payload))
 
-    def _log_failure(self, exc: BaseException) -> None:
+    def _log_failure(self, exc: BaseException, why: str = "failed or lost") -> None:
         """Log it (once per outage), and turn to the next broker for the next attempt."""
         if self._failures == 0:
-            log.warning("MQTT connection to %s:%d failed or lost: %s", *self._where(), exc)
+            log.warning("MQTT connection to %s:%d %s: %s", *self._where(), why, exc)
         else:
             log.debug("MQTT reconnect attempt %d failed: %s", self._failures, exc)
         self._failures += 1

@@ -144,6 +144,32 @@ def test_events_are_kept_over_budget_and_counted(
     outbox.close()
 
 
+def test_a_disk_that_refuses_writes_holds_events_and_the_newest_state_in_memory(
+    tmp_path: Path,
+) -> None:
+    outbox = Outbox(tmp_path / "o.db", MB)
+    (pages,) = outbox._db.execute("PRAGMA page_count").fetchone()
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
+    while outbox.append([event_entry(1)]):  # until the file cannot grow
+        pass
+    top = outbox.next_seq
+    refused = [state_entry(1, 1), event_entry(2), state_entry(1, 2)]
+    assert outbox.append(refused[:1]) == [] and outbox.append(refused[1:]) == []
+    assert outbox.write_error is not None and "full" in outbox.write_error
+    assert len(outbox.hold) == 3  # every event, the newer state only
+    assert outbox.next_seq == top  # no seq given to what is not on disk
+    outbox._db.execute(f"PRAGMA max_page_count = {pages + 1000}")
+    stored = outbox.append([event_entry(3)])
+    assert seqs(stored) == [top, top + 1, top + 2, top + 3]
+    kinds = [m.topic.rsplit("/", 1)[1] for m in stored]
+    assert kinds == ["event", "event", "state", "event"]
+    assert json.loads(stored[2].payload)["ts"].startswith("2026-11-24T09:02")
+    assert outbox.write_error is None and len(outbox.hold) == 0
+    assert outbox.write_failures == 3
+    assert outbox.hold.coalesced == 1
+    outbox.close()
+
+
 def fingerprint(message: Message) -> tuple[int, str, bool, bytes]:
     """A message with its payload as a digest, to compare a backlog without holding it."""
     return message.seq, message.topic, message.retain, hashlib.sha256(message.payload).digest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,14 @@ class ServerProcess(Child):
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return self.request(method, path, body, admin=True)
+
+    def count(self, query: str) -> int:
+        """The one number `query` selects from the server's SQLite file (read only; 0 for
+        NULL or no row): what the database stored is the judge of what was delivered."""
+        path = self.database_url.split("///", 1)[1]
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            row = db.execute(query).fetchone()
+        return int(row[0] or 0) if row else 0
 
 
 class IntakeProcess(Child):

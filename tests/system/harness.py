@@ -126,11 +126,12 @@ def start_gateway(
     extra: str = "",
     top: str = "",
     env: dict[str, str] | None = None,
+    store: Path | None = None,
 ) -> Child:
-    """A gateway for every line the simulator announced, outbox in `workdir`; `extra` goes
-    into `[mqtt]`, `top` before it."""
+    """A gateway for every line the simulator announced, outbox in `workdir` (or `store`);
+    `extra` goes into `[mqtt]`, `top` before it."""
     text = gateway_config_toml(
-        gw_id, mqtt_url, sim.announced, workdir / "outbox.db", report_period_s
+        gw_id, mqtt_url, sim.announced, store or workdir / "outbox.db", report_period_s
     ).replace("poll_period_s = 1.0", f"poll_period_s = {poll_period_s}\n{top}")
     text = text.replace("reconnect_max_s = 5", "reconnect_max_s = 1" + extra)
     config = workdir / "gateway.toml"

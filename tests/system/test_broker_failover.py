@@ -11,7 +11,6 @@ same (`failover_urls`, `CHARGENET_MQTT_FAILOVER_URLS`).
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -26,12 +25,6 @@ from tests.system.harness import Child, quiet_simulator, start_gateway
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 GW = "gw-failover"
 UNITS = 2
-
-
-def count(server: ServerProcess, query: str) -> int:
-    path = server.database_url.split("///", 1)[1]
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
-        return int(db.execute(query).fetchone()[0] or 0)
 
 
 def test_a_killed_broker_is_failed_over_by_gateway_and_server_losing_nothing(
@@ -56,27 +49,27 @@ def test_a_killed_broker_is_failed_over_by_gateway_and_server_losing_nothing(
         failover = {"CHARGENET_MQTT_FAILOVER_URLS": json.dumps([standby.url])}
         server = ServerProcess(tmp_path, primary.url, 2.0, env=failover)
         started.append(server)
-        wait_until(lambda: count(server, "SELECT count(*) FROM ports") == 4 * UNITS, 30,
+        wait_until(lambda: server.count("SELECT count(*) FROM ports") == 4 * UNITS, 30,
                    "both batteries' ports")  # fmt: skip
         primary.kill()
         killed = time.monotonic()
         for unit in range(1, UNITS + 1):  # faults while both look for a broker
             sim.inject("line-1", unit, "port_fault", port=2, error="over_current")
-        mark = count(server, f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
+        mark = server.count(f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
 
         def stored_to_mark() -> bool:
-            stored = count(server, f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' "
+            stored = server.count(f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' "
                                    f"AND seq <= {mark}")  # fmt: skip
-            events = count(server, "SELECT count(*) FROM unit_events "
+            events = server.count("SELECT count(*) FROM unit_events "
                                    "WHERE kind = 'port_faulted'")  # fmt: skip
             return stored >= mark and events == UNITS
 
         wait_until(stored_to_mark, 60, "every message to the mark and both faults stored")
         recovery_s = time.monotonic() - killed
-        assert count(server, f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
+        assert server.count(f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
         assert f"connected to 127.0.0.1:{standby.port}" in gateway.log_text()
         assert f"connected to 127.0.0.1:{standby.port}" in server.log_text()
-        stored = count(server, f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' "
+        stored = server.count(f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' "
                                f"AND seq <= {mark}")  # fmt: skip
         record(Outcome("the broker SIGKILLed; gateway and server fail over to a standby",
                        mark, stored, 0, recovery_s,
