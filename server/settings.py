@@ -69,8 +69,9 @@ class Settings(BaseSettings):
     """A gateway command unanswered this long is sent again (same cmd_id) ..."""
     command_sends: int = Field(default=5, ge=1)
     """... up to this many sends in all, then given up (logged, `ok` false)."""
-    plausible_ts_ahead_s: float = Field(default=300.0, gt=0)
-    """A gateway message measured further ahead of its receipt than this is refused ..."""
+    plausible_ts_ahead_s: float = Field(default=86_400.0, gt=0)
+    """A gateway message measured further ahead of its receipt than this is refused (a
+    clock a day fast is still a measurement; the year 2999 is not; skew is a metric) ..."""
     plausible_ts_behind_h: float = Field(default=720.0, gt=0)
     """... and so is one measured longer ago than this (see `ingest.plausibility`)."""
     plausible_seq_lead: int = Field(default=10_000, ge=1)

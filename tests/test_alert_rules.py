@@ -65,7 +65,7 @@ def exported(tmp_path: Path) -> set[str]:
         bookings={"active": 1}, incidents={"open": 1}, pending_changes=0, unmapped_units=0,
         outbox_unsent={"line": 1}, outbox_oldest_s={"line": 1.0},
         incidents_open={("port_fault", "warning"): 1}, gateways={"offline": 1},
-        seq_gaps={"gw-1": 1},
+        seq_gaps={"gw-1": 1}, clock_skew_s={"gw-1": 0.1},
     )  # fmt: skip
     scrape = metrics.Scrape(database=figures, ingest=IngestCounters(), backlog=0,
                             sse={"subscribers": 0}, outbox={("line", "failed"): 1})  # fmt: skip

@@ -61,6 +61,8 @@ class DatabaseFigures:
     """Gateways by state (online, offline ...)."""
     seq_gaps: dict[str, int] = dataclasses.field(default_factory=dict)
     """Messages each gateway skipped that have not come since."""
+    clock_skew_s: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Each gateway's clock ahead (+) or behind (-) the server's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +114,9 @@ async def read_database(
                     SeqGap.gw_id, func.sum(SeqGap.last_missing - SeqGap.first_missing + 1)
                 ).group_by(SeqGap.gw_id)
             )
+            skews = await session.execute(
+                select(Gateway.gw_id, Gateway.clock_skew_s).where(Gateway.clock_skew_s.is_not(None))
+            )
             return DatabaseFigures(
                 bookings={str(s): int(n) for s, n in bookings.all()},
                 incidents={str(s): int(n) for s, n in incidents.all()},
@@ -123,6 +128,7 @@ async def read_database(
                 incidents_open={(str(k), str(s)): int(n) for k, s, n in open_.all()},
                 gateways={str(s): int(n) for s, n in gateways.all()},
                 seq_gaps={str(g): int(n) for g, n in gaps.all()},
+                clock_skew_s={str(g): float(s or 0.0) for g, s in skews.all()},
             )  # fmt: skip
     except TimeoutError:
         return None
@@ -167,6 +173,9 @@ def families(scrape: Scrape) -> Iterator[Metric]:
         yield _by_label("chargenet_seq_gap_messages", "Messages a gateway skipped that have "
                         "not come since (lost on its side or still to be replayed)", "gw_id",
                         scrape.database.seq_gaps)  # fmt: skip
+        yield _by_label("chargenet_gateway_clock_skew_seconds", "How far each gateway's clock "
+                        "runs ahead (+) or behind (-) the server's, by its newest message",
+                        "gw_id", scrape.database.clock_skew_s)  # fmt: skip
     yield changes
     if scrape.outbox:
         attempts = CounterMetricFamily(

@@ -85,6 +85,9 @@ class Gateway(Base):
     max_seq: Mapped[int] = mapped_column(BigInteger, default=-1)
     silent: Mapped[bool] = mapped_column(Boolean, default=False)
     """No message for 3 report periods: effectively offline until the next one arrives."""
+    clock_skew_s: Mapped[float | None]
+    """How far the gateway's clock runs ahead (+) or behind (-) the server's: its newest
+    message's `ts` less its receipt (a shelter box without NTP drifts)."""
 
 
 class Station(Base):

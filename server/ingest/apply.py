@@ -420,7 +420,8 @@ def _valid_units(names: Iterable[str]) -> list[str]:
 
 
 async def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbound[Any]]) -> None:
-    """Receipt time, silence cleared, max_seq, and a seq-gap record that stays true.
+    """Receipt time, silence cleared, max_seq, clock skew, and a seq-gap record that stays
+    true.
 
     A gap is a jump above max_seq less what another server process sharing the stream
     already stored (the gateway's row lock orders our batches, so its commits are visible
@@ -439,6 +440,10 @@ async def _track_gateways(session: AsyncSession, batch: Batch, fresh: list[Inbou
         reserved = wills | ({gateway.status_seq + 1} if gateway.state == "online" else set())
         seqs = [m.seq for m in messages]
         before = gateway.max_seq
+        newest = max(messages, key=lambda m: m.seq)
+        measured = getattr(newest.payload, "ts", None)
+        if newest.seq > before and measured is not None:  # the gateway's present, no replay
+            gateway.clock_skew_s = (measured - newest.received_at).total_seconds()
         max_seq, gaps = new_gaps(before, seqs, reserved)
         gateway.max_seq = max_seq
         if gaps:

@@ -5,7 +5,9 @@ SD card, a counter bug, a stranger on a broker without ACL) would become the uni
 and make every later genuine one look old. Two rules keep such a message out:
 
 - its `ts` must lie between `ts_behind_s` before and `ts_ahead_s` after its receipt (a
-  72-hour outage replays days-old measurements; the year 2999 or 1970 is no measurement);
+  72-hour outage replays days-old measurements; a shelter box's clock may run minutes or
+  hours fast, which `gateways.clock_skew_s` shows; the year 2999 or 1970 is no
+  measurement);
 - its seq may lead the highest seq applied for its gateway by at most `seq_lead` plus
   `seq_rate` per second since that gateway was last heard: no more than it can have
   produced meanwhile. After a long silence (an uplink or server outage) the allowance is
@@ -29,7 +31,7 @@ from server.ingest.router import Inbound
 
 @dataclass(frozen=True, slots=True)
 class Bounds:
-    ts_ahead_s: float = 300.0
+    ts_ahead_s: float = 86_400.0
     ts_behind_s: float = 30 * 86_400.0
     seq_lead: int = 10_000
     seq_rate: float = 100.0

@@ -1,4 +1,5 @@
-"""leases: capacity losses and LINE events held by the process that answers for them
+"""leases: capacity losses and LINE events held by the process that answers for them;
+gateways' clock skew
 
 Revision ID: 0003
 Revises: 0002
@@ -26,6 +27,8 @@ def upgrade() -> None:
     sa.Column('leased_until', server.db.models.UtcDateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('station_id')
     )
+    with op.batch_alter_table('gateways', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('clock_skew_s', sa.Float(), nullable=True))
     with op.batch_alter_table('line_events', schema=None) as batch_op:
         batch_op.add_column(sa.Column('leased_by', sa.String(length=100), nullable=True))
         batch_op.add_column(sa.Column('leased_until', server.db.models.UtcDateTime(timezone=True),
@@ -36,4 +39,6 @@ def downgrade() -> None:
     with op.batch_alter_table('line_events', schema=None) as batch_op:
         batch_op.drop_column('leased_until')
         batch_op.drop_column('leased_by')
+    with op.batch_alter_table('gateways', schema=None) as batch_op:
+        batch_op.drop_column('clock_skew_s')
     op.drop_table('capacity_losses')
