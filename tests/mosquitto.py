@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -120,6 +121,13 @@ class Mosquitto:
         return self._process is not None and self._process.poll() is None
 
 
+class Listening(Protocol):
+    """A broker (or cluster node) an `MqttSession` can connect to."""
+
+    @property
+    def port(self) -> int: ...
+
+
 class MqttSession:
     """A plain paho client (its own thread) that records the messages it gets and how its
     CONNECT went; `persistent` keeps its session (and what is queued for it) at the broker
@@ -127,7 +135,7 @@ class MqttSession:
 
     def __init__(
         self,
-        broker: Mosquitto,
+        broker: Listening,
         user: str = "tester",
         password: str = "unused",
         *,

@@ -1,0 +1,71 @@
+"""Gateway and server on a 3-node NATS cluster, each on a different node with the others as
+failover URLs: the node the gateway is on dies (SIGKILL) under load; every message is
+stored once.
+
+Unlike a standby Mosquitto (test_broker_failover.py), the surviving nodes keep the sessions,
+queued QoS 1 messages and retained states (JetStream, 3 replicas). NATS has no shared
+subscriptions, so the server runs without `CHARGENET_MQTT_SHARED_GROUP`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conditions import wait_until
+from tests.faults import Outcome, record
+from tests.nats import NatsCluster
+from tests.server.running import ServerProcess
+from tests.system.harness import Child, quiet_simulator, start_gateway
+from tests.system.test_broker_failover import count
+
+pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+GW = "gw-cluster"
+UNITS = 2
+
+
+def test_a_killed_cluster_node_is_failed_over_losing_nothing(tmp_path: Path) -> None:
+    cluster = NatsCluster(tmp_path)
+    n1, n2, n3 = cluster.nodes
+    started: list[Child] = []  # every process started is stopped, whatever fails
+    try:
+        cluster.start()
+        sim = quiet_simulator(tmp_path, units_per_line=UNITS)
+        started.append(sim)
+        gateway = start_gateway(
+            tmp_path, sim, n1.url, GW, report_period_s=0.25,
+            extra=f"\nresend_after_s = 2\nfailover_urls = {json.dumps([n2.url, n3.url])}",
+        )  # fmt: skip
+        started.append(gateway)
+        failover = {"CHARGENET_MQTT_FAILOVER_URLS": json.dumps([n3.url, n1.url])}
+        server = ServerProcess(tmp_path, n2.url, 2.0, env=failover)
+        started.append(server)
+        wait_until(lambda: count(server, "SELECT count(*) FROM ports") == 4 * UNITS, 30,
+                   "both batteries' ports")  # fmt: skip
+
+        for unit in range(1, UNITS + 1):  # a burst of changes around the node's death
+            sim.inject("line-1", unit, "port_fault", port=2, error="over_current")
+        n1.kill()  # the gateway's node
+        killed = time.monotonic()
+        for unit in range(1, UNITS + 1):
+            sim.clear("line-1", unit, "port_fault", port=2)
+        mark = count(server, f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
+        stored_query = f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' AND seq <= {mark}"
+        wait_until(lambda: count(server, stored_query) >= mark, 60,
+                   f"every message to seq {mark} stored")  # fmt: skip
+        recovery_s = time.monotonic() - killed
+        wait_until(lambda: count(server, "SELECT count(*) FROM unit_events "
+                                         "WHERE kind = 'port_faulted'") == UNITS, 30,
+                   "the burst's faults stored, once each")  # fmt: skip
+        assert count(server, f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
+        assert f"connected to 127.0.0.1:{n2.port}" in gateway.log_text()
+        record(Outcome("a broker node SIGKILLed in a 3-node NATS cluster", mark,
+                       count(server, stored_query), 0, recovery_s,
+                       "gateway messages (but the reserved Will's seq)"))  # fmt: skip
+    finally:
+        for child in reversed(started):
+            child.stop()
+        cluster.stop()
