@@ -19,8 +19,7 @@ from tests.conditions import wait_until
 from tests.faults import Outcome, record
 from tests.nats import NatsCluster
 from tests.server.running import ServerProcess
-from tests.system.harness import Child, quiet_simulator, start_gateway
-from tests.system.test_broker_failover import count
+from tests.system.harness import Child, Recorder, quiet_simulator, start_gateway
 
 pytestmark = [pytest.mark.slow, pytest.mark.reliability]
 GW = "gw-cluster"
@@ -43,7 +42,7 @@ def test_a_killed_cluster_node_is_failed_over_losing_nothing(tmp_path: Path) -> 
         failover = {"CHARGENET_MQTT_FAILOVER_URLS": json.dumps([n3.url, n1.url])}
         server = ServerProcess(tmp_path, n2.url, 2.0, env=failover)
         started.append(server)
-        wait_until(lambda: count(server, "SELECT count(*) FROM ports") == 4 * UNITS, 30,
+        wait_until(lambda: server.count("SELECT count(*) FROM ports") == 4 * UNITS, 30,
                    "both batteries' ports")  # fmt: skip
 
         for unit in range(1, UNITS + 1):  # a burst of changes around the node's death
@@ -52,19 +51,72 @@ def test_a_killed_cluster_node_is_failed_over_losing_nothing(tmp_path: Path) -> 
         killed = time.monotonic()
         for unit in range(1, UNITS + 1):
             sim.clear("line-1", unit, "port_fault", port=2)
-        mark = count(server, f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
+        mark = server.count(f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
         stored_query = f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' AND seq <= {mark}"
-        wait_until(lambda: count(server, stored_query) >= mark, 60,
+        wait_until(lambda: server.count(stored_query) >= mark, 60,
                    f"every message to seq {mark} stored")  # fmt: skip
         recovery_s = time.monotonic() - killed
-        wait_until(lambda: count(server, "SELECT count(*) FROM unit_events "
+        wait_until(lambda: server.count("SELECT count(*) FROM unit_events "
                                          "WHERE kind = 'port_faulted'") == UNITS, 30,
                    "the burst's faults stored, once each")  # fmt: skip
-        assert count(server, f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
+        assert server.count(f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
         assert f"connected to 127.0.0.1:{n2.port}" in gateway.log_text()
         record(Outcome("a broker node SIGKILLed in a 3-node NATS cluster", mark,
-                       count(server, stored_query), 0, recovery_s,
+                       server.count(stored_query), 0, recovery_s,
                        "gateway messages (but the reserved Will's seq)"))  # fmt: skip
+    finally:
+        for child in reversed(started):
+            child.stop()
+        cluster.stop()
+
+
+def test_sessions_retained_states_and_wills_live_on_across_the_cluster_s_nodes(
+    tmp_path: Path,
+) -> None:
+    """What MQTT keeps for chargenet, kept by the cluster rather than by one node: a server
+    away on n2 comes back on n3 to the fault event queued for its session meanwhile (the
+    gateway's resend is put off, so only the session can bring it); a server that never
+    was connects to n1 and rebuilds the live picture from retained states; the gateway's
+    Last Will, published by n1 when the gateway dies, reaches the server on n3."""
+    cluster = NatsCluster(tmp_path)
+    n1, n2, n3 = cluster.nodes
+    started: list[Child] = []
+    faulted = "SELECT count(*) FROM ports WHERE port = 2 AND status = 'faulted'"
+    try:
+        cluster.start()
+        sim = quiet_simulator(tmp_path)
+        started.append(sim)
+        gateway = start_gateway(tmp_path, sim, n1.url, GW, report_period_s=0.5,
+                                extra="\nresend_after_s = 3600")  # fmt: skip
+        started.append(gateway)
+        session = {"CHARGENET_MQTT_CLIENT_ID": "server-on-the-cluster"}
+        away = tmp_path / "away"
+        away.mkdir()
+        server = ServerProcess(away, n2.url, 2.0, env=session)
+        started.append(server)
+        wait_until(lambda: server.count("SELECT count(*) FROM ports") == 4, 30, "the ports")
+        server.stop()  # its session stays, with its subscriptions
+
+        recorder = Recorder(n3.port)
+        try:
+            sim.inject("line-1", 1, "port_fault", port=2, error="over_current")
+            wait_until(lambda: bool(recorder.messages("/event")), 30, "the fault event sent")
+        finally:
+            recorder.close()
+        back = ServerProcess(away, n3.url, 2.0, env=session)
+        started.append(back)
+        events = "SELECT count(*) FROM unit_events WHERE kind = 'port_faulted'"
+        wait_until(lambda: back.count(events) == 1, 30, "the queued event, on another node")
+
+        fresh_dir = tmp_path / "fresh"
+        fresh_dir.mkdir()
+        fresh = ServerProcess(fresh_dir, n1.url, 2.0)
+        started.append(fresh)
+        wait_until(lambda: fresh.count(faulted) == 1, 30, "the retained state, faulted")
+
+        gateway.kill()
+        offline = f"SELECT count(*) FROM gateways WHERE gw_id = '{GW}' AND state = 'offline'"
+        wait_until(lambda: back.count(offline) == 1, 60, "the Will, on the server's node")
     finally:
         for child in reversed(started):
             child.stop()
