@@ -20,6 +20,14 @@ async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@page.get("/map-config.json")
+async def map_config(request: Request) -> dict[str, str]:
+    """The tile source the maps draw (a setting), so that a shelter without a network can point
+    it at a local tile server or at nothing."""
+    settings = request.app.state.settings
+    return {"tile_url": settings.map_tile_url, "attribution": settings.map_tile_attribution}
+
+
 @events.get(
     "/events",
     response_class=StreamingResponse,

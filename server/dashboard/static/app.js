@@ -150,9 +150,27 @@ async function refresh(only) {
   document.getElementById("updated").textContent = `更新 / updated ${new Date().toLocaleTimeString()}`;
 }
 
+// The filters: a municipality and a counterpart group, chosen from those the stations have.
+const filters = { municipality: document.getElementById("filter-municipality"),
+                  group: document.getElementById("filter-group") };
+function fillFilter(select, values) {
+  const chosen = select.value;
+  const wanted = ["", ...[...new Set(values.filter(Boolean))].sort()];
+  if ([...select.options].map((o) => o.value).join("\n") === wanted.join("\n")) return;
+  select.replaceChildren(...wanted.map((v) => el("option", { value: v }, v || select.dataset.all)));
+  select.value = wanted.includes(chosen) ? chosen : "";
+}
+const shown = (s) => (!filters.municipality.value || s.municipality === filters.municipality.value)
+  && (!filters.group.value || s.counterpart_group === filters.group.value);
+for (const select of Object.values(filters)) select.addEventListener("change", () => render());
+
 function render() {
+  fillFilter(filters.municipality, stations.map((s) => s.municipality));
+  fillFilter(filters.group, stations.map((s) => s.counterpart_group));
+  const visible = stations.filter(shown);
+  stationMap.draw(visible, (s) => { const c = card(s); c.removeAttribute("id"); return c; }); // ids stay the list's
   const seen = new Set();
-  for (const s of stations) {
+  for (const s of visible) {
     seen.add(`station-${s.id}`);
     const fresh = card(s);
     const old = document.getElementById(fresh.id);
@@ -187,6 +205,7 @@ function listen() {
   }
 }
 
+stationMap.start(document.getElementById("map"));
 crewShow();
 refresh(null).catch(console.error);
 listen();
