@@ -11,10 +11,11 @@ const stationMap = (() => {
   const css = getComputedStyle(document.documentElement);
   const colour = (level) => css.getPropertyValue(level === "no_chargers" ? "--none" : `--${level}`).trim();
 
-  async function start(node) {
+  // `config` is /page-config.json's, or a promise of it.
+  async function start(node, config) {
     map = L.map(node).setView([33.84, 132.77], 9);
     try {
-      const config = await (await fetch("/map-config.json")).json();
+      config = await (config || fetch("/page-config.json").then((r) => r.json()));
       if (!config.tile_url) return;
       const tiles = L.tileLayer(config.tile_url, { attribution: config.attribution, maxZoom: 18 });
       tiles.on("tileerror", () => { node.dataset.tiles = "unavailable"; });
@@ -40,7 +41,7 @@ const stationMap = (() => {
         markers.set(s.id, marker);
       }
       marker.setLatLng([s.latitude, s.longitude]).setStyle(style);
-      marker.bindPopup(() => cardFor(s), { maxWidth: 320, maxHeight: 260 });
+      if (cardFor) marker.bindPopup(() => cardFor(s), { maxWidth: 320, maxHeight: 260 });
       marker.bindTooltip(`${s.name_ja} / ${s.name_en}` + (s.open_incidents ? ` ⚠ ${s.open_incidents}` : ""));
       const path = marker.getElement();
       path.dataset.station = s.id;
