@@ -2,23 +2,12 @@
 "use strict";
 
 const API = "/api/v1";
-const LEVELS = {
-  free: "空き / free", busy: "やや混雑 / busy", crowded: "混雑 / crowded", full: "満員・休止 / full or closed",
-  no_chargers: "充電器なし / no chargers",
-};
 const STATUS = {
   available: "空 free", charging: "充電 charging", finishing: "完了 done", unavailable: "停止 off",
   faulted: "故障 fault", offline: "通信断 offline", reserved: "予約 booked",
 };
 const container = document.getElementById("stations");
 const details = new Map(); // station id -> detail JSON
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 function time(iso) {
   return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "—";

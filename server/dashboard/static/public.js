@@ -2,19 +2,8 @@
 // The location is used here, in the browser, and never sent to the server.
 "use strict";
 
-const LEVELS = {
-  free: "空き / free", busy: "やや混雑 / busy", crowded: "混雑 / crowded", full: "満員・休止 / full or closed",
-  no_chargers: "充電器なし / no chargers",
-};
 const configured = fetch("/page-config.json").then((r) => r.json());
 let config = null, here = null, features = [];
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 // Japan time (the stations' zone), 24-hour, whatever the phone's own zone.
 const clock = () => new Intl.DateTimeFormat("en-GB",
