@@ -236,7 +236,8 @@ def main(argv: list[str] | None = None) -> int:
         server, sandbox = _start_server(children, args, mqtt_url)
         elsewhere = "".join(f"dashboard from a phone {url}/\n" for url in server.other_urls)
         print(
-            f"dashboard {server.url}/\n{elsewhere}API docs {server.url}/docs\n"
+            f"dashboard {server.url}/\n{elsewhere}public page (residents) {server.url}/public\n"
+            f"API docs {server.url}/docs\n"
             f"resident chat (LINE sandbox) {sandbox.chat_url}\n"
             f"LINE webhook (chargenet intake) {sandbox.webhook_url}\n"
             f"crew channels (LINE WORKS sandbox) {sandbox.crew_url}\n"

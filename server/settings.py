@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     line_channel_access_token: SecretStr = SecretStr("")
     line_api_url: str = "https://api.line.me"
     """The Messaging API's base URL (the sandbox's in the demo and the tests)."""
+    map_tile_url: str = "https://cyberjapandata.gsi.go.jp/xyz/std/{z}/{x}/{y}.png"
+    """The maps' tile source (Leaflet's `{z}/{x}/{y}` template), GSI's standard map by default;
+    when it cannot be reached the markers still show on a plain background."""
+    map_tile_attribution: str = (
+        '<a href="https://maps.gsi.go.jp/development/ichiran.html">地理院タイル</a>'
+    )
+    """Credit the tile source asks for, as HTML, shown in the map's corner."""
     line_official_account_id: str = ""
     """The official account's basic id (`@123abcde`): station posters' QR codes open a chat
     with it, the station's name typed in (LINE's `oaMessage` URL)."""

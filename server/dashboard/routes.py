@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+from urllib.parse import quote
 
+import segno
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse, StreamingResponse
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+
+from server.booking.ranking import DETOUR, WALK_KMH
 
 STATIC = Path(__file__).resolve().parent / "static"
 
@@ -18,6 +23,46 @@ events = APIRouter(tags=["live"])
 @page.get("/")
 async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+@page.get("/public")
+async def public() -> FileResponse:
+    """Residents' read-only page: no login, only the open-data feed behind it."""
+    return FileResponse(STATIC / "public.html", headers={"Cache-Control": "no-cache"})
+
+
+@page.get("/page-config.json")
+async def page_config(request: Request) -> dict[str, str | float]:
+    """What the pages draw with: the tile source (a setting, so that a shelter without a
+    network can point it at a local tile server), the booking's walking model (the public
+    page ranks in the browser, the location never sent) and the LINE add-friend link."""
+    settings = request.app.state.settings
+    account = settings.line_official_account_id
+    return {
+        "tile_url": settings.map_tile_url,
+        "attribution": settings.map_tile_attribution,
+        "timezone": settings.timezone,
+        "walk_kmh": WALK_KMH,
+        "detour": DETOUR,
+        "line_url": add_friend_url(account) if account else "",
+    }
+
+
+@page.get("/line-qr.svg")
+async def line_qr(request: Request) -> Response:
+    """The add-friend link as a QR code, for a resident reading the page on another screen."""
+    account = request.app.state.settings.line_official_account_id
+    if not account:
+        return Response(status_code=404)
+    out = io.BytesIO()
+    segno.make(add_friend_url(account), error="m").save(out, kind="svg", scale=4, border=2)
+    return Response(out.getvalue(), media_type="image/svg+xml",
+                    headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
+
+
+def add_friend_url(account_id: str) -> str:
+    """LINE's add-friend link for the official account (`@123abcde`)."""
+    return f"https://line.me/R/ti/p/{quote(account_id, safe='@')}"
 
 
 @events.get(

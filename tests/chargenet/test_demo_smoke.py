@@ -47,6 +47,7 @@ def test_demo_runs_the_server_with_the_demo_stations(tmp_path: Path, broker: Mos
     assert demo.returncode == 0, err
     assert any(s["id"] == "ozu-01" for s in stations), err
     assert f"dashboard {url}/" in out and "admin token " in out
+    assert f"public page (residents) {url}/public" in out
     assert "resident chat (LINE sandbox) http://127.0.0.1:" in out
     assert "crew channels (LINE WORKS sandbox) http://127.0.0.1:" in out
     assert "gateway health http://127.0.0.1:" in out

@@ -2,23 +2,12 @@
 "use strict";
 
 const API = "/api/v1";
-const LEVELS = {
-  free: "空き / free", busy: "やや混雑 / busy", crowded: "混雑 / crowded", full: "満員・休止 / full or closed",
-  no_chargers: "充電器なし / no chargers",
-};
 const STATUS = {
   available: "空 free", charging: "充電 charging", finishing: "完了 done", unavailable: "停止 off",
   faulted: "故障 fault", offline: "通信断 offline", reserved: "予約 booked",
 };
 const container = document.getElementById("stations");
 const details = new Map(); // station id -> detail JSON
-
-function el(tag, attrs, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
-  for (const c of children) if (c !== null && c !== undefined) node.append(c);
-  return node;
-}
 
 function time(iso) {
   return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "—";
@@ -150,9 +139,27 @@ async function refresh(only) {
   document.getElementById("updated").textContent = `更新 / updated ${new Date().toLocaleTimeString()}`;
 }
 
+// The filters: a municipality and a counterpart group, chosen from those the stations have.
+const filters = { municipality: document.getElementById("filter-municipality"),
+                  group: document.getElementById("filter-group") };
+function fillFilter(select, values) {
+  const chosen = select.value;
+  const wanted = ["", ...[...new Set(values.filter(Boolean))].sort()];
+  if ([...select.options].map((o) => o.value).join("\n") === wanted.join("\n")) return;
+  select.replaceChildren(...wanted.map((v) => el("option", { value: v }, v || select.dataset.all)));
+  select.value = wanted.includes(chosen) ? chosen : "";
+}
+const shown = (s) => (!filters.municipality.value || s.municipality === filters.municipality.value)
+  && (!filters.group.value || s.counterpart_group === filters.group.value);
+for (const select of Object.values(filters)) select.addEventListener("change", () => render());
+
 function render() {
+  fillFilter(filters.municipality, stations.map((s) => s.municipality));
+  fillFilter(filters.group, stations.map((s) => s.counterpart_group));
+  const visible = stations.filter(shown);
+  stationMap.draw(visible, (s) => { const c = card(s); c.removeAttribute("id"); return c; }); // ids stay the list's
   const seen = new Set();
-  for (const s of stations) {
+  for (const s of visible) {
     seen.add(`station-${s.id}`);
     const fresh = card(s);
     const old = document.getElementById(fresh.id);
@@ -187,6 +194,7 @@ function listen() {
   }
 }
 
+stationMap.start(document.getElementById("map"));
 crewShow();
 refresh(null).catch(console.error);
 listen();
