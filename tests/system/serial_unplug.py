@@ -60,8 +60,10 @@ class UnpluggableLine:
             with self._lock:
                 master = self._master
             fds = [self._sim] + ([master] if master >= 0 else [])
-            readable, _, _ = select.select(fds, [], [], 0.05)
-            for fd in readable:
+            waiting = select.poll()  # not select(): a long test run's fds pass 1024
+            for fd in fds:
+                waiting.register(fd, select.POLLIN)
+            for fd, _ in waiting.poll(50):
                 try:
                     data = os.read(fd, 4096)
                     with self._lock:
