@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import urllib.request
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ class ServerProcess(Child):
         """The one number `query` selects from the server's SQLite file (read only; 0 for
         NULL or no row): what the database stored is the judge of what was delivered."""
         path = self.database_url.split("///", 1)[1]
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
             row = db.execute(query).fetchone()
         return int(row[0] or 0) if row else 0
 

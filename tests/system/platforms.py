@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlite3
 import urllib.parse
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Final
 
@@ -167,7 +168,7 @@ def buttons(message: dict[str, Any]) -> list[str]:
 def rows(server: ServerProcess, query: str, *args: Any) -> list[tuple[Any, ...]]:
     """Read the server's SQLite database directly (the outbox has no API)."""
     path = server.database_url.split("///", 1)[1]
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return db.execute(query, args).fetchall()
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -35,7 +36,7 @@ REPORT_S = 0.004
 
 
 def backlog(outbox: Path) -> int:
-    with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
         return int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
 
 
@@ -60,7 +61,7 @@ def test_a_72_hour_equivalent_outage_is_delivered_whole_and_in_seq_order(
         wait_until(lambda: backlog(outbox) >= BACKLOG, 240, "72 hours of states held")
         broker.start()
         back = time.monotonic()
-        with sqlite3.connect(f"file:{outbox}?mode=ro", uri=True) as db:
+        with closing(sqlite3.connect(f"file:{outbox}?mode=ro", uri=True)) as db:
             mark = int(db.execute("SELECT max(seq) FROM outbox").fetchone()[0])
         seen = f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' AND seq <= {mark}"
         wait_until(lambda: server.count(seen) >= mark, 240, "the backlog stored")

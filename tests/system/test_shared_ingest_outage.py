@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import psycopg
@@ -40,7 +41,7 @@ def one(database: str, query: str) -> int:
 
 
 def outbox_rows(path: Path, where: str = "1") -> int:
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         return int(db.execute(f"SELECT count(*) FROM outbox WHERE {where}").fetchone()[0])
 
 
