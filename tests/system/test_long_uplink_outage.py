@@ -69,8 +69,9 @@ def test_a_72_hour_equivalent_outage_is_delivered_whole_and_in_seq_order(
         stored = server.count(seen)
         assert server.count(f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
         # the newest state by seq is the present, whatever order the replay came in
-        newest = server.count(f"SELECT min(state_seq) FROM units WHERE gw_id = '{GW}'")
-        assert newest > mark
+        newest = f"SELECT min(state_seq) FROM units WHERE gw_id = '{GW}'"
+        wait_until(lambda: server.count(newest) > mark, 30,
+                   "every unit's state newer than the backlog")  # fmt: skip
         wills = mark + 1 - stored  # the seqs the server took for reserved, unsent Wills
         assert wills <= gateway.log_text().count("connected to")  # one a connection at most
         record(Outcome("72-hour uplink outage (time-accelerated, 4 batteries), broker back",
