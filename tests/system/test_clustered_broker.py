@@ -53,14 +53,15 @@ def test_a_killed_cluster_node_is_failed_over_losing_nothing(tmp_path: Path) -> 
             sim.clear("line-1", unit, "port_fault", port=2)
         mark = server.count(f"SELECT max_seq FROM gateways WHERE gw_id = '{GW}'")
         stored_query = f"SELECT count(*) FROM seen_messages WHERE gw_id = '{GW}' AND seq <= {mark}"
-        wait_until(lambda: server.count(stored_query) >= mark, 60,
+        wait_until(lambda: server.count(stored_query) >= mark, 120,
                    f"every message to seq {mark} stored")  # fmt: skip
         recovery_s = time.monotonic() - killed
         wait_until(lambda: server.count("SELECT count(*) FROM unit_events "
                                          "WHERE kind = 'port_faulted'") == UNITS, 30,
                    "the burst's faults stored, once each")  # fmt: skip
         assert server.count(f"SELECT count(*) FROM seq_gaps WHERE first_missing <= {mark}") == 0
-        assert f"connected to 127.0.0.1:{n2.port}" in gateway.log_text()
+        survivors = [f"connected to 127.0.0.1:{n.port}" for n in (n2, n3)]
+        assert any(s in gateway.log_text() for s in survivors)  # failed over, to either
         record(Outcome("a broker node SIGKILLed in a 3-node NATS cluster", mark,
                        server.count(stored_query), 0, recovery_s,
                        "gateway messages (but the reserved Will's seq)"))  # fmt: skip
