@@ -7,12 +7,12 @@ import json
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from string import Template
 
 from chargenet.demo import free_port
+from tests.conditions import wait_until
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "nats"
 SIZE = 3
@@ -160,11 +160,8 @@ class NatsCluster:
         """Every running node healthy (a meta leader elected, this node current with it) and
         every replica of what it leads caught up."""
         running = [node for node in self.nodes if node.running]
-        deadline = time.monotonic() + timeout_s
-        while not all(node.ready() and node.replicas_current() for node in running):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"NATS cluster not ready within {timeout_s}s")
-            time.sleep(0.1)  # polling the monitoring endpoint, bounded by the deadline
+        wait_until(lambda: all(node.ready() and node.replicas_current() for node in running),
+                   timeout_s, "the NATS cluster ready")  # fmt: skip
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -29,6 +29,7 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from typing import Any, Final, Literal, get_args
 
@@ -82,14 +83,10 @@ GEOMETRY: Final = "geometry.coordinates"
 def decode(data: bytes) -> str | None:
     """UTF-8 with or without a BOM, else Shift_JIS (Windows' cp932, as GSI's CSV comes);
     None when it is neither."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        pass
-    try:
-        return data.decode("cp932")
-    except UnicodeDecodeError:
-        return None
+    for encoding in ("utf-8-sig", "cp932"):
+        with suppress(UnicodeDecodeError):
+            return data.decode(encoding)
+    return None
 
 
 def parse_shelters(data: bytes, fmt: ShelterFormat) -> ParsedCsv[StationSpec]:

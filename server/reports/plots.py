@@ -11,6 +11,7 @@ the Dockerfile) where DejaVu lacks the glyph: matplotlib falls back per glyph al
 from __future__ import annotations
 
 import io
+from contextlib import suppress
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -44,11 +45,9 @@ class FontMissing(ServerError):
 def _require_fonts() -> None:
     """The Japanese font known to matplotlib, looked for on the system when its font cache
     (built once, at its first import on this machine) predates the font's install."""
-    try:
+    with suppress(ValueError):
         font_manager.findfont(FONTS[-1], fallback_to_default=False)
         return
-    except ValueError:
-        pass
     for path in font_manager.findSystemFonts():
         if font_manager.get_font(path).family_name == FONTS[-1]:
             font_manager.fontManager.addfont(path)

@@ -150,8 +150,9 @@ def test_a_disk_that_refuses_writes_holds_events_and_the_newest_state_in_memory(
     outbox = Outbox(tmp_path / "o.db", MB)
     (pages,) = outbox._db.execute("PRAGMA page_count").fetchone()
     outbox._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite's own "disk is full"
-    while outbox.append([event_entry(1)]):  # until the file cannot grow
-        pass
+    for _ in range(1_000_000):  # until the file cannot grow
+        if not outbox.append([event_entry(1)]):
+            break
     top = outbox.next_seq
     refused = [state_entry(1, 1), event_entry(2), state_entry(1, 2)]
     assert outbox.append(refused[:1]) == [] and outbox.append(refused[1:]) == []

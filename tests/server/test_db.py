@@ -180,18 +180,23 @@ def test_postgresql_connections_notice_a_vanished_peer_and_end_abandoned_transac
 
 
 def test_servers_starting_together_on_an_empty_postgresql_migrate_it_once(
-    postgres_url: str, tmp_path: Path
+    postgres_url: str,
 ) -> None:
     """Several server processes started at once each migrate at start: they take turns.
-    Each waits, imported, for the same go-file, so the migrations overlap."""
-    go = tmp_path / "go"
-    migrate = [sys.executable, "-c", "import sys, os, time\n"
+    Each waits, imported, for its standard input to end, which ends for all at once, so
+    the migrations overlap."""
+    migrate = [sys.executable, "-c", "import sys\n"
                "from server.db.migrate import upgrade\n"
-               "while not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
-               "upgrade(sys.argv[1])", postgres_url, str(go)]  # fmt: skip
-    starting = [subprocess.Popen(migrate, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    go.touch()
-    errors = [p.communicate(timeout=120)[1] for p in starting]
+               "sys.stdin.read()\n"
+               "upgrade(sys.argv[1])", postgres_url]  # fmt: skip
+    starting = [subprocess.Popen(migrate, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True) for _ in range(4)]  # fmt: skip
+    for process in starting:
+        assert process.stdin is not None and process.stderr is not None
+        process.stdin.close()
+    errors = [p.stderr.read() for p in starting if p.stderr is not None]
+    for process in starting:
+        process.wait(timeout=120)
     assert [p.returncode for p in starting] == [0] * 4, [e.splitlines()[-3:] for e in errors if e]
 
     async def versions() -> list[str]:
