@@ -97,7 +97,8 @@ async def run_gateway(config: GatewayConfig, stop: asyncio.Event) -> None:
         # disconnects; cancelled instead, it would leave without a word (and a clean
         # disconnect drops the Last Will), so the server would believe us live.
         try:
-            await asyncio.wait_for(publisher.stop(), timeout=PUBLISHER_STOP_S)
+            async with asyncio.timeout(PUBLISHER_STOP_S):
+                await publisher.stop()
         except Exception as exc:
             log.warning("the publisher did not stop cleanly: %r", exc)
         await cancel_and_wait([sender])

@@ -157,7 +157,8 @@ class BusPoller:
             if unit_id is None:
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.schedule.wait_s(now))
+                    async with asyncio.timeout(self.schedule.wait_s(now)):
+                        await self._wakeup.wait()
                 continue
             await self.poll(unit_id)
             await asyncio.sleep(0)  # let commands and MQTT in even if the link never blocks

@@ -142,7 +142,8 @@ class Publisher:
                     break
                 delay = self._backoff()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    async with asyncio.timeout(delay):
+                        await self._stopping.wait()
         finally:
             self.connected = False
             worker.cancel()
@@ -299,7 +300,8 @@ class Publisher:
         wait = after_s
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._receipted.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await self._receipted.wait()
             heard = self._receipted.is_set()
             self._receipted.clear()
             overdue = self._outbox.overdue(time.time() - after_s, PAGE)

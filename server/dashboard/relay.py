@@ -92,7 +92,8 @@ class HubRelay:
         try:
             while True:
                 try:
-                    text = await asyncio.wait_for(self._outgoing.get(), CHECK_S)
+                    async with asyncio.timeout(CHECK_S):
+                        text = await self._outgoing.get()
                 except TimeoutError:
                     await raw.execute("SELECT 1")  # a dead connection raises here
                     continue

@@ -97,7 +97,8 @@ class EventHub:
             yield f"retry: {RETRY_MS}\n".encode() + frame({"type": "hello"})
             while True:
                 try:
-                    event = await asyncio.wait_for(queue.get(), heartbeat_s)
+                    async with asyncio.timeout(heartbeat_s):
+                        event = await queue.get()
                 except TimeoutError:
                     yield b": heartbeat\n\n"
                     continue

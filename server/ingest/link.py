@@ -257,7 +257,8 @@ class MqttLink:
             if self._stopping.is_set():
                 break
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self._backoff())
+                async with asyncio.timeout(self._backoff()):
+                    await self._stopping.wait()
 
     async def _connection(self) -> None:
         try:
@@ -278,7 +279,8 @@ class MqttLink:
                     await self._stopping.wait()
                     sender.cancel()
                     with contextlib.suppress(TimeoutError):  # acknowledge what was applied
-                        await asyncio.wait_for(self._idle.wait(), STOP_DRAIN_S)
+                        async with asyncio.timeout(STOP_DRAIN_S):
+                            await self._idle.wait()
                     receiver.cancel()
         finally:
             self._acker = None
@@ -466,7 +468,8 @@ class MqttLink:
             if rows:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._commands_wake.wait(), COMMAND_POLL_S)
+                async with asyncio.timeout(COMMAND_POLL_S):
+                    await self._commands_wake.wait()
 
     # -- around connections ------------------------------------------------------------------
 

@@ -220,7 +220,8 @@ class NoticeComposer:
         """Deliver on every wake and every `period_s`, until cancelled; never raises."""
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._woken.wait(), self._period_s)
+                async with asyncio.timeout(self._period_s):
+                    await self._woken.wait()
             self._woken.clear()
             try:
                 while await self.deliver() == self._batch:

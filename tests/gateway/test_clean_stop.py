@@ -69,13 +69,14 @@ def test_a_poll_that_swallows_its_cancellation_is_cancelled_again() -> None:
         reply: asyncio.Future[int] = asyncio.get_running_loop().create_future()
 
         async def poll_forever() -> None:
-            await asyncio.wait_for(reply, timeout=60)
+            await asyncio.wait_for(reply, timeout=60)  # noqa: TID251 (as pymodbus does)
             await asyncio.sleep(60)  # the next poll's wait
 
         task = asyncio.create_task(poll_forever())
         await asyncio.sleep(0)
         reply.set_result(1)
-        await asyncio.wait_for(cancel_and_wait([task]), timeout=5)
+        async with asyncio.timeout(5):
+            await cancel_and_wait([task])
         return task.cancelled()
 
     assert asyncio.run(scenario())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -94,7 +95,8 @@ async def start(publisher: Publisher) -> asyncio.Task[None]:
 
 
 async def shut(publisher: Publisher, task: asyncio.Task[None]) -> None:
-    await asyncio.wait_for(publisher.stop(), 10)
+    async with asyncio.timeout(10):
+        await publisher.stop()
     await task
 
 
@@ -401,5 +403,32 @@ def test_failed_connection_attempts_burn_no_seqs(broker: Mosquitto, tmp_path: Pa
 
     try:
         run(scenario)
+    finally:
+        outbox.close()
+
+
+def test_the_resend_loop_ends_when_cancelled_in_the_turn_a_receipt_arrives(
+    tmp_path: Path,
+) -> None:
+    """A lost connection's TaskGroup cancels the resend loop once. A receipt read from the
+    socket's last bytes wakes it in that same turn; Python 3.11's `wait_for` then swallowed
+    the cancellation, the loop ran on, and the gateway never reconnected (a CI failure
+    after a broker restart). The loop must end."""
+    outbox = Outbox(tmp_path / "o.db", 16 * MB, receipts=True)
+
+    async def scenario() -> bool:
+        publisher = make_publisher("mqtt://127.0.0.1:1", outbox, resend_after_s=30)
+        loop = asyncio.create_task(publisher._resend(flight=None))  # type: ignore[arg-type]
+        await asyncio.sleep(0)  # waiting for a receipt
+        publisher._on_receipt(Receipt(seq_run=outbox.seq_run, seqs=[(0, 0)]).model_dump_json()
+                              .encode())  # fmt: skip
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            async with asyncio.timeout(5):
+                await loop
+        return loop.cancelled()
+
+    try:
+        assert asyncio.run(scenario())
     finally:
         outbox.close()

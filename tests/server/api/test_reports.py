@@ -266,7 +266,8 @@ async def chargenet_report(url: str, *argv: str) -> bytes:
         sys.executable, "-m", "chargenet", "report", *argv, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, env={**os.environ, "CHARGENET_DATABASE_URL": url},
     )  # fmt: skip
-    out, err = await asyncio.wait_for(child.communicate(), 60)
+    async with asyncio.timeout(60):
+        out, err = await child.communicate()
     assert child.returncode == 0, err.decode()
     return out
 

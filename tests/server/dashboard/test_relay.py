@@ -44,13 +44,15 @@ async def test_a_dashboard_on_one_process_hears_the_others_change(postgres_url: 
         second = create_app(first.state.settings.model_copy(update={"mqtt_client_id": "s-2"}))
         async with second.router.lifespan_context(second):
             for app in (first, second):
-                await asyncio.wait_for(app.state.relay.listening.wait(), 10)
+                async with asyncio.timeout(10):
+                    await app.state.relay.listening.wait()
             stream = second.state.services.hub.stream()
             assert b"hello" in await anext(stream)  # the browser is subscribed
             changed = await client.put("/api/v1/stations/ozu-01", json={"name_en": "Ozu ES"},
                                        headers=ADMIN)  # fmt: skip
             assert changed.status_code == 200, changed.text
-            event = await asyncio.wait_for(next_registry_event(stream), 10)
+            async with asyncio.timeout(10):
+                event = await next_registry_event(stream)
             assert event == {"type": "registry", "stations": ["ozu-01"]}
             assert second.state.relay.received >= 1  # the sender counts after NOTIFY returns
             await stream.aclose()

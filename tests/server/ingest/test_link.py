@@ -73,11 +73,13 @@ async def running_link(
     link.add_listener(running.listen)
     task = asyncio.create_task(link.run())
     try:
-        await asyncio.wait_for(link.connected.wait(), 10)
+        async with asyncio.timeout(10):
+            await link.connected.wait()
         yield running
     finally:
         await link.stop()
-        await asyncio.wait_for(task, 20)
+        async with asyncio.timeout(20):
+            await task
         await db.dispose()
 
 

@@ -89,7 +89,8 @@ async def test_waiting_returns_once_an_event_is_stored(tmp_path: Path) -> None:
     await pending.open()
     waiter = asyncio.create_task(pending.waiting(10))
     await pending.store([text("e1")])
-    [(_, item)] = await asyncio.wait_for(waiter, 10)
+    async with asyncio.timeout(10):
+        [(_, item)] = await waiter
     assert item.event.event_id == "e1"
     await pending.close()
 
