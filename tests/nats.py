@@ -4,6 +4,7 @@ from `deploy/nats`; each node can be SIGKILLed and restarted with its store kept
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from tests.conditions import wait_until
 
 DEPLOY = Path(__file__).resolve().parent.parent / "deploy" / "nats"
 SIZE = 3
+START_TRIES = 3
 
 
 class Placeholders(Template):
@@ -50,14 +52,18 @@ class NatsNode:
     def __init__(self, workdir: Path, name: str) -> None:
         self.workdir = workdir
         self.name = name
+        self.pick_ports()
+        self.config = workdir / "nats.conf"
+        self.log = workdir / "nats.log"
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def pick_ports(self) -> None:
+        """Free ports now; another test may still bind one first (`NatsCluster.start`)."""
         self.port = free_port()  # MQTT, as `Mosquitto.port`
         self.client_port = free_port()
         self.cluster_port = free_port()
         self.http_port = free_port()
         self.url = f"mqtt://127.0.0.1:{self.port}"
-        self.config = workdir / "nats.conf"
-        self.log = workdir / "nats.log"
-        self._process: subprocess.Popen[bytes] | None = None
 
     def render(self, routes: list[int], access: str) -> None:
         self.config.write_text(Placeholders((DEPLOY / "node.conf").read_text()).substitute(
@@ -143,18 +149,35 @@ class NatsCluster:
         for index in range(1, SIZE + 1):
             (workdir / f"n{index}").mkdir()
             self.nodes.append(NatsNode(workdir / f"n{index}", f"n{index}"))
-        access = authorization(users, server_user) if users is not None else ""
+        self._access = authorization(users, server_user) if users is not None else ""
+        self._render()
+
+    def _render(self) -> None:
         for node in self.nodes:
-            node.render([other.cluster_port for other in self.nodes if other is not node], access)
+            routes = [other.cluster_port for other in self.nodes if other is not node]
+            node.render(routes, self._access)
 
     @property
     def urls(self) -> list[str]:
         return [node.url for node in self.nodes]
 
     def start(self, timeout_s: float = 30.0) -> None:
-        for node in self.nodes:
-            node.start()
-        self.wait_ready(timeout_s)
+        """Start every node; a port that another test bound between our choosing and the
+        node's binding it ("address already in use") means new ports and a fresh start."""
+        for attempt in range(1, START_TRIES + 1):
+            for node in self.nodes:
+                node.start()
+            try:
+                self.wait_ready(timeout_s)
+                return
+            except RuntimeError as exc:
+                if "address already in use" not in str(exc) or attempt == START_TRIES:
+                    raise
+            self.stop()
+            for node in self.nodes:
+                shutil.rmtree(node.workdir / "jetstream", ignore_errors=True)  # a fresh cluster
+                node.pick_ports()
+            self._render()
 
     def wait_ready(self, timeout_s: float = 30.0) -> None:
         """Every running node healthy (a meta leader elected, this node current with it) and

@@ -5,7 +5,9 @@ read another's commands; each client is on a different node, so the rules hold a
 from __future__ import annotations
 
 import secrets
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -92,3 +94,19 @@ def test_a_gateway_cannot_read_another_gateways_commands(sessions: dict[str, Mqt
     wait_until(lambda: gw_a.messages and gw_b.messages, 20, "each gateway's own command")
     assert gw_a.messages == [(topic(COMMAND, "gw-a"), b"for a")]
     assert gw_b.messages == [(topic(COMMAND, "gw-b"), b"for b")]
+
+
+def test_a_port_taken_before_its_node_binds_it_means_new_ports(tmp_path: Path) -> None:
+    """Another test may bind a port between our choosing it and the node's binding it (a CI
+    run failed so); the cluster starts again on fresh ports."""
+    nats = NatsCluster(tmp_path)
+    taken = nats.nodes[1].client_port
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", taken))
+        squatter.listen()
+        try:
+            nats.start()
+            assert taken not in [n.client_port for n in nats.nodes]
+            assert all(node.ready() for node in nats.nodes)
+        finally:
+            nats.stop()
