@@ -19,6 +19,7 @@ ENTRIES: Final = {
     "intake": ("server.intake.main", "LINE's webhook, journaled, in front of the server"),
     "db": ("server.main:db_main", "database maintenance: `chargenet db upgrade`"),
     "operators": ("server.access.cli", "operator accounts: HQ, municipality, viewer"),
+    "drill": ("chargenet.drill", "drills (訓練): play a scenario on twin stations, then report"),
     "report": ("server.reports.cli", "after-action reports: CSV, PDF, PNG, kintone records"),
     "posters": ("server.line.posters_cli", "print-ready station QR posters for LINE (PDF)"),
     "gateway": ("gateway.main", "the edge program: poll batteries, publish over MQTT"),

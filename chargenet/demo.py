@@ -246,7 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             f"gateway config {config}\ngateway health http://{health}/healthz\n"
             f"inject a fault: {chargenet_command()} sim fault --control "
             f"{announced.get('control')} --line rs485-1 --unit 2 port_fault --port 1 "
-            "--error over_current\n",
+            "--error over_current\n"
+            f"run a drill (訓練): {chargenet_command()} drill --server {server.url} --token "
+            f"{server.admin_token} start --scenario typhoon-night --municipality 大洲市 "
+            f"--mqtt {mqtt_url} --data-dir {args.data_dir / 'drill'}\n",
             flush=True,
         )
         asyncio.run(_run(mqtt_url, children, args.exit_after, args.console))

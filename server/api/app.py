@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from server.access.tokens import Operators
 from server.api import (
     bookings,
+    drills,
     health,
     incidents,
     metrics,
@@ -50,6 +51,7 @@ from server.db.migrate import upgrade
 from server.db.session import Database
 from server.delivery.sender import OutboxSender
 from server.delivery.transport import Transport
+from server.drills.service import DrillService
 from server.incidents.service import IncidentService
 from server.ingest.commands import resend_unanswered, send_command
 from server.ingest.fanout import FanOut
@@ -110,7 +112,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.state.opendata = opendata.Feed()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators, reports):
+    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators, reports,
+                   drills):  # fmt: skip
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
@@ -176,6 +179,7 @@ async def lifespan(
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
         line_bot=line_bot, outbox=outbox, wake_outbox=outbox.wake,
         identities=Identities(settings, accounts), operators=accounts,
+        drills=DrillService(db, clock),
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     client_id = ClientIdLock(db, owner)

@@ -18,6 +18,7 @@ from server.booking.service import BookingService
 from server.dashboard.sse import EventHub
 from server.db.session import Database
 from server.delivery.sender import OutboxSender
+from server.drills.service import DrillService
 from server.incidents.service import IncidentService
 from server.ingest.fanout import FanOut
 from server.registry.service import Registry
@@ -58,6 +59,7 @@ class Services:
     """Who may book through the API (`server.api.identity`)."""
     operators: Operators
     """The operator accounts behind the operator API's tokens (`server.api.auth`)."""
+    drills: DrillService
 
 
 def services(request: Request) -> Services:

@@ -27,9 +27,12 @@ OPEN_STATES = ("open", "acknowledged")
 
 
 async def station_list(
-    session: AsyncSession, settings: Settings, now: datetime
+    session: AsyncSession, settings: Settings, now: datetime, *, drills: bool = False
 ) -> list[schemas.StationOut]:
+    """The real stations; with `drills`, the running drills' twins as well (operators)."""
     views = await load_station_views(session, now, settings.report_period_s)
+    if not drills:
+        views = {sid: view for sid, view in views.items() if view.drill_id is None}
     rows = (await session.scalars(select(Station).order_by(Station.id))).all()
     booked = await _booked(session, None, now)
     held = await _held_now(session, None, now)
@@ -45,9 +48,9 @@ async def station_detail(
     session: AsyncSession, settings: Settings, now: datetime, station_id: str
 ) -> schemas.StationDetail:
     row = await session.get(Station, station_id)
-    if row is None:
-        raise NotFound(f"no station {station_id!r}")
     views = await load_station_views(session, now, settings.report_period_s, [station_id])
+    if row is None or station_id not in views:  # unknown, or an ended drill's twin
+        raise NotFound(f"no station {station_id!r}")
     booked = await _booked(session, station_id, now)
     held = await _held_now(session, station_id, now)
     incidents = (
@@ -109,7 +112,7 @@ def _station_out(
         longitude=row.longitude, address=row.address, municipality=row.municipality,
         counterpart_group=row.counterpart_group, opens_at=row.opens_at, closes_at=row.closes_at,
         slot_minutes=row.slot_minutes, availability=schemas.Availability.model_validate(found),
-        open_incidents=open_incidents,
+        open_incidents=open_incidents, drill_id=row.drill_id,
     )  # fmt: skip
 
 

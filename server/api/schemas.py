@@ -142,6 +142,8 @@ class StationOut(_Out):
     slot_minutes: int
     availability: Availability
     open_incidents: int
+    drill_id: int | None = None
+    """A running drill's twin of a real station (訓練 / DRILL); None for a real station."""
 
 
 class IncidentBrief(_Out):
@@ -244,6 +246,8 @@ class IncidentOut(IncidentBrief):
     resolved_at: datetime | None
     resolved_by: str | None
     escalated_at: datetime | None
+    drill_id: int | None = None
+    """The drill it belongs to (訓練 / DRILL); None for a real incident."""
 
 
 class ResolveRequest(_In):
@@ -321,3 +325,77 @@ class ErrorOut(BaseModel):
     """The one shape of every error the API answers (see `server.api.errors`)."""
 
     error: ErrorDetail
+
+
+# -- drills (server.drills) ------------------------------------------------------------------
+
+BatteryName = Annotated[Text, StringConstraints(min_length=1, max_length=80)]
+
+
+class DrillStart(_In):
+    name: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    scenario: Annotated[Text, StringConstraints(min_length=1, max_length=200)]
+    """The simulator scenario played (`typhoon-night`), as the drill's record names it."""
+    municipalities: Annotated[list[Id], Field(min_length=1, max_length=50)]
+    units: Annotated[list[BatteryName], Field(min_length=1, max_length=2000)]
+    """The scenario's batteries as its gateway names them (`shelter-01.1`): `chargenet drill
+    start` reads them from the scenario."""
+
+
+class DrillOut(_Out):
+    id: int
+    name: str
+    scenario: str
+    municipalities: list[str]
+    gw_id: str
+    """The gateway id the drill's simulator and gateway publish under."""
+    started_at: datetime
+    started_by: str
+    ended_at: datetime | None
+    ended_by: str | None
+    active: bool
+    stations: dict[str, str]
+    """Twin station id -> the real station it stands beside."""
+    units: dict[str, str]
+    """Battery -> twin station id."""
+
+
+class DrillList(_Out):
+    drills: list[DrillOut]
+
+
+class TimingOut(_Out):
+    count: int
+    p50_s: float | None
+    max_s: float | None
+
+
+class DrillIncidentOut(_Out):
+    id: int
+    kind: str
+    station_id: str | None
+    opened_at: datetime
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    resolved_at: datetime | None
+    resolved_by: str | None
+    ack_s: float | None
+    resolve_s: float | None
+
+
+class DrillReportOut(_Out):
+    drill: DrillOut
+    incidents: int
+    alerts_sent: dict[str, int]
+    """LINE WORKS messages about the drill's incidents, by what they said."""
+    acknowledged: TimingOut
+    """Time from an incident's opening to a crew's acknowledgement."""
+    resolved: TimingOut
+    """Time to resolution, by a crew or by the rules; not counting the drill's end."""
+    unresolved_at_end: int
+    actors: dict[str, dict[str, int]]
+    bookings: dict[str, int]
+    resident_notices: int
+    real_incidents: int
+    """Real incidents opened while the drill ran: alerted as real, not counted here."""
+    rows: list[DrillIncidentOut]

@@ -19,11 +19,12 @@ router = APIRouter(tags=["stations"], responses=documented(503))
 
 
 @router.get("/stations", response_model=schemas.StationList)
-async def list_stations(svc: Svc) -> schemas.StationList:
-    """Every station with free ports now, its next free window and a colour level."""
+async def list_stations(svc: Svc, drills: Annotated[bool, Query()] = False) -> schemas.StationList:
+    """Every station with free ports now, its next free window and a colour level; with
+    `drills`, also the twins of the drills running (the dashboard shows them marked)."""
     now = svc.clock()
     async with svc.db.transaction() as session:
-        stations = await station_list(session, svc.settings, now)
+        stations = await station_list(session, svc.settings, now, drills=drills)
     return schemas.StationList(stations=stations, at=now)
 
 

@@ -84,6 +84,8 @@ class StationView:
     there, not new ones."""
     batteries: Mapping[int, str] = field(default_factory=dict, compare=False)
     """How a crew names each battery (by unit_pk) on site, e.g. "battery 2 (rs485-1.2)"."""
+    drill_id: int | None = None
+    """A drill's twin (`server.drills`): booked only on purpose, moved only among its own."""
 
     @property
     def healthy_ports(self) -> int:
@@ -100,6 +102,13 @@ class Placement:
     port: int
     held_since: datetime | None = None
     """Held on a port out of sight since then (None: not held, or only from now)."""
+
+
+def apart(stations: Iterable[StationView], drill_id: int | None) -> list[StationView]:
+    """The stations of one world: the real ones (None), or one drill's twins. A booking is
+    ranked and moved within its own, so a drill never takes a real place, nor a real
+    resident a drill's."""
+    return [s for s in stations if s.drill_id == drill_id]
 
 
 def _minutes(hhmm: str) -> int:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.booking import losses, upkeep
-from server.booking.capacity import StationView, ticket_code, window_starts
+from server.booking.capacity import StationView, apart, ticket_code, window_starts
 from server.booking.claims import (
     ACTIVE_STATUSES,
     ClaimFailed,
@@ -132,7 +132,7 @@ class BookingService:
         """`options` for each of several (lat, lon) at once, on one read of the windows'
         loads (the LINE bot ranks a batch of residents' locations so)."""
         views = await self._snapshot.get()
-        ranker = self._ranker_for(views)
+        ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
                 for lat, lon in points]  # fmt: skip
         free, earliest = await self._free([s for group in near for s in group], earliest)
@@ -372,9 +372,13 @@ class BookingService:
         if window_starts(station, window_start, one_slot) != [window_start]:
             raise Invalid("window_start: not a window of this station (slot grid or hours)")
 
+    def invalidate_stations(self) -> None:
+        """Stations came or went (a drill's twins): the next read reloads them all."""
+        self._snapshot.invalidate()
+
     def _ranker_for(self, views: Mapping[str, StationView]) -> Ranker:
         if self._ranker is None or self._ranker[0] is not views:
-            self._ranker = (views, Ranker(list(views.values())))
+            self._ranker = (views, Ranker(apart(views.values(), None)))
         return self._ranker[1]
 
     async def _address(self, session: AsyncSession, unit_pk: int) -> PortAddress:

@@ -27,6 +27,7 @@ from server.booking.capacity import (
     Placement,
     PortView,
     StationView,
+    apart,
     displaced,
     held,
     window_starts,
@@ -269,7 +270,7 @@ async def relocate(
     if origins is None:
         origins = await context.snapshot.fresh(views.keys())
     views.update(origins)
-    ranker = Ranker(list(views.values()))
+    rankers: dict[int | None, Ranker] = {}
     moved: list[str] = []
     async with context.db.transaction() as session:
         await lock_stations(session, origins)
@@ -307,6 +308,9 @@ async def relocate(
                 row = by_id[b.booking_id]
                 reason = _reason(origin, row)
                 row.released_for = reason
+                if origin.drill_id not in rankers:  # moved within its own world
+                    rankers[origin.drill_id] = Ranker(apart(views.values(), origin.drill_id))
+                ranker = rankers[origin.drill_id]
                 target = await _move(context, session, row, origin, views, ranker, now, horizon)
                 await _notify(session, row, target, reason, now)
                 moved.append(row.id)

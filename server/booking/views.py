@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.booking.capacity import PortView, StationView
 from server.db.models import Booking, Gateway, Port, Station, Unit
 from server.db.session import Database
+from server.drills.scope import active_clause
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
 
 log = logging.getLogger(__name__)
@@ -158,9 +159,14 @@ async def load_station_views(
     """
     wanted = None if station_ids is None else sorted(set(station_ids))
     stations = select(
-        Station.id, Station.latitude, Station.longitude, Station.slot_minutes,
-        Station.opens_at, Station.closes_at,
-    )  # fmt: skip
+        Station.id,
+        Station.latitude,
+        Station.longitude,
+        Station.slot_minutes,
+        Station.opens_at,
+        Station.closes_at,
+        Station.drill_id,
+    ).where(active_clause())  # an ended drill's twins are gone from every view
     ports = (
         select(
             Unit.station_id,
@@ -221,8 +227,9 @@ async def load_station_views(
             energy_wh=energy.get(sid, 0.0),
             unseen_wh=unseen.get(sid, 0.0),
             batteries=batteries.get(sid, {}),
+            drill_id=drill_id,
         )
-        for sid, lat, lon, slot, opens, closes in await session.execute(stations)
+        for sid, lat, lon, slot, opens, closes, drill_id in await session.execute(stations)
     }
 
 

@@ -90,6 +90,27 @@ class Gateway(Base):
     message's `ts` less its receipt (a shelter box without NTP drifts)."""
 
 
+class Drill(Base):
+    """A drill (訓練): a simulator scenario played on twin stations of chosen municipalities.
+
+    Its gateway (`gw_id`, `drill-{id}`) serves the scenario's batteries, mapped onto twins of
+    the municipalities' stations (`Station.drill_id`): everything the drill causes happens
+    there, apart from the real stations, and names them as 訓練 / DRILL.
+    """
+
+    __tablename__ = "drills"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(200))
+    scenario: Mapped[str] = mapped_column(String(200))
+    municipalities: Mapped[list[str]] = mapped_column(JSON, default=list)
+    gw_id: Mapped[str] = mapped_column(String(64), unique=True)
+    started_at: Mapped[datetime]
+    started_by: Mapped[str] = mapped_column(String(100))
+    ended_at: Mapped[datetime | None]
+    ended_by: Mapped[str | None] = mapped_column(String(100))
+
+
 class Station(Base):
     __tablename__ = "stations"
 
@@ -105,6 +126,9 @@ class Station(Base):
     """"HH:MM" local time; None with closes_at None means open around the clock."""
     closes_at: Mapped[str | None] = mapped_column(String(5))
     slot_minutes: Mapped[int] = mapped_column(Integer, default=30)
+    drill_id: Mapped[int | None] = mapped_column(ForeignKey("drills.id"), index=True)
+    """Set on a drill's twin of a real station: seen only by the drill's participants and
+    operators, and only while the drill runs."""
 
 
 class Unit(Base):
@@ -319,6 +343,8 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None]
     resolved_by: Mapped[str | None] = mapped_column(String(100))
     escalated_at: Mapped[datetime | None]
+    drill_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    """The drill whose station or gateway it is about; None for a real one."""
     paged_at: Mapped[datetime | None]
     """When its alert went to the crews' outbox; None while a brief blip is waited out (a
     kind's page delay) and for incidents that resolved before anyone was paged."""
@@ -440,6 +466,8 @@ class LineResident(Base):
     step: Mapped[str | None] = mapped_column(String(32))
     """The conversation's open question (`location`, ...), None when it waits for nothing."""
     step_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    drill_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    """The resident takes part in drills: only they see drill stations and hear of them."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 

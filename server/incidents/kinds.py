@@ -103,6 +103,8 @@ class IncidentView:
     resolved_at: datetime | None
     resolved_by: str | None
     escalated_at: datetime | None
+    drill_id: int | None = None
+    """The drill it belongs to (a drill's twin station or gateway); None when real."""
 
     @property
     def condition_active(self) -> bool:

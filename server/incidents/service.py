@@ -28,6 +28,7 @@ from server import audit
 from server.access.places import stations_of
 from server.db.models import Incident
 from server.db.session import Database
+from server.drills.scope import drill_of
 from server.errors import Conflict, Invalid, NotFound
 from server.incidents.depletion import forecast_signals
 from server.incidents.kinds import IncidentView, Policy, State, worse
@@ -234,10 +235,14 @@ class IncidentService:
         for action in actions:
             if isinstance(action, Open):
                 s = action.signal
+                drill = await drill_of(session, s.station_id, s.gw_id)
+                if drill is not None and drill.ended_at is not None:
+                    continue  # an ended drill's gateway going away is no one's incident
                 row = Incident(
                     kind=s.kind, dedupe_key=s.dedupe_key, severity=s.severity, state=State.OPEN,
                     station_id=s.station_id, gw_id=s.gw_id, unit=s.unit, port=s.port,
                     detail=s.detail, occurrences=1, opened_at=now, last_seen_at=now,
+                    drill_id=drill.id if drill is not None else None,
                 )  # fmt: skip
                 session.add(row)
                 await session.flush()
@@ -292,6 +297,7 @@ def view_of(row: Incident) -> IncidentView:
         last_seen_at=row.last_seen_at, condition_cleared_at=row.condition_cleared_at,
         acknowledged_at=row.acknowledged_at, acknowledged_by=row.acknowledged_by,
         resolved_at=row.resolved_at, resolved_by=row.resolved_by, escalated_at=row.escalated_at,
+        drill_id=row.drill_id,
     )  # fmt: skip
 
 

@@ -58,7 +58,7 @@ from server.line.conversation import OPTIONS, Ask, Chat, Offer, Reply, Ticket
 from server.line.events import Kind, ResidentEvent
 from server.line.inbox import LEASE, Inbox, Received
 from server.line.routes import handler_of, route
-from server.line.stations import StationInfo, find_stations, load_stations
+from server.line.stations import StationInfo, find_stations, load_drill_stations, load_stations
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -172,6 +172,10 @@ class BookingDesk:
 
     async def station(self, station_id: str) -> StationInfo | None:
         return (await self._stations([station_id])).get(station_id)
+
+    async def drill_stations(self) -> Sequence[StationInfo]:
+        async with self._db.transaction() as session:
+            return await load_drill_stations(session)
 
     async def active(self, resident: str) -> Ticket | None:
         booking = await self._active.get(resident)

@@ -54,6 +54,8 @@ class Chat:
     following: bool = True
     step: str | None = None
     step_data: Mapping[str, Any] = field(default_factory=dict)
+    drill_opt_in: bool = False
+    """The resident takes part in drills (訓練): only they may book a drill's stations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +93,9 @@ class Desk(Protocol):
         """Stations a typed text names (id, name, address, municipality)."""
 
     async def station(self, station_id: str) -> StationInfo | None: ...
+
+    async def drill_stations(self) -> Sequence[StationInfo]:
+        """The twins of the drills running now (`server.drills`)."""
 
     async def active(self, resident: str) -> Ticket | None:
         """The resident's active booking, if any."""
@@ -222,6 +227,9 @@ async def on_book(ask: Ask) -> Reply:
     if target is None:
         return ask.reply(messages.said("hint", ask.lang))
     station_id, start = target
+    station = await ask.desk.station(station_id)
+    if station is not None and station.drill_id is not None and not ask.chat.drill_opt_in:
+        return ask.reply(messages.said("drill_not_joined", ask.lang))
     try:
         ticket = await ask.desk.book(ask.resident, station_id, start)
     except Conflict as exc:
@@ -301,6 +309,33 @@ def _ticket(ask: Ask, ticket: Ticket) -> Message:
 def _ticketed(ask: Ask, ticket: Ticket, key: str) -> Reply:
     intro = messages.text_message(messages.text(key, ask.lang))
     return ask.reply(intro, _ticket(ask, ticket), step=None, step_data={})
+
+
+# -- drills (訓練) ---------------------------------------------------------------------------
+
+
+async def on_drill_join(ask: Ask) -> Reply:
+    """ "訓練参加": the resident takes part in drills from now on (and hears of them)."""
+    return ask.reply(messages.said("drill_joined", ask.lang), drill_opt_in=True)
+
+
+async def on_drill_leave(ask: Ask) -> Reply:
+    """ "訓練不参加": no drill station is offered to them, no drill message sent."""
+    return ask.reply(messages.said("drill_left", ask.lang), drill_opt_in=False)
+
+
+async def on_drill(ask: Ask) -> Reply:
+    """ "訓練": a participant is offered the running drills' stations, earliest window first."""
+    if not ask.chat.drill_opt_in:
+        return ask.reply(messages.said("drill_not_joined", ask.lang))
+    stations = await ask.desk.drill_stations()
+    if not stations:
+        return ask.reply(messages.said("drill_none", ask.lang))
+    offers = [await ask.desk.options_at(s.id) for s in stations]
+    options = sorted((o for offer in offers for o in offer.options[:1]),
+                     key=lambda o: (o.window_start, o.station_id))  # fmt: skip
+    found = Offer(options, {sid: s for offer in offers for sid, s in offer.stations.items()})
+    return _offered(ask, found, messages.said("drill_none", ask.lang))
 
 
 # -- at any point ------------------------------------------------------------------------

@@ -175,6 +175,25 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "en": "Sorry, I did not understand. Send “charge” to book, “status” to see your "
         "booking, “cancel” to cancel it.",
     },
+    "drill_joined": {
+        "ja": "訓練に参加します。訓練中は【訓練】と付いた避難所を「訓練」と送って予約でき、"
+        "訓練のお知らせも届きます。やめるときは「訓練不参加」と送ってください。",
+        "en": "You are taking part in drills. While one runs, send “drill” to book a "
+        "[DRILL] station; drill messages will reach you. Send “leave drill” to stop.",
+    },
+    "drill_left": {
+        "ja": "訓練への参加をやめました。訓練のお知らせは届きません。",
+        "en": "You no longer take part in drills; no drill message will reach you.",
+    },
+    "drill_not_joined": {
+        "ja": "【訓練】の避難所は訓練の参加者だけが予約できます。参加するには「訓練参加」と"
+        "送ってください。",
+        "en": "Only drill participants can book a [DRILL] station. Send “join drill” to take part.",
+    },
+    "drill_none": {
+        "ja": "いま行われている訓練はありません。",
+        "en": "No drill is running now.",
+    },
     "slow_down": {
         "ja": "メッセージが続いています。少し時間をおいてから、もう一度送ってください。",
         "en": "That is a lot of messages. Please wait a minute, then try again.",

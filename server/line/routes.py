@@ -31,6 +31,9 @@ class Intent(StrEnum):
     ENGLISH = "english"
     JAPANESE = "japanese"
     HELP = "help"
+    DRILL = "drill"
+    DRILL_JOIN = "drill_join"
+    DRILL_LEAVE = "drill_leave"
     POSTER = "poster"
     """`充電予約 {station}`, typed by a station poster's QR code."""
     PLACE = "place"
@@ -57,6 +60,9 @@ ROUTES: Final[Mapping[Key, Handler]] = {
     Intent.ENGLISH: talk.on_language,
     Intent.JAPANESE: talk.on_language,
     Intent.HELP: talk.on_help,
+    Intent.DRILL: talk.on_drill,
+    Intent.DRILL_JOIN: talk.on_drill_join,
+    Intent.DRILL_LEAVE: talk.on_drill_leave,
     Intent.POSTER: talk.on_poster,
     Intent.PLACE: talk.on_place,
 }
@@ -78,6 +84,12 @@ WORDS: Final[Mapping[str, tuple[Intent, str]]] = {
     **dict.fromkeys(("こんにちは", "ヘルプ", "使い方", "はじめまして", "?", "？"),
                     (Intent.HELP, "ja")),
     **dict.fromkeys(("hello", "hi", "help", "how"), (Intent.HELP, "en")),
+    **dict.fromkeys(("訓練", "くんれん", "訓練予約"), (Intent.DRILL, "ja")),
+    **dict.fromkeys(("drill", "drills"), (Intent.DRILL, "en")),
+    **dict.fromkeys(("訓練参加", "訓練に参加", "訓練に参加する"), (Intent.DRILL_JOIN, "ja")),
+    **dict.fromkeys(("join drill", "join drills", "drill join"), (Intent.DRILL_JOIN, "en")),
+    **dict.fromkeys(("訓練不参加", "訓練をやめる", "訓練参加をやめる"), (Intent.DRILL_LEAVE, "ja")),
+    **dict.fromkeys(("leave drill", "leave drills", "drill leave"), (Intent.DRILL_LEAVE, "en")),
 }  # fmt: skip
 """Command words (normalised: NFKC, lower case, no outer spaces or 。!.) and the language
 they are in."""

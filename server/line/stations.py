@@ -15,6 +15,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db.models import Station
+from server.drills.scope import active_clause
 
 FOUND_LIMIT: Final = 5
 """A typed name rarely means more stations than this; the nearest of them are ranked."""
@@ -34,6 +35,8 @@ class StationInfo:
     longitude: float
     slot_minutes: int
     """The length of its windows: a window's end is its start plus this."""
+    drill_id: int | None = None
+    """A drill's twin: only residents taking part in drills may book it."""
 
     def name(self, lang: str) -> str:
         """The station's name in the resident's language (Japanese when it has no English)."""
@@ -42,20 +45,28 @@ class StationInfo:
 
 def _info(row: Station) -> StationInfo:
     return StationInfo(row.id, row.name_ja, row.name_en, row.address, row.latitude,
-                       row.longitude, row.slot_minutes)  # fmt: skip
+                       row.longitude, row.slot_minutes, row.drill_id)  # fmt: skip
 
 
 async def load_stations(
     session: AsyncSession, ids: Iterable[str] | None = None
 ) -> dict[str, StationInfo]:
     """The stations of these ids that exist (all of them for None), by id."""
-    query = select(Station)
+    query = select(Station).where(active_clause())
     if ids is not None:
         wanted = sorted({i for i in ids if i})
         if not wanted:
             return {}
         query = query.where(Station.id.in_(wanted))
     return {row.id: _info(row) for row in await session.scalars(query)}
+
+
+async def load_drill_stations(session: AsyncSession) -> list[StationInfo]:
+    """The twins of the drills running now, by id."""
+    rows = await session.scalars(
+        select(Station).where(Station.drill_id.is_not(None), active_clause()).order_by(Station.id)
+    )
+    return [_info(row) for row in rows]
 
 
 async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
@@ -66,7 +77,7 @@ async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
     if len(query) < MIN_QUERY:
         return []
     exact = await session.get(Station, query.lower())
-    if exact is not None:
+    if exact is not None and exact.drill_id is None:
         return [_info(exact)]
     pattern = f"%{_escaped(query.lower())}%"
     by_name = or_(
@@ -80,7 +91,10 @@ async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
     found: dict[str, StationInfo] = {}
     for where in (by_name, by_place):
         rows = await session.scalars(
-            select(Station).where(where).order_by(Station.id).limit(FOUND_LIMIT)
+            select(Station)
+            .where(where, Station.drill_id.is_(None))  # a drill's twins are offered apart
+            .order_by(Station.id)
+            .limit(FOUND_LIMIT)
         )
         for row in rows:
             found.setdefault(row.id, _info(row))

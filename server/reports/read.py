@@ -19,19 +19,23 @@ from server.reports.figures import (
 
 
 async def read_report(db: Database, period: Period, municipality: str | None) -> Report:
-    """The report of a municipality's stations (None: everywhere) over the period."""
+    """The report of a municipality's stations (None: everywhere) over the period; what
+    drills did is in their own reports (`server.drills`), not here."""
+    real = select(Station.id).where(Station.drill_id.is_(None))
     async with db.transaction() as session:
         stations = [
             StationRow(s.id, s.name_ja, s.name_en, s.municipality)
-            for s in await session.scalars(select(Station))
+            for s in await session.scalars(select(Station).where(Station.drill_id.is_(None)))
         ]
         bookings = [_booking(b) for b in await session.scalars(
             select(Booking).where(Booking.window_start >= period.start,
-                                  Booking.window_start < period.end)
+                                  Booking.window_start < period.end,
+                                  Booking.station_id.in_(real))
         )]  # fmt: skip
         chain = await _chains(session, bookings)
-        incidents = [_incident(i) for i in await session.scalars(
+        incidents = [incident_row(i) for i in await session.scalars(
             select(Incident).where(
+                Incident.drill_id.is_(None),
                 Incident.opened_at < period.end,
                 or_(Incident.resolved_at.is_(None), Incident.resolved_at >= period.start),
             )
@@ -97,7 +101,8 @@ def _booking(b: Booking) -> BookingRow:
                       b.moved_from_id, b.port, b.ticket_code, b.released_for)  # fmt: skip
 
 
-def _incident(i: Incident) -> IncidentRow:
+def incident_row(i: Incident) -> IncidentRow:
+    """An incident as the reports read it (the drills' report too)."""
     return IncidentRow(
         i.id,
         i.kind,

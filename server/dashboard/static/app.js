@@ -35,8 +35,11 @@ function card(station) {
       if (b.alarms.length || b.ports.some((p) => p.reported_status === "faulted")) resets.append(batteryReset(b));
     }
   }
-  return el("article", { class: `station level-${a.level}`, id: `station-${station.id}`, "data-level": a.level },
+  // A drill's twin (its name says 【訓練】 too): everything on it is the drill's, not real.
+  const drill = station.drill_id ? { "data-drill": String(station.drill_id) } : {};
+  return el("article", { class: `station level-${a.level}`, id: `station-${station.id}`, "data-level": a.level, ...drill },
     el("h2", {}, station.name_ja, el("small", {}, station.name_en)),
+    station.drill_id ? el("span", { class: "badge drill" }, `訓練 / DRILL ${station.drill_id}`) : null,
     el("span", { class: `badge level-${a.level}` }, LEVELS[a.level]),
     el("p", { class: "facts" },
       "今空き / free now: ", el("b", { class: "free-now" }, String(a.free_now)), ` / ${a.healthy_ports}`,
@@ -129,7 +132,7 @@ async function fetchJSON(path) {
 
 let stations = [];
 async function refresh(only) {
-  const list = await fetchJSON("/stations");
+  const list = await fetchJSON("/stations?drills=true");
   stations = list.stations;
   const wanted = only && only.length ? only : stations.map((s) => s.id);
   await Promise.all(wanted.map(async (id) => {

@@ -192,3 +192,35 @@ def test_a_finished_phone_does_not_say_full(
     statuses = wait_until(lambda: browser.execute_script("return STATUS"), 15, "the page's words")
     assert statuses["finishing"] == "完了 done"
     assert not [word for word in statuses.values() if "full" in word]
+
+
+def test_a_running_drills_twin_is_shown_marked_and_goes_when_the_drill_ends(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    server, _ = running
+    server.admin("POST", "/api/v1/stations", {
+        "id": "st-2", "name_ja": "大洲体育館", "name_en": "Ozu Gym", "latitude": 33.51,
+        "longitude": 132.51, "municipality": "大洲市",
+    })  # fmt: skip
+    open_dashboard(browser, server)
+    drill = server.admin("POST", "/api/v1/drills", {
+        "name": "訓練", "scenario": "quiet", "municipalities": ["大洲市"], "units": ["line-1.1"],
+    })  # fmt: skip
+    [twin] = drill["stations"]
+
+    def twin_card() -> str:
+        try:
+            card = browser.find_element(By.ID, f"station-{twin}")
+            text = f"{card.get_attribute('data-drill')}|{card.text}"
+            return text if "DRILL" in text else ""
+        except (StaleElementReferenceException, NoSuchElementException):
+            return ""
+
+    shown = wait_until(twin_card, 15, "the twin's card, marked")
+    assert shown.startswith(f"{drill['id']}|") and "【訓練】大洲体育館" in shown
+    assert f"訓練 / DRILL {drill['id']}" in shown
+    for real in ("st-1", "st-2"):
+        assert browser.find_element(By.ID, f"station-{real}").get_attribute("data-drill") is None
+    server.admin("POST", f"/api/v1/drills/{drill['id']}/end")
+    wait_until(lambda: not browser.find_elements(By.ID, f"station-{twin}"), 15,
+               "the twin's card gone with the drill")  # fmt: skip

@@ -4,6 +4,7 @@ escalation, forecasts, and an audit entry for every transition."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
@@ -14,8 +15,10 @@ from server import audit
 from server.db.migrate import upgrade
 from server.db.models import Booking, Incident, Station, Unit
 from server.db.session import Database
+from server.drills.service import DrillService, DrillSpec
 from server.errors import Conflict, Invalid, NotFound
 from server.incidents import IncidentService, IncidentView
+from server.ingest.changeset import ChangeSet, GatewayChange
 from server.settings import Settings
 from tests.server.incidents.changes import (
     GW,
@@ -264,5 +267,37 @@ def test_no_forecast_when_the_battery_lasts_the_bookings(database_url: str) -> N
         assert await service.list() == []
         async with db.transaction() as session:
             assert (await session.scalars(select(Incident))).first() is None
+
+    run(database_url, scenario)
+
+
+def test_a_drills_incidents_are_marked_and_an_ended_drills_gateway_opens_none(
+    database_url: str,
+) -> None:
+    """What a drill's twin or gateway raises is the drill's (`drill_id`); once the drill has
+    ended, its gateway going away (the drill's simulator stopped) is no one's incident."""
+
+    async def scenario(service: IncidentService, clock: Clock, db: Database) -> None:
+        async with db.transaction() as session:
+            session.add(Station(id=STATION, name_ja="避難所", name_en="Shelter", latitude=33.5,
+                                longitude=132.5, municipality="大洲市"))  # fmt: skip
+            await session.flush()
+            drills = DrillService(db, clock)
+        spec = DrillSpec("訓練", "quiet", ["大洲市"], ["line-1.1"])
+        drill = await drills.start(spec, "hq")
+        [twin] = drill.stations
+        moved = [dataclasses.replace(e, station_id=twin, gw_id=drill.gw_id) for e in fault().events]
+        twin_fault = dataclasses.replace(fault(), events=tuple(moved))
+        await service.on_changes(twin_fault)
+        await service.on_changes(fault())
+        opened = {i.station_id: i for i in await service.list()}
+        assert (opened[twin].drill_id, opened[STATION].drill_id) == (drill.id, None)
+        await drills.end(drill.id, "hq")
+        await service.on_changes(ChangeSet(gateways=(GatewayChange(drill.gw_id, "offline", T0),)))
+        clock.now = T0 + 5 * MIN
+        await service.tick()
+        left = await service.list()
+        assert [i.kind for i in left if i.gw_id == drill.gw_id and i.kind != "port_fault"] == []
+        assert {i.id: i.resolved_by for i in left}[opened[twin].id] == "drill_end"
 
     run(database_url, scenario)

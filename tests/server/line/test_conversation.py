@@ -24,7 +24,8 @@ from tests.server.line.conftest import actions
 T0 = datetime(2026, 12, 3, 4, 30, tzinfo=UTC)
 A = StationInfo("a-01", "避難所A", "Shelter A", "住所A", 33.5, 132.5, 30)
 B = StationInfo("b-01", "避難所B", "Shelter B", "住所B", 33.51, 132.51, 30)
-STATIONS = {A.id: A, B.id: B}
+D = StationInfo("drill1-a-01", "【訓練】避難所A", "[DRILL] Shelter A", "住所A", 33.5, 132.5, 30, 1)
+STATIONS = {A.id: A, B.id: B, D.id: D}
 
 
 @dataclass
@@ -35,6 +36,8 @@ class FakeDesk:
     free: dict[tuple[str, datetime], int] = field(default_factory=dict)
     bookings: dict[str, BookingView] = field(default_factory=dict)
     asked: list[tuple[float, float]] = field(default_factory=list)
+    drilling: bool = True
+    """A drill runs (its twin `D` is offered to participants)."""
 
     def offer(self, station_ids: Sequence[str]) -> Offer:
         found = [Option(sid, start, 5.0, 0.0, 10.0, n)
@@ -44,7 +47,7 @@ class FakeDesk:
 
     async def options_near(self, latitude: float, longitude: float) -> Offer:
         self.asked.append((latitude, longitude))
-        return self.offer(list(STATIONS))
+        return self.offer([s.id for s in STATIONS.values() if s.drill_id is None])
 
     async def options_at(self, station_id: str) -> Offer:
         return self.offer([station_id])
@@ -54,6 +57,9 @@ class FakeDesk:
 
     async def station(self, station_id: str) -> StationInfo | None:
         return STATIONS.get(station_id)
+
+    async def drill_stations(self) -> Sequence[StationInfo]:
+        return [s for s in STATIONS.values() if s.drill_id is not None and self.drilling]
 
     async def active(self, resident: str) -> Ticket | None:
         found = self.bookings.get(resident)
@@ -238,3 +244,24 @@ def test_media_other_and_help_answer_briefly() -> None:
         reply = run(handler, FakeDesk())
         assert len(reply.messages) == 1 and words in reply.messages[0]["text"]
         assert len(reply.messages[0]["quickReply"]["items"]) == 4
+
+
+def test_only_a_drill_participant_is_offered_and_books_a_drill_station() -> None:
+    desk = FakeDesk(free={(A.id, T0): 1, (D.id, T0): 2})
+    outsider = run(talk.on_drill, desk, Chat("U1"))
+    assert "訓練参加" in outsider.messages[0]["text"]
+    refused = run(talk.on_book, desk, Chat("U1"), s=D.id, w=T0.isoformat())
+    assert "参加者だけ" in refused.messages[0]["text"] and "U1" not in str(desk.bookings)
+    joined = run(talk.on_drill_join, desk, Chat("U1"))
+    assert joined.chat.drill_opt_in and "訓練不参加" in joined.messages[0]["text"]
+    offered = run(talk.on_drill, desk, joined.chat)
+    assert {b["s"] for b in actions(list(offered.messages), Postback.BOOK)} == {D.id}
+    assert "【訓練】" in shown(offered)
+    booked = run(talk.on_book, desk, joined.chat, s=D.id, w=T0.isoformat())
+    assert "予約しました" in booked.messages[0]["text"] and "【訓練】" in shown(booked)
+    near = run(talk.on_location, desk, joined.chat, kind=Kind.LOCATION, point=Point(33.5, 132.5))
+    assert D.id not in {b["s"] for b in actions(list(near.messages), Postback.BOOK)}
+    left = run(talk.on_drill_leave, desk, joined.chat)
+    assert not left.chat.drill_opt_in and "届きません" in left.messages[0]["text"]
+    english = run(talk.on_drill, replace(desk, drilling=False), replace(joined.chat, language="en"))
+    assert english.messages[0]["text"] == "No drill is running now."

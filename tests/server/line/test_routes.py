@@ -56,3 +56,11 @@ def test_events_route_by_kind_postback_action_or_text() -> None:
     )
     assert route(event(Kind.POSTBACK, "a=gone-action")) == Routed(Kind.OTHER)
     assert route(event(Kind.TEXT, "cancel")) == Routed(Intent.CANCEL, {}, "en")
+
+
+def test_drill_words_in_both_languages_route_to_the_drill_handlers() -> None:
+    assert intent_of("訓練参加").key is Intent.DRILL_JOIN
+    assert intent_of("Join drill").key is Intent.DRILL_JOIN
+    assert intent_of("訓練不参加").key is Intent.DRILL_LEAVE
+    assert intent_of("leave drill").language == "en"
+    assert intent_of("訓練").key is Intent.DRILL
