@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from protocol.topics import DEFAULT_PREFIX
@@ -99,6 +99,9 @@ class Settings(BaseSettings):
         '<a href="https://maps.gsi.go.jp/development/ichiran.html">地理院タイル</a>'
     )
     """Credit the tile source asks for, as HTML, shown in the map's corner."""
+    map_outlines_file: FilePath | None = None
+    """A GeoJSON file of municipal outlines (polygons, e.g. 国土数値情報's 行政区域 cut to the
+    prefecture), drawn under the markers: the map still reads without tiles. None: none."""
     line_official_account_id: str = ""
     """The official account's basic id (`@123abcde`): station posters' QR codes open a chat
     with it, the station's name typed in (LINE's `oaMessage` URL)."""

@@ -45,7 +45,18 @@ async def page_config(request: Request) -> dict[str, str | float]:
         "walk_kmh": WALK_KMH,
         "detour": DETOUR,
         "line_url": add_friend_url(account) if account else "",
+        "outlines_url": "/map-outlines.geojson" if settings.map_outlines_file else "",
     }
+
+
+@page.get("/map-outlines.geojson")
+async def map_outlines(request: Request) -> Response:
+    """The municipal outlines the maps draw under their markers (a setting), else 404."""
+    found = request.app.state.settings.map_outlines_file
+    if found is None:
+        return Response(status_code=404)
+    return FileResponse(found, media_type="application/geo+json",
+                        headers={"Cache-Control": "public, max-age=3600"})  # fmt: skip
 
 
 @page.get("/line-qr.svg")

@@ -16,6 +16,7 @@ const stationMap = (() => {
     map = L.map(node).setView([33.84, 132.77], 9);
     try {
       config = await (config || fetch("/page-config.json").then((r) => r.json()));
+      if (config.outlines_url) outlines(node, config.outlines_url); // under the markers, tiles or not
       if (!config.tile_url) return;
       const tiles = L.tileLayer(config.tile_url, { attribution: config.attribution, maxZoom: 18 });
       tiles.on("tileerror", () => { node.dataset.tiles = "unavailable"; });
@@ -24,6 +25,16 @@ const stationMap = (() => {
     } catch (e) {
       node.dataset.tiles = "unavailable";
     }
+  }
+
+  async function outlines(node, url) {
+    const reply = await fetch(url);
+    if (!reply.ok) return;
+    const drawn = L.geoJSON(await reply.json(), {
+      interactive: false, style: { color: "#666", weight: 1, fill: true, fillColor: "#eee", fillOpacity: 0.4 },
+    }).addTo(map);
+    drawn.bringToBack();
+    node.dataset.outlines = String(drawn.getLayers().length);
   }
 
   // Draw `stations` (the ones the filters let through); `cardFor(station)` makes its card.

@@ -21,6 +21,8 @@ GW = "gw-map"
 REPORT_S = 2.0
 NO_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
 """Nothing listens on the discard port: every tile fails, as without a network."""
+OUTLINES = Path(__file__).with_name("outlines.geojson")
+"""Two municipalities' outlines, in 国土数値情報 行政区域's property names."""
 COLOURS = {"free": "#1b7f3b", "full": "#b00020", "no_chargers": "#6b6b6b"}
 """style.css's --free, --full and --none."""
 
@@ -28,7 +30,9 @@ COLOURS = {"free": "#1b7f3b", "full": "#b00020", "no_chargers": "#6b6b6b"}
 @pytest.fixture
 def running(tmp_path: Path, broker: Mosquitto) -> Iterator[tuple[ServerProcess, Simulator]]:
     sim = quiet_simulator(tmp_path)
-    server = ServerProcess(tmp_path, broker.url, REPORT_S, env={"CHARGENET_MAP_TILE_URL": NO_TILES})
+    server = ServerProcess(tmp_path, broker.url, REPORT_S, env={
+        "CHARGENET_MAP_TILE_URL": NO_TILES, "CHARGENET_MAP_OUTLINES_FILE": str(OUTLINES),
+    })  # fmt: skip
     gateway: Child | None = None
     try:
         stations = (
@@ -78,6 +82,11 @@ def test_the_map_colours_every_station_and_turns_a_faulted_one_live_without_tile
     tiles = browser.find_element(By.ID, "map")
     wait_until(lambda: tiles.get_attribute("data-tiles") == "unavailable", 15,
                "the tiles failed, the markers drawn all the same")  # fmt: skip
+    wait_until(lambda: tiles.get_attribute("data-outlines") == "2", 15, "the two outlines drawn")
+    drawn = browser.find_elements(
+        By.CSS_SELECTOR, "#map .leaflet-overlay-pane path:not([data-station])"
+    )
+    assert len(drawn) == 2  # beneath the markers, on the plain background
 
     for port in range(1, 5):
         sim.inject("line-1", 1, "port_fault", port=port, error="over_current")
