@@ -4,7 +4,10 @@ set through the DevTools protocol and the map's tiles unreachable."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium import webdriver
@@ -15,6 +18,7 @@ from tests.browser import PHONE
 from tests.conditions import wait_until
 from tests.mosquitto import Mosquitto
 from tests.server.running import ServerProcess
+from tests.system.platforms import GW, STEADY, Gateway
 
 pytestmark = pytest.mark.slow
 NO_TILES = "http://127.0.0.1:9/{z}/{x}/{y}.png"
@@ -25,7 +29,8 @@ STATIONS = {"st-north": 33.60, "st-middle": 33.50, "st-south": 33.40}
 
 @pytest.fixture
 def server(tmp_path: Path, broker: Mosquitto) -> Iterator[ServerProcess]:
-    env = {"CHARGENET_MAP_TILE_URL": NO_TILES, "CHARGENET_LINE_OFFICIAL_ACCOUNT_ID": "@123abcde"}
+    env = {"CHARGENET_MAP_TILE_URL": NO_TILES, "CHARGENET_LINE_OFFICIAL_ACCOUNT_ID": "@123abcde",
+           **STEADY}  # fmt: skip
     running = ServerProcess(tmp_path, broker.url, 2.0, env=env)
     try:
         for station_id, lat in STATIONS.items():
@@ -82,3 +87,43 @@ def test_stations_nearest_first_from_the_phones_location_without_tiles(
         "return document.documentElement.scrollWidth <= document.documentElement.clientWidth"
     ), "the page scrolls sideways at a phone's width"
     assert browser.execute_script("return window.innerWidth") == width
+
+
+def test_free_places_and_the_next_window_are_the_live_ones_in_japan_time(
+    browser: webdriver.Chrome, server: ServerProcess, broker: Mosquitto
+) -> None:
+    """The page's figures are the feed's live values, its window in Japan time, 24-hour,
+    whatever zone the phone is set to."""
+    server.admin("PUT", f"/api/v1/batteries/{GW}/line-1.1", {"station_id": "st-middle"})
+    battery = Gateway(broker, "line-1.1", ports=4)
+    battery.publish()
+
+    def feed() -> dict[str, Any]:
+        found: dict[str, Any] = next(
+            f["properties"] for f in server.get("/opendata/v1/stations.geojson")["features"]
+            if f["properties"]["id"] == "st-middle"
+        )  # fmt: skip
+        return found
+
+    live = wait_until(lambda: (p := feed())["free_now"] == 4 and p, 20, "4 free in the feed")
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    browser.get(server.url + "/public")
+    window = datetime.fromisoformat(live["next_free_window"]).astimezone(ZoneInfo("Asia/Tokyo"))
+    expected = f"今空き / free now: 4 / 4\n次の空き / next free: {window:%H:%M}"
+    wait_until(lambda: expected in facts(browser, "st-middle"), 20, "st-middle's live figures")
+    assert browser.execute_script("return new Date().getTimezoneOffset()") in (240, 300)
+
+    battery.publish(1, 2)
+    wait_until(lambda: feed()["free_now"] == 2, 20, "2 free in the feed after two faults")
+    browser.refresh()
+    wait_until(lambda: "free now: 2 / 2" in facts(browser, "st-middle"), 20, "2 of 2 shown")
+
+
+def facts(browser: webdriver.Chrome, station_id: str) -> str:
+    try:
+        found = browser.find_elements(
+            By.CSS_SELECTOR, f'#list li[data-station="{station_id}"] .facts'
+        )
+        return str(found[0].text) if found else ""
+    except StaleElementReferenceException:
+        return ""
