@@ -28,6 +28,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import suppress
 from dataclasses import dataclass
@@ -78,6 +79,10 @@ OPENDATA: Final = _Columns(
     municipality_name="地方公共団体名", name_en="名称_英字",
 )  # fmt: skip
 GEOMETRY: Final = "geometry.coordinates"
+PREFECTURE_RE: Final = re.compile(r"^(?:北海道|東京都|(?:京都|大阪)府|.{2,3}県)")
+DISTRICT_RE: Final = re.compile(r"^.+?郡")
+SETTER_SUFFIX: Final = "(設置主体)"
+"""What some files add to the publisher's own columns (市区町村コード, 地方公共団体名)."""
 
 
 def decode(data: bytes) -> str | None:
@@ -169,12 +174,26 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def local_name(name: str) -> str:
+    """A municipality as the registry names it: `愛媛県西宇和郡伊方町` -> `伊方町` (files give
+    the prefecture, and a town's or village's 郡; a city's name may hold 郡, as 大和郡山市)."""
+    name = PREFECTURE_RE.sub("", name.strip(), count=1)
+    return DISTRICT_RE.sub("", name, count=1) if name.endswith(("町", "村")) else name
+
+
+def column_name(header: str) -> str:
+    """A header cell as the columns are named here: NFKC, no spaces or line breaks, and no
+    `(設置主体)` (published 指定緊急避難場所一覧 files name 地方公共団体名 so, on two lines)."""
+    name = "".join(unicodedata.normalize("NFKC", header).split())
+    return name.removesuffix(SETTER_SUFFIX)
+
+
 def _csv_records(
     text: str, columns: _Columns
 ) -> tuple[list[tuple[int, dict[str, str]]], list[RowError]]:
     """Rows by column name; only the columns a station needs must be in the header."""
     reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""))
-    header = [name.strip() for name in next(reader, [])]
+    header = [column_name(name) for name in next(reader, [])]
     needed = (columns.id, columns.name, columns.latitude, columns.longitude)
     missing = [RowError(HEADER_ROW, name, "missing required column")
                for name in needed if name not in header]  # fmt: skip
@@ -227,8 +246,9 @@ def _stations(
     for number, cells in records:
         code_column, code = code_of(cells)
         municipality = MUNICIPALITIES.get(code) or (
-            cells.get(columns.municipality_name, "") if columns.municipality_name else ""
-        )
+            local_name(cells.get(columns.municipality_name, "")) if columns.municipality_name
+            else ""
+        )  # fmt: skip
         if not municipality:
             known = ", ".join(f"{c} {n}" for c, n in MUNICIPALITIES.items())
             what = f"municipality code {code} is not known" if code else "no municipality code"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from server.registry.csv_import import RowError
-from server.registry.shelter_formats import ShelterFormat, decode, parse_shelters
+from server.registry.shelter_formats import ShelterFormat, decode, local_name, parse_shelters
 
 SAMPLES = Path(__file__).parent / "shelters"
 GSI_CSV = SAMPLES / "38207_2.csv"
@@ -92,3 +92,31 @@ def test_gsis_designated_shelter_list_reads_by_the_same_columns() -> None:
     assert parsed.errors == ()
     assert [(r.row, r.model.id, r.model.municipality) for r in parsed.rows] == [
         (2, "p3820700000101", "大洲市")]  # fmt: skip
+
+
+def test_the_published_emergency_space_layout_with_its_two_line_headers_is_read() -> None:
+    """指定緊急避難場所一覧 as municipalities publish it: the publisher's columns are headed
+    `市区町村コード` / `地方公共団体名` with `(設置主体)` on a second line of the cell."""
+    path = SAMPLES / "382078_emergency_space_published_layout.csv"
+    parsed = parse_shelters(path.read_bytes(), "opendata-csv")
+    assert parsed.errors == ()
+    specs = {row.model.id: row.model for row in parsed.rows}
+    assert list(specs) == ["38207-e3820700000101", "38207-e3820700000201", "38442-e3844200000101"]
+    assert specs["38442-e3844200000101"].municipality == "伊方町"  # from 地方公共団体名 (設置主体)
+    ground = specs["38207-e3820700000101"]
+    assert (ground.name_ja, ground.address, ground.municipality) == (
+        "大洲市立大洲小学校グラウンド", "愛媛県大洲市大洲", "大洲市",
+    )  # fmt: skip
+    assert (ground.latitude, ground.longitude) == (33.5068, 132.5431)
+
+
+@pytest.mark.parametrize(("published", "registry"), [
+    ("愛媛県西宇和郡伊方町", "伊方町"), ("大阪府三島郡島本町", "島本町"),
+    ("東京都千代田区", "千代田区"), ("京都府京都市", "京都市"),
+    ("奈良県大和郡山市", "大和郡山市"), ("北海道札幌市", "札幌市"),
+    ("神奈川県足柄上郡開成町", "開成町"), ("大洲市", "大洲市"), ("郡山市", "郡山市"),
+])  # fmt: skip
+def test_a_published_municipality_name_loses_its_prefecture_and_a_towns_district(
+    published: str, registry: str
+) -> None:
+    assert local_name(published) == registry
