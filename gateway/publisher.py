@@ -82,6 +82,9 @@ class Counters:
     """Receipts that did not parse or named another run of seqs (ignored)."""
     resent: int = 0
     """Messages sent again because no receipt covered them in time."""
+    foreign: int = 0
+    """Messages on topics we did not subscribe to (ignored): amqtt, the demo's broker, hands
+    a connecting client the retained messages of every client's subscriptions."""
 
 
 class Publisher:
@@ -238,8 +241,11 @@ class Publisher:
                 payload = b"" if payload is None else str(payload).encode()
             if message.topic.value == self._receipt_topic:
                 self._on_receipt(bytes(payload))
-            else:
+            elif message.topic.value == self._command_topic:
                 self._commands.put_nowait(bytes(payload))
+            else:
+                self.counters.foreign += 1
+                log.debug("ignoring a message on %s (not subscribed)", message.topic.value)
 
     def _on_receipt(self, payload: bytes) -> None:
         try:

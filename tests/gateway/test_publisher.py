@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from chargenet.demo import free_port
 from gateway.config import MqttConfig
 from gateway.outbox import Outbox
 from gateway.publisher import Publisher, tls_context
@@ -432,3 +434,49 @@ def test_the_resend_loop_ends_when_cancelled_in_the_turn_a_receipt_arrives(
         assert asyncio.run(scenario())
     finally:
         outbox.close()
+
+
+def test_retained_messages_of_other_topics_a_broker_hands_over_are_no_commands(
+    tmp_path: Path,
+) -> None:
+    """amqtt (the demo's embedded broker) gives a connecting client the retained messages
+    of every client's subscriptions: another gateway's states reached our command handler
+    (logged as malformed commands in the demo). Only the command topic is commands."""
+    port = free_port()
+    embedded = subprocess.Popen([sys.executable, "-m", "chargenet", "broker", "--port", str(port)])
+    outbox = Outbox(tmp_path / "o.db", 16 * MB)
+    server_like = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="server-like")
+    try:
+        wait_until(lambda: _listening(port), 20, "the embedded broker listening")
+        server_like.connect("127.0.0.1", port)
+        server_like.loop_start()
+        server_like.subscribe(f"{PREFIX}/gw/+/unit/+/state", qos=1)
+        other = f"{PREFIX}/gw/another-gw/unit/rs485-1.1/state"
+        server_like.publish(other, b'{"seq": 1}', qos=1, retain=True).wait_for_publish(5)
+        commands: list[bytes] = []
+
+        async def record(payload: bytes) -> None:
+            commands.append(payload)
+
+        async def scenario() -> None:
+            publisher = make_publisher(f"mqtt://127.0.0.1:{port}", outbox, on_command=record)
+            task = await start(publisher)
+            await async_wait_until(lambda: publisher.counters.foreign >= 1,
+                                   what="the other gateway's retained state ignored")  # fmt: skip
+            assert commands == [] and publisher.counters.commands == 0
+            await shut(publisher, task)
+
+        run(scenario)
+    finally:
+        server_like.loop_stop()
+        outbox.close()
+        embedded.terminate()
+        embedded.wait(timeout=10)
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+    except OSError:
+        return False
+    return True
