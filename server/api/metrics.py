@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from server.dashboard.sse import EventHub
 from server.db.models import (
     Booking,
+    Drill,
     Gateway,
     Incident,
     OutboxMessage,
@@ -88,7 +89,9 @@ async def read_database(
                 select(Booking.status, func.count()).group_by(Booking.status)
             )
             incidents = await session.execute(
-                select(Incident.state, func.count()).group_by(Incident.state)
+                select(Incident.state, func.count())
+                .where(Incident.drill_id.is_(None))  # a drill's are no one's to page
+                .group_by(Incident.state)
             )
             pending = await session.scalar(select(func.count()).select_from(PendingChanges))
             unmapped = await session.scalar(
@@ -103,11 +106,13 @@ async def read_database(
             ).all()
             open_ = await session.execute(
                 select(Incident.kind, Incident.severity, func.count())
-                .where(Incident.state != "resolved")
+                .where(Incident.state != "resolved", Incident.drill_id.is_(None))
                 .group_by(Incident.kind, Incident.severity)
             )
-            gateways = await session.execute(
-                select(Gateway.state, func.count()).group_by(Gateway.state)
+            gateways = await session.execute(  # a drill's gateway is offline once it ended
+                select(Gateway.state, func.count())
+                .where(Gateway.gw_id.not_in(select(Drill.gw_id)))
+                .group_by(Gateway.state)
             )
             gaps = await session.execute(
                 select(

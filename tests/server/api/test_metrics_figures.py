@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
-from server.db.models import Gateway, Incident, SeqGap
+from server.db.models import Drill, Gateway, Incident, SeqGap
 
 pytestmark = pytest.mark.anyio
 
@@ -25,6 +25,21 @@ async def test_incidents_gateways_and_gaps(app: FastAPI, client: httpx.AsyncClie
             session.add(Incident(kind=kind, severity=severity, state=state, dedupe_key=f"k{n}",
                                  opened_at=now, last_seen_at=now))  # fmt: skip
         session.add(Gateway(gw_id="gw-far", state="offline"))
+        session.add(
+            Drill(
+                id=7,
+                name="訓練",
+                scenario="s",
+                municipalities=["大洲市"],
+                gw_id="drill-7",
+                started_at=now,
+                started_by="hq",
+                ended_at=now,
+            )
+        )
+        session.add(Gateway(gw_id="drill-7", state="offline"))  # the ended drill's: not counted
+        session.add(Incident(kind="port_fault", severity="warning", state="open", dedupe_key="d",
+                             opened_at=now, last_seen_at=now, drill_id=7))  # fmt: skip
         session.add_all([SeqGap(gw_id="gw-far", first_missing=5, last_missing=9, detected_at=now),
                          SeqGap(gw_id="gw-far", first_missing=20, last_missing=20,
                                 detected_at=now)])  # fmt: skip
