@@ -16,8 +16,10 @@ import os
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
+from zoneinfo import ZoneInfo
 
 import httpx
 
@@ -31,6 +33,7 @@ from chargenet.demo import (
 from firmware_sim.scenario import Scenario, load_scenario
 
 TOKEN_ENV: Final = "CHARGENET_ADMIN_TOKEN"
+JAPAN: Final = ZoneInfo("Asia/Tokyo")
 REQUEST_TIMEOUT_S: Final = 30.0
 TAIL_S: Final = 60.0
 """Real seconds the drill runs on after the scenario's last fault has cleared: time for the
@@ -73,17 +76,21 @@ class Api:
         self._client.close()
 
 
-def report_lines(report: dict[str, Any]) -> list[str]:
-    """The report as an operator reads it at the end of a drill."""
+def report_lines(report: dict[str, Any], tz: ZoneInfo = JAPAN) -> list[str]:
+    """The report as an operator reads it at the end of a drill (times in Japan time)."""
     drill = report["drill"]
     acked, resolved = report["acknowledged"], report["resolved"]
+
+    def local(iso: str | None) -> str:
+        return "-" if iso is None else f"{datetime.fromisoformat(iso).astimezone(tz):%m/%d %H:%M}"
 
     def seconds(value: float | None) -> str:
         return "-" if value is None else f"{value:.0f} s"
 
     lines = [
         f"drill {drill['id']} {drill['name']!r} ({drill['scenario']}) in "
-        f"{', '.join(drill['municipalities'])}: {drill['started_at']} - {drill['ended_at']}",
+        f"{', '.join(drill['municipalities'])}: {local(drill['started_at'])} - "
+        f"{local(drill['ended_at'])}",
         f"incidents {report['incidents']}, alerts sent {sum(report['alerts_sent'].values())} "
         f"{report['alerts_sent']}",
         f"acknowledged {acked['count']}: median {seconds(acked['p50_s'])}, "

@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -71,6 +73,8 @@ def test_the_cli_plays_a_scenario_as_a_drill_and_prints_its_report(
         assert report["incidents"] == 1 and report["unresolved_at_end"] == 1
         assert f"drill {drill['id']} started: gateway drill-1" in done.stdout
         assert "incidents 1, alerts sent 0" in done.stdout  # no crew routes in this registry
+        started = datetime.fromisoformat(drill["started_at"]).astimezone(ZoneInfo("Asia/Tokyo"))
+        assert f"in 大洲市: {started:%m/%d %H:%M} - " in done.stdout  # Japan time
         assert server.get("/api/v1/stations")["stations"][0]["id"] == "ozu-01"
     finally:
         assert server.stop() == 0, server.log_text()
