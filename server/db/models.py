@@ -117,6 +117,7 @@ class Station(Base):
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
     name_ja: Mapped[str] = mapped_column(String(200))
     name_en: Mapped[str] = mapped_column(String(200))
+    name_kana: Mapped[str] = mapped_column(String(200), default="")
     latitude: Mapped[float] = mapped_column(Float)
     longitude: Mapped[float] = mapped_column(Float)
     address: Mapped[str] = mapped_column(String(300), default="")

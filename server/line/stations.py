@@ -7,6 +7,7 @@ what a resident typed (a station's id or name, or a place: its address or munici
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final
@@ -19,6 +20,7 @@ from server.drills.scope import active_clause
 
 FOUND_LIMIT: Final = 5
 """A typed name rarely means more stations than this; the nearest of them are ranked."""
+KANA_SHIFT: Final = ord("ア") - ord("あ")
 MIN_QUERY: Final = 2
 """Characters a typed name needs before it is searched (one kana matches half the map)."""
 
@@ -80,9 +82,11 @@ async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
     if exact is not None and exact.drill_id is None:
         return [_info(exact)]
     pattern = f"%{_escaped(query.lower())}%"
+    reading = f"%{_escaped(katakana(query))}%"
     by_name = or_(
         func.lower(Station.name_ja).like(pattern, escape="\\"),
         func.lower(Station.name_en).like(pattern, escape="\\"),
+        Station.name_kana.like(reading, escape="\\"),
     )
     by_place = or_(
         func.lower(Station.address).like(pattern, escape="\\"),
@@ -99,6 +103,13 @@ async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
         for row in rows:
             found.setdefault(row.id, _info(row))
     return list(found.values())[:FOUND_LIMIT]
+
+
+def katakana(text: str) -> str:
+    """Hiragana as katakana (the readings are published in katakana; residents often type
+    hiragana), and half-width kana as full-width."""
+    text = unicodedata.normalize("NFKC", text)
+    return "".join(chr(ord(c) + KANA_SHIFT) if "ぁ" <= c <= "ゖ" else c for c in text)
 
 
 def _escaped(text: str) -> str:

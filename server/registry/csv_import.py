@@ -25,7 +25,7 @@ from server.registry.models import BatteryMapping, StationSpec
 
 STATION_COLUMNS: Final = (
     "id", "name_ja", "name_en", "latitude", "longitude", "address", "municipality",
-    "counterpart_group", "opens_at", "closes_at", "slot_minutes",
+    "counterpart_group", "opens_at", "closes_at", "slot_minutes", "name_kana",
 )  # fmt: skip
 STATION_REQUIRED: Final = frozenset({"id", "name_ja", "name_en", "latitude", "longitude"})
 BATTERY_COLUMNS: Final = ("gw_id", "unit", "station_id")

@@ -60,6 +60,8 @@ class StationSpec(_Model):
     id: StationId
     name_ja: Text = Field(min_length=1, max_length=200)
     name_en: Text = Field(min_length=1, max_length=200)
+    name_kana: Text = Field(default="", max_length=200)
+    """The name's reading (名称_カナ, as published): residents may type it to find it."""
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
     address: Text = Field(default="", max_length=300)

@@ -18,8 +18,7 @@ station id is the source's own (GSI 共通ID, or the dataset's municipality code
 importing a newer edition of the same file updates stations in place. The municipality
 comes from the municipality code (in GSI's 共通ID `E38207...`, or the dataset's code
 columns) through `MUNICIPALITIES`, or from 地方公共団体名 when the file has it. Station
-names in English: 名称_英字 when given, else the Japanese name. 名称_カナ is not kept
-(the station has no kana field yet).
+names in English: 名称_英字 when given, else the Japanese name; 名称_カナ is the reading.
 """
 
 from __future__ import annotations
@@ -69,6 +68,7 @@ class _Columns:
     code: tuple[str, ...] = ()
     municipality_name: str | None = None
     name_en: str | None = None
+    kana: str | None = None
 
 
 GSI: Final = _Columns(id="共通ID", name="施設・場所名", address=("住所",), latitude="緯度",
@@ -76,7 +76,7 @@ GSI: Final = _Columns(id="共通ID", name="施設・場所名", address=("住所
 OPENDATA: Final = _Columns(
     id="ID", name="名称", address=("所在地_連結表記", "住所"), latitude="緯度", longitude="経度",
     code=("所在地_全国地方公共団体コード", "全国地方公共団体コード"),
-    municipality_name="地方公共団体名", name_en="名称_英字",
+    municipality_name="地方公共団体名", name_en="名称_英字", kana="名称_カナ",
 )  # fmt: skip
 GEOMETRY: Final = "geometry.coordinates"
 PREFECTURE_RE: Final = re.compile(r"^(?:北海道|東京都|(?:京都|大阪)府|.{2,3}県)")
@@ -148,6 +148,8 @@ def published_over(stored: StationSpec, published: StationSpec) -> StationSpec:
     kept = {name: getattr(stored, name) for name in NOT_PUBLISHED}
     if published.name_en == published.name_ja and stored.name_en != stored.name_ja:
         kept["name_en"] = stored.name_en
+    if not published.name_kana:  # a file without readings keeps the ones given
+        kept["name_kana"] = stored.name_kana
     return published.model_copy(update=kept)
 
 
@@ -239,6 +241,7 @@ def _stations(
 ) -> ParsedCsv[StationSpec]:
     """Each record mapped onto a `StationSpec`, its errors named by the file's columns."""
     rename = {"id": columns.id, "name_ja": columns.name, "name_en": columns.name_en or columns.name,
+              "name_kana": columns.kana or columns.name,
               "latitude": columns.latitude, "longitude": columns.longitude,
               "address": columns.address[0], **(located or {})}  # fmt: skip
     rows: list[ParsedRow[StationSpec]] = []
@@ -264,6 +267,7 @@ def _stations(
             "id": station_id if source_id else "",
             "name_ja": name,
             "name_en": (cells.get(columns.name_en, "") if columns.name_en else "") or name,
+            "name_kana": cells.get(columns.kana, "") if columns.kana else "",
             "latitude": cells.get(columns.latitude, ""),
             "longitude": cells.get(columns.longitude, ""),
             "address": next((cells[c] for c in columns.address if cells.get(c)), ""),

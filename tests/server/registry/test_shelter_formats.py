@@ -41,6 +41,7 @@ def test_the_standard_dataset_becomes_stations_keyed_by_code_and_id() -> None:
         "大洲市総合体育館", "Ozu City General Gymnasium", "愛媛県大洲市東大洲", "大洲市",
     )  # fmt: skip
     assert specs["38207-000901"].name_en == "久米公民館"  # no 名称_英字: the Japanese name
+    assert gym.name_kana == "オオズシソウゴウタイイクカン"
 
 
 def test_shift_jis_and_utf8_read_the_same() -> None:
