@@ -85,10 +85,13 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "ja": "友だち追加ありがとうございます。ここでスマートフォンの充電を予約できます。\n"
         "・「充電」と送ると、近くの充電ステーションの空き枠をお知らせします\n"
         "・「予約確認」で予約の確認、「キャンセル」で取り消し\n"
+        "・「登録」で地区と滞在先を登録すると、支援のお知らせが届きます（「登録削除」で削除）\n"
         "・For English, send “English”.",
         "en": "Thanks for adding us! You can book a phone charging slot here.\n"
         "・Send “charge” to see free windows at charging stations near you\n"
         "・“status” shows your booking, “cancel” cancels it\n"
+        "・“register” your district and where you stay to get support news (“delete "
+        "registration” deletes it)\n"
         "・日本語の案内は「日本語」と送ってください。",
     },
     "ask_location": {
