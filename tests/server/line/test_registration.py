@@ -104,3 +104,13 @@ def test_deleting_removes_the_registration_at_once_in_either_language() -> None:
 def test_typed_text_outside_registration_is_still_a_place_name() -> None:
     reply = say(desk(), Chat("U1"), "どこか")
     assert "わかりませんでした" in reply.messages[0]["text"]
+
+
+def test_a_long_list_offers_twelve_and_stop_and_takes_any_typed_name() -> None:
+    many = [f"第{n}地区" for n in range(1, 21)]
+    fake = FakeDesk(district_lists={"大洲市": many})
+    town = Chat("U1", step=reg.STEP_MUNICIPALITY)
+    district = say(fake, town, "大洲市")
+    assert answers(district) == [*many[:12], "やめる"]  # LINE's 13 quick-reply items
+    stay = say(fake, district.chat, "第20地区")
+    assert stay.chat.step_data == {"m": "大洲市", "d": "第20地区"}
