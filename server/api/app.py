@@ -26,6 +26,7 @@ from fastapi_offline import FastAPIOffline
 from server.access.tokens import Operators
 from server.api import (
     bookings,
+    districts,
     drills,
     health,
     incidents,
@@ -112,8 +113,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     app.state.opendata = opendata.Feed()
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
-    for module in (stations, bookings, incidents, registry, ports, crew_routes, operators, reports,
-                   drills):  # fmt: skip
+    for module in (stations, bookings, incidents, registry, districts, ports, crew_routes,
+                   operators, reports, drills):  # fmt: skip
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])

@@ -95,13 +95,9 @@ async def import_file(
             report = await svc.registry.import_batteries_csv(text, actor)
     else:
         report = await svc.registry.import_shelters(body, kind, actor)
-    if not report.ok:
-        raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
+    out = schemas.import_out(report)
     svc.hub.publish({"type": "registry", "stations": []})
-    return schemas.ImportOut(
-        created=list(report.created), updated=list(report.updated),
-        unchanged=list(report.unchanged),
-    )  # fmt: skip
+    return out
 
 
 @router.put(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any, Final, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from annotated_types import Interval
 from pydantic import (
@@ -25,7 +25,11 @@ from pydantic import (
 )
 
 from protocol.payloads import PORT_MAX
+from server.errors import Invalid
 from server.incidents.kinds import LATCHING
+
+if TYPE_CHECKING:  # the registry's models import these schemas
+    from server.registry.service import ImportReport
 
 PRINTABLE_RE: Final = r"^[^\x00-\x1f\x7f-\x9f]*$"
 """No control characters (C0, DEL, C1): PostgreSQL cannot store a NUL, and none belongs in
@@ -310,6 +314,14 @@ class ImportOut(_Out):
     created: list[str]
     updated: list[str]
     unchanged: list[str]
+
+
+def import_out(report: ImportReport) -> ImportOut:
+    """What an import did; Invalid (a 422 naming the first 20 bad rows) if it did nothing."""
+    if not report.ok:
+        raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
+    return ImportOut(created=list(report.created), updated=list(report.updated),
+                     unchanged=list(report.unchanged))  # fmt: skip
 
 
 class ErrorDetail(BaseModel):

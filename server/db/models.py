@@ -473,6 +473,43 @@ class LineResident(Base):
     updated_at: Mapped[datetime]
 
 
+class District(Base):
+    """Registry data: a municipality's districts (地区), which residents register under.
+
+    Set by an operator (`server.registry.districts`); `position` keeps the order given,
+    which is the order residents are offered them in."""
+
+    __tablename__ = "districts"
+
+    municipality: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """As stations name it (`Station.municipality`)."""
+    name: Mapped[str] = mapped_column(String(20), primary_key=True)
+    """At most 20 characters: LINE's quick-reply label."""
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class ResidentRegistration(Base):
+    """What a LINE resident registered, with consent: the minimum to reach their group.
+
+    No name, no location, no link to their bookings; deleted (not flagged) when the
+    resident asks (「登録削除」). Never public: no page, station view or open data reads it.
+    """
+
+    __tablename__ = "resident_registrations"
+
+    user_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The LINE user id (the signed webhook's)."""
+    municipality: Mapped[str] = mapped_column(String(100))
+    district: Mapped[str | None] = mapped_column(String(20))
+    """None when the municipality lists no districts."""
+    stay: Mapped[str] = mapped_column(String(16))
+    """`shelter`, `home`, `relatives` or `car`."""
+    need_requested: Mapped[str | None] = mapped_column(String(32))
+    """`medical_device` or `care` as the resident said: a request for priority, never a grant."""
+    consented_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
 class CrewRoute(Base):
     """Registry data: which LINE WORKS channel hears a municipality's, a counterpart group's
     and HQ's alerts (as in Ehime's hotline). Set by an operator (CSV and API)."""

@@ -54,9 +54,10 @@ from server.db.session import Database, is_outage
 from server.delivery.outbox import Platform, enqueue
 from server.errors import NotFound
 from server.line import messages
-from server.line.conversation import OPTIONS, Ask, Chat, Offer, Reply, Ticket
+from server.line.conversation import OPTIONS, Ask, Chat, Offer, Registration, Reply, Ticket
 from server.line.events import Kind, ResidentEvent
 from server.line.inbox import LEASE, Inbox, Received
+from server.line.registration_rows import RegistrationRows
 from server.line.routes import handler_of, route
 from server.line.stations import StationInfo, find_stations, load_drill_stations, load_stations
 from server.settings import Settings
@@ -154,6 +155,7 @@ class BookingDesk:
         self._known: dict[str, StationInfo] = {}
         self._known_at = float("-inf")
         self._loading = asyncio.Lock()
+        self._registrations = RegistrationRows(db, clock)
 
     async def options_near(self, latitude: float, longitude: float) -> Offer:
         found = await self._near.get((latitude, longitude))
@@ -190,6 +192,21 @@ class BookingDesk:
         booking = await self._booking.cancel(booking_id)
         self._told(booking, "cancelled")
         return await self._ticket(booking)
+
+    async def municipalities(self) -> Sequence[str]:
+        return await self._registrations.municipalities()
+
+    async def districts(self, municipality: str) -> Sequence[str]:
+        return await self._registrations.districts(municipality)
+
+    async def registration(self, user_id: str) -> Registration | None:
+        return await self._registrations.registration(user_id)
+
+    async def register(self, registration: Registration) -> None:
+        await self._registrations.register(registration)
+
+    async def unregister(self, user_id: str) -> bool:
+        return await self._registrations.unregister(user_id)
 
     async def _options_many(self, points: list[tuple[float, float]]) -> list[list[Option]]:
         return await self._booking.options_many(points, self._clock(), OPTIONS)

@@ -10,6 +10,7 @@ The flow: "充電"/"charge" -> we ask for a location (a location quick reply; a 
 or place name works too) -> up to 3 ranked options (a Flex carousel with book buttons) ->
 the book postback -> a ticket. Status and cancel work at any point; a second booking
 attempt shows the booking and offers to change it; anything else gets a short hint.
+Registering a district and situation ("登録"/"register") is `server.line.registration`.
 """
 
 from __future__ import annotations
@@ -78,6 +79,20 @@ class Ticket:
     station: StationInfo
 
 
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What a resident registered (`server.line.registration`): the minimum, no name."""
+
+    user_id: str
+    municipality: str
+    district: str | None
+    """None when the municipality lists no districts."""
+    stay: str
+    """`shelter`, `home`, `relatives` or `car`."""
+    need_requested: str | None = None
+    """`medical_device` or `care`: what the resident asked for, never a grant."""
+
+
 class Desk(Protocol):
     """What handlers may consult or do: the booking service, seen through plain data."""
 
@@ -105,6 +120,20 @@ class Desk(Protocol):
 
     async def cancel(self, booking_id: str) -> Ticket:
         """Raises Conflict not_active."""
+
+    async def municipalities(self) -> Sequence[str]:
+        """The municipalities that have stations (drills' twins aside), by name."""
+
+    async def districts(self, municipality: str) -> Sequence[str]:
+        """The municipality's districts, in the registry's order."""
+
+    async def registration(self, user_id: str) -> Registration | None: ...
+
+    async def register(self, registration: Registration) -> None:
+        """Store it, replacing the resident's earlier one."""
+
+    async def unregister(self, user_id: str) -> bool:
+        """Delete the resident's registration (the row, at once); whether there was one."""
 
 
 @dataclass(frozen=True, slots=True)

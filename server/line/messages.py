@@ -14,6 +14,7 @@ decoded here (`read_postback`); `server.line.routes` maps each to its handler.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -84,10 +85,13 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "ja": "友だち追加ありがとうございます。ここでスマートフォンの充電を予約できます。\n"
         "・「充電」と送ると、近くの充電ステーションの空き枠をお知らせします\n"
         "・「予約確認」で予約の確認、「キャンセル」で取り消し\n"
+        "・「登録」で地区と滞在先を登録すると、支援のお知らせが届きます（「登録削除」で削除）\n"
         "・For English, send “English”.",
         "en": "Thanks for adding us! You can book a phone charging slot here.\n"
         "・Send “charge” to see free windows at charging stations near you\n"
         "・“status” shows your booking, “cancel” cancels it\n"
+        "・“register” your district and where you stay to get support news (“delete "
+        "registration” deletes it)\n"
         "・日本語の案内は「日本語」と送ってください。",
     },
     "ask_location": {
@@ -194,6 +198,66 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "ja": "いま行われている訓練はありません。",
         "en": "No drill is running now.",
     },
+    "register_consent": {
+        "ja": "地区ごとの支援のお知らせを受け取るための登録です。保存するのは、市町村・地区・"
+        "いまの滞在先（避難所・自宅・親類や知人の家・車中）と、希望があれば電源が必要な医療機器"
+        "や介護が必要かどうかだけです。お名前や位置情報は保存せず、公開もしません。"
+        "「登録削除」と送れば、いつでもすぐに消えます。登録しますか？",
+        "en": "This registration lets us send you support news for your district. We keep only "
+        "your municipality, district, where you are staying (shelter, home, relatives or "
+        "friends, car) and, if you wish, whether you use a powered medical device or need "
+        "care. No name, no location, never made public. Send “delete registration” at any "
+        "time and it is deleted at once. Register?",
+    },
+    "register_declined": {
+        "ja": "登録しませんでした。何も保存していません。",
+        "en": "Not registered; nothing was stored.",
+    },
+    "register_stopped": {
+        "ja": "登録をやめました。今回の回答は保存していません。",
+        "en": "Registration stopped; nothing of these answers was stored.",
+    },
+    "ask_municipality": {
+        "ja": "お住まいの市町村を選んでください（一覧にないときは名前を入力してください）。",
+        "en": "Which municipality do you live in? (Type its name if it is not listed.)",
+    },
+    "ask_district": {
+        "ja": "{municipality}のどの地区ですか（一覧にないときは名前を入力してください）。",
+        "en": "Which district of {municipality}? (Type its name if it is not listed.)",
+    },
+    "ask_stay": {
+        "ja": "いまどこに滞在していますか。",
+        "en": "Where are you staying now?",
+    },
+    "ask_need": {
+        "ja": "電源が必要な医療機器（在宅酸素・人工呼吸器など）を使っている、または介護が必要"
+        "ですか。希望として受け付け、職員が確認します（優先が決まるわけではありません）。",
+        "en": "Do you use a powered medical device (home oxygen, a ventilator ...) or need "
+        "care? We take it as a request for staff to confirm; it does not grant priority.",
+    },
+    "not_a_choice": {
+        "ja": "「{answer}」は選べませんでした。下から選んでください。",
+        "en": "“{answer}” is not one of the choices. Please pick one below.",
+    },
+    "registered": {
+        "ja": "登録しました。",
+        "en": "You are registered.",
+    },
+    "registration": {
+        "ja": "ご登録の内容です。\n市町村：{municipality}\n地区：{district}\n滞在先：{stay}\n"
+        "医療機器・介護：{need}\n変更は「登録」、削除は「登録削除」と送ってください。",
+        "en": "Your registration:\nMunicipality: {municipality}\nDistrict: {district}\n"
+        "Staying: {stay}\nMedical device or care: {need}\nSend “register” to change it, "
+        "“delete registration” to delete it.",
+    },
+    "registration_none": {
+        "ja": "登録はありません。「登録」と送ると登録できます。",
+        "en": "You are not registered. Send “register” to register.",
+    },
+    "unregistered": {
+        "ja": "登録を削除しました。保存していた内容はもうありません。",
+        "en": "Your registration is deleted; nothing of it is kept.",
+    },
     "slow_down": {
         "ja": "メッセージが続いています。少し時間をおいてから、もう一度送ってください。",
         "en": "That is a lot of messages. Please wait a minute, then try again.",
@@ -263,6 +327,17 @@ LABELS: Final[Mapping[str, Mapping[str, str]]] = {
     "code": {"ja": "コード", "en": "Code"},
     "window": {"ja": "時間", "en": "Window"},
     "place": {"ja": "ポート", "en": "Port"},
+    "yes": {"ja": "はい", "en": "Yes"},
+    "no": {"ja": "いいえ", "en": "No"},
+    "stop": {"ja": "やめる", "en": "Stop"},
+    "stay_shelter": {"ja": "避難所", "en": "Shelter"},
+    "stay_home": {"ja": "自宅", "en": "Home"},
+    "stay_relatives": {"ja": "親類・知人の家", "en": "Relatives/friends"},
+    "stay_car": {"ja": "車中", "en": "Car"},
+    "need_medical_device": {"ja": "医療機器を使用", "en": "Medical device"},
+    "need_care": {"ja": "介護が必要", "en": "Care needs"},
+    "need_none": {"ja": "特になし", "en": "None"},
+    "no_district": {"ja": "（なし）", "en": "(none)"},
     "bring": {
         "ja": "持ち物：充電ケーブル（お持ちならアダプターも）",
         "en": "Bring: your charging cable (and adapter if you have one)",
@@ -275,6 +350,12 @@ CHARGE_WORDS: Final = {"ja": LABELS["charge"]["ja"], "en": "charge"}
 STATUS_WORDS: Final = {"ja": "予約確認", "en": "status"}
 CANCEL_WORDS: Final = {"ja": "キャンセル", "en": "cancel"}
 LANGUAGE_WORDS: Final = {"ja": "日本語", "en": "English"}
+
+
+def normalised(text: str) -> str:
+    """Full-width to half-width, lower case, outer spaces and a final 。!. dropped: a typed
+    word as the routes and the registration's choices compare it."""
+    return unicodedata.normalize("NFKC", text).strip().rstrip("。.!！").strip().lower()
 
 
 def language_of(lang: str | None) -> str:
@@ -350,6 +431,12 @@ def with_menu(message: Message, lang: str) -> Message:
 def said(key: str, lang: str, **fields: str) -> Message:
     """The text `key` as a message with the menu: the usual answer."""
     return text_message(text(key, lang, **fields), menu_items(lang))
+
+
+def choices(body: str, options: Sequence[str]) -> Message:
+    """A question with its answers as quick replies that send the answer's words (at most
+    13; a label is cut to LINE's 20 characters, the words sent stay whole)."""
+    return text_message(body, [_quick_text(o, o[:20]) for o in options[:MAX_QUICK_REPLIES]])
 
 
 def greeting(lang: str) -> Message:

@@ -16,9 +16,10 @@ from enum import StrEnum
 from typing import Final
 
 from server.line import conversation as talk
+from server.line import registration
 from server.line.conversation import Handler
 from server.line.events import Kind, ResidentEvent
-from server.line.messages import Postback, read_postback
+from server.line.messages import Postback, normalised, read_postback
 from server.line.prefill import poster_station
 
 
@@ -34,10 +35,14 @@ class Intent(StrEnum):
     DRILL = "drill"
     DRILL_JOIN = "drill_join"
     DRILL_LEAVE = "drill_leave"
+    REGISTER = "register"
+    REGISTRATION = "registration"
+    UNREGISTER = "unregister"
     POSTER = "poster"
     """`充電予約 {station}`, typed by a station poster's QR code."""
     PLACE = "place"
-    """Anything else: perhaps a station or place name (`conversation.on_place`)."""
+    """Anything else: an answer while registering (`registration.on_typed`), else perhaps a
+    station or place name (`conversation.on_place`)."""
 
 
 Key = Kind | Postback | Intent
@@ -64,7 +69,10 @@ ROUTES: Final[Mapping[Key, Handler]] = {
     Intent.DRILL_JOIN: talk.on_drill_join,
     Intent.DRILL_LEAVE: talk.on_drill_leave,
     Intent.POSTER: talk.on_poster,
-    Intent.PLACE: talk.on_place,
+    Intent.REGISTER: registration.on_register,
+    Intent.REGISTRATION: registration.on_registration,
+    Intent.UNREGISTER: registration.on_unregister,
+    Intent.PLACE: registration.on_typed,
 }
 """Every event a resident can send, to the handler that answers it. `Kind.TEXT` and
 `Kind.POSTBACK` are not keys: their texts and data are read into intents and actions."""
@@ -90,6 +98,13 @@ WORDS: Final[Mapping[str, tuple[Intent, str]]] = {
     **dict.fromkeys(("join drill", "join drills", "drill join"), (Intent.DRILL_JOIN, "en")),
     **dict.fromkeys(("訓練不参加", "訓練をやめる", "訓練参加をやめる"), (Intent.DRILL_LEAVE, "ja")),
     **dict.fromkeys(("leave drill", "leave drills", "drill leave"), (Intent.DRILL_LEAVE, "en")),
+    **dict.fromkeys(("登録", "登録する", "地区登録"), (Intent.REGISTER, "ja")),
+    **dict.fromkeys(("register", "registration", "change registration"),
+                    (Intent.REGISTER, "en")),
+    **dict.fromkeys(("登録確認", "登録内容"), (Intent.REGISTRATION, "ja")),
+    **dict.fromkeys(("my registration", "show registration"), (Intent.REGISTRATION, "en")),
+    **dict.fromkeys(("登録削除", "登録を削除", "登録解除"), (Intent.UNREGISTER, "ja")),
+    **dict.fromkeys(("delete registration", "unregister"), (Intent.UNREGISTER, "en")),
 }  # fmt: skip
 """Command words (normalised: NFKC, lower case, no outer spaces or 。!.) and the language
 they are in."""
@@ -103,11 +118,6 @@ class Routed:
     key: Key
     params: Mapping[str, str] = field(default_factory=dict)
     language: str | None = None
-
-
-def normalised(text: str) -> str:
-    """Full-width to half-width, lower case, outer spaces and a final 。!. dropped."""
-    return unicodedata.normalize("NFKC", text).strip().rstrip("。.!！").strip().lower()
 
 
 def intent_of(text: str) -> Routed:

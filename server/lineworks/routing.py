@@ -17,7 +17,6 @@ from server.api import schemas
 from server.api.auth import ADMIN, Actor
 from server.api.deps import Svc
 from server.api.errors import documented
-from server.errors import Invalid
 from server.lineworks.alerts import Routes
 from server.registry.crew_routes import (
     ChannelId,
@@ -77,12 +76,7 @@ async def import_routes(
     """Import routes from a CSV file (`scope,key,channel_id`), all rows or none: a file with
     a bad row changes nothing (422 names each bad row); routes not in the file stay."""
     report = await CrewRoutes(svc.db, svc.clock).import_csv(body, actor)
-    if not report.ok:
-        raise Invalid("; ".join(str(e) for e in report.errors[:20]), code="invalid_csv")
-    return schemas.ImportOut(
-        created=list(report.created), updated=list(report.updated),
-        unchanged=list(report.unchanged),
-    )  # fmt: skip
+    return schemas.import_out(report)
 
 
 @router.put("/{scope}", response_model=RouteOut, responses=documented(400, 415))

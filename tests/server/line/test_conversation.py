@@ -15,7 +15,7 @@ from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.errors import Conflict, Invalid, NotFound
 from server.line import conversation as talk
-from server.line.conversation import Ask, Chat, Offer, Reply, Ticket
+from server.line.conversation import Ask, Chat, Offer, Registration, Reply, Ticket
 from server.line.events import Kind, Point, ResidentEvent
 from server.line.messages import Postback
 from server.line.stations import StationInfo
@@ -38,6 +38,8 @@ class FakeDesk:
     asked: list[tuple[float, float]] = field(default_factory=list)
     drilling: bool = True
     """A drill runs (its twin `D` is offered to participants)."""
+    district_lists: dict[str, list[str]] = field(default_factory=dict)
+    registrations: dict[str, Registration] = field(default_factory=dict)
 
     def offer(self, station_ids: Sequence[str]) -> Offer:
         found = [Option(sid, start, 5.0, 0.0, 10.0, n)
@@ -91,6 +93,21 @@ class FakeDesk:
                 self.free[(view.station_id, view.window_start)] += 1
                 return Ticket(replace(view, status="cancelled"), STATIONS[view.station_id])
         raise Conflict("gone", code="not_active")
+
+    async def municipalities(self) -> Sequence[str]:
+        return sorted(self.district_lists)
+
+    async def districts(self, municipality: str) -> Sequence[str]:
+        return self.district_lists.get(municipality, [])
+
+    async def registration(self, user_id: str) -> Registration | None:
+        return self.registrations.get(user_id)
+
+    async def register(self, registration: Registration) -> None:
+        self.registrations[registration.user_id] = registration
+
+    async def unregister(self, user_id: str) -> bool:
+        return self.registrations.pop(user_id, None) is not None
 
 
 def desk_with_windows() -> FakeDesk:

@@ -64,3 +64,14 @@ def test_drill_words_in_both_languages_route_to_the_drill_handlers() -> None:
     assert intent_of("訓練不参加").key is Intent.DRILL_LEAVE
     assert intent_of("leave drill").language == "en"
     assert intent_of("訓練").key is Intent.DRILL
+
+
+def test_registration_words_in_both_languages_route_to_the_registration_handlers() -> None:
+    assert intent_of("登録") == Routed(Intent.REGISTER, {}, "ja")
+    assert intent_of("Register") == Routed(Intent.REGISTER, {}, "en")
+    assert intent_of("登録確認") == Routed(Intent.REGISTRATION, {}, "ja")
+    assert intent_of("My registration").key is Intent.REGISTRATION
+    assert intent_of("登録削除") == Routed(Intent.UNREGISTER, {}, "ja")
+    assert intent_of("delete registration") == Routed(Intent.UNREGISTER, {}, "en")
+    assert ROUTES[Intent.PLACE].__module__ == "server.line.registration"  # answers while asked
+    assert intent_of("肱南").key is Intent.PLACE

@@ -1,0 +1,64 @@
+"""A resident registered over the signed webhook, on SQLite and PostgreSQL: the row holds
+the minimum, and no public page, station view or open data shows any of it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from server.api.app import create_app
+from server.db.models import ResidentRegistration
+from server.registry import load_demo_registry
+from tests.server.api.conftest import ADMIN, TOKEN, live_ports
+from tests.server.line.conftest import Resident, line_settings
+
+pytestmark = pytest.mark.anyio
+
+USER = "U" + "5e" * 16
+DISTRICT = "秘密の里地区"
+"""A district name that appears nowhere else."""
+PUBLIC = ("/", "/public", "/page-config.json", "/api/v1/stations", "/api/v1/stations/ozu-01",
+          "/opendata/v1/stations.geojson", "/opendata/v1/stations.csv",
+          "/opendata/v1/stations/ozu-01.json")  # fmt: skip
+
+
+@pytest.fixture
+async def admin_app(database_url: str) -> AsyncIterator[FastAPI]:
+    application = create_app(line_settings(database_url, admin_token=SecretStr(TOKEN)))
+    async with application.router.lifespan_context(application):
+        await load_demo_registry(application.state.services.db)
+        await live_ports(application)
+        yield application
+
+
+async def test_a_registration_is_stored_minimally_and_shown_nowhere_public(
+    admin_app: FastAPI,
+) -> None:
+    transport = httpx.ASGITransport(app=admin_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        put = await client.put("/api/v1/districts", params={"municipality": "大洲市"},
+                               json={"districts": ["大洲", DISTRICT]}, headers=ADMIN)  # fmt: skip
+        assert put.status_code == 200, put.text
+        resident = Resident(admin_app, client, USER)
+        for text in ("登録", "はい", "大洲市", DISTRICT, "自宅"):
+            await resident.text(text)
+        [done] = await resident.text("医療機器を使用")
+        assert "登録しました" in done.texts[0] and DISTRICT in done.texts[1]
+        async with admin_app.state.services.db.transaction() as session:
+            [row] = (await session.scalars(select(ResidentRegistration))).all()
+            assert (row.user_id, row.municipality, row.district, row.stay, row.need_requested) \
+                == (USER, "大洲市", DISTRICT, "home", "medical_device")  # fmt: skip
+        for path in PUBLIC:
+            page = await client.get(path)
+            assert page.status_code == 200, path
+            for secret in (USER, DISTRICT, "medical_device", "need_requested"):
+                assert secret not in page.text, (path, secret)
+        [gone] = await resident.text("登録削除")
+        assert "削除しました" in gone.texts[0]
+        async with admin_app.state.services.db.transaction() as session:
+            assert (await session.scalars(select(ResidentRegistration))).all() == []
