@@ -1,7 +1,7 @@
 """resident registration: districts per municipality, residents' registrations
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-07 12:00:00.000000
 """
 
@@ -13,8 +13,8 @@ from alembic import op
 import server.db.models
 
 
-revision = '0005'
-down_revision = '0004'
+revision = '0006'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
