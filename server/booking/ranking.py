@@ -53,6 +53,11 @@ def metres_to_minutes(metres: float) -> float:
     return metres / 1000.0 * 60.0 / WALK_KMH
 
 
+def minutes_to_metres(minutes: float) -> float:
+    """The walk of `minutes` on foot at 4 km/h, in metres (an option's, for its booking)."""
+    return minutes * WALK_KMH * 1000.0 / 60.0
+
+
 @dataclass(frozen=True, slots=True)
 class Option:
     station_id: str

@@ -212,9 +212,11 @@ class BookingService:
         station_id: str,
         window_start: datetime,
         origin: tuple[float, float] | None = None,
+        walk_m: int | None = None,
     ) -> BookingView:
         """Claim a place: never beyond capacity, one active booking per resident. `origin`,
-        the (lat, lon) the resident asked from, keeps the walk for the after-action reports.
+        the (lat, lon) the resident asked from, or `walk_m`, the walk an option already
+        measured (a LINE postback's), keeps the walk for the after-action reports.
 
         Raises NotFound (station), Invalid (not a bookable window start: misaligned, past,
         outside hours or beyond the horizon), Conflict `already_booked` / `window_full`.
@@ -226,7 +228,8 @@ class BookingService:
             self._start()
         assert self._queue is not None
         future: asyncio.Future[BookingView] = asyncio.get_running_loop().create_future()
-        walk_m = origin and round(walking_metres(*origin, station.latitude, station.longitude))
+        if origin is not None:
+            walk_m = round(walking_metres(*origin, station.latitude, station.longitude))
         self._queue.put_nowait(_Pending(resident_id, station, window_start, future, walk_m))
         return await future
 
