@@ -66,7 +66,9 @@ async def _book(
 ) -> schemas.BookingOut:
     svc.identities.vouch(client, request.resident_id)
     booking = _out(
-        await svc.booking.book(request.resident_id, request.station_id, request.window_start)
+        await svc.booking.book(
+            request.resident_id, request.station_id, request.window_start, request.origin()
+        )
     )
     _announce(svc, booking, "booked")
     return booking

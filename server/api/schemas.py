@@ -220,6 +220,16 @@ class BookingRequest(_In):
     resident_id: Text = Field(min_length=1, max_length=100)
     station_id: Text = Field(min_length=1, max_length=64)
     window_start: Instant
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    """Where the resident asked from (with `longitude`): only its walking distance to the
+    station is kept, for the after-action reports."""
+    longitude: float | None = Field(default=None, ge=-180, le=180)
+
+    def origin(self) -> tuple[float, float] | None:
+        """(lat, lon) when both are given, else None (booked without a location)."""
+        if self.latitude is None or self.longitude is None:
+            return None
+        return self.latitude, self.longitude
 
 
 class BookingOut(_Out):

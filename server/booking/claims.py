@@ -299,11 +299,12 @@ WITH claimed AS (
   SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::int[])
 ), booked AS (
   INSERT INTO bookings (id, resident_id, station_id, window_start, unit_pk, port, status,
-                        ticket_code, created_at, updated_at)
-  SELECT id, resident_id, station_id, window_start, unit_pk, port, 'active', code, $15, $15
+                        ticket_code, created_at, updated_at, walk_m)
+  SELECT id, resident_id, station_id, window_start, unit_pk, port, 'active', code, $15, $15,
+         walk_m
     FROM unnest($8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[],
-                $13::int[], $14::text[])
-      AS b(id, resident_id, station_id, window_start, unit_pk, port, code)
+                $13::int[], $14::text[], $19::int[])
+      AS b(id, resident_id, station_id, window_start, unit_pk, port, code, walk_m)
 ), shown AS (
   INSERT INTO commands (cmd_id, gw_id, unit, action, port, value, created_at)
   SELECT cmd_id, gw_id, unit, 'set_display', port, code, $15
@@ -379,6 +380,7 @@ async def pg_write(
         [b["unit_pk"] for b in bookings], [b["port"] for b in bookings],
         [b["ticket_code"] for b in bookings], now,
         [d[0] for d in displays], [d[1] for d in displays], [d[2] for d in displays],
+        [b["walk_m"] for b in bookings],
     )  # fmt: skip
     if claimed != len(updates):
         (station_id, start), _n = updates[0]

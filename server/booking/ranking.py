@@ -35,12 +35,27 @@ _MIN_PER_KM: Final = DETOUR * 60.0 / WALK_KMH
 _KM_PER_DEG_LAT: Final = math.pi * EARTH_RADIUS_KM / 180.0
 
 
-def walking_minutes(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Minutes on foot between two points: 1.3 x haversine distance at 4 km/h."""
+def walking_metres(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Metres on foot between two points: 1.3 x haversine distance."""
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
     h = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h))) * _MIN_PER_KM
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(h))) * DETOUR * 1000.0
+
+
+def walking_minutes(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Minutes on foot between two points: `walking_metres` at 4 km/h."""
+    return metres_to_minutes(walking_metres(lat1, lon1, lat2, lon2))
+
+
+def metres_to_minutes(metres: float) -> float:
+    """Minutes on foot for a walk of `metres` at 4 km/h."""
+    return metres / 1000.0 * 60.0 / WALK_KMH
+
+
+def minutes_to_metres(minutes: float) -> float:
+    """The walk of `minutes` on foot at 4 km/h, in metres (an option's, for its booking)."""
+    return minutes * WALK_KMH * 1000.0 / 60.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ from server.booking.claims import (
 )
 from server.booking.displays import CLEAR, Wake, show, show_many
 from server.booking.moves import free_table
-from server.booking.ranking import FreeTable, Option, Ranker
+from server.booking.ranking import FreeTable, Option, Ranker, walking_metres
 from server.booking.views import (
     BookingView,
     PortAddress,
@@ -83,6 +83,7 @@ class _Pending:
     station: StationView
     window_start: datetime
     future: asyncio.Future[BookingView] = field(repr=False)
+    walk_m: int | None = None
 
 
 class BookingService:
@@ -205,8 +206,17 @@ class BookingService:
 
     # -- booking ---------------------------------------------------------------------------
 
-    async def book(self, resident_id: str, station_id: str, window_start: datetime) -> BookingView:
-        """Claim a place: never beyond capacity, one active booking per resident.
+    async def book(
+        self,
+        resident_id: str,
+        station_id: str,
+        window_start: datetime,
+        origin: tuple[float, float] | None = None,
+        walk_m: int | None = None,
+    ) -> BookingView:
+        """Claim a place: never beyond capacity, one active booking per resident. `origin`,
+        the (lat, lon) the resident asked from, or `walk_m`, the walk an option already
+        measured (a LINE postback's), keeps the walk for the after-action reports.
 
         Raises NotFound (station), Invalid (not a bookable window start: misaligned, past,
         outside hours or beyond the horizon), Conflict `already_booked` / `window_full`.
@@ -218,7 +228,9 @@ class BookingService:
             self._start()
         assert self._queue is not None
         future: asyncio.Future[BookingView] = asyncio.get_running_loop().create_future()
-        self._queue.put_nowait(_Pending(resident_id, station, window_start, future))
+        if origin is not None:
+            walk_m = round(walking_metres(*origin, station.latitude, station.longitude))
+        self._queue.put_nowait(_Pending(resident_id, station, window_start, future, walk_m))
         return await future
 
     async def cancel(self, booking_id: str) -> BookingView:
@@ -559,6 +571,7 @@ class BookingService:
                 port=port.port, status="active", ticket_code=ticket_code(self._rng),
                 created_at=now, updated_at=now, moved_from_id=None,
                 place=port_place(pending.station.batteries, port.unit_pk, port.port),
+                walk_m=pending.walk_m,
             ))  # fmt: skip
         return outcomes, added
 

@@ -50,6 +50,8 @@ class BookingView:
     moved_from_id: str | None
     place: str
     """The port as a crew finds it on site (`port_place`): a station may have two port 1s."""
+    walk_m: int | None = None
+    """Walking metres from the resident's location, when booked from one."""
 
     @classmethod
     def of(cls, row: Booking, slot_minutes: int, batteries: Mapping[int, str]) -> BookingView:
@@ -68,6 +70,7 @@ class BookingView:
             updated_at=row.updated_at,
             moved_from_id=row.moved_from_id,
             place=port_place(batteries, row.unit_pk, row.port),
+            walk_m=row.walk_m,
         )
 
 

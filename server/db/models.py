@@ -271,6 +271,10 @@ class Booking(Base):
     cancelled for `port_offline` is restored if its station comes back in time."""
     reminded_at: Mapped[datetime | None]
     """When its resident was reminded (a `reminder` notification); once per booking."""
+    walk_m: Mapped[int | None] = mapped_column(Integer)
+    """Walking metres from where the resident asked (the ranking's model) when it was booked
+    from a location; None without one, and for a booking the system moved (the resident's
+    location is never kept)."""
 
 
 class WindowLoad(Base):

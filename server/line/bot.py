@@ -183,8 +183,10 @@ class BookingDesk:
         booking = await self._active.get(resident)
         return await self._ticket(booking) if booking is not None else None
 
-    async def book(self, resident: str, station_id: str, window_start: datetime) -> Ticket:
-        booking = await self._booking.book(resident, station_id, window_start)
+    async def book(
+        self, resident: str, station_id: str, window_start: datetime, walk_m: int | None = None
+    ) -> Ticket:
+        booking = await self._booking.book(resident, station_id, window_start, walk_m=walk_m)
         self._told(booking, "booked")
         return await self._ticket(booking)
 

@@ -115,8 +115,11 @@ class Desk(Protocol):
     async def active(self, resident: str) -> Ticket | None:
         """The resident's active booking, if any."""
 
-    async def book(self, resident: str, station_id: str, window_start: datetime) -> Ticket:
-        """Raises Conflict (already_booked, window_full), Invalid, NotFound."""
+    async def book(
+        self, resident: str, station_id: str, window_start: datetime, walk_m: int | None = None
+    ) -> Ticket:
+        """Raises Conflict (already_booked, window_full), Invalid, NotFound. `walk_m`: the
+        option's walk, when the resident booked from a location."""
 
     async def cancel(self, booking_id: str) -> Ticket:
         """Raises Conflict not_active."""
@@ -260,7 +263,7 @@ async def on_book(ask: Ask) -> Reply:
     if station is not None and station.drill_id is not None and not ask.chat.drill_opt_in:
         return ask.reply(messages.said("drill_not_joined", ask.lang))
     try:
-        ticket = await ask.desk.book(ask.resident, station_id, start)
+        ticket = await ask.desk.book(ask.resident, station_id, start, _walk(ask))
     except Conflict as exc:
         if exc.code != "already_booked":
             return await _instead(ask, station_id, "window_full")
@@ -320,6 +323,12 @@ async def _instead(ask: Ask, station_id: str, key: str) -> Reply:
     carousel = messages.options_carousel(offer.options[:OPTIONS], offer.stations, ask.lang,
                                          ask.desk.tz)  # fmt: skip
     return ask.reply(text, messages.with_menu(carousel, ask.lang), step=STEP_LOCATION)
+
+
+def _walk(ask: Ask) -> int | None:
+    """The option's walk in metres a book button carries; None without (or unreadable)."""
+    metres = ask.params.get("m", "")
+    return int(metres) if metres.isdigit() else None
 
 
 def _window(ask: Ask) -> tuple[str, datetime] | None:

@@ -23,7 +23,7 @@ from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode
 from zoneinfo import ZoneInfo
 
-from server.booking.ranking import Option
+from server.booking.ranking import Option, minutes_to_metres
 from server.booking.views import BookingView
 from server.line.stations import StationInfo
 
@@ -42,7 +42,7 @@ class Postback(StrEnum):
     """What a button asks for; the `a` parameter of its postback data."""
 
     BOOK = "book"
-    """Book window `w` (ISO time) at station `s`."""
+    """Book window `w` (ISO time) at station `s`, `m` metres' walk away (the option's)."""
     CHANGE = "change"
     """Give up booking `b` for window `w` at station `s`."""
     CANCEL = "cancel"
@@ -471,7 +471,8 @@ def options_carousel(
 def _option_bubble(option: Option, station: StationInfo, lang: str, tz: ZoneInfo) -> Message:
     end = option.window_start + timedelta(minutes=station.slot_minutes)
     window = window_label(option.window_start, end, tz, lang)
-    data = postback_data(Postback.BOOK, s=station.id, w=option.window_start.isoformat())
+    data = postback_data(Postback.BOOK, s=station.id, w=option.window_start.isoformat(),
+                         m=str(round(minutes_to_metres(option.walk_min))))  # fmt: skip
     button = label("book", lang)
     walk = label("walk", lang, minutes=str(max(1, round(option.walk_min))))
     return {

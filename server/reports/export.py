@@ -19,12 +19,13 @@ from server.reports.figures import PLATFORMS, Figures, Report, StationRow
 SUMMARY_FIELDS: Final = (
     "scope", "station_id", "station_name_ja", "station_name_en", "municipality",
     "period_start", "period_end", "bookings", "served", "no_shows", "cancelled", "active",
-    "moved", "wait_p50_min", "wait_p95_min", "walk_min", "incidents", "acknowledged",
+    "moved", "wait_p50_min", "wait_p95_min", "walk_p50_m", "walk_p95_m", "walk_p50_min",
+    "walk_p95_min", "no_location", "incidents", "acknowledged",
     "resolved", "ack_p50_min", "ack_p95_min", "resolve_p50_min", "resolve_p95_min",
     "capacity_lost_port_h",
     *(f"messages_{state}_{p}" for state in ("sent", "failed", "pending") for p in PLATFORMS),
 )  # fmt: skip
-"""`walk_min` stays empty: residents' locations are not stored (docs/reports.md)."""
+"""Walks are of the bookings made from a location; `no_location` counts the others."""
 
 BOOKING_FIELDS: Final = (
     "record_type", "booking_id", "station_id", "station_name_ja", "municipality", "port",
@@ -54,6 +55,10 @@ def _num(value: float | None) -> str | None:
     return None if value is None else f"{value:.1f}"
 
 
+def _whole(value: float | None) -> str | None:
+    return None if value is None else f"{value:.0f}"
+
+
 def _figures_row(scope: str, station: StationRow | None, f: Figures, report: Report,
                  zone: ZoneInfo) -> list[object]:  # fmt: skip
     return [
@@ -62,7 +67,8 @@ def _figures_row(scope: str, station: StationRow | None, f: Figures, report: Rep
         station.municipality if station else report.municipality or "",
         _at(report.period.start, zone), _at(report.period.end, zone),
         f.bookings, f.served, f.no_shows, f.cancelled, f.active, f.moved,
-        _num(f.wait_p50_min), _num(f.wait_p95_min), None, f.incidents, f.acknowledged,
+        _num(f.wait_p50_min), _num(f.wait_p95_min), _whole(f.walk_p50_m), _whole(f.walk_p95_m),
+        _num(f.walk_p50_min), _num(f.walk_p95_min), f.no_location, f.incidents, f.acknowledged,
         f.resolved, _num(f.ack_p50_min), _num(f.ack_p95_min), _num(f.resolve_p50_min),
         _num(f.resolve_p95_min), f"{f.capacity_lost_port_h:.2f}",
         *(counts[p] for counts in (f.messages_sent, f.messages_failed, f.messages_pending)

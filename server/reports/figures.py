@@ -7,6 +7,9 @@ Definitions (docs/reports.md says the same for operators):
 - served = completed + checked_in (a phone the port saw plugged in, `booking.upkeep`);
 - wait = window start of the resident's final booking minus the time of the resident's
   first request (the `created_at` of the first booking in its `moved_from_id` chain);
+- walk = a final (not moved) booking's `walk_m`, the ranking's walking model (1.3 x the
+  straight line, 4 km/h for minutes) from where the resident asked; a booking made without
+  a location, or one the system moved, has none and is counted under `no_location`;
 - an incident is counted when it opened in the period; time to acknowledge and to resolve
   are measured from `opened_at`;
 - capacity lost = port-hours under an open `port_fault` incident (opened to the port's
@@ -22,6 +25,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+
+from server.booking.ranking import metres_to_minutes
 
 SERVED = frozenset({"completed", "checked_in"})
 PLATFORMS = ("line", "lineworks")
@@ -47,6 +52,7 @@ class BookingRow:
     port: int
     ticket_code: str = ""
     released_for: str | None = None
+    walk_m: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +103,12 @@ class Figures:
     moved: int
     wait_p50_min: float | None
     wait_p95_min: float | None
+    walk_p50_m: float | None
+    walk_p95_m: float | None
+    walk_p50_min: float | None
+    walk_p95_min: float | None
+    no_location: int
+    """Final bookings without a walk (booked without a location, or moved)."""
     incidents: int
     acknowledged: int
     resolved: int
@@ -196,6 +208,9 @@ def figures(
     statuses = ("completed", "checked_in", "no_show", "cancelled", "active", "moved")
     by_status = {s: sum(1 for b in bookings if b.status == s) for s in statuses}
     wait_values = [waits[b.id] for b in bookings if b.id in waits]
+    final = [b for b in bookings if b.status != "moved"]
+    walks = [float(b.walk_m) for b in final if b.walk_m is not None]
+    walk_p50, walk_p95 = percentile(walks, 50), percentile(walks, 95)
     opened = [i for i in incidents if i.opened_at in period]
     acks = [_minutes(i.acknowledged_at - i.opened_at) for i in opened if i.acknowledged_at]
     fixes = [_minutes(i.resolved_at - i.opened_at) for i in opened if i.resolved_at]
@@ -208,6 +223,11 @@ def figures(
         moved=by_status["moved"],
         wait_p50_min=percentile(wait_values, 50),
         wait_p95_min=percentile(wait_values, 95),
+        walk_p50_m=walk_p50,
+        walk_p95_m=walk_p95,
+        walk_p50_min=None if walk_p50 is None else metres_to_minutes(walk_p50),
+        walk_p95_min=None if walk_p95 is None else metres_to_minutes(walk_p95),
+        no_location=len(final) - len(walks),
         incidents=len(opened),
         acknowledged=len(acks),
         resolved=len(fixes),

@@ -59,6 +59,10 @@ def _fmt(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def _metres(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} m"
+
+
 def _summary_lines(report: Report, zone: ZoneInfo) -> list[str]:
     f: Figures = report.total
     start, end = (t.astimezone(zone).strftime("%Y-%m-%d %H:%M") for t in
@@ -70,8 +74,10 @@ def _summary_lines(report: Report, zone: ZoneInfo) -> list[str]:
         f"{start} to {end} ({zone.key})",
         f"bookings {f.bookings}   served {f.served}   no-shows {f.no_shows}   "
         f"cancelled {f.cancelled}   active {f.active}   moved {f.moved}",
-        f"wait p50 {_fmt(f.wait_p50_min)} min   p95 {_fmt(f.wait_p95_min)} min   "
-        "walking distance: not recorded",
+        f"wait p50 {_fmt(f.wait_p50_min)} min   p95 {_fmt(f.wait_p95_min)} min",
+        f"walk p50 {_metres(f.walk_p50_m)} ({_fmt(f.walk_p50_min)} min)   "
+        f"p95 {_metres(f.walk_p95_m)} ({_fmt(f.walk_p95_min)} min)   "
+        f"no location {f.no_location}",
         f"incidents {f.incidents}   acknowledged {f.acknowledged} (p50 {_fmt(f.ack_p50_min)}, "
         f"p95 {_fmt(f.ack_p95_min)} min)   resolved {f.resolved} "
         f"(p50 {_fmt(f.resolve_p50_min)}, p95 {_fmt(f.resolve_p95_min)} min)",
@@ -137,11 +143,14 @@ ROWS_PER_PAGE = 45
 def _stations_pages(report: Report) -> list[Figure]:
     """The per-station table, `ROWS_PER_PAGE` stations a page (at least one page)."""
     header = ["station", "bookings", "served", "no-show", "wait p50", "wait p95",
-              "incidents", "ack p50", "resolve p50", "lost port-h", "msgs"]  # fmt: skip
-    widths = [0.22] + [0.078] * (len(header) - 1)
+              "walk p50 m", "walk p95 m", "no loc.", "incidents", "ack p50", "resolve p50",
+              "lost port-h", "msgs"]  # fmt: skip
+    widths = [0.19] + [0.062] * (len(header) - 1)
     rows = [
         [s.name_ja[:18], f.bookings, f.served, f.no_shows, _fmt(f.wait_p50_min),
-         _fmt(f.wait_p95_min), f.incidents, _fmt(f.ack_p50_min), _fmt(f.resolve_p50_min),
+         _fmt(f.wait_p95_min), _metres(f.walk_p50_m).removesuffix(" m"),
+         _metres(f.walk_p95_m).removesuffix(" m"), f.no_location, f.incidents,
+         _fmt(f.ack_p50_min), _fmt(f.resolve_p50_min),
          f"{f.capacity_lost_port_h:.2f}", sum(f.messages_sent.values())]
         for s, f in report.stations
     ]  # fmt: skip

@@ -98,7 +98,8 @@ def _cause(source: str) -> tuple[str, int | None]:
 
 def _booking(b: Booking) -> BookingRow:
     return BookingRow(b.id, b.station_id, b.status, b.window_start, b.created_at,
-                      b.moved_from_id, b.port, b.ticket_code, b.released_for)  # fmt: skip
+                      b.moved_from_id, b.port, b.ticket_code, b.released_for,
+                      b.walk_m)  # fmt: skip
 
 
 def incident_row(i: Incident) -> IncidentRow:

@@ -9,10 +9,6 @@ const STATUS = {
 const container = document.getElementById("stations");
 const details = new Map(); // station id -> detail JSON
 
-function time(iso) {
-  return iso ? new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }) : "—";
-}
-
 function card(station) {
   const a = station.availability;
   const detail = details.get(station.id);
@@ -43,7 +39,7 @@ function card(station) {
     el("span", { class: `badge level-${a.level}` }, LEVELS[a.level]),
     el("p", { class: "facts" },
       "今空き / free now: ", el("b", { class: "free-now" }, String(a.free_now)), ` / ${a.healthy_ports}`,
-      el("br"), "次の空き枠 / next free window: ", el("b", { class: "next-window" }, time(a.next_free_window))),
+      el("br"), "次の空き枠 / next free window: ", el("b", { class: "next-window" }, stationTime.clock(a.next_free_window))),
     ports, resets, incidents);
 }
 
@@ -139,7 +135,7 @@ async function refresh(only) {
     try { details.set(id, await fetchJSON(`/stations/${encodeURIComponent(id)}`)); } catch (e) { /* gone */ }
   }));
   render();
-  document.getElementById("updated").textContent = `更新 / updated ${new Date().toLocaleTimeString()}`;
+  document.getElementById("updated").textContent = `更新 / updated ${stationTime.clock(new Date(), true)}`;
 }
 
 // The filters: a municipality and a counterpart group, chosen from those the stations have.
@@ -197,8 +193,10 @@ function listen() {
   }
 }
 
-stationMap.start(document.getElementById("map"));
-crewShow();
-refresh(null).catch(console.error);
-listen();
-setInterval(() => schedule(null), 30000); // a safety net: the picture is never older than this
+stationMap.start(document.getElementById("map"), pageConfig);
+stationTime.ready.then(() => {
+  crewShow();
+  refresh(null).catch(console.error);
+  listen();
+  setInterval(() => schedule(null), 30000); // a safety net: the picture is never older than this
+});

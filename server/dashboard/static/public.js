@@ -2,12 +2,7 @@
 // The location is used here, in the browser, and never sent to the server.
 "use strict";
 
-const configured = fetch("/page-config.json").then((r) => r.json());
 let config = null, here = null, features = [];
-
-// Japan time (the stations' zone), 24-hour, whatever the phone's own zone.
-const clock = () => new Intl.DateTimeFormat("en-GB",
-  { timeZone: config.timezone, hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
 
 // The booking's own walking model: the straight line times `detour`, at `walk_kmh`.
 function walkMinutes(p) {
@@ -21,7 +16,7 @@ function walkMinutes(p) {
 
 function item(p) {
   const walk = here ? Math.round(walkMinutes(p)) : null;
-  const next = p.next_free_window ? clock().format(new Date(p.next_free_window)) : "—";
+  const next = stationTime.clock(p.next_free_window);
   return el("li", { class: `station level-${p.level}`, "data-station": p.id, "data-level": p.level },
     el("h2", {}, p.name_ja, el("small", {}, p.name_en)),
     el("span", { class: `badge level-${p.level}` }, LEVELS[p.level] || p.level),
@@ -46,7 +41,7 @@ async function refresh() {
   const feed = await reply.json();
   features = feed.features;
   render();
-  document.getElementById("updated").textContent = `更新 / updated ${clock().format(new Date(feed.updated_at))}`;
+  document.getElementById("updated").textContent = `更新 / updated ${stationTime.clock(feed.updated_at)}`;
 }
 
 function locate() {
@@ -59,7 +54,7 @@ function locate() {
   }, () => { where.textContent = "位置情報なし: 一覧のまま / no location: unsorted"; }, { timeout: 15000 });
 }
 
-configured.then((c) => {
+Promise.all([pageConfig, stationTime.ready]).then(([c]) => {
   config = c;
   document.getElementById("walk-note").textContent =
     `徒歩時間は直線距離×${c.detour}、時速${c.walk_kmh}km / walks: straight line × ${c.detour} at ${c.walk_kmh} km/h`;

@@ -1,22 +1,24 @@
 // After-action report download (docs/reports.md), for a signed-in operator: the token goes in
 // the Authorization header, never in a URL, so the document is fetched and handed to the
-// browser as a file. Times are the browser's local time (Japan time at an HQ in Japan).
+// browser as a file. The period is given in the stations' zone (Japan time), whatever the
+// browser's own.
 "use strict";
 
 (() => {
   const form = document.getElementById("report");
   const start = document.getElementById("report-start");
   const end = document.getElementById("report-end");
-  const local = (d) => new Date(d.getTime() - d.getTimezoneOffset() * 60000).toISOString().slice(0, 16);
-  const now = new Date();
-  now.setMinutes(0, 0, 0);
-  end.value = local(new Date(now.getTime() + 3600000));
-  start.value = local(new Date(now.getTime() - 23 * 3600000));  // the last day by default
+  const hour = Math.floor(Date.now() / 3600000) * 3600000;  // Japan time's hours are UTC's
+  stationTime.ready.then(() => {
+    end.value = stationTime.inputValue(new Date(hour + 3600000));
+    start.value = stationTime.inputValue(new Date(hour - 23 * 3600000));  // the last day by default
+  });
 
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const params = new URLSearchParams({
-      start: new Date(start.value).toISOString(), end: new Date(end.value).toISOString(),
+      start: stationTime.fromInput(start.value).toISOString(),
+      end: stationTime.fromInput(end.value).toISOString(),
       format: document.getElementById("report-format").value,
     });
     const municipality = document.getElementById("report-municipality").value.trim();

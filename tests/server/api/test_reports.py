@@ -22,6 +22,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from server.booking.ranking import walking_metres
 from server.db.models import Booking, Incident, Notification, OutboxMessage, Unit
 from server.reports.export import BOOKING_FIELDS, INCIDENT_FIELDS, SUMMARY_FIELDS
 from server.reports.figures import Figures, Period
@@ -69,11 +70,11 @@ async def event(app: FastAPI, client: httpx.AsyncClient) -> None:
     uwa = await unit_pk(app, "tcp-1.1")
 
     def booking(id_: str, station: str, unit: int, status: str, created: float, window: float,
-                moved_from: str | None = None) -> Booking:  # fmt: skip
+                moved_from: str | None = None, walk_m: int | None = None) -> Booking:  # fmt: skip
         return Booking(id=id_, resident_id=f"U{id_}", station_id=station, window_start=at(window),
                        unit_pk=unit, port=1, status=status, ticket_code=id_[-4:].upper(),
                        created_at=at(created), updated_at=at(created),
-                       moved_from_id=moved_from)  # fmt: skip
+                       moved_from_id=moved_from, walk_m=walk_m)  # fmt: skip
 
     def incident(kind: str, station: str | None, unit: str | None, port: int | None,
                  opened: float, ack: float | None, resolved: float | None,
@@ -96,15 +97,16 @@ async def event(app: FastAPI, client: httpx.AsyncClient) -> None:
 
     async with app.state.services.db.transaction() as session:
         session.add_all([
-            booking("bk-b1", "ozu-01", ozu1, "completed", -10, 0),  # wait 10
-            booking("bk-b2", "ozu-01", ozu1, "checked_in", 0, 30),  # 30
+            # wait in minutes; walk in metres, none: booked without a location (or moved)
+            booking("bk-b1", "ozu-01", ozu1, "completed", -10, 0, walk_m=400),  # wait 10
+            booking("bk-b2", "ozu-01", ozu1, "checked_in", 0, 30, walk_m=1200),  # 30
             booking("bk-b3", "ozu-01", ozu1, "no_show", 0, 60),  # 60
-            booking("bk-b4", "ozu-01", ozu1, "cancelled", 20, 60),  # 40
-            booking("bk-b5", "ozu-01", ozu1, "moved", 5, 90),
+            booking("bk-b4", "ozu-01", ozu1, "cancelled", 20, 60, walk_m=800),  # 40
+            booking("bk-b5", "ozu-01", ozu1, "moved", 5, 90, walk_m=300),
             booking("bk-b6", "ozu-02", ozu2, "completed", 80, 120, moved_from="bk-b5"),  # 115
-            booking("bk-b7", "ozu-01", ozu1, "active", 100, 150),  # 50
-            booking("bk-b8", "ozu-01", ozu1, "completed", 100, 7 * 60),  # after the period
-            booking("bk-b9", "uwa-01", uwa, "completed", 0, 30),  # 30
+            booking("bk-b7", "ozu-01", ozu1, "active", 100, 150, walk_m=2000),  # 50
+            booking("bk-b8", "ozu-01", ozu1, "completed", 100, 7 * 60, walk_m=100),  # after
+            booking("bk-b9", "uwa-01", uwa, "completed", 0, 30, walk_m=650),  # 30
         ])  # fmt: skip
         faults = [
             incident("port_fault", "ozu-01", "rs485-1.1", 1, 60, 65, 130, cleared=120),
@@ -132,28 +134,32 @@ async def event(app: FastAPI, client: httpx.AsyncClient) -> None:
 
 OZU_01 = Figures(
     bookings=5, served=2, no_shows=1, cancelled=1, active=1, moved=1,
-    wait_p50_min=40.0, wait_p95_min=60.0, incidents=1, acknowledged=1, resolved=1,
+    wait_p50_min=40.0, wait_p95_min=60.0, walk_p50_m=800.0, walk_p95_m=2000.0,
+    walk_p50_min=12.0, walk_p95_min=30.0, no_location=1, incidents=1, acknowledged=1, resolved=1,
     ack_p50_min=5.0, ack_p95_min=5.0, resolve_p50_min=70.0, resolve_p95_min=70.0,
     capacity_lost_port_h=7.0, messages_sent=counts(1, 3), messages_failed=counts(1),
     messages_pending=counts(),
 )  # fmt: skip
 OZU_02 = Figures(
     bookings=1, served=1, no_shows=0, cancelled=0, active=0, moved=0,
-    wait_p50_min=115.0, wait_p95_min=115.0, incidents=1, acknowledged=1, resolved=1,
+    wait_p50_min=115.0, wait_p95_min=115.0, walk_p50_m=None, walk_p95_m=None,
+    walk_p50_min=None, walk_p95_min=None, no_location=1, incidents=1, acknowledged=1, resolved=1,
     ack_p50_min=15.0, ack_p95_min=15.0, resolve_p50_min=60.0, resolve_p95_min=60.0,
     capacity_lost_port_h=0.0, messages_sent=counts(), messages_failed=counts(),
     messages_pending=counts(lineworks=1),
 )  # fmt: skip
 OZU_TOTAL = Figures(
     bookings=6, served=3, no_shows=1, cancelled=1, active=1, moved=1,
-    wait_p50_min=40.0, wait_p95_min=115.0, incidents=2, acknowledged=2, resolved=2,
+    wait_p50_min=40.0, wait_p95_min=115.0, walk_p50_m=800.0, walk_p95_m=2000.0,
+    walk_p50_min=12.0, walk_p95_min=30.0, no_location=2, incidents=2, acknowledged=2, resolved=2,
     ack_p50_min=5.0, ack_p95_min=15.0, resolve_p50_min=60.0, resolve_p95_min=70.0,
     capacity_lost_port_h=7.0, messages_sent=counts(1, 3), messages_failed=counts(1),
     messages_pending=counts(lineworks=1),
 )  # fmt: skip
 ALL_TOTAL = Figures(
     bookings=7, served=4, no_shows=1, cancelled=1, active=1, moved=1,
-    wait_p50_min=40.0, wait_p95_min=115.0, incidents=4, acknowledged=3, resolved=3,
+    wait_p50_min=40.0, wait_p95_min=115.0, walk_p50_m=800.0, walk_p95_m=2000.0,
+    walk_p50_min=12.0, walk_p95_min=30.0, no_location=2, incidents=4, acknowledged=3, resolved=3,
     ack_p50_min=5.0, ack_p95_min=15.0, resolve_p50_min=60.0, resolve_p95_min=70.0,
     capacity_lost_port_h=8.0, messages_sent=counts(2, 4), messages_failed=counts(1),
     messages_pending=counts(lineworks=1),
@@ -171,6 +177,33 @@ async def test_the_figures_are_what_the_database_holds(app: FastAPI, event: None
     everywhere = await read_report(app.state.services.db, PERIOD, None)
     assert everywhere.total == ALL_TOTAL
     assert {s.id for s, _ in everywhere.stations} == {*stations, "uwa-01"}
+
+
+async def test_a_booking_made_from_a_location_keeps_its_walk_only(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    station = (await client.get("/api/v1/stations/ozu-02")).json()
+    windows = (await client.get("/api/v1/stations/ozu-02/windows")).json()["windows"]
+    here = {"latitude": 33.52, "longitude": 132.55}
+    made = {}
+    for resident, where in (("r-here", here), ("r-nowhere", {})):
+        body = {"resident_id": resident, "station_id": "ozu-02",
+                "window_start": windows[0]["start"], **where}  # fmt: skip
+        reply = await client.post("/api/v1/bookings", json=body, headers=ADMIN)
+        assert reply.status_code == 201, reply.text
+        made[resident] = reply.json()["id"]
+    async with app.state.services.db.transaction() as session:
+        walks = dict((await session.execute(select(Booking.id, Booking.walk_m))).all())
+    expected = walking_metres(33.52, 132.55, station["latitude"], station["longitude"])
+    assert walks[made["r-here"]] == round(expected) and expected > 1000
+    assert walks[made["r-nowhere"]] is None
+    half = {"resident_id": "r-half", "station_id": "ozu-02", "window_start": windows[0]["start"],
+            "latitude": 33.52}  # fmt: skip
+    reply = await client.post("/api/v1/bookings", json=half, headers=ADMIN)
+    assert reply.status_code == 201
+    async with app.state.services.db.transaction() as session:
+        assert await session.scalar(select(Booking.walk_m).where(
+            Booking.id == reply.json()["id"])) is None  # fmt: skip
 
 
 def rows(body: bytes) -> list[dict[str, str]]:
@@ -194,11 +227,13 @@ async def test_the_csv_says_the_figures(client: httpx.AsyncClient, event: None) 
     by = {r["station_id"] or r["scope"]: r for r in found}
     assert by["ozu-01"]["station_name_ja"] == "大洲市立大洲小学校"
     assert {k: by["ozu-01"][k] for k in ("bookings", "served", "no_shows", "moved",
-                                           "wait_p50_min", "wait_p95_min", "walk_min",
+                                           "wait_p50_min", "wait_p95_min", "walk_p50_m",
+                                           "walk_p95_m", "walk_p50_min", "no_location",
                                            "capacity_lost_port_h", "messages_sent_lineworks",
                                            "messages_failed_line")} == {
         "bookings": "5", "served": "2", "no_shows": "1", "moved": "1", "wait_p50_min": "40.0",
-        "wait_p95_min": "60.0", "walk_min": "", "capacity_lost_port_h": "7.00",
+        "wait_p95_min": "60.0", "walk_p50_m": "800", "walk_p95_m": "2000",
+        "walk_p50_min": "12.0", "no_location": "1", "capacity_lost_port_h": "7.00",
         "messages_sent_lineworks": "3", "messages_failed_line": "1",
     }  # fmt: skip
     total = by["total"]
@@ -236,6 +271,7 @@ async def test_the_pdf_and_the_png_render(client: httpx.AsyncClient, event: None
     assert page.convert("L").getextrema()[0] < 100  # something dark is drawn on it
     text = document[0].get_textpage().get_text_range()
     assert "bookings 6" in text and "capacity lost to port faults 7.00 port-hours" in text
+    assert "walk p50 800 m (12.0 min) p95 2000 m (30.0 min) no location 2" in text
     assert "大洲市" in text  # drawn in the Japanese font, not as boxes
     document.close()
     png = await download(client, "png")

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from selenium import webdriver
@@ -16,6 +18,7 @@ from tests.server.running import TOKEN, ServerProcess
 from tests.system.harness import Child, Simulator, quiet_simulator, start_gateway
 
 pytestmark = pytest.mark.slow
+JST = ZoneInfo("Asia/Tokyo")
 GW = "gw-test"
 REPORT_S = 2.0
 
@@ -224,3 +227,22 @@ def test_a_running_drills_twin_is_shown_marked_and_goes_when_the_drill_ends(
     server.admin("POST", f"/api/v1/drills/{drill['id']}/end")
     wait_until(lambda: not browser.find_elements(By.ID, f"station-{twin}"), 15,
                "the twin's card gone with the drill")  # fmt: skip
+
+
+def test_the_cards_times_are_japan_time_with_the_browser_set_to_new_york(
+    browser: webdriver.Chrome, running: tuple[ServerProcess, Simulator]
+) -> None:
+    """Operators read times in the stations' zone, 24-hour, whatever the browser's zone."""
+    server, _ = running
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    open_dashboard(browser, server)
+    assert browser.execute_script("return new Date().getTimezoneOffset()") in (240, 300)
+    window = server.get("/api/v1/stations/st-1")["availability"]["next_free_window"]
+    expected = f"{datetime.fromisoformat(window).astimezone(JST):%H:%M}"
+    card = "#station-st-1 .next-window"
+    shown = wait_until(lambda: (b := browser.find_elements(By.CSS_SELECTOR, card)) and b[0].text,
+                       15, "the card's next window")  # fmt: skip
+    assert shown == expected
+    updated = browser.find_element(By.ID, "updated").text.removeprefix("更新 / updated ")
+    now = datetime.now(UTC).astimezone(JST)
+    assert updated in {f"{now - timedelta(seconds=s):%H:%M:%S}" for s in range(60)}

@@ -4,7 +4,9 @@ operator gets the PDF as a file (the token in a header, not the URL); signed out
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pypdfium2
 import pytest
@@ -61,3 +63,16 @@ def test_a_signed_in_operator_downloads_the_pdf(
     document.close()
     note = browser.find_element(By.ID, "crew-note").text
     assert pdf.name in note
+
+
+def test_the_period_is_given_in_japan_time_with_the_browser_set_to_new_york(
+    browser: webdriver.Chrome, server: ServerProcess
+) -> None:
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    browser.get(server.url + "/")
+    end = wait_until(lambda: browser.find_element(By.ID, "report-end").get_attribute("value"),
+                     15, "the period's default end")  # fmt: skip
+    hour = datetime.now(UTC).astimezone(ZoneInfo("Asia/Tokyo")).replace(minute=0, second=0)
+    assert end in {f"{hour + timedelta(hours=h):%Y-%m-%dT%H:%M}" for h in (0, 1)}  # an hour ahead
+    sent = browser.execute_script("return stationTime.fromInput('2026-12-07T13:30').toISOString()")
+    assert sent == "2026-12-07T04:30:00.000Z"

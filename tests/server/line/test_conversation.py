@@ -67,7 +67,9 @@ class FakeDesk:
         found = self.bookings.get(resident)
         return Ticket(found, STATIONS[found.station_id]) if found else None
 
-    async def book(self, resident: str, station_id: str, window_start: datetime) -> Ticket:
+    async def book(
+        self, resident: str, station_id: str, window_start: datetime, walk_m: int | None = None
+    ) -> Ticket:
         if station_id not in STATIONS:
             raise NotFound(station_id)
         if window_start < T0:
@@ -81,7 +83,7 @@ class FakeDesk:
             id=f"bk{len(self.bookings)}{station_id}", resident_id=resident, station_id=station_id,
             window_start=window_start, window_end=window_start + timedelta(minutes=30),
             unit_pk=1, port=1, status="active", ticket_code="C0DE", created_at=T0,
-            updated_at=T0, moved_from_id=None, place="port 1",
+            updated_at=T0, moved_from_id=None, place="port 1", walk_m=walk_m,
         )  # fmt: skip
         self.bookings[resident] = view
         return Ticket(view, STATIONS[station_id])
@@ -195,12 +197,14 @@ def test_a_typed_name_is_a_place_or_else_a_hint() -> None:
 def test_book_gives_a_ticket_and_a_full_or_past_window_fresh_options() -> None:
     desk = desk_with_windows()
     start = (T0 + timedelta(minutes=30)).isoformat()
-    booked = run(talk.on_book, desk, Chat("U1", step=talk.STEP_LOCATION), s=A.id, w=start)
+    booked = run(talk.on_book, desk, Chat("U1", step=talk.STEP_LOCATION), s=A.id, w=start, m="850")
     assert "予約しました" in booked.messages[0]["text"] and "C0DE" in shown(booked)
+    assert desk.bookings["line:U1"].walk_m == 850  # the option's walk, kept for the reports
     assert booked.chat.step is None
     full = run(talk.on_book, desk, Chat("U2"), s=A.id, w=start)
     assert "埋まって" in full.messages[0]["text"]
-    assert actions(list(full.messages), Postback.BOOK) == [{"s": A.id, "w": T0.isoformat()}]
+    offered = actions(list(full.messages), Postback.BOOK)
+    assert offered == [{"s": A.id, "w": T0.isoformat(), "m": "333"}]  # 5 minutes' walk
     past = run(talk.on_book, desk, Chat("U3"), s=A.id, w=(T0 - timedelta(hours=1)).isoformat())
     assert "締め切られました" in past.messages[0]["text"]
     garbled = run(talk.on_book, desk, Chat("U4"), s=A.id, w="yesterday")

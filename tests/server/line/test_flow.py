@@ -121,6 +121,7 @@ async def test_a_second_booking_shows_the_first_and_offers_to_change_it(
     first, second = actions(bodies(offered), Postback.BOOK)[:2]
     await resident.postback(postback_data(Postback.BOOK, **first))
     [booking] = await active_bookings(app, resident.user_id)
+    assert booking.walk_m == int(first["m"])  # the option's walk, kept for the reports
 
     tapped_again = await resident.postback(postback_data(Postback.BOOK, **first))
     assert words["booked"] in tapped_again[0].texts[0]  # a double tap is the same ticket
@@ -129,7 +130,7 @@ async def test_a_second_booking_shows_the_first_and_offers_to_change_it(
     assert words["already"] in attempt[0].texts[0]
     assert booking.ticket_code in attempt[0].flat()
     [change] = actions(bodies(attempt), Postback.CHANGE)
-    assert change == {"b": booking.id, **second}
+    assert change == {"b": booking.id, "s": second["s"], "w": second["w"]}
     assert [b.id for b in await active_bookings(app, resident.user_id)] == [booking.id]
 
     changed = await resident.postback(postback_data(Postback.CHANGE, **change))
