@@ -421,7 +421,8 @@ def test_the_resend_loop_ends_when_cancelled_in_the_turn_a_receipt_arrives(
     async def scenario() -> bool:
         publisher = make_publisher("mqtt://127.0.0.1:1", outbox, resend_after_s=30)
         loop = asyncio.create_task(publisher._resend(flight=None))  # type: ignore[arg-type]
-        await asyncio.sleep(0)  # waiting for a receipt
+        await async_wait_until(lambda: publisher._receipted._waiters,
+                               what="the resend loop waiting for a receipt")  # fmt: skip
         publisher._on_receipt(Receipt(seq_run=outbox.seq_run, seqs=[(0, 0)]).model_dump_json()
                               .encode())  # fmt: skip
         loop.cancel()
