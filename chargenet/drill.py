@@ -64,12 +64,8 @@ class Api:
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         reply = self._client.request(method, path, json=body)
-        if reply.status_code >= 400:
-            try:
-                reason = reply.json().get("detail") or reply.text
-            except ValueError:
-                reason = reply.text
-            raise RuntimeError(f"{method} {path}: {reply.status_code} {reason}")
+        if reply.status_code >= 400:  # the body is the server's `{"error": {...}}`
+            raise RuntimeError(f"{method} {path}: {reply.status_code} {reply.text}")
         return reply.json()
 
     def close(self) -> None:
