@@ -59,6 +59,7 @@ from scipy.spatial import cKDTree
 
 from server.booking import flow as flow_net
 from server.booking.capacity import JST, PortView, StationView, window_starts
+from server.booking.demand import Area, Forecast, Profile, Seen
 from server.booking.pricing import (
     BidPrices,
     blend_prices,
@@ -66,6 +67,7 @@ from server.booking.pricing import (
     priced_choice,
 )
 from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
+from server.booking.resolving import Ask, Resolver
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
 HORIZON = timedelta(hours=18)
@@ -485,6 +487,123 @@ def _events(scenario: Scenario) -> list[tuple[float, int, int]]:
     events = [(r.at, 1, i) for i, r in enumerate(scenario.requests)]
     events += [(f.at, 0, i) for i, f in enumerate(scenario.failures)]
     return sorted(events)
+
+
+@dataclass
+class Live:
+    """What the live policy's replay measures beyond the outcome."""
+
+    latency_p50_s: float
+    latency_p99_s: float
+    cpu_ms_per_request: float
+    batches: int
+    greedy_batches: int
+    """Batches ranked greedily (no forecast, or the solve ran past its deadline)."""
+
+
+def server_forecast(sc: Scenario) -> Forecast:
+    """The server's forecast as the registry would feed it: the towns as areas with their
+    populations (`DemandModel`'s weights), the announcement's profile and the expected
+    total; the places and delays of requests it learns as it answers them."""
+    m = sc.demand
+    areas = [Area(lat, lon, r * 1.1, w) for (lat, lon, r, _), w in
+             zip(m.towns, m.weights, strict=True)]  # fmt: skip
+    return Forecast(areas, Profile(m.t0), m.n_requests, seed=7)
+
+
+def run_live(
+    scenario: Scenario,
+    batch_s: float = 1.0,
+    draws: int = 7,
+    seed: int = 12345,
+    deadline_s: float = math.inf,
+) -> tuple[Outcome, Live]:
+    """The server's policy (`server.booking.resolving.Resolver`) replayed in scenario time.
+
+    Requests arriving within `batch_s` of a batch's first are ranked together when it
+    closes (later, when the solver is still busy with the previous batch: batches grow with
+    the load), each booking its first option; a failure decides the waiting ones first, then
+    re-places the displaced as a batch of their own. One solver: a batch starts when the
+    previous one is done, so an answer's latency is its wait for the batch, the queue
+    before the solver and the solve (measured). A solve past `deadline_s` is ranked
+    greedily instead.
+    """
+    resolver = Resolver(scenario.stations, draws=draws, seed=seed)
+    RANKER[:] = [resolver.ranker]
+    forecast = server_forecast(scenario)
+    board = Board(scenario)
+    final: dict[int, tuple[int, float]] = {}
+    waiting: list[tuple[int, float, float, bool]] = []  # request, leave, asked at, new
+    latencies: list[float] = []
+    busy_until = -math.inf
+    cpu = 0.0
+    batches = greedy_batches = 0
+
+    def decide(now: float) -> None:
+        nonlocal busy_until, cpu, batches, greedy_batches
+        if not waiting:
+            return
+        rq = scenario.requests
+        asks = [Ask(rq[i].lat, rq[i].lon, leave) for i, leave, _, _ in waiting]
+        phones = {s.id: p for s, p in zip(scenario.stations, board.phones, strict=True)}
+        c0, t0 = time.process_time(), time.perf_counter()
+        due = t0 + deadline_s
+        ranked = resolver.rank(asks, board.table, forecast, now, phones, limit=1,
+                               late=lambda: time.perf_counter() > due)  # fmt: skip
+        choices: list[Choice] = []
+        if ranked is None:
+            greedy_batches += 1
+            for (i, leave, _, _), _ask in zip(waiting, asks, strict=True):
+                choice = greedy(board, rq[i], leave)
+                choices.append(choice)
+                if choice is not None:
+                    board.book(i, choice)
+                    final[i] = choice
+        else:
+            for (i, _, _, _), options in zip(waiting, ranked, strict=True):
+                if options:
+                    o = options[0]
+                    choice = (board.index[o.station_id], o.window_start.timestamp())
+                    board.book(i, choice)
+                    final[i] = choice
+        spent = time.perf_counter() - t0
+        cpu += time.process_time() - c0
+        batches += 1
+        done = max(now, busy_until) + spent
+        busy_until = done
+        latencies.extend(done - asked for _, _, asked, _ in waiting)
+        forecast.see([Seen(rq[i].at, rq[i].lat, rq[i].lon, rq[i].earliest)
+                      for i, _, _, new in waiting if new])  # fmt: skip
+        waiting.clear()
+
+    moved = 0
+    close = math.inf
+    for at, kind, i in _events(scenario):
+        if at >= close:
+            decide(close)
+            close = math.inf
+        if kind == 0:
+            decide(at)
+            close = math.inf
+            for request in board.fail(scenario.failures[i]):
+                moved += 1
+                final.pop(request)
+                waiting.append((request, max(scenario.requests[request].earliest, at), at, False))
+            decide(at)
+        else:
+            waiting.append((i, scenario.requests[i].earliest, at, True))
+            close = min(close, max(at + batch_s, busy_until))  # the solver is busy: wait
+    decide(close if close < math.inf else scenario.requests[-1].at)
+    n = len(scenario.requests)
+    outcome = score(scenario, final, moved, cpu)
+    live = Live(
+        latency_p50_s=float(np.percentile(latencies, 50)),
+        latency_p99_s=float(np.percentile(latencies, 99)),
+        cpu_ms_per_request=cpu * 1000 / n,
+        batches=batches,
+        greedy_batches=greedy_batches,
+    )
+    return outcome, live
 
 
 def run_resolving(scenario: Scenario, draws: int = 7, batch: int = 20, seed: int = 12345,

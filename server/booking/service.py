@@ -21,6 +21,7 @@ import contextlib
 import logging
 import random
 import secrets
+import time
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -33,7 +34,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.booking import losses, upkeep
-from server.booking.capacity import StationView, apart, ticket_code, window_starts
+from server.booking.batches import Batches, Places, load_forecast
+from server.booking.capacity import StationView, apart, phones_left, ticket_code, window_starts
 from server.booking.claims import (
     ACTIVE_STATUSES,
     ClaimFailed,
@@ -99,6 +101,7 @@ class BookingService:
         snapshot_ttl_s: float = 5.0,
         max_batch: int = 256,
         writers: int | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -115,6 +118,11 @@ class BookingService:
         self._horizon = timedelta(hours=settings.booking_horizon_h)
         self._idle: list[AsyncConnection] = []
         self._move_grace = timedelta(seconds=settings.move_grace_s)
+        self._batches = (
+            Batches(settings, self._places, lambda now: load_forecast(db, settings, now), timer)
+            if settings.assignment_policy == "resolving"
+            else None
+        )
         self._started: datetime | None = clock()
         """Every station is looked at once `move_grace_s` after start: a loss heard by a
         process that died before it was recorded (`losses`) is not lost."""
@@ -131,7 +139,10 @@ class BookingService:
         self, points: Sequence[tuple[float, float]], earliest: datetime, limit: int = 5
     ) -> list[list[Option]]:
         """`options` for each of several (lat, lon) at once, on one read of the windows'
-        loads (the LINE bot ranks a batch of residents' locations so)."""
+        loads (the LINE bot ranks a batch of residents' locations so). With the
+        "resolving" policy they wait for their batch (`batches`)."""
+        if self._batches is not None:
+            return await self._batches.options_many(points, earliest, limit)
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
@@ -149,6 +160,25 @@ class BookingService:
         free, earliest = await self._free([station], earliest)
         return Ranker([station]).rank(station.latitude, station.longitude, earliest, free,
                                       limit, MAX_WALK_MIN)  # fmt: skip
+
+    async def _places(self) -> Places:
+        """Every real station's free places and phones left, for a batch's solve."""
+        views = await self._snapshot.get()
+        stations = apart(views.values(), None)
+        now = self._clock()
+        if not stations:
+            return Places(stations, FreeTable(), {}, now)
+        async with self._db.transaction() as session:
+            loads = await read_loads(session, (s.id for s in stations),
+                                     now - _longest_slot(stations))  # fmt: skip
+        e = self._settings.energy_per_phone_wh
+        places, phones = {}, {}
+        for s in stations:
+            booked = loads.get(s.id, {})
+            places[s.id] = upkeep.places(s, booked, now, self._horizon, self._settings)
+            slot = timedelta(minutes=s.slot_minutes)
+            phones[s.id] = phones_left(s, sum(n for w, n in booked.items() if w + slot > now), e)
+        return Places(stations, free_table(stations, places), phones, now)
 
     async def _free(
         self, stations: Sequence[StationView], earliest: datetime
@@ -346,6 +376,8 @@ class BookingService:
         return released
 
     async def close(self) -> None:
+        if self._batches is not None:
+            await self._batches.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
