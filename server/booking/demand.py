@@ -181,14 +181,18 @@ def municipality_areas(
     min_radius_km: float = 0.8,
 ) -> list[Area]:
     """One area per municipality of (municipality, lat, lon) stations: its stations' centre
-    and spread, weighted by population if given, else by residents registered there.
-    Municipalities with no weight are left out."""
+    and spread, weighted by population if given, else by residents registered there (with
+    neither anywhere, by its number of stations). Municipalities of no weight are left out."""
     by_town: dict[str, list[tuple[float, float]]] = {}
     for town, lat, lon in stations:
         by_town.setdefault(town, []).append((lat, lon))
+    known = {**registered, **(population or {})}
     areas = []
     for town, places in sorted(by_town.items()):
-        weight = float((population or {}).get(town, 0) or registered.get(town, 0))
+        if any(known.values()):
+            weight = float((population or {}).get(town, 0) or registered.get(town, 0))
+        else:
+            weight = float(len(places))
         if weight <= 0:
             continue
         lat = sum(p[0] for p in places) / len(places)

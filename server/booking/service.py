@@ -118,8 +118,8 @@ class BookingService:
         self._horizon = timedelta(hours=settings.booking_horizon_h)
         self._idle: list[AsyncConnection] = []
         self._move_grace = timedelta(seconds=settings.move_grace_s)
-        self._batches = (
-            Batches(settings, self._places, lambda now: load_forecast(db, settings, now), timer)
+        self.batches: Batches | None = (
+            Batches(settings, self.free_places, lambda now: load_forecast(db, settings, now), timer)
             if settings.assignment_policy == "resolving"
             else None
         )
@@ -141,8 +141,8 @@ class BookingService:
         """`options` for each of several (lat, lon) at once, on one read of the windows'
         loads (the LINE bot ranks a batch of residents' locations so). With the
         "resolving" policy they wait for their batch (`batches`)."""
-        if self._batches is not None:
-            return await self._batches.options_many(points, earliest, limit)
+        if self.batches is not None:
+            return await self.batches.options_many(points, earliest, limit)
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
@@ -161,7 +161,7 @@ class BookingService:
         return Ranker([station]).rank(station.latitude, station.longitude, earliest, free,
                                       limit, MAX_WALK_MIN)  # fmt: skip
 
-    async def _places(self) -> Places:
+    async def free_places(self) -> Places:
         """Every real station's free places and phones left, for a batch's solve."""
         views = await self._snapshot.get()
         stations = apart(views.values(), None)
@@ -376,8 +376,8 @@ class BookingService:
         return released
 
     async def close(self) -> None:
-        if self._batches is not None:
-            await self._batches.close()
+        if self.batches is not None:
+            await self.batches.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
