@@ -937,6 +937,9 @@ class Options:
     live_batch_s: float
     live_prefix_s: float | None
     certify: bool
+    live_points: int = 400
+    live_bucket_s: float = 300.0
+    policies: tuple[str, ...] = ("greedy", "priced", "bid", "nearest")
 
 
 def run(name: str, o: Options) -> dict[str, object]:
@@ -976,6 +979,8 @@ def run(name: str, o: Options) -> dict[str, object]:
     if o.clairvoyant:
         policies["clairvoyant"] = ClairvoyantPrices()
     for label, policy in policies.items():
+        if label not in o.policies and label != "greedy":  # greedy: the reference
+            continue
         t = time.perf_counter()
         oc = run_online(sc, policy)
         out[label] = _scored(oc, opt, loose)
@@ -989,10 +994,17 @@ def run(name: str, o: Options) -> dict[str, object]:
             played = Scenario(sc.name, sc.stations, sc.windows, sc.phones,
                               [r for r in sc.requests if r.at < t_end],
                               [f for f in sc.failures if f.at < t_end], sc.demand)  # fmt: skip
-        oc, live = run_live(played, o.live_batch_s, o.live_draws)
+        oc, live = run_live(
+            played,
+            o.live_batch_s,
+            o.live_draws,
+            points_per_area=o.live_points,
+            bucket_s=o.live_bucket_s,
+        )
         scored = _scored(oc, opt, loose) if o.live_prefix_s is None else asdict(oc)
         out["live"] = {**scored, **asdict(live), "draws": o.live_draws,
                        "batch_s": o.live_batch_s, "prefix_s": o.live_prefix_s,
+                       "points_per_area": o.live_points, "bucket_s": o.live_bucket_s,
                        "requests_played": len(played.requests)}  # fmt: skip
         print(f"[{name}] live {time.perf_counter() - t:.1f}s {out['live']}", flush=True)
     if o.resolving:
@@ -1042,6 +1054,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--live-draws", type=int, default=7)
     parser.add_argument("--live-batch-s", type=float, default=1.0)
+    parser.add_argument(
+        "--live-points", type=int, default=400, help="forecast support points per area"
+    )
+    parser.add_argument(
+        "--live-bucket-s",
+        type=float,
+        default=300.0,
+        help="forecast requests pooled per point and bucket of earliest times",
+    )
+    parser.add_argument(
+        "--policies",
+        nargs="+",
+        default=["greedy", "priced", "bid", "nearest"],
+        help="online policies besides the live one (greedy always)",
+    )
     parser.add_argument("--live-prefix-s", type=float, default=None,
                         help="replay the live policy over the first seconds only (load "
                              "figures, no ratio)")  # fmt: skip
@@ -1050,9 +1077,11 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for name in args.sizes:
         certify = args.certify if args.certify is not None else name == "fifty"
-        o = Options(args.seed, args.k, args.check_pruning, args.clairvoyant, args.resolving,
-                    args.live, args.live_draws, args.live_batch_s, args.live_prefix_s,
-                    certify)  # fmt: skip
+        o = Options(
+            args.seed, args.k, args.check_pruning, args.clairvoyant, args.resolving, args.live,
+            args.live_draws, args.live_batch_s, args.live_prefix_s, certify, args.live_points,
+            args.live_bucket_s, tuple(args.policies),
+        )  # fmt: skip
         results[name] = run(name, o)
         args.out.parent.mkdir(parents=True, exist_ok=True)  # what is done so far
         args.out.write_text(json.dumps({"results": results}, indent=2))

@@ -32,13 +32,15 @@ def live_settings(url: str, expected: int = 40) -> Settings:
                     demand_expected_requests=expected)  # fmt: skip
 
 
-async def service(chosen: Settings, timer: Callable[[], float] | None = None) -> BookingService:
+async def service(
+    chosen: Settings, timer: Callable[[], float] | None = None
+) -> tuple[Database, BookingService]:
     upgrade(chosen.database_url)
     db = Database(chosen.database_url)
     await seed(db, SPECS, T0)
     if timer is None:
-        return BookingService(db, chosen, Clock())
-    return BookingService(db, chosen, Clock(), timer=timer)
+        return db, BookingService(db, chosen, Clock())
+    return db, BookingService(db, chosen, Clock(), timer=timer)
 
 
 def test_a_batch_is_ranked_as_the_pure_policy_ranks_it(database_url: str) -> None:
@@ -47,10 +49,10 @@ def test_a_batch_is_ranked_as_the_pure_policy_ranks_it(database_url: str) -> Non
 
 async def ranked_as_the_pure_policy(database_url: str) -> None:
     chosen = live_settings(database_url)
-    svc = await service(chosen)
+    db, svc = await service(chosen)
     try:
         places = await svc.free_places()
-        forecast = await load_forecast(Database(database_url), chosen, places.now)
+        forecast = await load_forecast(db, chosen, places.now)
         resolver = Resolver(places.stations, draws=chosen.assignment_draws,
                             seed=chosen.assignment_seed or 0)  # fmt: skip
         asks = [Ask(lat, lon, T0.timestamp()) for lat, lon in POINTS]
@@ -63,6 +65,7 @@ async def ranked_as_the_pure_policy(database_url: str) -> None:
         assert [f[0].station_id for f in found] != [g[0].station_id for g in greedy]
     finally:
         await svc.close()
+        await db.dispose()
 
 
 def test_no_forecast_means_greedy(database_url: str) -> None:
@@ -71,7 +74,7 @@ def test_no_forecast_means_greedy(database_url: str) -> None:
 
 async def greedy_without_forecast(database_url: str) -> None:
     chosen = live_settings(database_url, expected=0)  # nobody registered either
-    svc = await service(chosen)
+    db, svc = await service(chosen)
     try:
         found = await svc.options_many(POINTS, T0, 3)
         places = await svc.free_places()
@@ -80,6 +83,7 @@ async def greedy_without_forecast(database_url: str) -> None:
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
     finally:
         await svc.close()
+        await db.dispose()
 
 
 def test_a_late_solve_means_greedy(database_url: str) -> None:
@@ -88,7 +92,7 @@ def test_a_late_solve_means_greedy(database_url: str) -> None:
 
 async def greedy_when_late(database_url: str) -> None:
     ticks: Iterator[float] = iter(range(0, 10_000, 100))  # every look at the timer: 100 s on
-    svc = await service(live_settings(database_url), timer=lambda: next(ticks))
+    db, svc = await service(live_settings(database_url), timer=lambda: next(ticks))
     try:
         found = await svc.options_many(POINTS, T0, 3)
         places = await svc.free_places()
@@ -97,3 +101,4 @@ async def greedy_when_late(database_url: str) -> None:
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
     finally:
         await svc.close()
+        await db.dispose()
