@@ -50,6 +50,8 @@ class _Asked:
     earliest: datetime
     limit: int
     future: asyncio.Future[list[list[Option]]] = field(repr=False)
+    at: float = 0.0
+    """When it was asked (the event loop's clock)."""
 
 
 class Batches:
@@ -74,11 +76,17 @@ class Batches:
         """Batches the policy ranked (the others went greedy): for tests and metrics."""
         self.greedy = 0
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a batch to close."""
+        return len(self._asked)
+
     async def options_many(
         self, points: Sequence[tuple[float, float]], earliest: datetime, limit: int
     ) -> list[list[Option]]:
-        future: asyncio.Future[list[list[Option]]] = asyncio.get_running_loop().create_future()
-        self._asked.append(_Asked(points, earliest, limit, future))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[Option]]] = loop.create_future()
+        self._asked.append(_Asked(points, earliest, limit, future, loop.time()))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_after())
         return await future
@@ -91,19 +99,25 @@ class Batches:
                 asked.future.cancel()
 
     async def _flush_after(self) -> None:
-        await asyncio.sleep(self._settings.assignment_batch_s)
-        asked, self._asked = self._asked, []
-        try:
-            ranked = await self._rank(asked)
-        except Exception as exc:  # every waiting caller hears of it
-            log.exception("ranking a batch failed")
-            for a in asked:
+        """Rank batches while requests wait: a batch closes `assignment_batch_s` after its
+        first request, or when the solve before it ends, whichever is later (so batches
+        grow with the load instead of queueing)."""
+        loop = asyncio.get_running_loop()
+        while self._asked:
+            opened = self._asked[0].at
+            await asyncio.sleep(max(0.0, opened + self._settings.assignment_batch_s - loop.time()))
+            asked, self._asked = self._asked, []
+            try:
+                ranked = await self._rank(asked)
+            except Exception as exc:  # every waiting caller hears of it
+                log.exception("ranking a batch failed")
+                for a in asked:
+                    if not a.future.done():
+                        a.future.set_exception(exc)
+                continue
+            for a, found in zip(asked, ranked, strict=True):
                 if not a.future.done():
-                    a.future.set_exception(exc)
-            return
-        for a, found in zip(asked, ranked, strict=True):
-            if not a.future.done():
-                a.future.set_result(found)
+                    a.future.set_result(found)
 
     async def _rank(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
         places = await self._read()

@@ -7,12 +7,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 
-from server.booking.batches import load_forecast
+from server.booking.batches import Batches, Places, load_forecast
 from server.booking.resolving import Ask, Resolver
 from server.booking.service import BookingService
 from server.db.migrate import upgrade
 from server.db.session import Database
 from server.settings import Settings
+from tests.conditions import async_wait_until
 from tests.server.booking_shell.world import T0, Clock, StationSpec, seed
 
 SPECS = [
@@ -99,6 +100,39 @@ async def greedy_when_late(database_url: str) -> None:
         ranker = Resolver(places.stations).ranker
         assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
+    finally:
+        await svc.close()
+        await db.dispose()
+
+
+def test_requests_arriving_during_a_solve_are_ranked_by_the_next(database_url: str) -> None:
+    asyncio.run(next_batch(database_url))
+
+
+async def next_batch(database_url: str) -> None:
+    chosen = live_settings(database_url)
+    db, svc = await service(chosen)
+    try:
+        release = asyncio.Event()
+        reads = 0
+
+        async def read() -> Places:
+            nonlocal reads
+            reads += 1
+            if reads == 1:
+                await release.wait()  # the first batch is still being ranked
+            return await svc.free_places()
+
+        batches = Batches(chosen, read, lambda now: load_forecast(db, chosen, now))
+        first = asyncio.create_task(batches.options_many(POINTS[:1], T0, 3))
+        await async_wait_until(lambda: reads == 1, what="the first batch reading its places")
+        second = asyncio.create_task(batches.options_many(POINTS[1:2], T0, 3))
+        await async_wait_until(lambda: batches.waiting == 1, what="the second one queued")
+        release.set()
+        found = await asyncio.gather(first, second)
+        assert [len(f[0]) for f in found] == [3, 3]
+        assert (batches.solved + batches.greedy, reads) == (2, 2)
+        await batches.close()
     finally:
         await svc.close()
         await db.dispose()
