@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from pathlib import Path
 from datetime import datetime
+from pathlib import Path
 from typing import Final, Literal
 
 from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
