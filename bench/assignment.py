@@ -22,9 +22,14 @@ Policies:
            perfect forecast.
   resolving  with `--resolving`, a diagnostic and no policy (far too slow to answer a
            resident): sample-average re-solving, see `run_resolving`.
-  optimum  hindsight: min-cost flow over the time-expanded network, knowing every request
-           and failure in advance, solved as a linear program by HiGHS (scipy.optimize;
-           network matrices are totally unimodular, so the LP optimum is the integer one).
+  live     the server's policy (`server.booking.resolving.Resolver`, as BookingService
+           calls it under assignment_policy = "resolving"): batches re-solved with forecast
+           draws, replayed in scenario time with one solver, see `run_live`.
+  optimum  hindsight: min-cost flow over the time-expanded network (`server.booking.flow`),
+           knowing every request and failure in advance, solved by OR-Tools on integer
+           costs with a certified lower bound; `--certify` solves the same network as an LP
+           by HiGHS (network matrices are totally unimodular: the LP optimum is the integer
+           one), which must agree. Also without the 60-minute walking cap ("uncapped").
 
 Time-expanded network: request -> (station, first window it can reach) with cost walk +
 window start - earliest; (station, window) -> (station, next window) with cost the gap
