@@ -13,9 +13,11 @@ transaction (no platform call inside it), which:
    reply token is still usable, `reply_tried`: that is persisted before the reply is tried.
 The claimed rows are then sent concurrently across targets, each platform through its rate
 limiter (`aiolimiter`; the rate is per process: several processes share the platform's
-limit by each setting its part), each attempt cut off before its lease ends, so no other
-sender takes a row while it is in flight. Recording many attempts in one transaction keeps
-the writes few when thousands of residents are answered a second (SQLite has one writer).
+limit by each setting its part; LINE multicast rows, an announcement's batches, through
+their own, as LINE limits that endpoint apart), each attempt cut off before its lease
+ends, so no other sender takes a row while it is in flight. Recording many attempts in one
+transaction keeps the writes few when thousands of residents are answered a second (SQLite
+has one writer).
 Rounds run on `wake()` (a commit that wrote rows), when a send ends (its outcome is to be
 recorded, its target's next row may follow), when a retry it recorded comes due, and every
 `poll_s` (other processes' rows, leases run out).
@@ -70,7 +72,7 @@ PENDING: ColumnClause[str] = literal_column("'pending'")
 CLAIMED: Final = (
     OutboxMessage.id, OutboxMessage.target, OutboxMessage.body, OutboxMessage.reply_token,
     OutboxMessage.reply_until, OutboxMessage.reply_tried, OutboxMessage.retry_key,
-    OutboxMessage.attempts,
+    OutboxMessage.attempts, OutboxMessage.recipients,
 )  # fmt: skip
 """What a claim reads of a row: plain columns, no ORM objects to flush."""
 
@@ -148,6 +150,8 @@ class OutboxSender:
             Platform.LINEWORKS: (float(settings.lineworks_requests_per_min), 60.0),
         }
         self._limiters = {p: AsyncLimiter(*rates[p]) for p in self._transports}
+        self._multicasts = AsyncLimiter(settings.line_multicast_requests_per_s, 1.0)
+        """LINE limits multicast on its own (200 requests a second), apart from push."""
         # Claim no more than the limiter lets through in half a lease: the rest would wait
         # for their turn while their lease runs out.
         self._slots = {p: max(1, min(in_flight, int(rate / period * self.lease_s / 2)))
@@ -246,6 +250,7 @@ class OutboxSender:
                     id=row.id, platform=platform, target=row.target, body=tuple(row.body),
                     reply_token=row.reply_token if fresh else None, reply_tried=row.reply_tried,
                     retry_key=row.retry_key, attempt=row.attempts + 1,
+                    recipients=tuple(row.recipients or ()),
                 )  # fmt: skip
                 claims.append((msg, deadline))
         if claims:
@@ -263,8 +268,9 @@ class OutboxSender:
         return claims
 
     async def _send(self, msg: Outgoing, deadline: float) -> None:
+        limiter = self._multicasts if msg.recipients else self._limiters[msg.platform]
         try:
-            async with asyncio.timeout_at(deadline), self._limiters[msg.platform]:
+            async with asyncio.timeout_at(deadline), limiter:
                 attempt = await self._transports[msg.platform].send(msg)
         except TimeoutError:
             attempt = Attempt.retry("no answer before the lease ended")
