@@ -24,7 +24,8 @@ from tests.server.lineworks.works import works_settings
 
 ANNOUNCEMENT = {
     "municipality": "大洲市", "districts": ["肱南"],
-    "text_ja": "大洲小学校で12:00から炊き出しがあります。", "text_en": "Food at Ozu Elementary School from 12:00.",
+    "text_ja": "大洲小学校で12:00から炊き出しがあります。",
+    "text_en": "Food at Ozu Elementary School from 12:00.",
 }  # fmt: skip
 
 
