@@ -12,10 +12,12 @@ setting), enough requests for the limiter's steady rate to show (10,000 resident
 batches, within its burst).
 
 Figures per run: batches (requests of at most 500 residents, one language each), seconds to
-deliver, the requests/s achieved and its ratio to the configured limit, the busiest second
-at the sandbox (requests with their `at` within one second of each other) against LINE's own
-limit (200 multicast requests a second), attempts, and residents lost (never delivered) and
-doubled (delivered twice): both must be 0, else the run fails. `python -m bench.announcements`
+deliver all and to the first batch (reading the audience and writing the batches), the
+requests/s achieved from the first batch to the last and its ratio to the configured
+limit, the busiest second at the sandbox (requests with their `at` within one second of
+each other) against LINE's own limit (200 multicast requests a second), attempts, and
+residents lost (never delivered) and doubled (delivered twice): both must be 0, and the
+busiest second at most LINE's limit, else the run fails. `python -m bench.announcements`
 prints a table and writes bench/results/announcements.json.
 """
 
@@ -63,7 +65,11 @@ class Run:
     residents: int
     batches: int
     seconds: float
+    """From the send's request to the last batch accepted at the sandbox."""
+    first_s: float
+    """From the send's request to the first batch: reading the audience, writing the rows."""
     requests_per_s: float
+    """Batches over the span from the first to the last (the sender's pace)."""
     ratio_to_limit: float
     busiest_second: int
     attempts: int
@@ -133,11 +139,12 @@ async def fan_out(sandbox: Sandbox, url: str, store: str, limit: float, faults: 
     moments = [datetime.fromisoformat(d["at"].replace("Z", "+00:00")).timestamp()
                for d in multicasts]  # fmt: skip
     heard = Counter(u for d in multicasts for u in d["to"])
-    seconds = max(moments) - started
-    rate = len(multicasts) / seconds
+    seconds, first_s = max(moments) - started, min(moments) - started
+    rate = (len(multicasts) - 1) / max(seconds - first_s, 1e-3)
     return Run(
         store=store, limit_per_s=limit, faults=faults, residents=residents,
-        batches=len(multicasts), seconds=round(seconds, 3), requests_per_s=round(rate, 1),
+        batches=len(multicasts), seconds=round(seconds, 3), first_s=round(first_s, 3),
+        requests_per_s=round(rate, 1),
         ratio_to_limit=round(rate / limit, 3), busiest_second=busiest_second(moments),
         attempts=attempts, lost=len(seeded - heard.keys()),
         doubled=sum(n - 1 for n in heard.values()) + len(heard.keys() - seeded),
@@ -145,7 +152,7 @@ async def fan_out(sandbox: Sandbox, url: str, store: str, limit: float, faults: 
 
 
 HEADER: Final = ("store", "limit req/s", "faults 429+500", "residents", "batches", "s",
-                 "req/s", "÷ limit", "busiest s (LINE: 200)", "attempts", "lost",
+                 "s to first", "req/s", "÷ limit", "busiest s (LINE: 200)", "attempts", "lost",
                  "doubled")  # fmt: skip
 
 
