@@ -39,6 +39,7 @@ from typing import Any, Final
 from pydantic import SecretStr
 from sqlalchemy import func, select
 
+from bench.platforms import busiest_second
 from bench.processes import BenchFailed, fail_loudly
 from bench.stores import describe, durable_cluster, store_settings
 from server.api.app import create_app
@@ -83,16 +84,6 @@ def settings_for(sandbox: Sandbox, url: str, limit: float) -> Settings:
     env |= {"database_url": url, "mqtt_url": None, "admin_token": SecretStr(TOKEN),
             "line_multicast_requests_per_s": limit}  # fmt: skip
     return Settings(**env)
-
-
-def busiest_second(moments: list[float]) -> int:
-    """The most requests whose times fall within one second of each other."""
-    ordered, most, first = sorted(moments), 0, 0
-    for last, at in enumerate(ordered):
-        while at - ordered[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
 
 
 async def fan_out(sandbox: Sandbox, url: str, store: str, limit: float, faults: int,
