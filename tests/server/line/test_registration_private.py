@@ -24,8 +24,8 @@ DISTRICT = "秘密の里地区"
 """A district name that appears nowhere else."""
 NEWS = "秘密の炊き出し 12:00"
 """An announcement's text, likewise."""
-PUBLIC = ("/", "/public", "/announcements", "/page-config.json", "/api/v1/stations", "/api/v1/stations/ozu-01",
-          "/opendata/v1/stations.geojson", "/opendata/v1/stations.csv",
+PUBLIC = ("/", "/public", "/announcements", "/page-config.json", "/api/v1/stations",
+          "/api/v1/stations/ozu-01", "/opendata/v1/stations.geojson", "/opendata/v1/stations.csv",
           "/opendata/v1/stations/ozu-01.json")  # fmt: skip
 
 
