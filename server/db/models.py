@@ -64,6 +64,7 @@ ACTIVE_BOOKING = text("status IN ('active', 'checked_in')")
 OPEN_INCIDENT = text("state != 'resolved'")
 UNDELIVERED = text("delivered_at IS NULL")
 UNSENT = text("state = 'pending'")
+MULTICAST = text("recipients IS NOT NULL")
 
 
 class Gateway(Base):
@@ -403,9 +404,14 @@ class OutboxMessage(Base):
             "ix_outbox_unsent_target", "platform", "target", "id",
             sqlite_where=UNSENT, postgresql_where=UNSENT,
         ),
+        Index(
+            "ix_outbox_multicast_source", "source",
+            sqlite_where=MULTICAST, postgresql_where=MULTICAST,
+        ),
     )  # fmt: skip
     """Due rows by time; a target's unsent rows by order (the sender sends a target's
-    rows one after another, so each claim asks whether an earlier one is unsent)."""
+    rows one after another, so each claim asks whether an earlier one is unsent); an
+    announcement's multicast batches by their source (its delivery counts)."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(16))
@@ -430,6 +436,9 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    recipients: Mapped[list[str] | None] = mapped_column(JSON)
+    """LINE multicast (an announcement's batch): the user ids, at most 500; `target` then
+    names the batch (`multicast:...`). None for a message to one person."""
 
 
 class LineEvent(Base):
@@ -512,6 +521,32 @@ class ResidentRegistration(Base):
     """`medical_device` or `care` as the resident said: a request for priority, never a grant."""
     consented_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+
+
+class Announcement(Base):
+    """An operator's announcement to residents (`server.announcements`): ja with en, for a
+    municipality's districts, situations (`ResidentRegistration.stay`) or stations (their
+    active bookings). Drafted (previewed), then sent once: its LINE multicast batches are
+    outbox rows whose `source` is `announcement:{id}`; no user id is kept here."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_municipality_sent", "municipality", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality: Mapped[str] = mapped_column(String(100))
+    districts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stays: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    text_ja: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text)
+    drill_id: Mapped[int | None] = mapped_column(ForeignKey("drills.id"))
+    """A drill's announcement (訓練): only residents who opted in to drills hear it."""
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    sent_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None]
+    recipients: Mapped[int | None] = mapped_column(Integer)
+    """How many residents it was sent to (a count; who they were is the outbox's)."""
 
 
 class CrewRoute(Base):

@@ -46,6 +46,8 @@ from sqlalchemy import Table, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from server.announcements.audience import Sent
+from server.announcements.service import heard_by
 from server.booking.ranking import Option
 from server.booking.service import BookingService
 from server.booking.views import BookingView
@@ -209,6 +211,11 @@ class BookingDesk:
 
     async def unregister(self, user_id: str) -> bool:
         return await self._registrations.unregister(user_id)
+
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        return await heard_by(self._db, registration, drills, count)
 
     async def _options_many(self, points: list[tuple[float, float]]) -> list[list[Option]]:
         return await self._booking.options_many(points, self._clock(), OPTIONS)

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
+from server.announcements.audience import Sent
 from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.errors import Conflict, Invalid, NotFound
@@ -137,6 +138,12 @@ class Desk(Protocol):
 
     async def unregister(self, user_id: str) -> bool:
         """Delete the resident's registration (the row, at once); whether there was one."""
+
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        """The newest `count` announcements sent to the registration's district and
+        situation (drills' only when `drills`), newest first (`server.announcements`)."""
 
 
 @dataclass(frozen=True, slots=True)

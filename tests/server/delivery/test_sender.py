@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from server.db.models import OutboxMessage
 from server.db.session import Database
-from server.delivery.outbox import Platform, enqueue
+from server.delivery.outbox import Platform, enqueue, enqueue_multicast
 from server.delivery.sender import OutboxSender, recorded
 from server.delivery.transport import Attempt, Outcome, Outgoing, Transport
 from server.settings import Settings
@@ -380,3 +380,41 @@ def test_a_reply_the_platform_refused_leaves_the_token_unused() -> None:
     assert recorded(refused, 1, now, 300.0)["reply_tried"] is False
     assert "reply_tried" not in recorded(refused, 2, now, 300.0, tried_before=True)
     assert "reply_tried" not in recorded(Attempt.retry("TimeoutError"), 1, now, 300.0)
+
+
+def test_multicasts_waiting_never_hold_the_slots_replies_need(database_url: str) -> None:
+    """An announcement's batches (multicast rows) stuck at LINE fill their own slots only: a
+    resident's message written after them is sent meanwhile, and each batch goes once."""
+    released = asyncio.Event()
+
+    async def stuck_multicasts(msg: Outgoing) -> Attempt:
+        if msg.recipients:
+            await released.wait()
+        return Attempt.sent()
+
+    async def scenario(db: Database) -> None:
+        line = ScriptedPlatform(script=stuck_multicasts)
+        users = [f"U{n:032x}" for n in range(1200)]
+        async with db.transaction() as session:
+            news = [{"type": "text", "text": "お知らせ"}]
+            batches = await enqueue_multicast(session, users, news, now=utc_now(),
+                                              source="announcement:1")  # fmt: skip
+        assert [len(b.recipients or []) for b in batches] == [500, 500, 200]
+        async with running(db, [line], in_flight=2) as sender:
+            sender.wake()
+            await async_read_until(lambda: asyncio.sleep(0, len(line.log)), lambda n: n == 2,
+                                   what="two batches in flight, filling their slots")  # fmt: skip
+            reply = await add(db, "U-resident")
+            sender.wake()
+            found = await async_read_until(
+                lambda: rows(db), lambda r: any(x.id == reply and x.state == "sent" for x in r),
+                what="the resident's message sent while the batches wait")  # fmt: skip
+            assert sum(r.state == "pending" for r in found) == 3  # the batches are still out
+            released.set()
+            found = await settled(db)
+        assert {r.state for r in found} == {"sent"}
+        sent = [msg for _, msg in line.log if msg.recipients]
+        assert sorted(len(m.recipients) for m in sent) == [200, 500, 500]  # each batch once
+        assert {m.target for m in sent} == {b.target for b in batches}
+
+    with_database(database_url, scenario)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from linebot.v3.messaging import ReplyMessageRequest
 
+from server.announcements.audience import Heard, Sent, latest
 from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.errors import Conflict, Invalid, NotFound
@@ -40,6 +41,8 @@ class FakeDesk:
     """A drill runs (its twin `D` is offered to participants)."""
     district_lists: dict[str, list[str]] = field(default_factory=dict)
     registrations: dict[str, Registration] = field(default_factory=dict)
+    heard: list[Heard] = field(default_factory=list)
+    """Sent announcements, newest first (`server.announcements.audience.latest` picks)."""
 
     def offer(self, station_ids: Sequence[str]) -> Offer:
         found = [Option(sid, start, 5.0, 0.0, 10.0, n)
@@ -110,6 +113,12 @@ class FakeDesk:
 
     async def unregister(self, user_id: str) -> bool:
         return self.registrations.pop(user_id, None) is not None
+
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        mine = [h for h in self.heard if h.targets.municipality == registration.municipality]
+        return latest(mine, registration.district, registration.stay, drills, count)
 
 
 def desk_with_windows() -> FakeDesk:

@@ -22,8 +22,10 @@ pytestmark = pytest.mark.anyio
 USER = "U" + "5e" * 16
 DISTRICT = "秘密の里地区"
 """A district name that appears nowhere else."""
-PUBLIC = ("/", "/public", "/page-config.json", "/api/v1/stations", "/api/v1/stations/ozu-01",
-          "/opendata/v1/stations.geojson", "/opendata/v1/stations.csv",
+NEWS = "秘密の炊き出し 12:00"
+"""An announcement's text, likewise."""
+PUBLIC = ("/", "/public", "/announcements", "/page-config.json", "/api/v1/stations",
+          "/api/v1/stations/ozu-01", "/opendata/v1/stations.geojson", "/opendata/v1/stations.csv",
           "/opendata/v1/stations/ozu-01.json")  # fmt: skip
 
 
@@ -53,12 +55,23 @@ async def test_a_registration_is_stored_minimally_and_shown_nowhere_public(
             [row] = (await session.scalars(select(ResidentRegistration))).all()
             assert (row.user_id, row.municipality, row.district, row.stay, row.need_requested) \
                 == (USER, "大洲市", DISTRICT, "home", "medical_device")  # fmt: skip
+        news = {"municipality": "大洲市", "districts": [DISTRICT], "text_ja": NEWS,
+                "text_en": "Food at 12:00"}  # fmt: skip
+        made = await client.post("/api/v1/announcements", json=news, headers=ADMIN)
+        number = made.json()["announcement"]["id"]
+        assert made.json()["recipients"] == 1 and USER not in made.text
+        assert (await client.post(f"/api/v1/announcements/{number}/send", headers=ADMIN)).is_success
+        [latest] = await resident.text("お知らせ")
+        assert f"大洲市 {DISTRICT}への最新のお知らせ" in latest.texts[0] and NEWS in latest.texts[0]
+        assert (await client.get("/api/v1/announcements")).status_code == 401
         for path in PUBLIC:
             page = await client.get(path)
             assert page.status_code == 200, path
-            for secret in (USER, DISTRICT, "medical_device", "need_requested"):
+            for secret in (USER, DISTRICT, "medical_device", "need_requested", NEWS):
                 assert secret not in page.text, (path, secret)
         [gone] = await resident.text("登録削除")
         assert "削除しました" in gone.texts[0]
+        [unregistered] = await resident.text("news")
+        assert "“register”" in unregistered.texts[0]
         async with admin_app.state.services.db.transaction() as session:
             assert (await session.scalars(select(ResidentRegistration))).all() == []
