@@ -302,7 +302,7 @@ async def deliveries(session: AsyncSession, ids: Sequence[int]) -> dict[int, Del
         return {}
     rows = await session.execute(
         select(OutboxMessage.source, OutboxMessage.state, func.count(),
-               func.sum(func.json_array_length(OutboxMessage.recipients)))
+               func.sum(OutboxMessage.recipient_count))
         .where(OutboxMessage.recipients.is_not(None), OutboxMessage.source.in_(by_source))
         .group_by(OutboxMessage.source, OutboxMessage.state)
     )  # fmt: skip
