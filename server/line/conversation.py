@@ -91,6 +91,8 @@ class Registration:
     """`shelter`, `home`, `relatives` or `car`."""
     need_requested: str | None = None
     """`medical_device` or `care`: what the resident asked for, never a grant."""
+    reference: str | None = None
+    """The code the resident shows at the desk (`server.priority.references`), once stored."""
 
 
 class Desk(Protocol):
