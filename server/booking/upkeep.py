@@ -318,6 +318,8 @@ async def relocate(
             kept = [b for b in placements if b.booking_id not in gone]
             await _hold(session, origin, kept, by_id, now, hold_for)
             leaving.extend((origin, b) for b in out)
+        for _origin, b in leaving:  # all at once: none holds a place another may need
+            await _vacate(session, by_id[b.booking_id], now)
         for origin, b in priority_first(leaving, priority):
             row = by_id[b.booking_id]
             reason = _reason(origin, row)
@@ -440,6 +442,14 @@ def _reason(origin: StationView, row: Booking) -> str:
     return "port_gone"
 
 
+async def _vacate(session: AsyncSession, row: Booking, now: datetime) -> None:
+    """Give a displaced booking's place back and clear its port's display."""
+    await release(session, row)
+    row.updated_at = now
+    old_address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
+    await show(session, old_address, row.port, CLEAR, now)
+
+
 async def _move(
     context: Context,
     session: AsyncSession,
@@ -451,13 +461,9 @@ async def _move(
     horizon: timedelta,
     priority: bool,
 ) -> Booking | None:
-    """Give the old place back, claim the best target that still has room (a held place
-    only for a priority resident); None if none."""
+    """Claim the best target that still has room (a held place only for a priority
+    resident) for a booking `_vacate` took off its place; None if none."""
     settings = context.settings
-    await release(session, row)
-    row.updated_at = now
-    old_address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
-    await show(session, old_address, row.port, CLEAR, now)
     near = [
         views[sid] for _w, sid in ranker.within(origin.latitude, origin.longitude, MAX_WALK_MIN)
     ]
