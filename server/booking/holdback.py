@@ -82,6 +82,19 @@ def still_held(held: int, priority_booked: int) -> int:
     return max(0, held - priority_booked)
 
 
+def withheld(
+    rule: HoldRule,
+    station: StationView,
+    window_start: datetime,
+    priority_booked: Mapping[datetime, int],
+    now: datetime,
+) -> int:
+    """Places of the window still held from a resident without priority (`priority_booked`:
+    priority bookings per window)."""
+    held = held_from(rule, station, window_start, now, priority=False)
+    return still_held(held, priority_booked.get(window_start, 0))
+
+
 def open_places(
     rule: HoldRule,
     station: StationView,
@@ -93,11 +106,12 @@ def open_places(
     """The places (per window, as `capacity.window_capacity` counts them) a resident may see
     and take: all of them for a priority resident or after release, fewer the held ones
     still free otherwise."""
-    out: dict[datetime, int] = {}
-    for start, n in places.items():
-        held = held_from(rule, station, start, now, priority)
-        out[start] = max(0, n - still_held(held, priority_booked.get(start, 0)))
-    return out
+    if priority:
+        return dict(places)
+    return {
+        start: max(0, n - withheld(rule, station, start, priority_booked, now))
+        for start, n in places.items()
+    }
 
 
 def holding(rules: Rules, stations: Iterable[StationView]) -> list[StationView]:

@@ -149,6 +149,7 @@ async def test_the_api_book_path_keeps_held_places_for_priority(database_url: st
         await client.put(f"/api/v1/priority/residents/{reference}", json={}, headers=ADMIN)
         windows = (await client.get("/api/v1/stations/ozu-01/windows")).json()["windows"]
         start = windows[1]["start"]
+        assert (windows[1]["places"], windows[1]["held"]) == (6, 2)  # as anyone may book
 
         async def book(resident: str) -> httpx.Response:
             wanted = {"resident_id": resident, "station_id": "ozu-01", "window_start": start}
@@ -161,3 +162,5 @@ async def test_the_api_book_path_keeps_held_places_for_priority(database_url: st
         }
         mine = await book("line:Uvent")
         assert mine.status_code == 201, mine.text
+        after = (await client.get("/api/v1/stations/ozu-01/windows")).json()["windows"]
+        assert [(w["places"], w["held"]) for w in after if w["start"] == start] == [(0, 1)]
