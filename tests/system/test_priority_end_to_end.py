@@ -11,19 +11,23 @@ window, the other moves to a later one, though their booking came first.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.conditions import wait_until
-from tests.mosquitto import Mosquitto
 from tests.server.running import ServerProcess
-from tests.system.harness import Child, Simulator, quiet_simulator, start_gateway
-from tests.system.test_server_end_to_end import GW, REPORT_S, displays, port_statuses
+from tests.system.harness import Child, Simulator
+from tests.system.test_server_end_to_end import (
+    REPORT_S,
+    displays,
+    gateway,  # noqa: F401  (a fixture)
+    port_statuses,
+    server,  # noqa: F401  (a fixture)
+    sim,  # noqa: F401  (a fixture)
+)
 
 pytestmark = pytest.mark.slow
 REFERENCE = "P4WERM3D"
@@ -32,46 +36,18 @@ GRACE_S = 8.0
 
 
 @pytest.fixture
-def sim(tmp_path: Path) -> Iterator[Simulator]:
-    simulator = quiet_simulator(tmp_path, tcp_units=1)
-    yield simulator
-    simulator.stop()
-
-
-@pytest.fixture
-def server(tmp_path: Path, broker: Mosquitto) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path, broker.url, REPORT_S,
-                            env={"CHARGENET_MOVE_GRACE_S": str(GRACE_S)})  # fmt: skip
-    process.admin("POST", "/api/v1/stations", {
-        "id": "st-1", "name_ja": "テスト避難所", "name_en": "Test shelter",
-        "latitude": 33.5, "longitude": 132.5, "municipality": "大洲市",
-    })  # fmt: skip
-    for unit in ("line-1.1", "tcp-1.1"):
-        process.admin("PUT", f"/api/v1/batteries/{GW}/{unit}", {"station_id": "st-1"})
-    now = datetime.now(UTC).isoformat()
-    with closing(sqlite3.connect(process.database_url.split("///", 1)[1])) as db, db:
-        db.execute(  # as the LINE chat stores a registration with a need
-            "INSERT INTO resident_registrations (user_id, municipality, district, stay,"
-            " need_requested, consented_at, updated_at, reference)"
-            " VALUES ('Upower', '大洲市', NULL, 'home', 'medical_device', ?, ?, ?)",
-            (now, now, REFERENCE),
-        )
-    yield process
-    assert process.stop() == 0, process.log_text()
-
-
-@pytest.fixture
-def gateway(tmp_path: Path, sim: Simulator, broker: Mosquitto) -> Iterator[Child]:
-    child = start_gateway(tmp_path, sim, broker.url, gw_id=GW, report_period_s=REPORT_S)
-    yield child
-    if child.alive:
-        child.stop()
+def move_grace_s() -> float:
+    """`test_server_end_to_end`'s server, with the grace that lets both faults be heard."""
+    return GRACE_S
 
 
 def test_a_priority_resident_is_re_placed_first_when_ports_fail(
-    server: ServerProcess, sim: Simulator, gateway: Child
+    server: ServerProcess,  # noqa: F811
+    sim: Simulator,  # noqa: F811
+    gateway: Child,  # noqa: F811
 ) -> None:
     wait_until(lambda: len(port_statuses(server)) == 8, 30, "both batteries' ports in the API")
+    server.register("Upower", "大洲市", "medical_device", REFERENCE)
     granted = server.admin("PUT", f"/api/v1/priority/residents/{REFERENCE}", {"source": "desk"})
     assert granted["granted"]
     soon = datetime.now(UTC) + timedelta(seconds=GRACE_S + 60)
@@ -87,10 +63,12 @@ def test_a_priority_resident_is_re_placed_first_when_ports_fail(
     mine = book("line:Upower")
     rest = [book(f"r{n}") for n in range(4, 7)]
     codes = {b["ticket_code"]: b for b in [*first, mine, *rest]}
-    shown = wait_until(
-        lambda: (d := {c: p for p, c in displays(sim).items() if c in codes}) and len(d) == 7 and d,
-        5 * REPORT_S + 10, "every ticket code on its port's display",
-    )  # fmt: skip
+
+    def on_displays() -> dict[str, tuple[str, int]]:
+        found = {c: p for p, c in displays(sim).items() if c is not None and c in codes}
+        return found if len(found) == len(codes) else {}
+
+    shown = wait_until(on_displays, 5 * REPORT_S + 10, "every ticket code on its port's display")
     (unit, port), (other_unit, other_port) = (
         shown[mine["ticket_code"]],
         shown[first[0]["ticket_code"]],

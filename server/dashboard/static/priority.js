@@ -69,6 +69,9 @@
       await load();
     } catch (error) { note(`grant: ${error.message}`); }
   });
-  new MutationObserver(() => { if (!panel.hidden) load().catch((error) => note(error.message)); })
-    .observe(panel, { attributes: true, attributeFilter: ["hidden"] });
+  let shown = false;  // load once each time the panel appears, not on every redraw
+  new MutationObserver(() => {
+    if (!panel.hidden && !shown) load().catch((error) => note(error.message));
+    shown = !panel.hidden;
+  }).observe(panel, { attributes: true, attributeFilter: ["hidden"] });
 })();

@@ -4,18 +4,12 @@ the municipality's hold-back; signed out, no panel."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator
-from contextlib import closing
-from datetime import UTC, datetime
-from pathlib import Path
-
 import pytest
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 
 from tests.conditions import wait_until
-from tests.mosquitto import Mosquitto
+from tests.server.dashboard.test_report_browser import server  # noqa: F401  (the fixture)
 from tests.server.running import TOKEN, ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -23,30 +17,11 @@ pytestmark = pytest.mark.slow
 REFERENCE = "K7Q2M9XA"
 
 
-@pytest.fixture
-def server(tmp_path: Path, broker: Mosquitto) -> Iterator[ServerProcess]:
-    running = ServerProcess(tmp_path, broker.url, 2.0)
-    try:
-        running.admin("POST", "/api/v1/stations", {
-            "id": "st-1", "name_ja": "大洲小学校", "name_en": "Ozu Elementary",
-            "latitude": 33.5, "longitude": 132.5, "municipality": "大洲市",
-        })  # fmt: skip
-        now = datetime.now(UTC).isoformat()
-        with closing(sqlite3.connect(running.database_url.split("///", 1)[1])) as db, db:
-            db.execute(  # as the LINE chat stores a registration with a need
-                "INSERT INTO resident_registrations (user_id, municipality, district, stay,"
-                " need_requested, consented_at, updated_at, reference)"
-                " VALUES ('Usecretuser', '大洲市', NULL, 'home', 'medical_device', ?, ?, ?)",
-                (now, now, REFERENCE),
-            )
-        yield running
-    finally:
-        running.stop()
-
-
 def test_an_operator_grants_a_request_and_sets_the_hold_back(
-    browser: webdriver.Chrome, server: ServerProcess
+    browser: webdriver.Chrome,
+    server: ServerProcess,  # noqa: F811
 ) -> None:
+    server.register("Usecretuser", "大洲市", "medical_device", REFERENCE)
     browser.get(server.url + "/")
     assert not browser.find_element(By.ID, "priority").is_displayed()
     browser.find_element(By.ID, "token").send_keys(TOKEN)
@@ -57,10 +32,8 @@ def test_an_operator_grants_a_request_and_sets_the_hold_back(
     counts = browser.find_element(By.ID, "priority-counts").text
     assert "requested 1" in counts and "granted 0" in counts
     browser.find_element(By.CSS_SELECTOR, f'{row} button[data-action="grant"]').click()
-    wait_until(
-        lambda: browser.find_element(By.CSS_SELECTOR, row).get_attribute("data-granted") == "true",
-        15, "the grant shown",
-    )  # fmt: skip
+    shown = f'{row}[data-granted="true"]'
+    wait_until(lambda: browser.find_elements(By.CSS_SELECTOR, shown), 15, "the grant shown")
     [granted] = server.admin("GET", "/api/v1/priority/requests")["requests"]
     assert granted["granted"] and granted["source"] == "desk"
     rule = '#priority-rules tr[data-municipality="大洲市"]'
