@@ -115,7 +115,9 @@ async def list_requests(
     )  # fmt: skip
 
 
-@router.put("/residents/{reference}", response_model=RequestOut, responses=documented(404))
+@router.put(
+    "/residents/{reference}", response_model=RequestOut, responses=documented(400, 404, 415)
+)
 async def grant(reference: Reference, actor: Actor, svc: Svc, body: GrantIn) -> RequestOut:
     """Grant priority to the resident of this registration (staff checked it)."""
     return RequestOut.of(await PriorityDesk(svc.db, svc.clock).grant(reference, body.source, actor))
@@ -148,7 +150,7 @@ async def list_rules(actor: Actor, svc: Svc) -> RuleList:
     return RuleList(rules=[RuleOut.of(r) for r in found])
 
 
-@router.put("/rules/{municipality}", response_model=RuleOut, responses=documented(404))
+@router.put("/rules/{municipality}", response_model=RuleOut, responses=documented(400, 404, 415))
 async def put_rule(municipality: Municipality, body: RuleIn, actor: Actor, svc: Svc) -> RuleOut:
     """Set the municipality's hold-back; bookings see it at once in this process, in the
     others within seconds. 404 names an unknown municipality (one without stations)."""

@@ -325,10 +325,13 @@ PG_LOCK = """
 SELECT 'a' AS kind, resident_id AS id FROM bookings
  WHERE resident_id = ANY($1::text[]) AND status IN ('active', 'checked_in')
 UNION ALL
+SELECT 'p', resident_id FROM priority_residents WHERE resident_id = ANY($1::text[])
+UNION ALL
 SELECT 's', id FROM (SELECT id FROM stations WHERE id = ANY($2::text[])
                      ORDER BY id FOR NO KEY UPDATE) locked
 """
-"""Residents with an active booking; locks the stations in id order."""
+"""Residents with an active booking (a), those granted priority (p); locks the stations in
+id order (s)."""
 
 PG_READ = """
 WITH keys AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS k(s, w))
@@ -377,10 +380,14 @@ class ClaimFailed(Exception):
     """The database refused a raw claim (unique index, deadlock ...): rolled back, retried."""
 
 
-async def pg_lock(conn: Any, residents: Sequence[str], station_ids: Iterable[str]) -> set[str]:
-    """Lock the stations (id order); the residents among these with an active booking."""
+async def pg_lock(
+    conn: Any, residents: Sequence[str], station_ids: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """Lock the stations (id order); the residents among these with an active booking, and
+    those granted priority."""
     rows = await conn.fetch(PG_LOCK, list(residents), sorted(set(station_ids)))
-    return {row["id"] for row in rows if row["kind"] == "a"}
+    return ({row["id"] for row in rows if row["kind"] == "a"},
+            {row["id"] for row in rows if row["kind"] == "p"})  # fmt: skip
 
 
 async def pg_read(

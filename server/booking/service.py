@@ -24,7 +24,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
@@ -90,7 +90,6 @@ class _Pending:
     window_start: datetime
     future: asyncio.Future[BookingView] = field(repr=False)
     walk_m: int | None = None
-    priority: bool = False
 
 
 class BookingService:
@@ -175,7 +174,8 @@ class BookingService:
 
     async def is_priority(self, resident_id: str) -> bool:
         """Was the resident granted priority (`server.priority.grants`)?"""
-        return (await self._priority_flags([resident_id]))[0]
+        async with self._db.transaction() as session:
+            return bool(await priority_among(session, [resident_id]))
 
     def invalidate_rules(self) -> None:
         """An operator changed a hold-back rule: the next read reloads them (other processes
@@ -190,8 +190,10 @@ class BookingService:
         return self._rules[1]
 
     async def _priority_flags(self, residents: Sequence[str | None]) -> list[bool]:
+        """Who among these has priority, as far as what they are shown goes: no one where
+        no municipality holds anything back (no read then)."""
         known = [r for r in residents if r is not None]
-        if not known:
+        if not known or not await self._hold_rules():
             return [False] * len(residents)
         async with self._db.transaction() as session:
             granted = await priority_among(session, known)
@@ -290,10 +292,7 @@ class BookingService:
         future: asyncio.Future[BookingView] = asyncio.get_running_loop().create_future()
         if origin is not None:
             walk_m = round(walking_metres(*origin, station.latitude, station.longitude))
-        priority = await self.is_priority(resident_id)
-        self._queue.put_nowait(
-            _Pending(resident_id, station, window_start, future, walk_m, priority)
-        )
+        self._queue.put_nowait(_Pending(resident_id, station, window_start, future, walk_m))
         return await future
 
     async def cancel(self, booking_id: str) -> BookingView:
@@ -538,15 +537,16 @@ class BookingService:
                 )
             )
             eligible = [p for p in batch if p.resident_id not in active]
+            priority = await priority_among(session, [p.resident_id for p in eligible])
             await lock_stations(session, {p.station.id for p in eligible})
             keys = {(p.station.id, p.window_start) for p in eligible}
             loads = await read_claim_loads(session, keys, now - _longest_slot(stations.values()))
             before = {sid: dict(windows) for sid, windows in loads.items()}
             taken = await read_taken(session, keys)
             holds = holding(rules, stations.values())
-            priority = await read_priority_taken(session, keys) if holds else None
+            used = await read_priority_taken(session, keys) if holds else None
             outcomes, added = self._decide(batch, active, stations, loads, taken, now,
-                                           rules, priority)  # fmt: skip
+                                           rules, priority, used)  # fmt: skip
             views = [v for v in outcomes if isinstance(v, BookingView)]
             if views:
                 capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
@@ -582,14 +582,15 @@ class BookingService:
         try:
             conn: Any = (await connection.get_raw_connection()).driver_connection
             async with conn.transaction():
-                active = await pg_lock(conn, [p.resident_id for p in batch], stations.keys())
+                active, priority = await pg_lock(conn, [p.resident_id for p in batch],
+                                                 stations.keys())  # fmt: skip
                 keys = {(p.station.id, p.window_start) for p in batch
                         if p.resident_id not in active}  # fmt: skip
                 since = now - _longest_slot(stations.values())
-                loads, taken, priority = await pg_read(conn, keys, since)
+                loads, taken, used = await pg_read(conn, keys, since)
                 before = {sid: dict(windows) for sid, windows in loads.items()}
                 outcomes, added = self._decide(batch, active, stations, loads, taken, now,
-                                               rules, priority)  # fmt: skip
+                                               rules, priority, used)  # fmt: skip
                 views = [v for v in outcomes if isinstance(v, BookingView)]
                 if views:
                     capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
@@ -617,15 +618,17 @@ class BookingService:
         taken: Mapping[tuple[str, datetime], set[tuple[int, int]]],
         now: datetime,
         rules: Rules,
+        priority: Collection[str],
         priority_booked: Mapping[tuple[str, datetime], int] | None,
     ) -> tuple[list[BookingView | ServerError], Counter[tuple[str, datetime]]]:
         """Outcomes in batch order (`allot` decides the ports, never a place held back from
-        the resident) and the places added."""
+        a resident without `priority`) and the places added."""
         eligible = [p for p in batch if p.resident_id not in active]
         wants = [
             Want(p.station.id, p.window_start,
-                 held_from(rule_for(rules, p.station), p.station, p.window_start, now, p.priority),
-                 p.priority)
+                 held_from(rule_for(rules, p.station), p.station, p.window_start, now,
+                           p.resident_id in priority),
+                 p.resident_id in priority)
             for p in eligible
         ]  # fmt: skip
         ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh,
@@ -651,7 +654,7 @@ class BookingService:
                 port=port.port, status="active", ticket_code=ticket_code(self._rng),
                 created_at=now, updated_at=now, moved_from_id=None,
                 place=port_place(pending.station.batteries, port.unit_pk, port.port),
-                walk_m=pending.walk_m, priority=pending.priority,
+                walk_m=pending.walk_m, priority=pending.resident_id in priority,
             ))  # fmt: skip
         return outcomes, added
 
