@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Annotated, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, select
+from sqlalchemy import delete, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import audit
@@ -26,7 +26,7 @@ from server.api.schemas import Text
 from server.db.models import PriorityResident, ResidentRegistration
 from server.db.session import Database
 from server.errors import Forbidden, NotFound
-from server.line.conversation import resident_id
+from server.line.conversation import LINE_RESIDENT, resident_id
 from server.priority.references import normalised
 from server.registry.csv_import import ParsedCsv, RowError, parse_rows
 from server.registry.service import ImportReport
@@ -110,25 +110,24 @@ class PriorityDesk:
         """Counts per municipality and the registrations that asked or were granted."""
         if municipality is not None:
             by.require_reach(municipality, f"the priority requests of {municipality}")
+        granted_to = (
+            PriorityResident.resident_id == literal(LINE_RESIDENT) + ResidentRegistration.user_id
+        )
+        query = (
+            select(ResidentRegistration, PriorityResident)
+            .outerjoin(PriorityResident, granted_to)
+            .where(or_(ResidentRegistration.need_requested.is_not(None),
+                       PriorityResident.resident_id.is_not(None)))
+            .order_by(ResidentRegistration.municipality, ResidentRegistration.consented_at)
+        )  # fmt: skip
+        wanted = municipality if municipality is not None else by.municipality
+        if wanted is not None:
+            query = query.where(ResidentRegistration.municipality == wanted)
         async with self._db.transaction() as session:
-            registrations = list(
-                await session.scalars(
-                    select(ResidentRegistration).order_by(
-                        ResidentRegistration.municipality, ResidentRegistration.consented_at
-                    )
-                )
-            )
-            grants = {g.resident_id: g for g in await session.scalars(select(PriorityResident))}
+            rows = list(await session.execute(query))
         listed: list[PriorityRequest] = []
         counts: dict[str, list[int]] = {}
-        for row in registrations:
-            if not by.reaches(row.municipality):
-                continue
-            if municipality is not None and row.municipality != municipality:
-                continue
-            grant = grants.get(resident_id(row.user_id))
-            if row.need_requested is None and grant is None:
-                continue
+        for row, grant in rows:
             tally = counts.setdefault(row.municipality, [0, 0, 0])
             tally[0] += row.need_requested is not None
             tally[1] += grant is not None

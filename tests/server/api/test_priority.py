@@ -37,9 +37,12 @@ async def audit_of(client: httpx.AsyncClient, subject: str) -> list[schemas.Audi
     return schemas.AuditList.model_validate(reply.json()).entries
 
 
-async def test_a_self_report_is_a_request_until_an_operator_grants_it(
-    app: FastAPI, client: httpx.AsyncClient
-) -> None:
+async def test_a_self_report_is_a_request_until_an_operator_grants_it(database_url: str) -> None:
+    async with demo_app(database_url) as app, client_of(app) as client:
+        await requests_granted_and_revoked(app, client)
+
+
+async def requests_granted_and_revoked(app: FastAPI, client: httpx.AsyncClient) -> None:
     reference = await register(app, "Uoxygen", "medical_device")
     await register(app, "Unone", None)  # no need, no grant: not listed
     booking = app.state.services.booking
