@@ -55,7 +55,16 @@ def test_a_resident_registers_sees_and_deletes_it_in_english(
         assert USER not in page and DISTRICT not in page and "need_requested" not in page, path
     shown = text_of(resident.say({"type": "text", "text": "my registration"}, "the registration"))
     assert "Staying: Shelter" in shown
+    # the reference shown is how operators see the request, and grant it (never the user id)
+    [request] = server.admin("GET", "/api/v1/priority/requests")["requests"]
+    assert f"Reference: {request['reference']}" in shown and not request["granted"]
+    server.admin("PUT", f"/api/v1/priority/residents/{request['reference']}", {"source": "desk"})
     gone = resident.say({"type": "text", "text": "delete registration"}, "the deletion")
     assert "deleted" in text_of(gone)
+    assert server.admin("GET", "/api/v1/priority/requests")["requests"] == []  # the grant too
+    [revoked, _granted] = server.admin(
+        "GET", f"/api/v1/audit?subject=registration:{request['reference']}")["entries"]  # fmt: skip
+    assert (revoked["action"], revoked["detail"]) == (
+        "priority.revoked", {"reason": "registration_deleted"})  # fmt: skip
     after = resident.say({"type": "text", "text": "my registration"}, "no registration")
     assert "not registered" in text_of(after)
