@@ -36,6 +36,7 @@ from server.api import (
     opendata,
     operators,
     ports,
+    priority,
     registry,
     reports,
     stations,
@@ -116,7 +117,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (stations, bookings, incidents, registry, districts, ports, crew_routes,
-                   operators, reports, drills, announcements):  # fmt: skip
+                   operators, reports, drills, announcements, priority):  # fmt: skip
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])

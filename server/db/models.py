@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -276,6 +277,9 @@ class Booking(Base):
     """Walking metres from where the resident asked (the ranking's model) when it was booked
     from a location; None without one, and for a booking the system moved (the resident's
     location is never kept)."""
+    priority: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Booked by a priority resident (`PriorityResident`): it uses the window's held-back
+    places first (`server.booking.holdback`), and is moved first on a fault."""
 
 
 class WindowLoad(Base):
@@ -527,6 +531,39 @@ class ResidentRegistration(Base):
     need_requested: Mapped[str | None] = mapped_column(String(32))
     """`medical_device` or `care` as the resident said: a request for priority, never a grant."""
     consented_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    reference: Mapped[str | None] = mapped_column(String(12), unique=True)
+    """An opaque code the resident sees (「登録確認」) and shows at the desk, or gives the
+    municipality for its list: how operators name a registration, never by LINE user id."""
+
+
+class PriorityResident(Base):
+    """A resident an operator granted priority (verified at the desk or from the
+    municipality's list; a self-reported need is only a request). Deleted on revoke, and
+    with the registration when the resident deletes it; the audit log keeps the history."""
+
+    __tablename__ = "priority_residents"
+
+    resident_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The booking service's resident id (`line:{user id}`)."""
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    """The registration's reference."""
+    municipality: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))
+    """`desk` or `municipal_list`."""
+    granted_by: Mapped[str] = mapped_column(String(100))
+    granted_at: Mapped[datetime]
+
+
+class PriorityRule(Base):
+    """A municipality's hold-back for priority residents (`server.booking.holdback`)."""
+
+    __tablename__ = "priority_rules"
+
+    municipality: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hold_share: Mapped[float] = mapped_column(Float)
+    release_before_min: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(100))
     updated_at: Mapped[datetime]
 
 

@@ -159,13 +159,16 @@ class BookingDesk:
         self._loading = asyncio.Lock()
         self._registrations = RegistrationRows(db, clock)
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
-        found = await self._near.get((latitude, longitude))
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
+        found = await self._near.get((latitude, longitude, resident))
         return Offer(found, await self._stations(o.station_id for o in found))
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         try:
-            found = await self._booking.station_options(station_id, self._clock(), OPTIONS)
+            found = await self._booking.station_options(station_id, self._clock(), OPTIONS,
+                                                        resident)  # fmt: skip
         except NotFound:
             return Offer([], {})
         return Offer(found, await self._stations([station_id]))
@@ -220,8 +223,12 @@ class BookingDesk:
     ) -> Sequence[Sent]:
         return await heard_by(self._db, registration, drills, count)
 
-    async def _options_many(self, points: list[tuple[float, float]]) -> list[list[Option]]:
-        return await self._booking.options_many(points, self._clock(), OPTIONS)
+    async def _options_many(
+        self, asked: list[tuple[float, float, str | None]]
+    ) -> list[list[Option]]:
+        points = [(lat, lon) for lat, lon, _who in asked]
+        return await self._booking.options_many(points, self._clock(), OPTIONS,
+                                                [who for _lat, _lon, who in asked])  # fmt: skip
 
     async def _actives(self, residents: list[str]) -> list[BookingView | None]:
         found = await self._booking.active_for_residents(residents)

@@ -97,6 +97,8 @@ class Registration:
     """`medical_device` or `care`: what the resident asked for, never a grant."""
     station_id: str | None = None
     """The shelter's station, with `stay` = `shelter` only (None: not one with a station)."""
+    reference: str | None = None
+    """The code the resident shows at the desk (`server.priority.references`), once stored."""
 
 
 class Desk(Protocol):
@@ -104,10 +106,13 @@ class Desk(Protocol):
 
     tz: ZoneInfo
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
-        """Up to `OPTIONS` ranked options from a point (used, never stored)."""
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
+        """Up to `OPTIONS` ranked options from a point (used, never stored), as `resident`
+        may take them (places held back for priority only if they have it)."""
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         """The station's own free windows, earliest first; no options for an unknown one."""
 
     async def find(self, text: str) -> Sequence[StationInfo]:
@@ -208,7 +213,7 @@ async def on_location(ask: Ask) -> Reply:
     point = ask.event.point
     if point is None:
         return ask.reply(messages.ask_location(ask.lang, "location_again"), step=STEP_LOCATION)
-    offer = await ask.desk.options_near(point.latitude, point.longitude)
+    offer = await ask.desk.options_near(point.latitude, point.longitude, ask.resident)
     return _offered(ask, offer, messages.said("no_options", ask.lang))
 
 
@@ -241,12 +246,12 @@ async def on_place(ask: Ask) -> Reply:
         return await _at_station(ask, found[0])
     latitude = sum(s.latitude for s in found) / len(found)
     longitude = sum(s.longitude for s in found) / len(found)
-    offer = await ask.desk.options_near(latitude, longitude)
+    offer = await ask.desk.options_near(latitude, longitude, ask.resident)
     return _offered(ask, offer, messages.said("no_options", ask.lang))
 
 
 async def _at_station(ask: Ask, station: StationInfo) -> Reply:
-    offer = await ask.desk.options_at(station.id)
+    offer = await ask.desk.options_at(station.id, ask.resident)
     name = station.name(ask.lang)
     text = messages.text("station_no_options", ask.lang, station=name)
     return _offered(ask, offer, _location_question(ask, text))
@@ -335,7 +340,7 @@ async def _second_attempt(ask: Ask, station_id: str, start: datetime) -> Reply:
 
 async def _instead(ask: Ask, station_id: str, key: str) -> Reply:
     """That window cannot be had (`key` says why): the station's windows now."""
-    offer = await ask.desk.options_at(station_id)
+    offer = await ask.desk.options_at(station_id, ask.resident)
     text = messages.text_message(messages.text(key, ask.lang))
     if not offer.options:
         return ask.reply(text, messages.ask_location(ask.lang), step=STEP_LOCATION)
@@ -395,7 +400,7 @@ async def on_drill(ask: Ask) -> Reply:
     stations = await ask.desk.drill_stations()
     if not stations:
         return ask.reply(messages.said("drill_none", ask.lang))
-    offers = [await ask.desk.options_at(s.id) for s in stations]
+    offers = [await ask.desk.options_at(s.id, ask.resident) for s in stations]
     options = sorted((o for offer in offers for o in offer.options[:1]),
                      key=lambda o: (o.window_start, o.station_id))  # fmt: skip
     found = Offer(options, {sid: s for offer in offers for sid, s in offer.stations.items()})

@@ -254,6 +254,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "Staying: {stay}\nMedical device or care: {need}\nSend “register” to change it, "
         "“delete registration” to delete it.",
     },
+    "registration_reference": {
+        "ja": "受付番号：{reference}（優先の確認のとき窓口で見せてください）",
+        "en": "Reference: {reference} (show it at the desk to have priority confirmed)",
+    },
     "registration_none": {
         "ja": "登録はありません。「登録」と送ると登録できます。",
         "en": "You are not registered. Send “register” to register.",

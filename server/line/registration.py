@@ -188,8 +188,9 @@ async def _need(ask: Ask, answer: str) -> Reply:
         None if need == NO_NEED else need, shelter,
     )  # fmt: skip
     await ask.desk.register(registration)
+    stored = await ask.desk.registration(ask.chat.user_id) or registration  # with its reference
     done = messages.text_message(messages.text("registered", ask.lang))
-    return ask.reply(done, await _shown(ask, registration), step=None, step_data={})
+    return ask.reply(done, await _shown(ask, stored), step=None, step_data={})
 
 
 async def _shown(ask: Ask, found: Registration) -> messages.Message:
@@ -203,6 +204,9 @@ async def _shown(ask: Ask, found: Registration) -> messages.Message:
         district=found.district or _label("no_district", ask),
         stay=stay, need=_label(f"need_{need}", ask),
     )  # fmt: skip
+    if found.reference:
+        reference = messages.text("registration_reference", ask.lang, reference=found.reference)
+        body = f"{body}\n{reference}"
     return messages.text_message(body, messages.menu_items(ask.lang))
 
 

@@ -16,6 +16,8 @@ from server.db.models import ResidentRegistration, Station
 from server.db.session import Database
 from server.line.conversation import Registration
 from server.line.stations import StationInfo, load_municipality_stations
+from server.priority import grants
+from server.priority.references import new_reference
 from server.registry.districts import district_names
 
 
@@ -50,7 +52,7 @@ class RegistrationRows:
             if row is None:
                 return None
             return Registration(row.user_id, row.municipality, row.district, row.stay,
-                                row.need_requested, row.station_id)  # fmt: skip
+                                row.need_requested, row.station_id, row.reference)  # fmt: skip
 
     async def register(self, registration: Registration) -> None:
         now = self._clock()
@@ -63,9 +65,12 @@ class RegistrationRows:
             row.stay, row.need_requested = registration.stay, registration.need_requested
             row.station_id = registration.station_id if registration.stay == "shelter" else None
             row.consented_at = row.updated_at = now
+            row.reference = row.reference or new_reference()
 
     async def unregister(self, user_id: str) -> bool:
+        """Delete the registration, and the priority granted on it."""
         async with self._db.transaction() as session:
+            await grants.forget(session, user_id, self._clock())
             gone = await session.execute(
                 delete(ResidentRegistration).where(ResidentRegistration.user_id == user_id)
             )

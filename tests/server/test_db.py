@@ -239,3 +239,38 @@ def test_servers_starting_together_on_an_empty_postgresql_migrate_it_once(
             await db.dispose()
 
     assert len(asyncio.run(versions())) == 1
+
+
+def test_migration_0009_gives_registrations_made_before_it_a_reference(database_url: str) -> None:
+    """Residents registered before priority existed get a reference to show at the desk."""
+    upgrade(database_url, "0007")
+
+    async def registered_before() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction() as session:
+                for user in ("U1", "U2"):
+                    await session.execute(
+                        text(
+                            "INSERT INTO resident_registrations (user_id, municipality, stay,"
+                            " consented_at, updated_at) VALUES (:u, '大洲市', 'home', :t, :t)"
+                        ),
+                        {"u": user, "t": datetime.now(UTC)},
+                    )
+        finally:
+            await db.dispose()
+
+    async def references() -> list[str]:
+        db = Database(database_url)
+        try:
+            async with db.transaction() as session:
+                rows = await session.execute(text("SELECT reference FROM resident_registrations"))
+                return [row[0] for row in rows]
+        finally:
+            await db.dispose()
+
+    asyncio.run(registered_before())
+    upgrade(database_url)
+    found = asyncio.run(references())
+    assert len(found) == 2 and len(set(found)) == 2
+    assert all(len(code) == 8 and not set(code) & set("01OIL") for code in found)

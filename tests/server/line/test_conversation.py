@@ -50,11 +50,13 @@ class FakeDesk:
                  if sid in station_ids and n > 0]  # fmt: skip
         return Offer(found[:3], {s: STATIONS[s] for s in station_ids if s in STATIONS})
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
         self.asked.append((latitude, longitude))
         return self.offer([s.id for s in STATIONS.values() if s.drill_id is None])
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         return self.offer([station_id])
 
     async def find(self, text: str) -> Sequence[StationInfo]:

@@ -2,7 +2,7 @@
 keep their recipients' count and lose their user ids once sent or failed for good
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-12-07 14:30:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision = '0010'
-down_revision = '0008'
+down_revision = '0009'
 branch_labels = None
 depends_on = None
 
