@@ -2,8 +2,9 @@
 data out (`server.announcements.service` reads the rows).
 
 An announcement is for one municipality's residents: those registered (`resident_registrations`)
-in the chosen districts and in the chosen situations (either left empty: any), and those with
-an active booking at the chosen stations. A resident who blocked the account (LINE
+in the chosen districts and in the chosen situations (either left empty: any), and at the
+chosen stations (shelters) those registered there and those with an active booking there,
+each once. A resident who blocked the account (LINE
 `following` false) is left out, and so, for a drill's announcement, is everyone who did not
 opt in to drills. Each recipient gets the text of the language their chat uses, so the
 recipients are split by language, and each language into LINE's batches of 500.
@@ -38,8 +39,10 @@ class Targets:
         """Registered residents are reached (a district or a situation was chosen)."""
         return bool(self.districts or self.stays)
 
-    def reaches(self, district: str | None, stay: str) -> bool:
-        """A registration in the municipality is among those chosen."""
+    def reaches(self, district: str | None, stay: str, station_id: str | None = None) -> bool:
+        """A registration in the municipality is among those chosen (or at a station chosen)."""
+        if station_id is not None and station_id in self.stations:
+            return True
         return (
             self.by_registration
             and (not self.districts or district in self.districts)
@@ -49,7 +52,8 @@ class Targets:
 
 @dataclass(slots=True)
 class Reach:
-    """Why one resident is reached: their registration, their bookings' stations."""
+    """Why one resident is reached: their registration, the stations chosen they are
+    registered at or booked at."""
 
     user_id: str
     district: str | None = None
@@ -141,10 +145,17 @@ class Heard:
 
 
 def latest(
-    heard: Sequence[Heard], district: str | None, stay: str, drills: bool, count: int
+    heard: Sequence[Heard],
+    district: str | None,
+    stay: str,
+    drills: bool,
+    count: int,
+    station_id: str | None = None,
 ) -> list[Sent]:
     """The newest `count` announcements (given newest first) a registration in `district`
-    and `stay` was among: drills' only to residents who take part in drills."""
+    and `stay` (at the shelter `station_id`) was among: drills' only to residents who take
+    part in drills."""
     found = [h.sent for h in heard
-             if h.targets.reaches(district, stay) and (drills or not h.sent.drill)]  # fmt: skip
+             if h.targets.reaches(district, stay, station_id)
+             and (drills or not h.sent.drill)]  # fmt: skip
     return found[:count]

@@ -140,6 +140,13 @@ async def read_audience(session: AsyncSession, targets: Targets) -> Audience:
         for user_id, district, stay in await session.execute(query):
             reaches[user_id] = Reach(user_id, district, stay)
     if targets.stations:
+        registered = await session.execute(
+            select(ResidentRegistration.user_id, ResidentRegistration.station_id).where(
+                ResidentRegistration.station_id.in_(targets.stations))
+        )  # fmt: skip
+        for user_id, at in registered:
+            if at is not None:  # matched by `IN`, so never None (the column type allows it)
+                reaches.setdefault(user_id, Reach(user_id)).stations.add(at)
         booked = await session.execute(
             select(Booking.resident_id, Booking.station_id).where(
                 Booking.station_id.in_(targets.stations), Booking.status.in_(ACTIVE_STATUSES),
@@ -302,7 +309,7 @@ async def deliveries(session: AsyncSession, ids: Sequence[int]) -> dict[int, Del
         return {}
     rows = await session.execute(
         select(OutboxMessage.source, OutboxMessage.state, func.count(),
-               func.sum(func.json_array_length(OutboxMessage.recipients)))
+               func.sum(OutboxMessage.recipient_count))
         .where(OutboxMessage.recipients.is_not(None), OutboxMessage.source.in_(by_source))
         .group_by(OutboxMessage.source, OutboxMessage.state)
     )  # fmt: skip
@@ -319,7 +326,8 @@ async def deliveries(session: AsyncSession, ids: Sequence[int]) -> dict[int, Del
 async def heard_by(
     db: Database, registration: Registration, drills: bool, count: int
 ) -> list[Sent]:
-    """The newest announcements sent to the registration's district and situation."""
+    """The newest announcements sent to the registration's district and situation, or to
+    its shelter."""
     async with db.transaction() as session:
         rows = await session.scalars(
             select(Announcement)
@@ -330,4 +338,5 @@ async def heard_by(
         )  # fmt: skip
         heard = [Heard(Sent(r.sent_at, r.text_ja, r.text_en, r.drill_id is not None), _targets(r))
                  for r in rows if r.sent_at is not None]  # fmt: skip
-    return latest(heard, registration.district, registration.stay, drills, count)
+    return latest(heard, registration.district, registration.stay, drills, count,
+                  registration.station_id)  # fmt: skip

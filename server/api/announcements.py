@@ -34,7 +34,8 @@ Stay = Literal["shelter", "home", "relatives", "car"]
 
 class AnnouncementIn(BaseModel):
     """An announcement in Japanese with English, for a municipality's districts, situations
-    (where residents stay) or stations (residents with an active booking there)."""
+    (where residents stay) or stations (residents registered at that shelter or with an
+    active booking there, each once)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     municipality: Municipality

@@ -442,7 +442,10 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(500))
     recipients: Mapped[list[str] | None] = mapped_column(JSON)
     """LINE multicast (an announcement's batch): the user ids, at most 500; `target` then
-    names the batch (`multicast:...`). None for a message to one person."""
+    names the batch (`multicast:...`). None for a message to one person. Emptied (`[]`, still
+    a multicast) once the batch is sent or failed for good: no user id outlives its send."""
+    recipient_count: Mapped[int | None] = mapped_column(Integer)
+    """How many user ids the batch had: the delivery counts read this, not `recipients`."""
 
 
 class LineEvent(Base):
@@ -521,6 +524,10 @@ class ResidentRegistration(Base):
     """None when the municipality lists no districts."""
     stay: Mapped[str] = mapped_column(String(16))
     """`shelter`, `home`, `relatives` or `car`."""
+    station_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The shelter's station, with `stay` = `shelter` only (its poster scanned, or chosen in
+    the chat); None when the resident's shelter has no station. No foreign key: a station
+    leaving the registry must not wait on residents' rows."""
     need_requested: Mapped[str | None] = mapped_column(String(32))
     """`medical_device` or `care` as the resident said: a request for priority, never a grant."""
     consented_at: Mapped[datetime]
@@ -562,9 +569,10 @@ class PriorityRule(Base):
 
 class Announcement(Base):
     """An operator's announcement to residents (`server.announcements`): ja with en, for a
-    municipality's districts, situations (`ResidentRegistration.stay`) or stations (their
-    active bookings). Drafted (previewed), then sent once: its LINE multicast batches are
-    outbox rows whose `source` is `announcement:{id}`; no user id is kept here."""
+    municipality's districts, situations (`ResidentRegistration.stay`) or stations (the
+    residents registered at their shelter, and their active bookings). Drafted (previewed),
+    then sent once: its LINE multicast batches are outbox rows whose `source` is
+    `announcement:{id}`; no user id is kept here."""
 
     __tablename__ = "announcements"
     __table_args__ = (Index("ix_announcements_municipality_sent", "municipality", "sent_at"),)

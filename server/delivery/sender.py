@@ -67,6 +67,8 @@ IN_FLIGHT_PER_PLATFORM: Final = 32
 """Sends in flight per platform and process (the rate limiter spaces them)."""
 LEASE_MARGIN_S: Final = 1.0
 """An attempt is cut off this long before its lease ends, leaving time to record it."""
+FOR_GOOD: Final = frozenset({Outcome.SENT, Outcome.FAILED})
+"""Outcomes that end a row: a multicast batch's user ids are emptied with them."""
 PENDING: ColumnClause[str] = literal_column("'pending'")
 """Inline (not a bound parameter), so PostgreSQL's planner matches the partial index."""
 
@@ -323,6 +325,13 @@ class OutboxSender:
                 else:
                     log.warning("outbox %s: attempt %s ended after its lease; its outcome is "
                                 "dropped", msg.id, msg.attempt)  # fmt: skip
+        ended_for_good = [msg.id for msg, attempt, _ in kept
+                          if msg.recipients and attempt.outcome in FOR_GOOD]  # fmt: skip
+        if ended_for_good:  # no user id outlives its batch's send; the count stays
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ended_for_good))
+                .values(recipients=[]).execution_options(synchronize_session=False)
+            )  # fmt: skip
         return kept
 
     def _recorded(self, msg: Outgoing, attempt: Attempt, values: dict[str, Any]) -> None:

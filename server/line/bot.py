@@ -206,6 +206,9 @@ class BookingDesk:
     async def districts(self, municipality: str) -> Sequence[str]:
         return await self._registrations.districts(municipality)
 
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        return await self._registrations.shelters(municipality)
+
     async def registration(self, user_id: str) -> Registration | None:
         return await self._registrations.registration(user_id)
 

@@ -39,6 +39,9 @@ OPTIONS: Final = 3
 LINE_RESIDENT: Final = "line:"
 STEP_LOCATION: Final = "location"
 """The open question: where is the resident (a location, or a typed name)."""
+POSTER_SEEN: Final = "poster"
+"""`Chat.step_data`'s key for the station whose poster the resident scanned last: a
+registration "at a shelter" takes that shelter without asking (`server.line.registration`)."""
 
 
 def resident_id(user_id: str) -> str:
@@ -92,6 +95,8 @@ class Registration:
     """`shelter`, `home`, `relatives` or `car`."""
     need_requested: str | None = None
     """`medical_device` or `care`: what the resident asked for, never a grant."""
+    station_id: str | None = None
+    """The shelter's station, with `stay` = `shelter` only (None: not one with a station)."""
     reference: str | None = None
     """The code the resident shows at the desk (`server.priority.references`), once stored."""
 
@@ -135,6 +140,9 @@ class Desk(Protocol):
 
     async def districts(self, municipality: str) -> Sequence[str]:
         """The municipality's districts, in the registry's order."""
+
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        """The municipality's stations (the shelters that have one), drills' twins aside."""
 
     async def registration(self, user_id: str) -> Registration | None: ...
 
@@ -210,12 +218,16 @@ async def on_location(ask: Ask) -> Reply:
 
 
 async def on_poster(ask: Ask) -> Reply:
-    """A station poster's QR message (`充電予約 {station}`): that station's windows."""
+    """A station poster's QR message (`充電予約 {station}`): that station's windows, and the
+    station kept in the chat (`POSTER_SEEN`) for a registration at its shelter."""
     station = await ask.desk.station(ask.params["station"])
     if station is None:
         text = messages.text("place_unknown", ask.lang, query=ask.params["station"])
         return ask.reply(_location_question(ask, text), step=STEP_LOCATION)
-    return await _at_station(ask, station)
+    seen = {**ask.chat.step_data, POSTER_SEEN: station.id}
+    return await _at_station(
+        dataclasses.replace(ask, chat=dataclasses.replace(ask.chat, step_data=seen)), station
+    )
 
 
 async def on_place(ask: Ask) -> Reply:
@@ -357,8 +369,15 @@ def _ticket(ask: Ask, ticket: Ticket) -> Message:
 
 
 def _ticketed(ask: Ask, ticket: Ticket, key: str) -> Reply:
+    """The ticket; the question is closed, the poster scanned is kept (a registration next)."""
     intro = messages.text_message(messages.text(key, ask.lang))
-    return ask.reply(intro, _ticket(ask, ticket), step=None, step_data={})
+    return ask.reply(intro, _ticket(ask, ticket), step=None, step_data=poster_seen(ask))
+
+
+def poster_seen(ask: Ask) -> dict[str, str]:
+    """The step data that outlives a closed question: the poster scanned, if any."""
+    seen = ask.chat.step_data.get(POSTER_SEEN)
+    return {POSTER_SEEN: seen} if isinstance(seen, str) else {}
 
 
 # -- drills (訓練) ---------------------------------------------------------------------------

@@ -25,6 +25,8 @@ class Group:
     following: bool = True
     drill_opt_in: bool = False
     registered: bool = True
+    station_id: str | None = None
+    """The shelter's station a resident at a shelter registered at."""
 
 
 def user_id() -> str:
@@ -47,6 +49,7 @@ async def seed(db: Database, group: Group) -> list[str]:
                 await session.execute(insert(ResidentRegistration), [
                     {"user_id": u, "municipality": group.municipality,
                      "district": group.district, "stay": group.stay, "need_requested": None,
+                     "station_id": group.station_id,
                      "consented_at": now, "updated_at": now} for u in chunk])  # fmt: skip
     return ids
 

@@ -170,3 +170,37 @@ async def test_operators_announce_within_their_reach(client: httpx.AsyncClient) 
     assert (await client.post(f"/api/v1/announcements/{number}/send", headers=ozu)).is_success
     missing = await client.post("/api/v1/announcements/999/send", headers=ozu)
     assert missing.status_code == 404
+
+
+async def test_a_shelter_reaches_those_registered_there_and_those_booked_there_once_each(
+    app: FastAPI, client: httpx.AsyncClient
+) -> None:
+    await districts(client)
+    db = app.state.services.db
+    at_01 = await seed(db, Group(4, district="大洲", station_id="ozu-01"))
+    at_02 = await seed(db, Group(2, district="菅田", station_id="ozu-02", language="en"))
+    elsewhere = await seed(db, Group(3, district="大洲"))  # a shelter with no station
+    walk_in = await seed(db, Group(2, registered=False))
+    async with db.transaction() as session:
+        units = {u.station_id: u.id for u in await session.scalars(select(Unit))}
+    for port, user in enumerate([*walk_in, at_01[0]], 1):  # at_01[0]: registered and booked
+        await book(db, user, "ozu-01", units["ozu-01"], port)
+    await book(db, at_02[0], "ozu-01", units["ozu-01"], 4)  # registered at 02, booked at 01
+    body = {**BODY, "stations": ["ozu-01", "ozu-02"]}
+    created = await client.post("/api/v1/announcements", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    preview = created.json()
+    assert preview["per_target"]["stations"] == {"ozu-01": 7, "ozu-02": 2}
+    assert preview["recipients"] == 8 and preview["languages"] == {"ja": 6, "en": 2}
+    alone = await client.post("/api/v1/announcements", json={**BODY, "stations": ["ozu-02"]},
+                              headers=ADMIN)  # fmt: skip
+    assert alone.json()["recipients"] == 2
+    number = preview["announcement"]["id"]
+    assert (await client.post(f"/api/v1/announcements/{number}/send", headers=ADMIN)).is_success
+    async with db.transaction() as session:
+        mine = select(OutboxMessage).where(OutboxMessage.source == f"announcement:{number}")
+        batches = list(await session.scalars(mine))
+    sent_to = [u for b in batches for u in b.recipients or []]
+    assert sorted(sent_to) == sorted({*at_01, *at_02, *walk_in})  # each once
+    assert not set(sent_to) & set(elsewhere)
+    assert sorted(b.recipient_count or 0 for b in batches) == [2, 6]

@@ -66,6 +66,15 @@ def test_in_english_and_a_drills_announcement_only_to_participants() -> None:
     assert text.count("\n12/7") == 3  # the newest three
 
 
+def test_a_resident_registered_at_a_shelter_reads_its_announcements_too() -> None:
+    fake = desk()
+    fake.registrations["U1"] = Registration("U1", "大洲市", "大洲", "shelter", None, "ozu-01")
+    text = run(on_announcements, fake, Chat("U1")).messages[0]["text"]
+    assert "体育館の予約者へ" in text and "避難所の方へ" in text and "菅田だけ" not in text
+    fake.registrations["U1"] = Registration("U1", "大洲市", "大洲", "shelter", None, "ozu-02")
+    assert "体育館の予約者へ" not in run(on_announcements, fake, Chat("U1")).messages[0]["text"]
+
+
 def test_an_unregistered_resident_is_told_to_register_first() -> None:
     for language, word in (("ja", "「登録」"), ("en", "“register”")):
         reply = run(on_announcements, desk(), Chat("U2", language=language))

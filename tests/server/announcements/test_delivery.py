@@ -12,9 +12,11 @@ from collections import Counter
 from typing import Any
 
 from pydantic import SecretStr
+from sqlalchemy import select
 
 from server.api.app import create_app
 from server.api.deps import Services
+from server.db.models import OutboxMessage
 from server.registry import load_demo_registry
 from tests.conditions import async_read_until, wait_until
 from tests.sandboxes import Sandbox
@@ -80,11 +82,17 @@ def test_a_district_of_1200_hears_it_once_each_through_429_and_500(
             audit = await http.get("/api/v1/audit", params={"subject": f"announcement:{number}"},
                                    headers=ADMIN)  # fmt: skip
             found["audit"] = audit.json()["entries"]
+            async with services.db.transaction() as session:
+                mine = OutboxMessage.source == f"announcement:{number}"
+                batches = await session.scalars(select(OutboxMessage).where(mine))
+                found["batches"] = [(b.recipients, b.recipient_count) for b in batches]
 
     asyncio.run(scenario())
     assert found["deliveries"] == {"recipients": 1200, "batches": 3, "sent": 1200, "failed": 0,
                                    "pending": 0}  # fmt: skip
     assert sandbox.queued_faults("line") == 0  # every fault was met
+    # Sent, a batch keeps its count and no user id.
+    assert sorted(found["batches"], key=lambda b: b[1] or 0) == [([], 200), ([], 500), ([], 500)]
     # The hung call is carried out after we gave up on it, and its batch was retried: one
     # of the two meets the other's retry key (409), and only then is the count final.
     wait_until(lambda: "multicast answered 409: The retry key is already accepted"

@@ -418,3 +418,42 @@ def test_multicasts_waiting_never_hold_the_slots_replies_need(database_url: str)
         assert {m.target for m in sent} == {b.target for b in batches}
 
     with_database(database_url, scenario)
+
+
+def test_a_batch_sent_or_failed_for_good_keeps_its_count_and_no_user_id(database_url: str) -> None:
+    """Once a multicast batch is sent or refused for good, its user ids are emptied in the
+    same transaction (the count stays for the delivery counts); a batch still retrying keeps
+    them, and a message to one person is never made to look like a batch."""
+    turns: dict[str, int] = {}
+
+    async def by_batch(msg: Outgoing) -> Attempt:
+        turns[msg.target] = turns.get(msg.target, 0) + 1
+        if msg.target.endswith(":1"):
+            return Attempt.failed("LINE 400: bad request")
+        if msg.target.endswith(":2") and turns[msg.target] == 1:
+            return Attempt.retry("LINE 500", answered=True)
+        if not msg.recipients:
+            return Attempt.failed("LINE 400: not a friend")
+        return Attempt.sent()
+
+    async def scenario(db: Database) -> None:
+        users = [f"U{n:032x}" for n in range(1100)]
+        async with db.transaction() as session:
+            news = [{"type": "text", "text": "お知らせ"}]
+            await enqueue_multicast(session, users, news, now=utc_now(), source="announcement:1")
+        one = await add(db, "U-resident")
+        line = ScriptedPlatform(script=by_batch)
+        async with running(db, [line]) as sender:
+            sender.wake()
+            found = await settled(db)
+        batches = [r for r in found if r.id != one]
+        assert [(r.state, r.recipients, r.recipient_count) for r in batches] == [
+            ("sent", [], 500), ("failed", [], 500), ("sent", [], 100)]  # fmt: skip
+        (single,) = [r for r in found if r.id == one]
+        assert (single.state, single.recipients, single.recipient_count) == ("failed", None, None)
+        retried = [m for _, m in line.log if m.target.endswith(":2")]
+        assert [len(m.recipients) for m in retried] == [100, 100]  # kept while it retried
+        sent = sorted(len(m.recipients) for _, m in line.log if m.recipients)
+        assert sent == [100, 100, 500, 500]
+
+    with_database(database_url, scenario)

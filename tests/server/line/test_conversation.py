@@ -107,6 +107,9 @@ class FakeDesk:
     async def districts(self, municipality: str) -> Sequence[str]:
         return self.district_lists.get(municipality, [])
 
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        return [s for s in STATIONS.values() if s.drill_id is None and municipality == "大洲市"]
+
     async def registration(self, user_id: str) -> Registration | None:
         return self.registrations.get(user_id)
 
@@ -120,7 +123,8 @@ class FakeDesk:
         self, registration: Registration, drills: bool, count: int
     ) -> Sequence[Sent]:
         mine = [h for h in self.heard if h.targets.municipality == registration.municipality]
-        return latest(mine, registration.district, registration.stay, drills, count)
+        return latest(mine, registration.district, registration.stay, drills, count,
+                      registration.station_id)  # fmt: skip
 
 
 def desk_with_windows() -> FakeDesk:
