@@ -4,7 +4,7 @@ from typing import Final
 
 BENCHES: Final = (
     "gateway", "gateway_soak", "outbox", "ingest", "booking", "assignment", "platforms", "fuzz",
-    "faults",
+    "faults", "announcements",
 )  # fmt: skip
 """The benchmark modules (`bench.<name>`, each with `main(argv) -> int`), in the order
 `python -m bench` runs them."""

@@ -42,6 +42,11 @@ class Invalid(ServerError):
     status = 422
     code = "invalid"
 
+    def __init__(self, message: str, code: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(message, code)
+        self.field = field
+        """The offending field, when one is to blame (the API's `field`, as validation's)."""
+
 
 class Unauthorized(ServerError):
     status = 401

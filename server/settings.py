@@ -133,6 +133,10 @@ class Settings(BaseSettings):
     """A reply token is used this long after its event; later the message is pushed."""
     line_requests_per_s: float = Field(default=1000.0, gt=0)
     """The Messaging API allows 2,000 requests a second for reply and push; we stay under."""
+    line_multicast_requests_per_s: float = Field(default=80.0, gt=0)
+    """LINE allows 200 multicast requests a second (each up to 500 residents), apart from
+    reply and push. The sender's limiter lets a burst of this many through, then this many
+    a second, so a second may see twice as many: 80 keeps that at 160."""
     resident_requests_per_min: int = Field(default=20, ge=1)
     """Messages a resident may send a minute; beyond it they are asked to wait."""
     line_login_channel_id: str = ""

@@ -24,7 +24,9 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from server.access.tokens import Operators
+from server.announcements.service import Announcements
 from server.api import (
+    announcements,
     bookings,
     districts,
     drills,
@@ -34,6 +36,7 @@ from server.api import (
     opendata,
     operators,
     ports,
+    priority,
     registry,
     reports,
     stations,
@@ -114,7 +117,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> F
     install_error_handlers(app)
     api = APIRouter(prefix=API_PREFIX)
     for module in (stations, bookings, incidents, registry, districts, ports, crew_routes,
-                   operators, reports, drills):  # fmt: skip
+                   operators, reports, drills, announcements, priority):  # fmt: skip
         api.include_router(module.router)
     api.include_router(dashboard.events)
     app.include_router(api, dependencies=[Depends(json_body)])
@@ -180,7 +183,7 @@ async def lifespan(
         booking=booking, incidents=incidents_, send_command=send, fan_out=fan_out, pager=pager,
         line_bot=line_bot, outbox=outbox, wake_outbox=outbox.wake,
         identities=Identities(settings, accounts), operators=accounts,
-        drills=DrillService(db, clock),
+        drills=DrillService(db, clock), announcements=Announcements(db, clock, outbox.wake),
     )  # fmt: skip
     app.state.metrics = metrics.Metrics()
     client_id = ClientIdLock(db, owner)

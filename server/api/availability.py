@@ -8,7 +8,7 @@ full.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -22,6 +22,12 @@ class Window:
     end: datetime
     places: int
     booked: int
+    held: int = 0
+    """Places held back for priority residents (`server.booking.holdback`), not in `places`."""
+
+
+Withheld = Callable[[datetime], int]
+"""Places of a window held back from residents without priority."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +47,15 @@ def windows(
     earliest: datetime,
     horizon: timedelta,
     energy_per_phone_wh: float,
+    withheld: Withheld | None = None,
 ) -> list[Window]:
-    """Every bookable window from `earliest` within `horizon`, with the places left."""
+    """Every bookable window from `earliest` within `horizon`, with the places left to
+    anyone (those `withheld` for priority residents apart)."""
     starts = window_starts(station, earliest, horizon)
     places = window_capacity(station, booked, starts, energy_per_phone_wh)
     slot = timedelta(minutes=station.slot_minutes)
-    return [Window(s, s + slot, places[s], booked.get(s, 0)) for s in starts]
+    held = {s: min(places[s], withheld(s)) if withheld else 0 for s in starts}
+    return [Window(s, s + slot, places[s] - held[s], booked.get(s, 0), held[s]) for s in starts]
 
 
 def is_open(station: StationView, now: datetime) -> bool:
@@ -62,12 +71,14 @@ def availability(
     horizon: timedelta,
     energy_per_phone_wh: float,
     held_now: int = 0,
+    withheld: Withheld | None = None,
 ) -> StationAvailability:
-    """`held_now`: active bookings of the window under way, not yet plugged in."""
+    """`held_now`: active bookings of the window under way, not yet plugged in; `withheld`:
+    places held back for priority residents (the next free window is anyone's)."""
     open_now = is_open(station, now)
     available = sum(1 for p in station.ports if p.status == "available")
     free_now = max(0, available - held_now) if open_now else 0
-    upcoming = windows(station, booked, now, horizon, energy_per_phone_wh)
+    upcoming = windows(station, booked, now, horizon, energy_per_phone_wh, withheld)
     first = next((w for w in upcoming if w.places > 0), None)
     return StationAvailability(
         free_now=free_now,

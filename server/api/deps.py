@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 from fastapi import Depends, Request
 
 from server.access.tokens import Operators
+from server.announcements.service import Announcements
 from server.booking.service import BookingService
 from server.dashboard.sse import EventHub
 from server.db.session import Database
@@ -60,6 +61,8 @@ class Services:
     operators: Operators
     """The operator accounts behind the operator API's tokens (`server.api.auth`)."""
     drills: DrillService
+    announcements: Announcements
+    """Operators' announcements to residents (`server.announcements`)."""
 
 
 def services(request: Request) -> Services:

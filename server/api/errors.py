@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.schemas import ErrorOut
 from server.db.session import OUTAGES, is_outage
-from server.errors import RateLimited, ServerError
+from server.errors import Invalid, RateLimited, ServerError
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,9 @@ async def on_server_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServerError)
     if exc.status >= 500:
         log.error("server error %s: %s", exc.code, exc.message)
-    return JSONResponse(error_body(exc.code, exc.message), exc.status, headers=refusal_headers(exc))
+    extra = {"field": exc.field} if isinstance(exc, Invalid) and exc.field else {}
+    return JSONResponse(error_body(exc.code, exc.message, **extra), exc.status,
+                        headers=refusal_headers(exc))  # fmt: skip
 
 
 def refusal_headers(exc: ServerError) -> dict[str, str]:

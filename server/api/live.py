@@ -1,7 +1,8 @@
 """The API's read side: stations with live availability, ports and open incidents.
 
 Capacity comes from the booking core's own view (`load_station_views`) and rules
-(`capacity`), so the dashboard never shows a place the booking would refuse. Batteries and
+(`capacity`, `holdback`), so the dashboard never shows a place the booking would refuse:
+places held back for priority residents are not anyone's, and are counted apart. Batteries and
 ports are read here with the same `effective_status` rule. All reads of one response run
 in one transaction, so a station's numbers agree with each other.
 """
@@ -9,18 +10,22 @@ in one transaction, so a station's numbers agree with each other.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.api import schemas
-from server.api.availability import availability, windows
+from server.api.availability import Withheld, availability, windows
 from server.booking.capacity import StationView
+from server.booking.claims import Loads, read_priority_loads
+from server.booking.holdback import Rules, holding, rule_for, withheld
 from server.booking.views import battery_place, load_batteries, load_station_views
 from server.db.models import Booking, Gateway, Incident, Port, Station, Unit, WindowLoad
 from server.errors import NotFound
 from server.ingest.live import effective_status, gateway_online, is_stale, stale_cutoff
+from server.priority.rules import load_rules
 from server.settings import Settings
 
 OPEN_STATES = ("open", "acknowledged")
@@ -37,8 +42,18 @@ async def station_list(
     booked = await _booked(session, None, now)
     held = await _held_now(session, None, now)
     incidents = await _open_incident_counts(session)
+    hold = await _Holds.read(session, views.values(), now)
     return [
-        _station_out(row, views[row.id], booked, held, incidents.get(row.id, 0), settings, now)
+        _station_out(
+            row,
+            views[row.id],
+            booked,
+            held,
+            incidents.get(row.id, 0),
+            settings,
+            now,
+            hold.of(views[row.id]),
+        )
         for row in rows
         if row.id in views
     ]
@@ -60,7 +75,9 @@ async def station_detail(
             .order_by(Incident.opened_at.desc())
         )
     ).all()
-    summary = _station_out(row, views[station_id], booked, held, len(incidents), settings, now)
+    hold = await _Holds.read(session, [views[station_id]], now)
+    summary = _station_out(row, views[station_id], booked, held, len(incidents), settings, now,
+                           hold.of(views[station_id]))  # fmt: skip
     names = {(b.gw_id, b.unit): b.name for b in await load_batteries(session, [station_id])}
     return schemas.StationDetail(
         **summary.model_dump(),
@@ -81,17 +98,45 @@ async def station_windows(
     if station_id not in views:
         raise NotFound(f"no station {station_id!r}")
     booked = await _booked(session, station_id, now)
+    hold = await _Holds.read(session, [views[station_id]], now)
     found = windows(
         views[station_id], booked.get(station_id, {}), max(earliest, now),
         timedelta(hours=settings.booking_horizon_h), settings.energy_per_phone_wh,
+        hold.of(views[station_id]),
     )  # fmt: skip
     return schemas.WindowList(
         station_id=station_id,
         windows=[
-            schemas.WindowOut(start=w.start, end=w.end, places=w.places, booked=w.booked)
+            schemas.WindowOut(
+                start=w.start, end=w.end, places=w.places, booked=w.booked, held=w.held
+            )
             for w in found
         ],
     )
+
+
+class _Holds:
+    """The hold-back rules and priority bookings of the stations a response shows."""
+
+    def __init__(self, rules: Rules, priority_booked: Loads, now: datetime) -> None:
+        self._rules, self._booked, self._now = rules, priority_booked, now
+
+    @classmethod
+    async def read(
+        cls, session: AsyncSession, stations: Iterable[StationView], now: datetime
+    ) -> _Holds:
+        rules = await load_rules(session)
+        ids = [s.id for s in holding(rules, stations)]
+        booked = await read_priority_loads(session, ids, now - timedelta(hours=4)) if ids else {}
+        return cls(rules, booked, now)
+
+    def of(self, station: StationView) -> Withheld | None:
+        """What the station's windows hold from anyone, or None where nothing is held."""
+        rule = rule_for(self._rules, station)
+        booked = self._booked.get(station.id, {})
+        if not rule.share:
+            return None
+        return lambda start: withheld(rule, station, start, booked, self._now)
 
 
 def _station_out(
@@ -102,10 +147,11 @@ def _station_out(
     open_incidents: int,
     settings: Settings,
     now: datetime,
+    withheld_of: Withheld | None = None,
 ) -> schemas.StationOut:
     found = availability(
         view, booked.get(row.id, {}), now, timedelta(hours=settings.booking_horizon_h),
-        settings.energy_per_phone_wh, held.get(row.id, 0),
+        settings.energy_per_phone_wh, held.get(row.id, 0), withheld_of,
     )  # fmt: skip
     return schemas.StationOut(
         id=row.id, name_ja=row.name_ja, name_en=row.name_en, latitude=row.latitude,

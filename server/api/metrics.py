@@ -33,6 +33,7 @@ from server.db.models import (
     OutboxMessage,
     PendingChanges,
     SeqGap,
+    Station,
     Unit,
 )
 from server.db.session import Database, is_outage
@@ -86,7 +87,10 @@ async def read_database(
     try:
         async with asyncio.timeout(timeout_s), db.transaction() as session:
             bookings = await session.execute(
-                select(Booking.status, func.count()).group_by(Booking.status)
+                select(Booking.status, func.count())
+                .join(Station, Station.id == Booking.station_id)
+                .where(Station.drill_id.is_(None))  # a drill's twins are played, not served
+                .group_by(Booking.status)
             )
             incidents = await session.execute(
                 select(Incident.state, func.count())

@@ -183,8 +183,11 @@ class WindowOut(_Out):
     start: datetime
     end: datetime
     places: int
-    """Bookings this window can still take (ports and energy)."""
+    """Bookings this window can still take (ports and energy) from anyone."""
     booked: int
+    held: int = 0
+    """Places held back for residents granted priority until shortly before the window
+    (a municipality's rule), not counted in `places`."""
 
 
 class WindowList(_Out):

@@ -86,6 +86,8 @@ class StationView:
     """How a crew names each battery (by unit_pk) on site, e.g. "battery 2 (rs485-1.2)"."""
     drill_id: int | None = None
     """A drill's twin (`server.drills`): booked only on purpose, moved only among its own."""
+    municipality: str = ""
+    """As the registry names it: whose hold-back rule applies (`holdback`)."""
 
     @property
     def healthy_ports(self) -> int:

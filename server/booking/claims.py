@@ -9,7 +9,8 @@ its transaction:
    windows: two processes booking different windows of one station must not both spend its
    last phone's worth of energy;
 2. read the station's upcoming window loads and the ports already taken;
-3. `allot` (pure) decides who gets which port;
+3. `allot` (pure) decides who gets which port, never a place held back from the resident
+   (`holdback`: a want carries the places held from it, and priority bookings use them);
 4. write the loads with a conditional UPDATE (`booked + n <= capacity`) or INSERT.
 
 The partial unique indexes on `bookings` stay the last word: even a wrong allotment could
@@ -18,7 +19,7 @@ not put two active bookings on one port in one window or give a resident two.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking.capacity import PortView, StationView, assign_port, window_capacity
+from server.booking.holdback import still_held
 from server.db.models import ACTIVE_BOOKING, Booking, Station, UtcDateTime, WindowLoad
 
 ACTIVE_STATUSES = ("active", "checked_in")
@@ -57,6 +59,11 @@ class Want:
 
     station_id: str
     window_start: datetime
+    held: int = 0
+    """Places of the window held back from this want (`holdback.held_from`): 0 for a
+    priority resident's, and once the window's held places are released."""
+    priority: bool = False
+    """A priority resident's: a grant uses up one of the window's held places."""
 
 
 def allot(
@@ -65,16 +72,19 @@ def allot(
     loads: Loads,
     taken: Mapping[WindowKey, Collection[tuple[int, int]]],
     energy_per_phone_wh: float,
+    priority_booked: Mapping[WindowKey, int] | None = None,
 ) -> list[PortView | None]:
-    """A port for each want in order, or None when its window is full (ports or energy).
+    """A port for each want in order, or None when its window is full (ports or energy), or
+    full but for the places held back from it.
 
     `loads` holds upcoming windows only (energy already reflects phones charged), either
     each of them or the wanted ones plus `REST`; it is updated in place with every grant,
-    and `taken` is copied and extended.
+    and `taken` and `priority_booked` (priority bookings per window) are copied and extended.
     """
     taken_now: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
     for key, ports in taken.items():
         taken_now[key].update(ports)
+    priority_now = Counter(priority_booked or {})
     granted: list[PortView | None] = []
     for want in wants:
         station = stations[want.station_id]
@@ -83,11 +93,12 @@ def allot(
         places = window_capacity(station, booked, windows, energy_per_phone_wh)
         port = None
         key = (want.station_id, want.window_start)
-        if places[want.window_start] > 0:
+        if places[want.window_start] - still_held(want.held, priority_now[key]) > 0:
             port = assign_port(station, taken_now[key])
         if port is not None:
             booked[want.window_start] = booked.get(want.window_start, 0) + 1
             taken_now[key].add((port.unit_pk, port.port))
+            priority_now[key] += want.priority
         granted.append(port)
     return granted
 
@@ -163,6 +174,51 @@ async def read_taken(
     for station_id, start, unit_pk, port in await session.execute(query):
         taken[(station_id, start)].add((unit_pk, port))
     return taken
+
+
+async def read_priority_taken(
+    session: AsyncSession, keys: Collection[WindowKey]
+) -> Counter[WindowKey]:
+    """Active priority bookings in these windows (they use the windows' held places)."""
+    found: Counter[WindowKey] = Counter()
+    if not keys:
+        return found
+    query = (
+        select(Booking.station_id, Booking.window_start, func.count())
+        .where(
+            tuple_(Booking.station_id, Booking.window_start).in_(sorted(keys)),
+            Booking.status.in_(ACTIVE_STATUSES),
+            Booking.priority.is_(True),
+        )
+        .group_by(Booking.station_id, Booking.window_start)
+    )
+    for station_id, start, n in await session.execute(query):
+        found[(station_id, start)] = n
+    return found
+
+
+async def read_priority_loads(
+    session: AsyncSession, station_ids: Iterable[str], since: datetime
+) -> Loads:
+    """Active priority bookings per window starting at or after `since` (`read_loads`'s
+    shape), for what residents are shown (`holdback.open_places`)."""
+    loads: Loads = defaultdict(dict)
+    wanted = sorted(set(station_ids))
+    if not wanted:
+        return loads
+    query = (
+        select(Booking.station_id, Booking.window_start, func.count())
+        .where(
+            Booking.station_id.in_(wanted),
+            Booking.window_start >= since,
+            Booking.status.in_(ACTIVE_STATUSES),
+            Booking.priority.is_(True),
+        )
+        .group_by(Booking.station_id, Booking.window_start)
+    )
+    for station_id, start, n in await session.execute(query):
+        loads[station_id][start] = n
+    return loads
 
 
 async def write_loads(
@@ -269,10 +325,13 @@ PG_LOCK = """
 SELECT 'a' AS kind, resident_id AS id FROM bookings
  WHERE resident_id = ANY($1::text[]) AND status IN ('active', 'checked_in')
 UNION ALL
+SELECT 'p', resident_id FROM priority_residents WHERE resident_id = ANY($1::text[])
+UNION ALL
 SELECT 's', id FROM (SELECT id FROM stations WHERE id = ANY($2::text[])
                      ORDER BY id FOR NO KEY UPDATE) locked
 """
-"""Residents with an active booking; locks the stations in id order."""
+"""Residents with an active booking (a), those granted priority (p); locks the stations in
+id order (s)."""
 
 PG_READ = """
 WITH keys AS (SELECT * FROM unnest($1::text[], $2::timestamptz[]) AS k(s, w))
@@ -282,11 +341,12 @@ UNION ALL
 SELECT 1, station_id, NULL, SUM(booked)::int, 0, 0 FROM window_loads
  WHERE station_id = ANY($3::text[]) AND window_start >= $4 GROUP BY station_id
 UNION ALL
-SELECT 2, b.station_id, b.window_start, 0, b.unit_pk, b.port
+SELECT 2, b.station_id, b.window_start, b.priority::int, b.unit_pk, b.port
   FROM bookings b JOIN keys ON b.station_id = keys.s AND b.window_start = keys.w
  WHERE b.status IN ('active', 'checked_in')
 """
-"""The wanted windows' loads (0), each station's upcoming total (1), taken ports (2)."""
+"""The wanted windows' loads (0), each station's upcoming total (1), taken ports (2, with
+1 in `n` for a priority booking's)."""
 
 PG_WRITE = """
 WITH claimed AS (
@@ -299,12 +359,12 @@ WITH claimed AS (
   SELECT * FROM unnest($5::text[], $6::timestamptz[], $7::int[])
 ), booked AS (
   INSERT INTO bookings (id, resident_id, station_id, window_start, unit_pk, port, status,
-                        ticket_code, created_at, updated_at, walk_m)
+                        ticket_code, created_at, updated_at, walk_m, priority)
   SELECT id, resident_id, station_id, window_start, unit_pk, port, 'active', code, $15, $15,
-         walk_m
+         walk_m, priority
     FROM unnest($8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::int[],
-                $13::int[], $14::text[], $19::int[])
-      AS b(id, resident_id, station_id, window_start, unit_pk, port, code, walk_m)
+                $13::int[], $14::text[], $19::int[], $20::bool[])
+      AS b(id, resident_id, station_id, window_start, unit_pk, port, code, walk_m, priority)
 ), shown AS (
   INSERT INTO commands (cmd_id, gw_id, unit, action, port, value, created_at)
   SELECT cmd_id, gw_id, unit, 'set_display', port, code, $15
@@ -320,20 +380,26 @@ class ClaimFailed(Exception):
     """The database refused a raw claim (unique index, deadlock ...): rolled back, retried."""
 
 
-async def pg_lock(conn: Any, residents: Sequence[str], station_ids: Iterable[str]) -> set[str]:
-    """Lock the stations (id order); the residents among these with an active booking."""
+async def pg_lock(
+    conn: Any, residents: Sequence[str], station_ids: Iterable[str]
+) -> tuple[set[str], set[str]]:
+    """Lock the stations (id order); the residents among these with an active booking, and
+    those granted priority."""
     rows = await conn.fetch(PG_LOCK, list(residents), sorted(set(station_ids)))
-    return {row["id"] for row in rows if row["kind"] == "a"}
+    return ({row["id"] for row in rows if row["kind"] == "a"},
+            {row["id"] for row in rows if row["kind"] == "p"})  # fmt: skip
 
 
 async def pg_read(
     conn: Any, keys: Collection[WindowKey], since: datetime
-) -> tuple[Loads, dict[WindowKey, set[tuple[int, int]]]]:
-    """What `read_claim_loads` and `read_taken` return, in one round trip."""
+) -> tuple[Loads, dict[WindowKey, set[tuple[int, int]]], Counter[WindowKey]]:
+    """What `read_claim_loads`, `read_taken` and `read_priority_taken` return, in one round
+    trip."""
     loads: Loads = defaultdict(dict)
     taken: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
+    priority: Counter[WindowKey] = Counter()
     if not keys:
-        return loads, taken
+        return loads, taken, priority
     ordered = sorted(keys)
     totals: dict[str, int] = {}
     rows = await conn.fetch(
@@ -347,10 +413,11 @@ async def pg_read(
             totals[station_id] = n or 0
         else:
             taken[(station_id, start)].add((unit_pk, port))
+            priority[(station_id, start)] += n
     for station_id, total in totals.items():
         windows = loads[station_id]
         windows[REST] = max(0, total - sum(windows.values()))
-    return loads, taken
+    return loads, taken, priority
 
 
 async def pg_write(
@@ -380,7 +447,7 @@ async def pg_write(
         [b["unit_pk"] for b in bookings], [b["port"] for b in bookings],
         [b["ticket_code"] for b in bookings], now,
         [d[0] for d in displays], [d[1] for d in displays], [d[2] for d in displays],
-        [b["walk_m"] for b in bookings],
+        [b["walk_m"] for b in bookings], [b["priority"] for b in bookings],
     )  # fmt: skip
     if claimed != len(updates):
         (station_id, start), _n = updates[0]

@@ -7,7 +7,9 @@ Order of preference (the resident already planned around this place and time):
    resident's own location is never stored, and they were heading there anyway);
 4. the same station's windows beyond `max_delay`.
 The shell tries the targets in this order, each with the same claim as a new booking, so a
-target that filled up meanwhile is simply skipped.
+target that filled up meanwhile is simply skipped. When one loss displaces several bookings,
+those of priority residents (who depend on power) are placed first (`priority_first`), and
+only they may take places held back for priority (`holdback`).
 
 A booking cancelled because its port stayed out of sight too long (`RELEASED_UNSEEN`) comes
 back if its station does while the window is still ahead (`restorable`).
@@ -18,8 +20,9 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
-from server.booking.capacity import StationView
+from server.booking.capacity import Placement, StationView
 from server.booking.ranking import FreeTable, Ranker
 
 NOTIFY_MOVED = "booking_moved"
@@ -71,6 +74,21 @@ def move_targets(
     ranked = ranker.rank(origin.latitude, origin.longitude, earliest, free, limit + 1)
     others = [Target(o.station_id, o.window_start) for o in ranked if o.station_id != origin.id]
     return [*soon, *others[:limit], *late]
+
+
+_O = TypeVar("_O")
+
+
+def priority_first(
+    displaced: Iterable[tuple[_O, Placement]], priority: Collection[str]
+) -> list[tuple[_O, Placement]]:
+    """Displaced bookings (with their origin) in the order to move them: those of priority
+    residents (`priority`: booking ids) first, each group in the order given, so the places
+    left nearby go to those who depend on power before anyone else."""
+    items = list(displaced)
+    return [i for i in items if i[1].booking_id in priority] + [
+        i for i in items if i[1].booking_id not in priority
+    ]
 
 
 def free_table(

@@ -24,7 +24,7 @@ import secrets
 import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar, cast
@@ -48,10 +48,13 @@ from server.booking.claims import (
     pg_write,
     read_claim_loads,
     read_loads,
+    read_priority_loads,
+    read_priority_taken,
     read_taken,
     write_loads,
 )
 from server.booking.displays import CLEAR, Wake, show, show_many
+from server.booking.holdback import Rules, held_from, holding, places_for_anyone, rule_for
 from server.booking.moves import free_table
 from server.booking.ranking import FreeTable, Option, Ranker, walking_metres
 from server.booking.views import (
@@ -66,6 +69,8 @@ from server.db.models import Booking, Station
 from server.db.session import Database
 from server.errors import Conflict, Invalid, NotFound, ServerError
 from server.ingest.changeset import ChangeSet
+from server.priority.grants import priority_among
+from server.priority.rules import load_rules
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -126,75 +131,133 @@ class BookingService:
         self._started: datetime | None = clock()
         """Every station is looked at once `move_grace_s` after start: a loss heard by a
         process that died before it was recorded (`losses`) is not lost."""
+        self._rules: tuple[float, Rules] | None = None
+        self._rules_ttl_s = snapshot_ttl_s
 
     # -- reading ---------------------------------------------------------------------------
 
     async def options(
-        self, lat: float, lon: float, earliest: datetime, limit: int = 5
+        self,
+        lat: float,
+        lon: float,
+        earliest: datetime,
+        limit: int = 5,
+        resident_id: str | None = None,
     ) -> list[Option]:
-        """Ranked options; the location is used here and nowhere else (never stored)."""
-        return (await self.options_many([(lat, lon)], earliest, limit))[0]
+        """Ranked options; the location is used here and nowhere else (never stored).
+        `resident_id`: who asks; only a priority resident sees places held back
+        (`holdback`); None sees what everyone may take."""
+        return (await self.options_many([(lat, lon)], earliest, limit, [resident_id]))[0]
 
     async def options_many(
-        self, points: Sequence[tuple[float, float]], earliest: datetime, limit: int = 5
+        self,
+        points: Sequence[tuple[float, float]],
+        earliest: datetime,
+        limit: int = 5,
+        residents: Sequence[str | None] | None = None,
     ) -> list[list[Option]]:
         """`options` for each of several (lat, lon) at once, on one read of the windows'
-        loads (the LINE bot ranks a batch of residents' locations so). With the
-        "resolving" policy they wait for their batch (`batches`)."""
-        if self.batches is not None:
+        loads (the LINE bot ranks a batch of residents' locations so); `residents`, who
+        asks at each point (None: no one in particular). With the "resolving" policy they
+        wait for their batch (`batches`), which ranks what everyone may take; a priority
+        resident, who may see held-back places too, is ranked greedily on those."""
+        who = await self._priority_flags(residents or [None] * len(points))
+        if self.batches is not None and not any(who):
             return await self.batches.options_many(points, earliest, limit)
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
                 for lat, lon in points]  # fmt: skip
-        free, earliest = await self._free([s for group in near for s in group], earliest)
-        return [ranker.rank(lat, lon, earliest, free, limit, MAX_WALK_MIN) if group else []
-                for (lat, lon), group in zip(points, near, strict=True)]  # fmt: skip
+        free, earliest = await self._free([s for group in near for s in group], earliest, who)
+        return [ranker.rank(lat, lon, earliest, free[p], limit, MAX_WALK_MIN) if group else []
+                for (lat, lon), group, p in zip(points, near, who, strict=True)]  # fmt: skip
 
     async def station_options(
-        self, station_id: str, earliest: datetime, limit: int = 5
+        self, station_id: str, earliest: datetime, limit: int = 5, resident_id: str | None = None
     ) -> list[Option]:
         """One station's free windows, earliest first (a resident at its poster, or naming
-        it); NotFound for an unknown station."""
+        it), as `resident_id` may take them; NotFound for an unknown station."""
         station = await self._station(station_id)
-        free, earliest = await self._free([station], earliest)
-        return Ranker([station]).rank(station.latitude, station.longitude, earliest, free,
-                                      limit, MAX_WALK_MIN)  # fmt: skip
+        [priority] = await self._priority_flags([resident_id])
+        free, earliest = await self._free([station], earliest, [priority])
+        return Ranker([station]).rank(station.latitude, station.longitude, earliest,
+                                      free[priority], limit, MAX_WALK_MIN)  # fmt: skip
+
+    async def is_priority(self, resident_id: str) -> bool:
+        """Was the resident granted priority (`server.priority.grants`)?"""
+        async with self._db.transaction() as session:
+            return bool(await priority_among(session, [resident_id]))
+
+    def invalidate_rules(self) -> None:
+        """An operator changed a hold-back rule: the next read reloads them (other processes
+        see it within `snapshot_ttl_s`)."""
+        self._rules = None
+
+    async def _hold_rules(self) -> Rules:
+        """Every municipality's hold-back, read at most every `snapshot_ttl_s`."""
+        if self._rules is None or time.monotonic() - self._rules[0] > self._rules_ttl_s:
+            async with self._db.transaction() as session:
+                self._rules = (time.monotonic(), await load_rules(session))
+        return self._rules[1]
+
+    async def _priority_flags(self, residents: Sequence[str | None]) -> list[bool]:
+        """Who among these has priority, as far as what they are shown goes: no one where
+        no municipality holds anything back (no read then)."""
+        known = [r for r in residents if r is not None]
+        if not known or not await self._hold_rules():
+            return [False] * len(residents)
+        async with self._db.transaction() as session:
+            granted = await priority_among(session, known)
+        return [r in granted for r in residents]
 
     async def free_places(self) -> Places:
-        """Every real station's free places and phones left, for a batch's solve."""
+        """Every real station's places as anyone may take them (hold-back applied) and its
+        phones left, for a batch's solve."""
         views = await self._snapshot.get()
         stations = apart(views.values(), None)
         now = self._clock()
         if not stations:
             return Places(stations, FreeTable(), {}, now)
+        tables, _ = await self._free(stations, now, [False])
         async with self._db.transaction() as session:
             loads = await read_loads(session, (s.id for s in stations),
                                      now - _longest_slot(stations))  # fmt: skip
         e = self._settings.energy_per_phone_wh
-        places, phones = {}, {}
+        phones = {}
         for s in stations:
-            booked = loads.get(s.id, {})
-            places[s.id] = upkeep.places(s, booked, now, self._horizon, self._settings)
             slot = timedelta(minutes=s.slot_minutes)
-            phones[s.id] = phones_left(s, sum(n for w, n in booked.items() if w + slot > now), e)
-        return Places(stations, free_table(stations, places), phones, now)
+            booked = sum(n for w, n in loads.get(s.id, {}).items() if w + slot > now)
+            phones[s.id] = phones_left(s, booked, e)
+        return Places(stations, tables[False], phones, now)
 
     async def _free(
-        self, stations: Sequence[StationView], earliest: datetime
-    ) -> tuple[FreeTable, datetime]:
-        """The free places of these stations' windows, and `earliest` no earlier than now."""
+        self, stations: Sequence[StationView], earliest: datetime, who: Sequence[bool]
+    ) -> tuple[dict[bool, FreeTable], datetime]:
+        """The free places of these stations' windows as a priority resident (True) and as
+        anyone else (False) may take them, for each kind in `who`; and `earliest` no
+        earlier than now. Hold-back changes the places before ranking sees them."""
         now = self._clock()
         unique = list({s.id: s for s in stations}.values())
         if not unique:
-            return FreeTable(), max(earliest, now)
+            return {p: FreeTable() for p in (True, False)}, max(earliest, now)
+        rules = await self._hold_rules()
+        holds = holding(rules, unique)
+        since = now - _longest_slot(unique)
         async with self._db.transaction() as session:
-            loads = await read_loads(session, (s.id for s in unique), now - _longest_slot(unique))
+            loads = await read_loads(session, (s.id for s in unique), since)
+            priority_booked = (
+                await read_priority_loads(session, (s.id for s in holds), since)
+                if holds and not all(who) else {}
+            )  # fmt: skip
         places = {
             s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
             for s in unique
         }
-        return free_table(unique, places), max(earliest, now)
+        tables = {True: free_table(unique, places)}
+        if not all(who):
+            public = {**places, **places_for_anyone(rules, holds, places, priority_booked, now)}
+            tables[False] = free_table(unique, public) if holds else tables[True]
+        return tables, max(earliest, now)
 
     async def get(self, booking_id: str) -> BookingView:
         async with self._db.transaction() as session:
@@ -355,7 +418,8 @@ class BookingService:
 
     async def _retrying(self, step: Callable[[upkeep.Context], Awaitable[_T]]) -> _T:
         """Run an upkeep step, again if it raced another transaction; wake the link after."""
-        context = upkeep.Context(self._db, self._settings, self._clock, self._rng, self._snapshot)
+        context = upkeep.Context(self._db, self._settings, self._clock, self._rng, self._snapshot,
+                                 await self._hold_rules())  # fmt: skip
         failed = 0
         while True:
             try:
@@ -495,6 +559,7 @@ class BookingService:
             return await self._claim_pg(batch)
         now = self._clock()
         stations = {p.station.id: p.station for p in batch}
+        rules = await self._hold_rules()
         async with self._db.transaction() as session:
             active = set(
                 await session.scalars(
@@ -505,12 +570,16 @@ class BookingService:
                 )
             )
             eligible = [p for p in batch if p.resident_id not in active]
+            priority = await priority_among(session, [p.resident_id for p in eligible])
             await lock_stations(session, {p.station.id for p in eligible})
             keys = {(p.station.id, p.window_start) for p in eligible}
             loads = await read_claim_loads(session, keys, now - _longest_slot(stations.values()))
             before = {sid: dict(windows) for sid, windows in loads.items()}
             taken = await read_taken(session, keys)
-            outcomes, added = self._decide(batch, active, stations, loads, taken, now)
+            holds = holding(rules, stations.values())
+            used = await read_priority_taken(session, keys) if holds else None
+            outcomes, added = self._decide(batch, active, stations, loads, taken, now,
+                                           rules, priority, used)  # fmt: skip
             views = [v for v in outcomes if isinstance(v, BookingView)]
             if views:
                 capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
@@ -537,6 +606,7 @@ class BookingService:
         """
         now = self._clock()
         stations = {p.station.id: p.station for p in batch}
+        rules = await self._hold_rules()
         units = {port.unit_pk for s in stations.values() for port in s.ports}
         if units - self._addresses.keys():
             async with self._db.transaction() as session:
@@ -545,12 +615,15 @@ class BookingService:
         try:
             conn: Any = (await connection.get_raw_connection()).driver_connection
             async with conn.transaction():
-                active = await pg_lock(conn, [p.resident_id for p in batch], stations.keys())
+                active, priority = await pg_lock(conn, [p.resident_id for p in batch],
+                                                 stations.keys())  # fmt: skip
                 keys = {(p.station.id, p.window_start) for p in batch
                         if p.resident_id not in active}  # fmt: skip
-                loads, taken = await pg_read(conn, keys, now - _longest_slot(stations.values()))
+                since = now - _longest_slot(stations.values())
+                loads, taken, used = await pg_read(conn, keys, since)
                 before = {sid: dict(windows) for sid, windows in loads.items()}
-                outcomes, added = self._decide(batch, active, stations, loads, taken, now)
+                outcomes, added = self._decide(batch, active, stations, loads, taken, now,
+                                               rules, priority, used)  # fmt: skip
                 views = [v for v in outcomes if isinstance(v, BookingView)]
                 if views:
                     capacity = {k: before.get(k[0], {}).get(k[1], 0) + n for k, n in added.items()}
@@ -577,11 +650,22 @@ class BookingService:
         loads: dict[str, dict[datetime, int]],
         taken: Mapping[tuple[str, datetime], set[tuple[int, int]]],
         now: datetime,
+        rules: Rules,
+        priority: Collection[str],
+        priority_booked: Mapping[tuple[str, datetime], int] | None,
     ) -> tuple[list[BookingView | ServerError], Counter[tuple[str, datetime]]]:
-        """Outcomes in batch order (`allot` decides the ports) and the places added."""
+        """Outcomes in batch order (`allot` decides the ports, never a place held back from
+        a resident without `priority`) and the places added."""
         eligible = [p for p in batch if p.resident_id not in active]
-        wants = [Want(p.station.id, p.window_start) for p in eligible]
-        ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh))
+        wants = [
+            Want(p.station.id, p.window_start,
+                 held_from(rule_for(rules, p.station), p.station, p.window_start, now,
+                           p.resident_id in priority),
+                 p.resident_id in priority)
+            for p in eligible
+        ]  # fmt: skip
+        ports = iter(allot(wants, stations, loads, taken, self._settings.energy_per_phone_wh,
+                           priority_booked))  # fmt: skip
         outcomes: list[BookingView | ServerError] = []
         added: Counter[tuple[str, datetime]] = Counter()
         for pending in batch:
@@ -603,7 +687,7 @@ class BookingService:
                 port=port.port, status="active", ticket_code=ticket_code(self._rng),
                 created_at=now, updated_at=now, moved_from_id=None,
                 place=port_place(pending.station.batteries, port.unit_pk, port.port),
-                walk_m=pending.walk_m,
+                walk_m=pending.walk_m, priority=pending.resident_id in priority,
             ))  # fmt: skip
         return outcomes, added
 

@@ -5,6 +5,9 @@ Thin database code around the pure rules (`capacity.displaced` and `held`,
 writes in one transaction. Moves and restorations claim their place with the same protocol
 as new bookings (`claims`), so neither can overbook any more than a booking can.
 
+Priority residents' bookings displaced by a loss move first (`moves.priority_first`) and
+may take places held back for priority (`holdback`); the others' moves may not.
+
 A station out of sight keeps its bookings (`held_since` marks them, and the crew is told);
 they move only once held `offline_move_after_s`, and those cancelled then come back if the
 station does while their window is still ahead (`restore`).
@@ -15,7 +18,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -40,11 +43,14 @@ from server.booking.claims import (
     lock_stations,
     places_left,
     read_loads,
+    read_priority_loads,
+    read_priority_taken,
     read_taken,
     release_load,
     write_loads,
 )
 from server.booking.displays import CLEAR, show
+from server.booking.holdback import Rules, held_from, holding, places_for_anyone, rule_for
 from server.booking.moves import (
     CREW,
     NOTIFY_CANCELLED,
@@ -57,6 +63,7 @@ from server.booking.moves import (
     Released,
     free_table,
     move_targets,
+    priority_first,
     restorable,
 )
 from server.booking.ranking import Ranker
@@ -65,6 +72,7 @@ from server.db.models import Booking, Notification, Station, Unit
 from server.db.session import Database
 from server.ingest.changeset import ChangeSet
 from server.ingest.live import OFFLINE
+from server.priority.grants import priority_among
 from server.settings import Settings
 
 MAX_WALK_MIN = 60.0
@@ -77,6 +85,8 @@ class Context:
     clock: Any
     rng: random.Random
     snapshot: StationSnapshot
+    rules: Rules = field(default_factory=dict)
+    """Municipalities' hold-back (`holdback`)."""
 
 
 def upcoming(loads: Loads, stations: Mapping[str, StationView], now: datetime) -> Loads:
@@ -287,6 +297,9 @@ async def relocate(
             )
         )
         by_id = {r.id: r for r in rows}
+        granted = await priority_among(session, [r.resident_id for r in rows])
+        priority = {r.id for r in rows if r.priority or r.resident_id in granted}
+        leaving: list[tuple[StationView, Placement]] = []
         for station_id, origin in sorted(origins.items()):
             slot = timedelta(minutes=origin.slot_minutes)
             mine = [
@@ -304,16 +317,20 @@ async def relocate(
             gone = {b.booking_id for b in out}
             kept = [b for b in placements if b.booking_id not in gone]
             await _hold(session, origin, kept, by_id, now, hold_for)
-            for b in out:
-                row = by_id[b.booking_id]
-                reason = _reason(origin, row)
-                row.released_for = reason
-                if origin.drill_id not in rankers:  # moved within its own world
-                    rankers[origin.drill_id] = Ranker(apart(views.values(), origin.drill_id))
-                ranker = rankers[origin.drill_id]
-                target = await _move(context, session, row, origin, views, ranker, now, horizon)
-                await _notify(session, row, target, reason, now)
-                moved.append(row.id)
+            leaving.extend((origin, b) for b in out)
+        for _origin, b in leaving:  # all at once: none holds a place another may need
+            await _vacate(session, by_id[b.booking_id], now)
+        for origin, b in priority_first(leaving, priority):
+            row = by_id[b.booking_id]
+            reason = _reason(origin, row)
+            row.released_for = reason
+            if origin.drill_id not in rankers:  # moved within its own world
+                rankers[origin.drill_id] = Ranker(apart(views.values(), origin.drill_id))
+            ranker = rankers[origin.drill_id]
+            target = await _move(context, session, row, origin, views, ranker, now, horizon,
+                                 row.id in priority)  # fmt: skip
+            await _notify(session, row, target, reason, now)
+            moved.append(row.id)
     return moved
 
 
@@ -401,7 +418,7 @@ async def restore(context: Context, station_ids: Iterable[str] | None) -> list[s
         for chosen in restorable(released, views, booked, now):
             row = rows[chosen.booking_id]
             port = await _claim(session, views[row.station_id], row.window_start, now,
-                                context.settings)  # fmt: skip
+                                context.settings, context.rules, row.priority)  # fmt: skip
             if port is None:
                 continue
             row.status, row.unit_pk, row.port = "active", port.unit_pk, port.port
@@ -425,6 +442,14 @@ def _reason(origin: StationView, row: Booking) -> str:
     return "port_gone"
 
 
+async def _vacate(session: AsyncSession, row: Booking, now: datetime) -> None:
+    """Give a displaced booking's place back and clear its port's display."""
+    await release(session, row)
+    row.updated_at = now
+    old_address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
+    await show(session, old_address, row.port, CLEAR, now)
+
+
 async def _move(
     context: Context,
     session: AsyncSession,
@@ -434,13 +459,11 @@ async def _move(
     ranker: Ranker,
     now: datetime,
     horizon: timedelta,
+    priority: bool,
 ) -> Booking | None:
-    """Give the old place back, claim the best target that still has room; None if none."""
+    """Claim the best target that still has room (a held place only for a priority
+    resident) for a booking `_vacate` took off its place; None if none."""
     settings = context.settings
-    await release(session, row)
-    row.updated_at = now
-    old_address = (await load_port_addresses(session, [row.unit_pk]))[row.unit_pk]
-    await show(session, old_address, row.port, CLEAR, now)
     near = [
         views[sid] for _w, sid in ranker.within(origin.latitude, origin.longitude, MAX_WALK_MIN)
     ]
@@ -448,6 +471,8 @@ async def _move(
         near.append(origin)
     slot = timedelta(minutes=origin.slot_minutes)
     loads = await read_loads(session, (s.id for s in near), now - slot * 8)
+    holds = [] if priority else holding(context.rules, near)
+    priority_booked = await read_priority_loads(session, (s.id for s in holds), now - slot * 8)
     places_now = {
         s.id: places(
             s,
@@ -459,10 +484,12 @@ async def _move(
         )
         for s in near
     }
+    places_now.update(places_for_anyone(context.rules, holds, places_now, priority_booked, now))
     free = free_table(near, places_now)
     for target in move_targets(origin, row.window_start, now, free, ranker):
         station = views[target.station_id]
-        port = await _claim(session, station, target.window_start, now, settings)
+        port = await _claim(session, station, target.window_start, now, settings,
+                            context.rules, priority)  # fmt: skip
         if port is None:
             continue
         row.status = "moved"
@@ -471,7 +498,7 @@ async def _move(
             id=uuid.uuid4().hex, resident_id=row.resident_id, station_id=station.id,
             window_start=target.window_start, unit_pk=port.unit_pk, port=port.port,
             status="active", ticket_code=row.ticket_code, created_at=now, updated_at=now,
-            moved_from_id=row.id,
+            moved_from_id=row.id, priority=priority,
         )  # fmt: skip
         session.add(new)
         address = (await load_port_addresses(session, [port.unit_pk]))[port.unit_pk]
@@ -487,8 +514,11 @@ async def _claim(
     window_start: datetime,
     now: datetime,
     settings: Settings,
+    rules: Rules,
+    priority: bool,
 ) -> PortView | None:
-    """One place in a station window, claimed as a new booking is (`claims`); None if full."""
+    """One place in a station window, claimed as a new booking is (`claims`, held places
+    for a priority resident only); None if full."""
     slot = timedelta(minutes=station.slot_minutes)
     await lock_stations(session, [station.id])
     current = await read_loads(session, [station.id], now - slot * 8)
@@ -497,8 +527,10 @@ async def _claim(
     before = {station.id: dict(fresh[station.id])}
     key = (station.id, window_start)
     taken = await read_taken(session, {key})
-    [port] = allot([Want(*key)], {station.id: station}, fresh, taken,
-                   settings.energy_per_phone_wh)  # fmt: skip
+    held = held_from(rule_for(rules, station), station, window_start, now, priority)
+    priority_booked = await read_priority_taken(session, {key}) if held else None
+    [port] = allot([Want(*key, held, priority)], {station.id: station}, fresh, taken,
+                   settings.energy_per_phone_wh, priority_booked)  # fmt: skip
     if port is not None:
         cap = before[station.id].get(window_start, 0) + 1
         await write_loads(session, {key: 1}, before, {key: cap})

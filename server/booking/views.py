@@ -52,6 +52,8 @@ class BookingView:
     """The port as a crew finds it on site (`port_place`): a station may have two port 1s."""
     walk_m: int | None = None
     """Walking metres from the resident's location, when booked from one."""
+    priority: bool = False
+    """Booked by a priority resident (`server.booking.holdback`)."""
 
     @classmethod
     def of(cls, row: Booking, slot_minutes: int, batteries: Mapping[int, str]) -> BookingView:
@@ -71,6 +73,7 @@ class BookingView:
             moved_from_id=row.moved_from_id,
             place=port_place(batteries, row.unit_pk, row.port),
             walk_m=row.walk_m,
+            priority=bool(row.priority),
         )
 
 
@@ -169,6 +172,7 @@ async def load_station_views(
         Station.opens_at,
         Station.closes_at,
         Station.drill_id,
+        Station.municipality,
     ).where(active_clause())  # an ended drill's twins are gone from every view
     ports = (
         select(
@@ -231,8 +235,11 @@ async def load_station_views(
             unseen_wh=unseen.get(sid, 0.0),
             batteries=batteries.get(sid, {}),
             drill_id=drill_id,
+            municipality=municipality or "",
         )
-        for sid, lat, lon, slot, opens, closes, drill_id in await session.execute(stations)
+        for sid, lat, lon, slot, opens, closes, drill_id, municipality in await session.execute(
+            stations
+        )
     }
 
 

@@ -25,6 +25,12 @@ async def index() -> FileResponse:
     return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@page.get("/announcements")
+async def announcements() -> FileResponse:
+    """Operators compose, preview and send announcements (the API does the checking)."""
+    return FileResponse(STATIC / "announcements.html", headers={"Cache-Control": "no-cache"})
+
+
 @page.get("/public")
 async def public() -> FileResponse:
     """Residents' read-only page: no login, only the open-data feed behind it."""

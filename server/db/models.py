@@ -26,6 +26,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.engine import Dialect
@@ -64,6 +65,7 @@ ACTIVE_BOOKING = text("status IN ('active', 'checked_in')")
 OPEN_INCIDENT = text("state != 'resolved'")
 UNDELIVERED = text("delivered_at IS NULL")
 UNSENT = text("state = 'pending'")
+MULTICAST = text("recipients IS NOT NULL")
 
 
 class Gateway(Base):
@@ -275,6 +277,9 @@ class Booking(Base):
     """Walking metres from where the resident asked (the ranking's model) when it was booked
     from a location; None without one, and for a booking the system moved (the resident's
     location is never kept)."""
+    priority: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Booked by a priority resident (`PriorityResident`): it uses the window's held-back
+    places first (`server.booking.holdback`), and is moved first on a fault."""
 
 
 class WindowLoad(Base):
@@ -403,9 +408,14 @@ class OutboxMessage(Base):
             "ix_outbox_unsent_target", "platform", "target", "id",
             sqlite_where=UNSENT, postgresql_where=UNSENT,
         ),
+        Index(
+            "ix_outbox_multicast_source", "source",
+            sqlite_where=MULTICAST, postgresql_where=MULTICAST,
+        ),
     )  # fmt: skip
     """Due rows by time; a target's unsent rows by order (the sender sends a target's
-    rows one after another, so each claim asks whether an earlier one is unsent)."""
+    rows one after another, so each claim asks whether an earlier one is unsent); an
+    announcement's multicast batches by their source (its delivery counts)."""
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     platform: Mapped[str] = mapped_column(String(16))
@@ -430,6 +440,12 @@ class OutboxMessage(Base):
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(500))
+    recipients: Mapped[list[str] | None] = mapped_column(JSON)
+    """LINE multicast (an announcement's batch): the user ids, at most 500; `target` then
+    names the batch (`multicast:...`). None for a message to one person. Emptied (`[]`, still
+    a multicast) once the batch is sent or failed for good: no user id outlives its send."""
+    recipient_count: Mapped[int | None] = mapped_column(Integer)
+    """How many user ids the batch had: the delivery counts read this, not `recipients`."""
 
 
 class LineEvent(Base):
@@ -508,10 +524,74 @@ class ResidentRegistration(Base):
     """None when the municipality lists no districts."""
     stay: Mapped[str] = mapped_column(String(16))
     """`shelter`, `home`, `relatives` or `car`."""
+    station_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    """The shelter's station, with `stay` = `shelter` only (its poster scanned, or chosen in
+    the chat); None when the resident's shelter has no station. No foreign key: a station
+    leaving the registry must not wait on residents' rows."""
     need_requested: Mapped[str | None] = mapped_column(String(32))
     """`medical_device` or `care` as the resident said: a request for priority, never a grant."""
     consented_at: Mapped[datetime]
     updated_at: Mapped[datetime]
+    reference: Mapped[str | None] = mapped_column(String(12), unique=True)
+    """An opaque code the resident sees (「登録確認」) and shows at the desk, or gives the
+    municipality for its list: how operators name a registration, never by LINE user id."""
+
+
+class PriorityResident(Base):
+    """A resident an operator granted priority (verified at the desk or from the
+    municipality's list; a self-reported need is only a request). Deleted on revoke, and
+    with the registration when the resident deletes it; the audit log keeps the history."""
+
+    __tablename__ = "priority_residents"
+
+    resident_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    """The booking service's resident id (`line:{user id}`)."""
+    reference: Mapped[str] = mapped_column(String(12), unique=True)
+    """The registration's reference."""
+    municipality: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16))
+    """`desk` or `municipal_list`."""
+    granted_by: Mapped[str] = mapped_column(String(100))
+    granted_at: Mapped[datetime]
+
+
+class PriorityRule(Base):
+    """A municipality's hold-back for priority residents (`server.booking.holdback`)."""
+
+    __tablename__ = "priority_rules"
+
+    municipality: Mapped[str] = mapped_column(String(100), primary_key=True)
+    hold_share: Mapped[float] = mapped_column(Float)
+    release_before_min: Mapped[int] = mapped_column(Integer)
+    updated_by: Mapped[str] = mapped_column(String(100))
+    updated_at: Mapped[datetime]
+
+
+class Announcement(Base):
+    """An operator's announcement to residents (`server.announcements`): ja with en, for a
+    municipality's districts, situations (`ResidentRegistration.stay`) or stations (the
+    residents registered at their shelter, and their active bookings). Drafted (previewed),
+    then sent once: its LINE multicast batches are outbox rows whose `source` is
+    `announcement:{id}`; no user id is kept here."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_municipality_sent", "municipality", "sent_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    municipality: Mapped[str] = mapped_column(String(100))
+    districts: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stays: Mapped[list[str]] = mapped_column(JSON, default=list)
+    stations: Mapped[list[str]] = mapped_column(JSON, default=list)
+    text_ja: Mapped[str] = mapped_column(Text)
+    text_en: Mapped[str] = mapped_column(Text)
+    drill_id: Mapped[int | None] = mapped_column(ForeignKey("drills.id"))
+    """A drill's announcement (訓練): only residents who opted in to drills hear it."""
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    sent_by: Mapped[str | None] = mapped_column(String(100))
+    sent_at: Mapped[datetime | None]
+    recipients: Mapped[int | None] = mapped_column(Integer)
+    """How many residents it was sent to (a count; who they were is the outbox's)."""
 
 
 class CrewRoute(Base):

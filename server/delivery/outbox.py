@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import OutboxMessage
 
 LINE_MESSAGES_PER_REQUEST: Final = 5
+MULTICAST_RECIPIENTS: Final = 500
+"""LINE's multicast takes at most 500 user ids a request."""
 
 
 class Platform(StrEnum):
@@ -69,4 +71,35 @@ async def enqueue(
         rows.append(row)
     if flush:
         await session.flush()
+    return rows
+
+
+async def enqueue_multicast(
+    session: AsyncSession,
+    recipients: Sequence[str],
+    messages: Sequence[dict[str, Any]],
+    *,
+    now: datetime,
+    source: str,
+) -> list[OutboxMessage]:
+    """LINE multicast rows for `recipients` (one row per batch of at most 500, each with its
+    own retry key, so a retry after a lost answer is a 409, not a second delivery), in the
+    caller's transaction. Each batch is its own target (`multicast:{source}:{n}`): batches
+    go out side by side, not one after another. Up to 5 messages, as a push. The sender
+    empties a batch's `recipients` once it is sent or failed for good (`recipient_count`
+    stays for the delivery counts)."""
+    if not 1 <= len(messages) <= LINE_MESSAGES_PER_REQUEST:
+        raise ValueError(f"{len(messages)} messages; a multicast takes 1 to 5")
+    rows = []
+    for number, first in enumerate(range(0, len(recipients), MULTICAST_RECIPIENTS)):
+        batch = recipients[first : first + MULTICAST_RECIPIENTS]
+        row = OutboxMessage(
+            platform=Platform.LINE.value, target=f"multicast:{source}:{number}"[:200],
+            body=list(messages), recipients=list(batch), recipient_count=len(batch),
+            reply_token=None, reply_until=None, reply_tried=False, retry_key=str(uuid.uuid4()),
+            source=source, state="pending", attempts=0, next_at=now, created_at=now,
+        )  # fmt: skip
+        session.add(row)
+        rows.append(row)
+    await session.flush()
     return rows

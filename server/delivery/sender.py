@@ -8,14 +8,18 @@ transaction (no platform call inside it), which:
    pushed next at once;
 2. claims the due rows (PostgreSQL `FOR UPDATE SKIP LOCKED`, SQLite the write lock at
    BEGIN), at most one per target and only a target's earliest unsent row, so a person's
-   messages arrive in the order they were written, also across retries and processes. The
+   messages arrive in the order they were written, also across retries and processes;
+   LINE multicast rows (an announcement's batches) in slots of their own, so a big
+   announcement never keeps residents' replies waiting for a slot. The
    claim sets `lease_until` and `attempts + 1` (the claim's identity) and, when the row's
    reply token is still usable, `reply_tried`: that is persisted before the reply is tried.
 The claimed rows are then sent concurrently across targets, each platform through its rate
 limiter (`aiolimiter`; the rate is per process: several processes share the platform's
-limit by each setting its part), each attempt cut off before its lease ends, so no other
-sender takes a row while it is in flight. Recording many attempts in one transaction keeps
-the writes few when thousands of residents are answered a second (SQLite has one writer).
+limit by each setting its part; LINE multicast rows, an announcement's batches, through
+their own, as LINE limits that endpoint apart), each attempt cut off before its lease
+ends, so no other sender takes a row while it is in flight. Recording many attempts in one
+transaction keeps the writes few when thousands of residents are answered a second (SQLite
+has one writer).
 Rounds run on `wake()` (a commit that wrote rows), when a send ends (its outcome is to be
 recorded, its target's next row may follow), when a retry it recorded comes due, and every
 `poll_s` (other processes' rows, leases run out).
@@ -63,6 +67,8 @@ IN_FLIGHT_PER_PLATFORM: Final = 32
 """Sends in flight per platform and process (the rate limiter spaces them)."""
 LEASE_MARGIN_S: Final = 1.0
 """An attempt is cut off this long before its lease ends, leaving time to record it."""
+FOR_GOOD: Final = frozenset({Outcome.SENT, Outcome.FAILED})
+"""Outcomes that end a row: a multicast batch's user ids are emptied with them."""
 PENDING: ColumnClause[str] = literal_column("'pending'")
 """Inline (not a bound parameter), so PostgreSQL's planner matches the partial index."""
 
@@ -70,13 +76,20 @@ PENDING: ColumnClause[str] = literal_column("'pending'")
 CLAIMED: Final = (
     OutboxMessage.id, OutboxMessage.target, OutboxMessage.body, OutboxMessage.reply_token,
     OutboxMessage.reply_until, OutboxMessage.reply_tried, OutboxMessage.retry_key,
-    OutboxMessage.attempts,
+    OutboxMessage.attempts, OutboxMessage.recipients,
 )  # fmt: skip
 """What a claim reads of a row: plain columns, no ORM objects to flush."""
 
 
-def due(platform: Platform, now: datetime, limit: int) -> Select[Any]:
-    """The rows to claim: due, not leased, and no earlier row of their target unsent."""
+Lane = tuple[Platform, bool]
+"""Where a row waits its turn: its platform, and whether it is a LINE multicast (an
+announcement's batch), which has slots of its own, so a big announcement never holds the
+slots residents' replies need."""
+
+
+def due(platform: Platform, now: datetime, limit: int, *, multicast: bool = False) -> Select[Any]:
+    """The rows to claim: due, not leased, and no earlier row of their target unsent; the
+    multicast rows, or the others."""
     row, earlier = OutboxMessage, aliased(OutboxMessage)
     unsent_before = exists().where(
         earlier.platform == row.platform, earlier.target == row.target,
@@ -89,6 +102,7 @@ def due(platform: Platform, now: datetime, limit: int) -> Select[Any]:
             row.state == PENDING,
             row.next_at <= now,
             or_(row.lease_until.is_(None), row.lease_until <= now),
+            row.recipients.is_not(None) if multicast else row.recipients.is_(None),
             ~unsent_before,
         )
         .order_by(row.next_at)  # the index's order: the most overdue first, no sort
@@ -148,11 +162,20 @@ class OutboxSender:
             Platform.LINEWORKS: (float(settings.lineworks_requests_per_min), 60.0),
         }
         self._limiters = {p: AsyncLimiter(*rates[p]) for p in self._transports}
+        self._multicasts = AsyncLimiter(settings.line_multicast_requests_per_s, 1.0)
+        """LINE limits multicast on its own (200 requests a second), apart from push."""
         # Claim no more than the limiter lets through in half a lease: the rest would wait
         # for their turn while their lease runs out.
-        self._slots = {p: max(1, min(in_flight, int(rate / period * self.lease_s / 2)))
-                       for p, (rate, period) in rates.items()}  # fmt: skip
-        self._in_flight: dict[Platform, set[asyncio.Task[None]]] = {p: set() for p in Platform}
+        rates_per_lane = {(p, False): rate / period for p, (rate, period) in rates.items()}
+        rates_per_lane[Platform.LINE, True] = settings.line_multicast_requests_per_s
+        self._slots: dict[Lane, int] = {
+            lane: max(1, min(in_flight, int(rate * self.lease_s / 2)))
+            for lane, rate in rates_per_lane.items()
+        }
+        self._lanes = [lane for lane in rates_per_lane if lane[0] in self._transports]
+        self._in_flight: dict[Lane, set[asyncio.Task[None]]] = {
+            lane: set() for lane in rates_per_lane
+        }
         self._woken = asyncio.Event()
         self._retries: list[datetime] = []
         """A heap of when the retries this sender recorded come due (on its clock, as the
@@ -226,7 +249,7 @@ class OutboxSender:
             self._recorded(msg, attempt, values)
         for msg, deadline in claims:
             task = asyncio.create_task(self._send(msg, deadline), name=f"outbox-{msg.id}")
-            self._in_flight[msg.platform].add(task)
+            self._in_flight[msg.platform, bool(msg.recipients)].add(task)
             task.add_done_callback(self._ended_send)
 
     async def _claim(
@@ -236,16 +259,17 @@ class OutboxSender:
         lease_until = now + timedelta(seconds=self.lease_s)
         deadline = started + self.lease_s - LEASE_MARGIN_S
         claims: list[tuple[Outgoing, float]] = []
-        for platform in self._transports:
-            limit = self._slots[platform] - len(self._in_flight[platform])
+        for platform, multicast in self._lanes:
+            limit = self._slots[platform, multicast] - len(self._in_flight[platform, multicast])
             if limit <= 0:
                 continue
-            for row in await session.execute(due(platform, now, limit)):
+            for row in await session.execute(due(platform, now, limit, multicast=multicast)):
                 fresh = row.reply_until is not None and now < row.reply_until
                 msg = Outgoing(
                     id=row.id, platform=platform, target=row.target, body=tuple(row.body),
                     reply_token=row.reply_token if fresh else None, reply_tried=row.reply_tried,
                     retry_key=row.retry_key, attempt=row.attempts + 1,
+                    recipients=tuple(row.recipients or ()),
                 )  # fmt: skip
                 claims.append((msg, deadline))
         if claims:
@@ -263,8 +287,9 @@ class OutboxSender:
         return claims
 
     async def _send(self, msg: Outgoing, deadline: float) -> None:
+        limiter = self._multicasts if msg.recipients else self._limiters[msg.platform]
         try:
-            async with asyncio.timeout_at(deadline), self._limiters[msg.platform]:
+            async with asyncio.timeout_at(deadline), limiter:
                 attempt = await self._transports[msg.platform].send(msg)
         except TimeoutError:
             attempt = Attempt.retry("no answer before the lease ended")
@@ -300,6 +325,13 @@ class OutboxSender:
                 else:
                     log.warning("outbox %s: attempt %s ended after its lease; its outcome is "
                                 "dropped", msg.id, msg.attempt)  # fmt: skip
+        ended_for_good = [msg.id for msg, attempt, _ in kept
+                          if msg.recipients and attempt.outcome in FOR_GOOD]  # fmt: skip
+        if ended_for_good:  # no user id outlives its batch's send; the count stays
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id.in_(ended_for_good))
+                .values(recipients=[]).execution_options(synchronize_session=False)
+            )  # fmt: skip
         return kept
 
     def _recorded(self, msg: Outgoing, attempt: Attempt, values: dict[str, Any]) -> None:

@@ -30,6 +30,8 @@ class Outgoing:
     retry_key: str
     attempt: int
     """1 for the first claim of the row, 2 for the next, ..."""
+    recipients: tuple[str, ...] = ()
+    """A LINE multicast's user ids (`target` then names the batch); empty for one person."""
 
 
 class Outcome(StrEnum):

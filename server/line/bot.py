@@ -46,6 +46,8 @@ from sqlalchemy import Table, delete, false, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from server.announcements.audience import Sent
+from server.announcements.service import heard_by
 from server.booking.ranking import Option
 from server.booking.service import BookingService
 from server.booking.views import BookingView
@@ -157,13 +159,16 @@ class BookingDesk:
         self._loading = asyncio.Lock()
         self._registrations = RegistrationRows(db, clock)
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
-        found = await self._near.get((latitude, longitude))
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
+        found = await self._near.get((latitude, longitude, resident))
         return Offer(found, await self._stations(o.station_id for o in found))
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         try:
-            found = await self._booking.station_options(station_id, self._clock(), OPTIONS)
+            found = await self._booking.station_options(station_id, self._clock(), OPTIONS,
+                                                        resident)  # fmt: skip
         except NotFound:
             return Offer([], {})
         return Offer(found, await self._stations([station_id]))
@@ -201,6 +206,9 @@ class BookingDesk:
     async def districts(self, municipality: str) -> Sequence[str]:
         return await self._registrations.districts(municipality)
 
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        return await self._registrations.shelters(municipality)
+
     async def registration(self, user_id: str) -> Registration | None:
         return await self._registrations.registration(user_id)
 
@@ -210,8 +218,17 @@ class BookingDesk:
     async def unregister(self, user_id: str) -> bool:
         return await self._registrations.unregister(user_id)
 
-    async def _options_many(self, points: list[tuple[float, float]]) -> list[list[Option]]:
-        return await self._booking.options_many(points, self._clock(), OPTIONS)
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        return await heard_by(self._db, registration, drills, count)
+
+    async def _options_many(
+        self, asked: list[tuple[float, float, str | None]]
+    ) -> list[list[Option]]:
+        points = [(lat, lon) for lat, lon, _who in asked]
+        return await self._booking.options_many(points, self._clock(), OPTIONS,
+                                                [who for _lat, _lon, who in asked])  # fmt: skip
 
     async def _actives(self, residents: list[str]) -> list[BookingView | None]:
         found = await self._booking.active_for_residents(residents)

@@ -1,4 +1,5 @@
-"""The LINE transport: sends one outbox row as a reply or a push (Messaging API over HTTPS).
+"""The LINE transport: sends one outbox row as a reply, a push or a multicast (an
+announcement's batch of at most 500 residents), over the Messaging API (HTTPS).
 
 One HTTP session per process (`server.delivery.http`), pointed at `settings.line_api_url`
 (the sandbox in the demo and the tests), every call with an explicit timeout. A row's body
@@ -10,8 +11,8 @@ reads ~/.netrc and the proxy environment in a thread on every call. What LINE's 
   of this row replied with it (`reply_tried`) and its outcome was lost, that reply was
   accepted (nobody else holds the token), so the row is sent; otherwise the token is of no
   use and the row is pushed next;
-- a push with the row's `X-Line-Retry-Key`: 409 means LINE accepted that key before, so the
-  row is sent;
+- a push or multicast with the row's `X-Line-Retry-Key`: 409 means LINE accepted that key
+  before, so the row is sent;
 - 429, 5xx, timeouts and network errors are retried later (`Retry-After` honoured);
   any other 4xx means LINE will never take the request, so the row failed, LINE's message
   kept.
@@ -85,6 +86,13 @@ class LineTransport:
                 reply = {"replyToken": msg.reply_token, "messages": messages}
                 response = await self._http.post("/v2/bot/message/reply", payload=reply)
                 return self._replied(response, msg.reply_tried)
+            if msg.recipients:
+                multicast = {"to": list(msg.recipients), "messages": messages}
+                response = await self._http.post(
+                    "/v2/bot/message/multicast", payload=multicast,
+                    headers={"X-Line-Retry-Key": msg.retry_key},
+                )  # fmt: skip
+                return self._pushed(response)
             push = {"to": msg.target, "messages": messages}
             response = await self._http.post(
                 "/v2/bot/message/push", payload=push, headers={"X-Line-Retry-Key": msg.retry_key}

@@ -23,6 +23,7 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 from zoneinfo import ZoneInfo
 
+from server.announcements.audience import Sent
 from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.errors import Conflict, Invalid, NotFound
@@ -38,6 +39,9 @@ OPTIONS: Final = 3
 LINE_RESIDENT: Final = "line:"
 STEP_LOCATION: Final = "location"
 """The open question: where is the resident (a location, or a typed name)."""
+POSTER_SEEN: Final = "poster"
+"""`Chat.step_data`'s key for the station whose poster the resident scanned last: a
+registration "at a shelter" takes that shelter without asking (`server.line.registration`)."""
 
 
 def resident_id(user_id: str) -> str:
@@ -91,6 +95,10 @@ class Registration:
     """`shelter`, `home`, `relatives` or `car`."""
     need_requested: str | None = None
     """`medical_device` or `care`: what the resident asked for, never a grant."""
+    station_id: str | None = None
+    """The shelter's station, with `stay` = `shelter` only (None: not one with a station)."""
+    reference: str | None = None
+    """The code the resident shows at the desk (`server.priority.references`), once stored."""
 
 
 class Desk(Protocol):
@@ -98,10 +106,13 @@ class Desk(Protocol):
 
     tz: ZoneInfo
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
-        """Up to `OPTIONS` ranked options from a point (used, never stored)."""
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
+        """Up to `OPTIONS` ranked options from a point (used, never stored), as `resident`
+        may take them (places held back for priority only if they have it)."""
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         """The station's own free windows, earliest first; no options for an unknown one."""
 
     async def find(self, text: str) -> Sequence[StationInfo]:
@@ -130,6 +141,9 @@ class Desk(Protocol):
     async def districts(self, municipality: str) -> Sequence[str]:
         """The municipality's districts, in the registry's order."""
 
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        """The municipality's stations (the shelters that have one), drills' twins aside."""
+
     async def registration(self, user_id: str) -> Registration | None: ...
 
     async def register(self, registration: Registration) -> None:
@@ -137,6 +151,12 @@ class Desk(Protocol):
 
     async def unregister(self, user_id: str) -> bool:
         """Delete the resident's registration (the row, at once); whether there was one."""
+
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        """The newest `count` announcements sent to the registration's district and
+        situation (drills' only when `drills`), newest first (`server.announcements`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,17 +213,21 @@ async def on_location(ask: Ask) -> Reply:
     point = ask.event.point
     if point is None:
         return ask.reply(messages.ask_location(ask.lang, "location_again"), step=STEP_LOCATION)
-    offer = await ask.desk.options_near(point.latitude, point.longitude)
+    offer = await ask.desk.options_near(point.latitude, point.longitude, ask.resident)
     return _offered(ask, offer, messages.said("no_options", ask.lang))
 
 
 async def on_poster(ask: Ask) -> Reply:
-    """A station poster's QR message (`充電予約 {station}`): that station's windows."""
+    """A station poster's QR message (`充電予約 {station}`): that station's windows, and the
+    station kept in the chat (`POSTER_SEEN`) for a registration at its shelter."""
     station = await ask.desk.station(ask.params["station"])
     if station is None:
         text = messages.text("place_unknown", ask.lang, query=ask.params["station"])
         return ask.reply(_location_question(ask, text), step=STEP_LOCATION)
-    return await _at_station(ask, station)
+    seen = {**ask.chat.step_data, POSTER_SEEN: station.id}
+    return await _at_station(
+        dataclasses.replace(ask, chat=dataclasses.replace(ask.chat, step_data=seen)), station
+    )
 
 
 async def on_place(ask: Ask) -> Reply:
@@ -222,12 +246,12 @@ async def on_place(ask: Ask) -> Reply:
         return await _at_station(ask, found[0])
     latitude = sum(s.latitude for s in found) / len(found)
     longitude = sum(s.longitude for s in found) / len(found)
-    offer = await ask.desk.options_near(latitude, longitude)
+    offer = await ask.desk.options_near(latitude, longitude, ask.resident)
     return _offered(ask, offer, messages.said("no_options", ask.lang))
 
 
 async def _at_station(ask: Ask, station: StationInfo) -> Reply:
-    offer = await ask.desk.options_at(station.id)
+    offer = await ask.desk.options_at(station.id, ask.resident)
     name = station.name(ask.lang)
     text = messages.text("station_no_options", ask.lang, station=name)
     return _offered(ask, offer, _location_question(ask, text))
@@ -316,7 +340,7 @@ async def _second_attempt(ask: Ask, station_id: str, start: datetime) -> Reply:
 
 async def _instead(ask: Ask, station_id: str, key: str) -> Reply:
     """That window cannot be had (`key` says why): the station's windows now."""
-    offer = await ask.desk.options_at(station_id)
+    offer = await ask.desk.options_at(station_id, ask.resident)
     text = messages.text_message(messages.text(key, ask.lang))
     if not offer.options:
         return ask.reply(text, messages.ask_location(ask.lang), step=STEP_LOCATION)
@@ -345,8 +369,15 @@ def _ticket(ask: Ask, ticket: Ticket) -> Message:
 
 
 def _ticketed(ask: Ask, ticket: Ticket, key: str) -> Reply:
+    """The ticket; the question is closed, the poster scanned is kept (a registration next)."""
     intro = messages.text_message(messages.text(key, ask.lang))
-    return ask.reply(intro, _ticket(ask, ticket), step=None, step_data={})
+    return ask.reply(intro, _ticket(ask, ticket), step=None, step_data=poster_seen(ask))
+
+
+def poster_seen(ask: Ask) -> dict[str, str]:
+    """The step data that outlives a closed question: the poster scanned, if any."""
+    seen = ask.chat.step_data.get(POSTER_SEEN)
+    return {POSTER_SEEN: seen} if isinstance(seen, str) else {}
 
 
 # -- drills (訓練) ---------------------------------------------------------------------------
@@ -369,7 +400,7 @@ async def on_drill(ask: Ask) -> Reply:
     stations = await ask.desk.drill_stations()
     if not stations:
         return ask.reply(messages.said("drill_none", ask.lang))
-    offers = [await ask.desk.options_at(s.id) for s in stations]
+    offers = [await ask.desk.options_at(s.id, ask.resident) for s in stations]
     options = sorted((o for offer in offers for o in offer.options[:1]),
                      key=lambda o: (o.window_start, o.station_id))  # fmt: skip
     found = Offer(options, {sid: s for offer in offers for sid, s in offer.stations.items()})

@@ -200,14 +200,14 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
     },
     "register_consent": {
         "ja": "地区ごとの支援のお知らせを受け取るための登録です。保存するのは、市町村・地区・"
-        "いまの滞在先（避難所・自宅・親類や知人の家・車中）と、希望があれば電源が必要な医療機器"
-        "や介護が必要かどうかだけです。お名前や位置情報は保存せず、公開もしません。"
+        "いまの滞在先（避難所ならどの避難所か・自宅・親類や知人の家・車中）と、"
+        "希望があれば電源が必要な医療機器や介護が必要かどうかだけです。お名前や位置情報は保存せず、公開もしません。"
         "「登録削除」と送れば、いつでもすぐに消えます。登録しますか？",
         "en": "This registration lets us send you support news for your district. We keep only "
-        "your municipality, district, where you are staying (shelter, home, relatives or "
-        "friends, car) and, if you wish, whether you use a powered medical device or need "
-        "care. No name, no location, never made public. Send “delete registration” at any "
-        "time and it is deleted at once. Register?",
+        "your municipality, district, where you are staying (which shelter, home, "
+        "relatives or friends, car) and, if you wish, whether you use a powered medical "
+        "device or need care. No name, no location, never made public. Send “delete "
+        "registration” at any time and it is deleted at once. Register?",
     },
     "register_declined": {
         "ja": "登録しませんでした。何も保存していません。",
@@ -229,6 +229,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "ja": "いまどこに滞在していますか。",
         "en": "Where are you staying now?",
     },
+    "ask_shelter": {
+        "ja": "どの避難所ですか（一覧にないときは名前を入力してください）。",
+        "en": "Which shelter? (Type its name if it is not listed.)",
+    },
     "ask_need": {
         "ja": "電源が必要な医療機器（在宅酸素・人工呼吸器など）を使っている、または介護が必要"
         "ですか。希望として受け付け、職員が確認します（優先が決まるわけではありません）。",
@@ -249,6 +253,10 @@ TEXTS: Final[Mapping[str, Mapping[str, str]]] = {
         "en": "Your registration:\nMunicipality: {municipality}\nDistrict: {district}\n"
         "Staying: {stay}\nMedical device or care: {need}\nSend “register” to change it, "
         "“delete registration” to delete it.",
+    },
+    "registration_reference": {
+        "ja": "受付番号：{reference}（優先の確認のとき窓口で見せてください）",
+        "en": "Reference: {reference} (show it at the desk to have priority confirmed)",
     },
     "registration_none": {
         "ja": "登録はありません。「登録」と送ると登録できます。",
@@ -334,6 +342,8 @@ LABELS: Final[Mapping[str, Mapping[str, str]]] = {
     "stay_home": {"ja": "自宅", "en": "Home"},
     "stay_relatives": {"ja": "親類・知人の家", "en": "Relatives/friends"},
     "stay_car": {"ja": "車中", "en": "Car"},
+    "stay_at": {"ja": "{stay}（{shelter}）", "en": "{stay} ({shelter})"},
+    "shelter_unlisted": {"ja": "一覧にない", "en": "Not listed"},
     "need_medical_device": {"ja": "医療機器を使用", "en": "Medical device"},
     "need_care": {"ja": "介護が必要", "en": "Care needs"},
     "need_none": {"ja": "特になし", "en": "None"},

@@ -1,7 +1,8 @@
 """Residents' registrations in the database (`resident_registrations`), for the desk.
 
 One row per LINE user, replaced on a change and deleted (never flagged) when the resident
-asks; the municipalities offered are those with stations, drills' twins aside.
+asks; the municipalities offered are those with stations, drills' twins aside, and the
+shelters offered a municipality's stations.
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from sqlalchemy import delete, select
 from server.db.models import ResidentRegistration, Station
 from server.db.session import Database
 from server.line.conversation import Registration
+from server.line.stations import StationInfo, load_municipality_stations
+from server.priority import grants
+from server.priority.references import new_reference
 from server.registry.districts import district_names
 
 
@@ -38,13 +42,17 @@ class RegistrationRows:
         async with self._db.transaction() as session:
             return await district_names(session, municipality)
 
+    async def shelters(self, municipality: str) -> list[StationInfo]:
+        async with self._db.transaction() as session:
+            return await load_municipality_stations(session, municipality)
+
     async def registration(self, user_id: str) -> Registration | None:
         async with self._db.transaction() as session:
             row = await session.get(ResidentRegistration, user_id)
             if row is None:
                 return None
             return Registration(row.user_id, row.municipality, row.district, row.stay,
-                                row.need_requested)  # fmt: skip
+                                row.need_requested, row.station_id, row.reference)  # fmt: skip
 
     async def register(self, registration: Registration) -> None:
         now = self._clock()
@@ -55,10 +63,14 @@ class RegistrationRows:
                 session.add(row)
             row.municipality, row.district = registration.municipality, registration.district
             row.stay, row.need_requested = registration.stay, registration.need_requested
+            row.station_id = registration.station_id if registration.stay == "shelter" else None
             row.consented_at = row.updated_at = now
+            row.reference = row.reference or new_reference()
 
     async def unregister(self, user_id: str) -> bool:
+        """Delete the registration, and the priority granted on it."""
         async with self._db.transaction() as session:
+            await grants.forget(session, user_id, self._clock())
             gone = await session.execute(
                 delete(ResidentRegistration).where(ResidentRegistration.user_id == user_id)
             )

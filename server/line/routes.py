@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final
 
+from server.announcements import chat as announcement_chat
 from server.line import conversation as talk
 from server.line import registration
 from server.line.conversation import Handler
@@ -38,6 +39,8 @@ class Intent(StrEnum):
     REGISTER = "register"
     REGISTRATION = "registration"
     UNREGISTER = "unregister"
+    ANNOUNCEMENTS = "announcements"
+    """「お知らせ」: the newest announcements of the resident's district."""
     POSTER = "poster"
     """`充電予約 {station}`, typed by a station poster's QR code."""
     PLACE = "place"
@@ -72,6 +75,7 @@ ROUTES: Final[Mapping[Key, Handler]] = {
     Intent.REGISTER: registration.on_register,
     Intent.REGISTRATION: registration.on_registration,
     Intent.UNREGISTER: registration.on_unregister,
+    Intent.ANNOUNCEMENTS: announcement_chat.on_announcements,
     Intent.PLACE: registration.on_typed,
 }
 """Every event a resident can send, to the handler that answers it. `Kind.TEXT` and
@@ -105,6 +109,8 @@ WORDS: Final[Mapping[str, tuple[Intent, str]]] = {
     **dict.fromkeys(("my registration", "show registration"), (Intent.REGISTRATION, "en")),
     **dict.fromkeys(("登録削除", "登録を削除", "登録解除"), (Intent.UNREGISTER, "ja")),
     **dict.fromkeys(("delete registration", "unregister"), (Intent.UNREGISTER, "en")),
+    **dict.fromkeys(("お知らせ", "おしらせ", "最新のお知らせ"), (Intent.ANNOUNCEMENTS, "ja")),
+    **dict.fromkeys(("news", "announcements", "announcement"), (Intent.ANNOUNCEMENTS, "en")),
 }  # fmt: skip
 """Command words (normalised: NFKC, lower case, no outer spaces or 。!.) and the language
 they are in."""

@@ -72,6 +72,16 @@ async def load_drill_stations(session: AsyncSession) -> list[StationInfo]:
     return [_info(row) for row in rows]
 
 
+async def load_municipality_stations(session: AsyncSession, municipality: str) -> list[StationInfo]:
+    """The municipality's stations (its shelters that have one), drills' twins aside, by id."""
+    rows = await session.scalars(
+        select(Station)
+        .where(Station.municipality == municipality, Station.drill_id.is_(None))
+        .order_by(Station.id)
+    )
+    return [_info(row) for row in rows]
+
+
 async def find_stations(session: AsyncSession, text: str) -> list[StationInfo]:
     """Stations a typed text names: its id exactly, else a part of a name, an address or a
     municipality (case-insensitive); best first (id, then name, then place), at most

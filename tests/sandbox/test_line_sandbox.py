@@ -508,3 +508,32 @@ def test_a_bad_config_is_named_key_by_key_without_its_values(tmp_path: Path) -> 
     assert run.returncode == 2 and run.stdout == ""
     assert "line.acess_token" in run.stderr and "line.access_token" in run.stderr
     assert "lineworks" in run.stderr and secret not in run.stderr
+
+
+async def test_a_multicast_is_refused_as_line_refuses_it(line: httpx.AsyncClient) -> None:
+    """At most 500 user ids, 5 messages, 5,000 characters a text, a UUID retry key; faults
+    can hit multicast alone, and a refused call delivers nothing."""
+    many = [f"U{n:032x}" for n in range(501)]
+    url = "/line/v2/bot/message/multicast"
+
+    async def multicast(body: dict[str, object], key: str | None = None) -> httpx.Response:
+        headers = {**AUTH, "X-Line-Retry-Key": key or str(uuid.uuid4())}
+        return await line.post(url, json=body, headers=headers)
+
+    assert (await multicast({"to": many, "messages": [TEXT]})).status_code == 400
+    assert (await multicast({"to": many[:500], "messages": [TEXT] * 6})).status_code == 400
+    long = {"type": "text", "text": "a" * 5001}
+    refused = await multicast({"to": many[:2], "messages": [long]})
+    assert refused.status_code == 400
+    assert refused.json()["details"][0]["property"] == "messages[0].text"
+    odd = await multicast({"to": [USER, "Uxyz"], "messages": [TEXT]})
+    assert odd.json()["details"] == [{"message": "Invalid user ID", "property": "to[1]"}]
+    assert (await multicast({"to": [USER], "messages": [TEXT]}, "key-1")).status_code == 400
+    assert await messages(line) == []
+    faults = {"status": 429, "count": 2, "calls": ["multicast"]}
+    assert (await line.post("/_sandbox/line/faults", json=faults)).is_success
+    assert (await push(line)).status_code == 200  # a push is not hit
+    body = {"to": many[:500], "messages": [TEXT] * 5}
+    assert [(await multicast(body)).status_code for _ in range(3)] == [429, 429, 200]
+    delivered = await line.get("/_sandbox/line/deliveries")
+    assert [(d["via"], len(d["to"])) for d in delivered.json()] == [("push", 1), ("multicast", 500)]

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import urllib.request
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +64,19 @@ class ServerProcess(Child):
 
     def admin(self, method: str, path: str, body: Any = None) -> Any:
         return self.request(method, path, body, admin=True)
+
+    def register(self, user_id: str, municipality: str, need: str | None, reference: str) -> None:
+        """A LINE resident's registration in the server's SQLite file, as the chat stores it
+        (`resident_registrations`), for tests about what operators do with it."""
+        now = datetime.now(UTC).isoformat()
+        path = self.database_url.split("///", 1)[1]
+        with closing(sqlite3.connect(path)) as db, db:
+            db.execute(
+                "INSERT INTO resident_registrations (user_id, municipality, district, stay,"
+                " need_requested, consented_at, updated_at, reference)"
+                " VALUES (?, ?, NULL, 'home', ?, ?, ?, ?)",
+                (user_id, municipality, need, now, now, reference),
+            )
 
     def count(self, query: str) -> int:
         """The one number `query` selects from the server's SQLite file (read only; 0 for

@@ -1,14 +1,15 @@
 import asyncio
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import IntegrityError
 
-from server.db.migrate import upgrade
+from server.db.migrate import sync_url, upgrade
 from server.db.models import Booking, Station, Unit
 from server.db.session import SESSION_SETTINGS, URGENT_RUN, Database, WriterTurns, is_outage
 from tests.conditions import async_wait_until
@@ -47,6 +48,36 @@ def test_migrations_build_the_schema_and_constraints_hold(database_url: str) -> 
             await db.dispose()
 
     asyncio.run(scenario())
+
+
+def test_migration_0010_counts_old_batches_and_empties_those_that_ended(
+    database_url: str,
+) -> None:
+    """Batches written before 0010 get their count; the sent and failed ones lose their user
+    ids, a pending one keeps them (it is still to be sent), a one-person message stays one."""
+    upgrade(database_url, "0008")
+    row = (
+        "INSERT INTO outbox (platform, target, body, reply_tried, retry_key, source, state, "
+        "attempts, next_at, created_at, recipients) VALUES ('line', :target, '[]', false, "
+        "'k', 's', :state, 0, '2026-12-07 00:00:00', '2026-12-07 00:00:00', :recipients)"
+    )
+    rows = [("multicast:a:0", "sent", '["U1", "U2"]'), ("multicast:a:1", "failed", '["U3"]'),
+            ("multicast:a:2", "pending", '["U4", "U5", "U6"]'), ("U7", "sent", None)]  # fmt: skip
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            for target, state, recipients in rows:
+                connection.execute(text(row), {"target": target, "state": state,
+                                               "recipients": recipients})  # fmt: skip
+        upgrade(database_url)
+        with engine.connect() as connection:
+            found = connection.execute(text(
+                "SELECT target, recipients, recipient_count FROM outbox"))  # fmt: skip
+            after = sorted((t, json.loads(r) if isinstance(r, str) else r, n) for t, r, n in found)
+    finally:
+        engine.dispose()
+    assert after == [("U7", None, None), ("multicast:a:0", [], 2), ("multicast:a:1", [], 1),
+                     ("multicast:a:2", ["U4", "U5", "U6"], 3)]  # fmt: skip
 
 
 def test_sqlite_connections_opened_at_once_all_succeed(tmp_path: Path) -> None:
@@ -208,3 +239,38 @@ def test_servers_starting_together_on_an_empty_postgresql_migrate_it_once(
             await db.dispose()
 
     assert len(asyncio.run(versions())) == 1
+
+
+def test_migration_0009_gives_registrations_made_before_it_a_reference(database_url: str) -> None:
+    """Residents registered before priority existed get a reference to show at the desk."""
+    upgrade(database_url, "0007")
+
+    async def registered_before() -> None:
+        db = Database(database_url)
+        try:
+            async with db.transaction() as session:
+                for user in ("U1", "U2"):
+                    await session.execute(
+                        text(
+                            "INSERT INTO resident_registrations (user_id, municipality, stay,"
+                            " consented_at, updated_at) VALUES (:u, '大洲市', 'home', :t, :t)"
+                        ),
+                        {"u": user, "t": datetime.now(UTC)},
+                    )
+        finally:
+            await db.dispose()
+
+    async def references() -> list[str]:
+        db = Database(database_url)
+        try:
+            async with db.transaction() as session:
+                rows = await session.execute(text("SELECT reference FROM resident_registrations"))
+                return [row[0] for row in rows]
+        finally:
+            await db.dispose()
+
+    asyncio.run(registered_before())
+    upgrade(database_url)
+    found = asyncio.run(references())
+    assert len(found) == 2 and len(set(found)) == 2
+    assert all(len(code) == 8 and not set(code) & set("01OIL") for code in found)

@@ -1,5 +1,6 @@
-"""A resident registers a district and situation through the LINE sandbox's signed webhooks
-to `chargenet server`, sees it, and deletes it; the server's public answers never show it."""
+"""A resident registers a district and situation (a shelter, picked by name) through the LINE
+sandbox's signed webhooks to `chargenet server`, sees it, and deletes it; the server's public
+answers never show it."""
 
 from __future__ import annotations
 
@@ -43,7 +44,8 @@ def test_a_resident_registers_sees_and_deletes_it_in_english(
     assert "never made public" in text_of(asked)
     for answer, next_question in (("Yes", "Which municipality"), ("大洲市", "Which district"),
                                   (DISTRICT, "Where are you staying"),
-                                  ("Shelter", "powered medical device")):  # fmt: skip
+                                  ("Shelter", "Which shelter"),
+                                  (STATION["name_en"], "powered medical device")):  # fmt: skip
         reply = resident.say({"type": "text", "text": answer}, f"the answer to {answer}")
         assert next_question in text_of(reply), text_of(reply)
     done = text_of(resident.say({"type": "text", "text": "Care needs"}, "the registration"))
@@ -54,8 +56,17 @@ def test_a_resident_registers_sees_and_deletes_it_in_english(
         page = raw(server, path)
         assert USER not in page and DISTRICT not in page and "need_requested" not in page, path
     shown = text_of(resident.say({"type": "text", "text": "my registration"}, "the registration"))
-    assert "Staying: Shelter" in shown
+    assert f"Staying: Shelter ({STATION['name_en']})" in shown
+    # the reference shown is how operators see the request, and grant it (never the user id)
+    [request] = server.admin("GET", "/api/v1/priority/requests")["requests"]
+    assert f"Reference: {request['reference']}" in shown and not request["granted"]
+    server.admin("PUT", f"/api/v1/priority/residents/{request['reference']}", {"source": "desk"})
     gone = resident.say({"type": "text", "text": "delete registration"}, "the deletion")
     assert "deleted" in text_of(gone)
+    assert server.admin("GET", "/api/v1/priority/requests")["requests"] == []  # the grant too
+    [revoked, _granted] = server.admin(
+        "GET", f"/api/v1/audit?subject=registration:{request['reference']}")["entries"]  # fmt: skip
+    assert (revoked["action"], revoked["detail"]) == (
+        "priority.revoked", {"reason": "registration_deleted"})  # fmt: skip
     after = resident.say({"type": "text", "text": "my registration"}, "no registration")
     assert "not registered" in text_of(after)

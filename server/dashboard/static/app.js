@@ -97,6 +97,7 @@ function crewShow() {
   document.getElementById("sign-in").hidden = signedIn;
   document.getElementById("sign-out").hidden = !signedIn;
   document.getElementById("report").hidden = !signedIn;
+  document.getElementById("priority").hidden = !signedIn;
   render();
 }
 

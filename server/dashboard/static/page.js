@@ -32,6 +32,12 @@ const stationTime = (() => {
     const w = wall(new Date(at));
     return `${w.hour}:${w.minute}` + (seconds ? `:${w.second}` : "");
   }
+  // "12/7" (month/day, as the LINE messages write it); "—" for no time.
+  function day(at) {
+    if (at === null || at === undefined) return "—";
+    const w = wall(new Date(at));
+    return `${+w.month}/${+w.day}`;
+  }
   // "2026-12-07T13:30", a datetime-local input's value, in the zone.
   function inputValue(at) {
     const w = wall(at);
@@ -45,5 +51,5 @@ const stationTime = (() => {
     const shown = Date.UTC(+w.year, +w.month - 1, +w.day, +w.hour, +w.minute, +w.second);
     return new Date(guess.getTime() - (shown - guess.getTime()));
   }
-  return { ready, clock, inputValue, fromInput };
+  return { ready, clock, day, inputValue, fromInput };
 })();

@@ -1,5 +1,5 @@
 """What `/metrics` reads from the database for the alert rules: unresolved incidents by
-kind and severity, gateways by state, and the messages gateways skipped."""
+kind and severity, gateways by state, bookings by status, and the messages gateways skipped."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
-from server.db.models import Drill, Gateway, Incident, SeqGap
+from server.db.models import Booking, Drill, Gateway, Incident, SeqGap, Station, Unit
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +39,15 @@ async def test_incidents_gateways_and_gaps(app: FastAPI, client: httpx.AsyncClie
             )
         )
         session.add(Gateway(gw_id="drill-7", state="offline"))  # the ended drill's: not counted
+        real = (await session.scalars(select(Unit).where(Unit.station_id.is_not(None)))).first()
+        assert real is not None and real.station_id is not None
+        session.add(Station(id="twin-7", name_ja="【訓練】", name_en="[DRILL]", latitude=33.5,
+                            longitude=132.5, drill_id=7))  # fmt: skip
+        await session.flush()
+        for n, station_id in enumerate([real.station_id, "twin-7", "twin-7"]):
+            session.add(Booking(id=f"b{n}", resident_id=f"r{n}", station_id=station_id,
+                                window_start=now, unit_pk=real.id, port=n + 1, ticket_code="T",
+                                created_at=now, updated_at=now))  # fmt: skip
         session.add(Incident(kind="port_fault", severity="warning", state="open", dedupe_key="d",
                              opened_at=now, last_seen_at=now, drill_id=7))  # fmt: skip
         session.add_all([SeqGap(gw_id="gw-far", first_missing=5, last_missing=9, detected_at=now),
@@ -54,4 +64,5 @@ async def test_incidents_gateways_and_gaps(app: FastAPI, client: httpx.AsyncClie
     assert found[(opened, (("kind", "battery_low"), ("severity", "critical")))] == 1
     assert found[("chargenet_gateways", (("state", "online"),))] == 1  # the fixture's demo-gw
     assert found[("chargenet_gateways", (("state", "offline"),))] == 1
+    assert found[("chargenet_bookings", (("status", "active"),))] == 1  # not the twin's two
     assert found[("chargenet_seq_gap_messages", (("gw_id", "gw-far"),))] == 6

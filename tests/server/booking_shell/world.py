@@ -37,6 +37,7 @@ class StationSpec:
     rated_wh: float = 1000.0
     opens_at: str | None = None
     closes_at: str | None = None
+    municipality: str = ""
 
 
 async def seed(db: Database, specs: list[StationSpec], now: datetime = T0) -> dict[str, int]:
@@ -46,7 +47,8 @@ async def seed(db: Database, specs: list[StationSpec], now: datetime = T0) -> di
         for spec in specs:
             session.add(Station(id=spec.id, name_ja=spec.id, name_en=spec.id, latitude=spec.lat,
                                 longitude=spec.lon, opens_at=spec.opens_at,
-                                closes_at=spec.closes_at, slot_minutes=30))  # fmt: skip
+                                closes_at=spec.closes_at, slot_minutes=30,
+                                municipality=spec.municipality))  # fmt: skip
             session.add(Gateway(gw_id=f"gw-{spec.id}", state="online", last_seen_at=now))
             unit = Unit(gw_id=f"gw-{spec.id}", unit="rs485-1.1", station_id=spec.id, online=True,
                         received_at=now, soc_pct=spec.soc_pct, rated_wh=spec.rated_wh)  # fmt: skip

@@ -18,7 +18,7 @@ from sqlalchemy import select, update
 
 from server.db.models import OutboxMessage
 from server.db.session import Database
-from server.delivery.outbox import Platform, enqueue
+from server.delivery.outbox import Platform, enqueue, enqueue_multicast
 from server.delivery.sender import OutboxSender, recorded
 from server.delivery.transport import Attempt, Outcome, Outgoing, Transport
 from server.settings import Settings
@@ -380,3 +380,80 @@ def test_a_reply_the_platform_refused_leaves_the_token_unused() -> None:
     assert recorded(refused, 1, now, 300.0)["reply_tried"] is False
     assert "reply_tried" not in recorded(refused, 2, now, 300.0, tried_before=True)
     assert "reply_tried" not in recorded(Attempt.retry("TimeoutError"), 1, now, 300.0)
+
+
+def test_multicasts_waiting_never_hold_the_slots_replies_need(database_url: str) -> None:
+    """An announcement's batches (multicast rows) stuck at LINE fill their own slots only: a
+    resident's message written after them is sent meanwhile, and each batch goes once."""
+    released = asyncio.Event()
+
+    async def stuck_multicasts(msg: Outgoing) -> Attempt:
+        if msg.recipients:
+            await released.wait()
+        return Attempt.sent()
+
+    async def scenario(db: Database) -> None:
+        line = ScriptedPlatform(script=stuck_multicasts)
+        users = [f"U{n:032x}" for n in range(1200)]
+        async with db.transaction() as session:
+            news = [{"type": "text", "text": "お知らせ"}]
+            batches = await enqueue_multicast(session, users, news, now=utc_now(),
+                                              source="announcement:1")  # fmt: skip
+        assert [len(b.recipients or []) for b in batches] == [500, 500, 200]
+        async with running(db, [line], in_flight=2) as sender:
+            sender.wake()
+            await async_read_until(lambda: asyncio.sleep(0, len(line.log)), lambda n: n == 2,
+                                   what="two batches in flight, filling their slots")  # fmt: skip
+            reply = await add(db, "U-resident")
+            sender.wake()
+            found = await async_read_until(
+                lambda: rows(db), lambda r: any(x.id == reply and x.state == "sent" for x in r),
+                what="the resident's message sent while the batches wait")  # fmt: skip
+            assert sum(r.state == "pending" for r in found) == 3  # the batches are still out
+            released.set()
+            found = await settled(db)
+        assert {r.state for r in found} == {"sent"}
+        sent = [msg for _, msg in line.log if msg.recipients]
+        assert sorted(len(m.recipients) for m in sent) == [200, 500, 500]  # each batch once
+        assert {m.target for m in sent} == {b.target for b in batches}
+
+    with_database(database_url, scenario)
+
+
+def test_a_batch_sent_or_failed_for_good_keeps_its_count_and_no_user_id(database_url: str) -> None:
+    """Once a multicast batch is sent or refused for good, its user ids are emptied in the
+    same transaction (the count stays for the delivery counts); a batch still retrying keeps
+    them, and a message to one person is never made to look like a batch."""
+    turns: dict[str, int] = {}
+
+    async def by_batch(msg: Outgoing) -> Attempt:
+        turns[msg.target] = turns.get(msg.target, 0) + 1
+        if msg.target.endswith(":1"):
+            return Attempt.failed("LINE 400: bad request")
+        if msg.target.endswith(":2") and turns[msg.target] == 1:
+            return Attempt.retry("LINE 500", answered=True)
+        if not msg.recipients:
+            return Attempt.failed("LINE 400: not a friend")
+        return Attempt.sent()
+
+    async def scenario(db: Database) -> None:
+        users = [f"U{n:032x}" for n in range(1100)]
+        async with db.transaction() as session:
+            news = [{"type": "text", "text": "お知らせ"}]
+            await enqueue_multicast(session, users, news, now=utc_now(), source="announcement:1")
+        one = await add(db, "U-resident")
+        line = ScriptedPlatform(script=by_batch)
+        async with running(db, [line]) as sender:
+            sender.wake()
+            found = await settled(db)
+        batches = [r for r in found if r.id != one]
+        assert [(r.state, r.recipients, r.recipient_count) for r in batches] == [
+            ("sent", [], 500), ("failed", [], 500), ("sent", [], 100)]  # fmt: skip
+        (single,) = [r for r in found if r.id == one]
+        assert (single.state, single.recipients, single.recipient_count) == ("failed", None, None)
+        retried = [m for _, m in line.log if m.target.endswith(":2")]
+        assert [len(m.recipients) for m in retried] == [100, 100]  # kept while it retried
+        sent = sorted(len(m.recipients) for _, m in line.log if m.recipients)
+        assert sent == [100, 100, 500, 500]
+
+    with_database(database_url, scenario)

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from linebot.v3.messaging import ReplyMessageRequest
 
+from server.announcements.audience import Heard, Sent, latest
 from server.booking.ranking import Option
 from server.booking.views import BookingView
 from server.errors import Conflict, Invalid, NotFound
@@ -40,6 +41,8 @@ class FakeDesk:
     """A drill runs (its twin `D` is offered to participants)."""
     district_lists: dict[str, list[str]] = field(default_factory=dict)
     registrations: dict[str, Registration] = field(default_factory=dict)
+    heard: list[Heard] = field(default_factory=list)
+    """Sent announcements, newest first (`server.announcements.audience.latest` picks)."""
 
     def offer(self, station_ids: Sequence[str]) -> Offer:
         found = [Option(sid, start, 5.0, 0.0, 10.0, n)
@@ -47,11 +50,13 @@ class FakeDesk:
                  if sid in station_ids and n > 0]  # fmt: skip
         return Offer(found[:3], {s: STATIONS[s] for s in station_ids if s in STATIONS})
 
-    async def options_near(self, latitude: float, longitude: float) -> Offer:
+    async def options_near(
+        self, latitude: float, longitude: float, resident: str | None = None
+    ) -> Offer:
         self.asked.append((latitude, longitude))
         return self.offer([s.id for s in STATIONS.values() if s.drill_id is None])
 
-    async def options_at(self, station_id: str) -> Offer:
+    async def options_at(self, station_id: str, resident: str | None = None) -> Offer:
         return self.offer([station_id])
 
     async def find(self, text: str) -> Sequence[StationInfo]:
@@ -102,6 +107,9 @@ class FakeDesk:
     async def districts(self, municipality: str) -> Sequence[str]:
         return self.district_lists.get(municipality, [])
 
+    async def shelters(self, municipality: str) -> Sequence[StationInfo]:
+        return [s for s in STATIONS.values() if s.drill_id is None and municipality == "大洲市"]
+
     async def registration(self, user_id: str) -> Registration | None:
         return self.registrations.get(user_id)
 
@@ -110,6 +118,13 @@ class FakeDesk:
 
     async def unregister(self, user_id: str) -> bool:
         return self.registrations.pop(user_id, None) is not None
+
+    async def announcements(
+        self, registration: Registration, drills: bool, count: int
+    ) -> Sequence[Sent]:
+        mine = [h for h in self.heard if h.targets.municipality == registration.municipality]
+        return latest(mine, registration.district, registration.stay, drills, count,
+                      registration.station_id)  # fmt: skip
 
 
 def desk_with_windows() -> FakeDesk:

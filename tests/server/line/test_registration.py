@@ -3,10 +3,12 @@ then municipality, district, stay and need; shown, changed and deleted, in both 
 
 from __future__ import annotations
 
+from server.line import conversation as talk
 from server.line import registration as reg
 from server.line.conversation import Chat, Registration, Reply
+from server.line.events import Kind
 from server.line.routes import intent_of
-from tests.server.line.test_conversation import FakeDesk, run
+from tests.server.line.test_conversation import T0, A, D, FakeDesk, run, shown
 
 OZU = ["大洲", "肱南", "菅田"]
 
@@ -114,3 +116,75 @@ def test_a_long_list_offers_twelve_and_stop_and_takes_any_typed_name() -> None:
     assert answers(district) == [*many[:12], "やめる"]  # LINE's 13 quick-reply items
     stay = say(fake, district.chat, "第20地区")
     assert stay.chat.step_data == {"m": "大洲市", "d": "第20地区"}
+
+
+def to_stay(fake: FakeDesk, chat: Chat, words: tuple[str, ...]) -> Reply:
+    """The answers up to where the resident stays, each in its turn."""
+    reply = say(fake, chat, words[0])
+    for word in words[1:]:
+        reply = say(fake, reply.chat, word)
+    return reply
+
+
+def test_at_a_shelter_the_resident_picks_which_shown_and_deleted_with_the_rest() -> None:
+    fake = desk()
+    shelter = to_stay(fake, Chat("U1"), ("登録", "はい", "大洲市", "肱南", "避難所"))
+    assert shelter.chat.step == reg.STEP_SHELTER
+    assert "どの避難所ですか" in shelter.messages[0]["text"]
+    assert answers(shelter) == ["避難所A", "避難所B", "一覧にない", "やめる"]
+    unknown = say(fake, shelter.chat, "どこかの避難所")
+    assert "「どこかの避難所」は選べませんでした" in unknown.messages[0]["text"]
+    assert unknown.chat.step == reg.STEP_SHELTER and answers(unknown) == answers(shelter)
+    need = say(fake, shelter.chat, "避難所B")
+    assert need.chat.step == reg.STEP_NEED and need.chat.step_data["st"] == "b-01"
+    assert fake.registrations == {}  # nothing before the last answer
+    done = say(fake, need.chat, "特になし")
+    assert fake.registrations == {"U1": Registration("U1", "大洲市", "肱南", "shelter", None,
+                                                     "b-01")}  # fmt: skip
+    assert "滞在先：避難所（避難所B）" in done.messages[1]["text"]
+    assert "滞在先：避難所（避難所B）" in say(fake, done.chat, "登録確認").messages[0]["text"]
+    assert "削除しました" in say(fake, done.chat, "登録削除").messages[0]["text"]
+    assert fake.registrations == {}
+
+
+def test_in_english_a_typed_shelter_name_or_not_listed_and_a_change_of_stay_drops_it() -> None:
+    fake = desk()
+    en = Chat("U1", language="en")
+    shelter = to_stay(fake, en, ("register", "yes", "大洲市", "大洲", "Shelter"))
+    assert "Which shelter?" in shelter.messages[0]["text"]
+    assert answers(shelter)[-2:] == ["Not listed", "Stop"]
+    typed = say(fake, shelter.chat, "shelter a")  # typed, in lower case
+    say(fake, typed.chat, "None")
+    assert fake.registrations["U1"].station_id == "a-01"
+    shown = say(fake, en, "my registration").messages[0]["text"]
+    assert "Staying: Shelter (Shelter A)" in shown
+    unlisted = to_stay(fake, en, ("register", "yes", "大洲市", "大洲", "Shelter", "Not listed"))
+    say(fake, unlisted.chat, "None")
+    assert fake.registrations["U1"] == Registration("U1", "大洲市", "大洲", "shelter")
+    assert "Staying: Shelter\n" in say(fake, en, "my registration").messages[0]["text"]
+    home = to_stay(fake, en, ("register", "yes", "内子町", "home", "None"))
+    assert home.chat.step is None
+    assert fake.registrations["U1"] == Registration("U1", "内子町", None, "home")
+
+
+def test_after_a_station_poster_a_shelter_registration_takes_its_shelter() -> None:
+    fake = FakeDesk(free={(A.id, T0): 1}, district_lists={"大洲市": OZU})
+    poster = run(talk.on_poster, fake, Chat("U1"), params={"station": A.id})
+    assert poster.chat.step_data == {talk.POSTER_SEEN: A.id}
+    window = {"a": "book", "s": A.id, "w": T0.isoformat()}
+    booked = run(talk.on_book, fake, poster.chat, kind=Kind.POSTBACK, params=window)
+    assert "C0DE" in shown(booked) and booked.chat.step_data == {talk.POSTER_SEEN: A.id}
+    need = to_stay(fake, booked.chat, ("登録", "はい", "大洲市", "菅田", "避難所"))
+    assert need.chat.step == reg.STEP_NEED  # not asked which shelter: the poster's
+    done = say(fake, need.chat, "介護が必要")
+    assert fake.registrations["U1"] == Registration("U1", "大洲市", "菅田", "shelter", "care",
+                                                    A.id)  # fmt: skip
+    assert "避難所（避難所A）" in done.messages[1]["text"] and done.chat.step_data == {}
+    home = to_stay(fake, poster.chat, ("登録", "はい", "大洲市", "菅田", "車中", "特になし"))
+    assert home.chat.step is None
+    assert fake.registrations["U1"] == Registration("U1", "大洲市", "菅田", "car")
+    forgot = say(fake, booked.chat, "登録削除")
+    assert fake.registrations == {} and forgot.chat.step_data == {}
+    drill = Chat("U1", step_data={talk.POSTER_SEEN: D.id})  # a drill's twin is no shelter
+    asked = to_stay(fake, drill, ("登録", "はい", "大洲市", "菅田", "避難所"))
+    assert asked.chat.step == reg.STEP_SHELTER

@@ -1,0 +1,1 @@
+"""Operators' announcements to residents on LINE (issue 13, item 2)."""

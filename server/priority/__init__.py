@@ -1,0 +1,1 @@
+"""Priority for residents who depend on power: grants, and municipalities' hold-back rules."""
