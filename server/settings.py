@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import AliasChoices, Field, FilePath, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -49,6 +50,29 @@ class Settings(BaseSettings):
     booking_horizon_h: int = Field(default=12, ge=1, le=72)
     energy_per_phone_wh: float = Field(default=15.0, gt=0)
     no_show_grace_min: int = Field(default=10, ge=0, le=120)
+    assignment_policy: Literal["greedy", "resolving"] = "greedy"
+    """How options are ranked: "greedy" (each resident's cheapest place left) or
+    "resolving" (requests of a batch solved with forecasts of those to come,
+    `server.booking.resolving`; greedy when no forecast can be made or the solve is late)."""
+    assignment_batch_s: float = Field(default=1.0, gt=0, le=10)
+    """Requests arriving within this long are ranked by one solve ("resolving")."""
+    assignment_deadline_s: float = Field(default=1.0, gt=0, le=30)
+    """A solve still running this long after its batch closed is dropped for greedy."""
+    assignment_draws: int = Field(default=7, ge=1, le=50)
+    """Forecast draws per solve: the more, the closer to the expected best, the slower."""
+    assignment_seed: int | None = None
+    """Seed of the forecast draws (tests, the benchmark's replay); None: random."""
+    demand_expected_requests: int = Field(default=0, ge=0)
+    """Requests expected over the event (an operator's estimate: e.g. evacuees x share with
+    phones to charge); 0: the number of residents registered on LINE."""
+    demand_announced_at: datetime | None = None
+    """When the event's announcement went out (the arrival profile's start); None: the
+    first request the server ranks."""
+    demand_burst_share: float = Field(default=0.5, ge=0, le=1)
+    """Share of the requests in the first burst after the announcement."""
+    demand_burst_s: float = Field(default=900.0, gt=0)
+    demand_tail_s: float = Field(default=4 * 3600.0, gt=0)
+    """The rest arrive evenly over this long after the announcement."""
     move_grace_s: float = Field(default=180.0, ge=0)
     """Capacity lost by a device report moves bookings once the loss has lasted this long
     (at once for windows starting sooner): a gateway's brief disconnect moves nobody."""

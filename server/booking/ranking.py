@@ -96,6 +96,13 @@ class FreeTable:
         elif self._count.pop(key, None) is not None:
             del starts[bisect_left(starts, ts)]
 
+    def copy(self) -> FreeTable:
+        """An independent table with the same places (to decide a batch on)."""
+        other = FreeTable()
+        other._starts = {sid: list(starts) for sid, starts in self._starts.items()}
+        other._count = dict(self._count)
+        return other
+
     def get(self, station_id: str, start: datetime) -> int:
         return self._count.get((station_id, start.timestamp()), 0)
 

@@ -34,7 +34,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from server.booking import losses, upkeep
-from server.booking.capacity import StationView, apart, ticket_code, window_starts
+from server.booking.batches import Batches, Places, load_forecast
+from server.booking.capacity import StationView, apart, phones_left, ticket_code, window_starts
 from server.booking.claims import (
     ACTIVE_STATUSES,
     ClaimFailed,
@@ -105,6 +106,7 @@ class BookingService:
         snapshot_ttl_s: float = 5.0,
         max_batch: int = 256,
         writers: int | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._db = db
         self._settings = settings
@@ -121,6 +123,11 @@ class BookingService:
         self._horizon = timedelta(hours=settings.booking_horizon_h)
         self._idle: list[AsyncConnection] = []
         self._move_grace = timedelta(seconds=settings.move_grace_s)
+        self.batches: Batches | None = (
+            Batches(settings, self.free_places, lambda now: load_forecast(db, settings, now), timer)
+            if settings.assignment_policy == "resolving"
+            else None
+        )
         self._started: datetime | None = clock()
         """Every station is looked at once `move_grace_s` after start: a loss heard by a
         process that died before it was recorded (`losses`) is not lost."""
@@ -151,12 +158,16 @@ class BookingService:
     ) -> list[list[Option]]:
         """`options` for each of several (lat, lon) at once, on one read of the windows'
         loads (the LINE bot ranks a batch of residents' locations so); `residents`, who
-        asks at each point (None: no one in particular)."""
+        asks at each point (None: no one in particular). With the "resolving" policy they
+        wait for their batch (`batches`), which ranks what everyone may take; a priority
+        resident, who may see held-back places too, is ranked greedily on those."""
+        who = await self._priority_flags(residents or [None] * len(points))
+        if self.batches is not None and not any(who):
+            return await self.batches.options_many(points, earliest, limit)
         views = await self._snapshot.get()
         ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
                 for lat, lon in points]  # fmt: skip
-        who = await self._priority_flags(residents or [None] * len(points))
         free, earliest = await self._free([s for group in near for s in group], earliest, who)
         return [ranker.rank(lat, lon, earliest, free[p], limit, MAX_WALK_MIN) if group else []
                 for (lat, lon), group, p in zip(points, near, who, strict=True)]  # fmt: skip
@@ -198,6 +209,26 @@ class BookingService:
         async with self._db.transaction() as session:
             granted = await priority_among(session, known)
         return [r in granted for r in residents]
+
+    async def free_places(self) -> Places:
+        """Every real station's places as anyone may take them (hold-back applied) and its
+        phones left, for a batch's solve."""
+        views = await self._snapshot.get()
+        stations = apart(views.values(), None)
+        now = self._clock()
+        if not stations:
+            return Places(stations, FreeTable(), {}, now)
+        tables, _ = await self._free(stations, now, [False])
+        async with self._db.transaction() as session:
+            loads = await read_loads(session, (s.id for s in stations),
+                                     now - _longest_slot(stations))  # fmt: skip
+        e = self._settings.energy_per_phone_wh
+        phones = {}
+        for s in stations:
+            slot = timedelta(minutes=s.slot_minutes)
+            booked = sum(n for w, n in loads.get(s.id, {}).items() if w + slot > now)
+            phones[s.id] = phones_left(s, booked, e)
+        return Places(stations, tables[False], phones, now)
 
     async def _free(
         self, stations: Sequence[StationView], earliest: datetime, who: Sequence[bool]
@@ -409,6 +440,8 @@ class BookingService:
         return released
 
     async def close(self) -> None:
+        if self.batches is not None:
+            await self.batches.close()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

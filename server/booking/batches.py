@@ -1,0 +1,194 @@
+"""Options requests ranked together, a batch per solve, for the resolving policy.
+
+`BookingService.options_many` hands each request here when `assignment_policy` is
+"resolving". The first request of a batch starts a timer of `assignment_batch_s`; every
+request until then joins it; then one read of the free places and one solve
+(`resolving.Resolver`, in a worker thread) rank them all. A request's answer waits for its
+batch: about a second, well within the freshness of a LINE reply token
+(`line_reply_within_s`). The solve checks `late()` between forecast draws; past
+`assignment_deadline_s` it gives up and the batch is ranked greedily, as it is when there
+is no forecast to make (`demand.Forecast.ready`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
+
+from server.booking.capacity import StationView
+from server.booking.demand import Forecast, Profile, Seen, municipality_areas
+from server.booking.ranking import FreeTable, Option
+from server.booking.resolving import Ask, Resolver
+from server.db.models import ResidentRegistration, Station
+from server.db.session import Database
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_WALK_MIN = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class Places:
+    """What a batch is ranked against: the stations, their free places and phones left."""
+
+    stations: Sequence[StationView]
+    free: FreeTable
+    phones: Mapping[str, int]
+    now: datetime
+
+
+@dataclass(slots=True)
+class _Asked:
+    points: Sequence[tuple[float, float]]
+    earliest: datetime
+    limit: int
+    future: asyncio.Future[list[list[Option]]] = field(repr=False)
+    at: float = 0.0
+    """When it was asked (the event loop's clock)."""
+
+
+class Batches:
+    """One per BookingService; `read` gives the places, `forecast` makes the forecast."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        read: Callable[[], Awaitable[Places]],
+        forecast: Callable[[datetime], Awaitable[Forecast | None]],
+        timer: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._settings = settings
+        self._read = read
+        self._make_forecast = forecast
+        self._timer = timer
+        self._asked: list[_Asked] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self._resolver: tuple[tuple[str, ...], Resolver] | None = None
+        self._forecast: Forecast | None = None
+        self.solved = 0
+        """Batches the policy ranked (the others went greedy): for tests and metrics."""
+        self.greedy = 0
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a batch to close."""
+        return len(self._asked)
+
+    async def options_many(
+        self, points: Sequence[tuple[float, float]], earliest: datetime, limit: int
+    ) -> list[list[Option]]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[list[list[Option]]] = loop.create_future()
+        self._asked.append(_Asked(points, earliest, limit, future, loop.time()))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.create_task(self._flush_after())
+        return await future
+
+    async def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.cancel()
+        for asked in self._asked:
+            if not asked.future.done():
+                asked.future.cancel()
+
+    async def _flush_after(self) -> None:
+        """Rank batches while requests wait: a batch closes `assignment_batch_s` after its
+        first request, or when the solve before it ends, whichever is later (so batches
+        grow with the load instead of queueing)."""
+        loop = asyncio.get_running_loop()
+        while self._asked:
+            opened = self._asked[0].at
+            await asyncio.sleep(max(0.0, opened + self._settings.assignment_batch_s - loop.time()))
+            asked, self._asked = self._asked, []
+            try:
+                ranked = await self._rank(asked)
+            except Exception as exc:  # every waiting caller hears of it
+                log.exception("ranking a batch failed")
+                for a in asked:
+                    if not a.future.done():
+                        a.future.set_exception(exc)
+                continue
+            for a, found in zip(asked, ranked, strict=True):
+                if not a.future.done():
+                    a.future.set_result(found)
+
+    async def _rank(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
+        places = await self._read()
+        resolver = self._resolver_for(places.stations)
+        if self._forecast is None:
+            self._forecast = await self._make_forecast(places.now)
+        now = places.now.timestamp()
+        asks = [Ask(lat, lon, max(a.earliest, places.now).timestamp())
+                for a in asked for lat, lon in a.points]  # fmt: skip
+        limit = max(a.limit for a in asked)
+        due = self._timer() + self._settings.assignment_deadline_s
+        ranked = None
+        if asks:
+            ranked = await asyncio.to_thread(
+                resolver.rank, asks, places.free, self._forecast, now, places.phones, limit,
+                lambda: self._timer() > due,
+            )  # fmt: skip
+        if ranked is None:
+            self.greedy += 1
+            ranked = [self._greedy(resolver, ask, places.free, limit) for ask in asks]
+        else:
+            self.solved += 1
+        if self._forecast is not None:
+            self._forecast.see([Seen(now, a.lat, a.lon, a.earliest) for a in asks])
+        out, i = [], 0
+        for a in asked:
+            out.append([found[: a.limit] for found in ranked[i : i + len(a.points)]])
+            i += len(a.points)
+        return out
+
+    @staticmethod
+    def _greedy(resolver: Resolver, ask: Ask, free: FreeTable, limit: int) -> list[Option]:
+        earliest = datetime.fromtimestamp(ask.earliest, UTC)
+        return resolver.ranker.rank(ask.lat, ask.lon, earliest, free, limit, MAX_WALK_MIN)
+
+    def _resolver_for(self, stations: Sequence[StationView]) -> Resolver:
+        """The policy for these stations, built again when stations come or go."""
+        key = tuple(s.id for s in stations)
+        if self._resolver is None or self._resolver[0] != key:
+            s = self._settings
+            seed = s.assignment_seed if s.assignment_seed is not None else time.time_ns()
+            resolver = Resolver(stations, draws=s.assignment_draws, seed=seed,
+                                max_walk_min=MAX_WALK_MIN)  # fmt: skip
+            self._resolver = (key, resolver)
+        return self._resolver[1]
+
+
+async def load_forecast(db: Database, settings: Settings, now: datetime) -> Forecast:
+    """The forecast from the registry: areas per municipality around its stations, weighted
+    by the residents registered there; the expected total from settings, else the number
+    registered (0 when none: the forecast then waits for requests seen, `Forecast.ready`)."""
+    async with db.transaction() as session:
+        stations = [
+            (town, lat, lon)
+            for town, lat, lon in await session.execute(
+                select(Station.municipality, Station.latitude, Station.longitude).where(
+                    Station.drill_id.is_(None)
+                )
+            )
+        ]
+        registered = {
+            town: int(n)
+            for town, n in await session.execute(
+                select(ResidentRegistration.municipality, func.count()).group_by(
+                    ResidentRegistration.municipality
+                )
+            )
+        }
+    start = settings.demand_announced_at or now
+    profile = Profile(start.timestamp(), settings.demand_burst_share, settings.demand_burst_s,
+                      settings.demand_tail_s)  # fmt: skip
+    total = settings.demand_expected_requests or sum(registered.values())
+    seed = settings.assignment_seed if settings.assignment_seed is not None else time.time_ns()
+    return Forecast(municipality_areas(stations, registered), profile, total, seed=seed)

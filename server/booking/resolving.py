@@ -1,0 +1,251 @@
+"""Near-optimal live ranking: a batch of requests re-solved with forecasts of those to come.
+
+Greedy gives each resident the cheapest place left, even when someone later with no
+alternative will need it and this resident could have walked a little further. Here the
+requests that arrived together (a batch of a second or so) are solved with `draws`
+independent forecasts of the requests still to come (`demand.Forecast`): each draw is one
+min-cost flow over the time-expanded network (`flow`) of the batch plus the draw into the
+free places, and each request of the batch takes the station most draws send it to, its
+earliest free window there (sample-average approximation of the stochastic assignment).
+
+What a resident sees stays explainable: the options are the ranking's (walking minutes,
+window, cost), the policy only chooses which comes first; the others follow in the
+ranking's order. Requests of one batch are decided in order on a copy of the free places,
+so two residents are not both offered the last place first.
+
+`Resolver.rank` returns None, and the caller ranks greedily, when there is no forecast or
+when `late()` says the answer is due (checked between draws).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import numpy as np
+
+from server.booking import flow
+from server.booking.capacity import StationView
+from server.booking.demand import Forecast
+from server.booking.ranking import FreeTable, Option, Ranker
+
+
+@dataclass(frozen=True, slots=True)
+class Ask:
+    """A request to rank: where the resident is and when they can leave (POSIX s)."""
+
+    lat: float
+    lon: float
+    earliest: float
+
+
+def never() -> bool:
+    return False
+
+
+class Resolver:
+    """The policy, for one set of stations (build again when stations come or go)."""
+
+    def __init__(
+        self,
+        stations: Sequence[StationView],
+        draws: int = 7,
+        k: int = 8,
+        seed: int = 0,
+        max_walk_min: float = 60.0,
+        bucket_s: float = 600.0,
+    ) -> None:
+        self.bucket_s = bucket_s
+        self.ids = [s.id for s in stations]
+        self.index = {sid: i for i, sid in enumerate(self.ids)}
+        self.ranker = Ranker(stations)
+        self.draws = draws
+        self.k = k
+        self.max_walk_min = max_walk_min
+        self.rng = np.random.default_rng(seed)
+        self._pt_station: list[int] = []
+        self._pt_walk: list[float] = []
+        self._pt_offsets: list[int] = [0]
+        self._parent = list(range(len(self.ids)))
+        """Union-find over stations: linked when a support point reaches both."""
+
+    def reach(self, lat: float, lon: float) -> list[tuple[float, str]]:
+        """(walk minutes, station id) of the `k` nearest stations in walking reach."""
+        return self.ranker.within(lat, lon, self.max_walk_min)[: self.k]
+
+    def rank(
+        self,
+        asks: Sequence[Ask],
+        free: FreeTable,
+        forecast: Forecast | None,
+        now: float,
+        phones: Mapping[str, int] | None = None,
+        limit: int = 5,
+        late: Callable[[], bool] = never,
+    ) -> list[list[Option]] | None:
+        """Options per ask, the policy's choice first; None: rank greedily instead."""
+        if forecast is None or not forecast.ready or not asks:
+            return None
+        votes = self.votes(asks, free, forecast, now, phones, late)
+        if votes is None:
+            return None
+        table = free.copy()
+        left = dict(phones) if phones is not None else None
+        out = []
+        for ask, tally in zip(asks, votes, strict=True):
+            options = self._options(ask, table, tally, limit)
+            out.append(options)
+            if options:
+                first = options[0]
+                table.take(first.station_id, first.window_start)
+                if left is not None and first.station_id in left:
+                    left[first.station_id] -= 1
+                    if left[first.station_id] <= 0:
+                        table.clear_station(first.station_id)
+        return out
+
+    def votes(
+        self,
+        asks: Sequence[Ask],
+        free: FreeTable,
+        forecast: Forecast,
+        now: float,
+        phones: Mapping[str, int] | None = None,
+        late: Callable[[], bool] = never,
+    ) -> list[Counter[str]] | None:
+        """Per ask, how many draws' flows send it to each station; None when late.
+
+        Only the part of the network the asks can touch is solved: the stations in the
+        same component of the station graph (stations linked by a place that reaches
+        both) as a station an ask reaches, and the forecast demand of those components.
+        Forecast requests alike (one support point, one `bucket_s` of earliest times) are
+        one demand node of their number.
+        """
+        self._extend_points(forecast)
+        a_dem, a_st, a_walk = [], [], []
+        for j, ask in enumerate(asks):
+            for walk, sid in self.reach(ask.lat, ask.lon):
+                a_dem.append(j)
+                a_st.append(self.index[sid])
+                a_walk.append(walk)
+        touched = {self._find(s) for s in a_st}
+        label = np.array([self._find(s) for s in range(len(self.ids))], dtype=np.int64)
+        local = np.nonzero(np.isin(label, list(touched)))[0]
+        renumber = np.full(len(self.ids), -1, dtype=np.int64)
+        renumber[local] = np.arange(len(local), dtype=np.int64)
+        windows = flow.Windows.of(
+            [free.windows(self.ids[s], now) for s in local.tolist()],
+            None if phones is None else [phones.get(self.ids[s], 0) for s in local.tolist()],
+        )
+        pt_station = np.asarray(self._pt_station, dtype=np.int64)
+        pt_walk = np.asarray(self._pt_walk, dtype=np.float64)
+        offsets = np.asarray(self._pt_offsets, dtype=np.int64)
+        pt_label = np.full(len(offsets) - 1, -1, dtype=np.int64)
+        has = offsets[1:] > offsets[:-1]
+        pt_label[has] = label[pt_station[offsets[:-1][has]]]
+        pt_local = np.isin(pt_label, list(touched))
+        n_ask = len(asks)
+        ask_earliest = np.array([a.earliest for a in asks], dtype=np.float64)
+        ask_arcs = (np.asarray(a_dem, dtype=np.int64), renumber[np.asarray(a_st, dtype=np.int64)],
+                    np.asarray(a_walk, dtype=np.float64))  # fmt: skip
+        tallies: list[Counter[str]] = [Counter() for _ in asks]
+        for draw in forecast.draws(self.rng, now, self.draws):
+            if late():
+                return None
+            keep = pt_local[draw.point]
+            point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
+                                              self.bucket_s)  # fmt: skip
+            counts = offsets[point + 1] - offsets[point]
+            rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+            first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
+            arcs = first + np.arange(len(rows), dtype=np.int64)
+            demand = flow.Demand(
+                earliest=np.r_[ask_earliest, earliest],
+                supply=np.r_[np.ones(n_ask, dtype=np.int64), supply],
+                arc_demand=np.r_[ask_arcs[0], n_ask + rows],
+                arc_station=np.r_[ask_arcs[1], renumber[pt_station[arcs]]],
+                arc_walk=np.r_[ask_arcs[2], pt_walk[arcs]],
+            )
+            network = flow.build(demand, windows)
+            solution = flow.solve(network)
+            used = np.nonzero(solution.flows[: network.n_demand_arcs] > 0)[0]
+            mine = used[network.tails[used] < n_ask]
+            stations = local[network.window_station_ids[network.window_of[mine]]]
+            for j, s in zip(network.tails[mine].tolist(), stations.tolist(), strict=True):
+                tallies[j][self.ids[s]] += 1
+        if late():
+            return None
+        return tallies
+
+    def _extend_points(self, forecast: Forecast) -> None:
+        """Measure the reach of support points not seen before (the places seen grow), and
+        link the stations each reaches."""
+        for lat, lon in forecast.points[len(self._pt_offsets) - 1 :]:
+            reach = self.reach(lat, lon)
+            for walk, sid in reach:
+                self._pt_station.append(self.index[sid])
+                self._pt_walk.append(walk)
+            for _walk, sid in reach[1:]:
+                self._union(self.index[reach[0][1]], self.index[sid])
+            self._pt_offsets.append(len(self._pt_station))
+
+    def _find(self, s: int) -> int:
+        parent = self._parent
+        while parent[s] != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    def _union(self, a: int, b: int) -> None:
+        ra, rb = self._find(a), self._find(b)
+        if ra != rb:
+            self._parent[max(ra, rb)] = min(ra, rb)
+
+    def _options(self, ask: Ask, table: FreeTable, tally: Counter[str], limit: int) -> list[Option]:
+        """The ranking's options, the station most draws chose first (if it has a window)."""
+        earliest = datetime.fromtimestamp(ask.earliest, UTC)
+        ranked = self.ranker.rank(ask.lat, ask.lon, earliest, table, limit, self.max_walk_min)
+        chosen = self._chosen(ask, table, tally)
+        if chosen is None:
+            return ranked
+        return [chosen, *(o for o in ranked if o.station_id != chosen.station_id)][:limit]
+
+    def _chosen(self, ask: Ask, table: FreeTable, tally: Counter[str]) -> Option | None:
+        """The earliest reachable window of the most voted station that has one; ties go
+        to the cheaper option."""
+        best: Option | None = None
+        best_key: tuple[int, float] | None = None
+        for walk, sid in self.reach(ask.lat, ask.lon):
+            n = tally.get(sid, 0)
+            if not n:
+                continue
+            arrival = ask.earliest + walk * 60.0
+            first = table.first(sid, arrival)
+            if first is None:
+                continue
+            wait = (first[0] - arrival) / 60.0
+            key = (-n, 2 * walk + wait)
+            if best_key is None or key < best_key:
+                best_key = key
+                best = Option(sid, datetime.fromtimestamp(first[0], UTC), walk, wait,
+                              2 * walk + wait, first[1])  # fmt: skip
+        return best
+
+
+def _pooled(
+    point: np.ndarray, earliest: np.ndarray, bucket_s: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Forecast requests pooled per (support point, bucket of earliest times): the point,
+    the number and the mean earliest time of each pool."""
+    if not len(point):
+        return point, point.copy(), earliest
+    bucket = np.floor(earliest / bucket_s).astype(np.int64)
+    bucket -= bucket.min()
+    key = point * (int(bucket.max()) + 1) + bucket
+    _keys, first, inverse, counts = np.unique(
+        key, return_index=True, return_inverse=True, return_counts=True
+    )
+    mean = np.bincount(inverse, weights=earliest) / counts
+    return point[first], counts.astype(np.int64), mean

@@ -1,0 +1,140 @@
+"""The live policy's parts on tiny cases with a known optimum: the network, the forecast,
+and the re-solving ranking against greedy."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+
+from server.booking import flow
+from server.booking.capacity import PortView, StationView
+from server.booking.demand import Area, Forecast, Profile, Seen, municipality_areas
+from server.booking.ranking import FreeTable, Ranker, walking_minutes
+from server.booking.resolving import Ask, Resolver
+
+NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
+T = NOW.timestamp()
+KM_LON = 1 / (111.195 * math.cos(math.radians(33.5)))
+
+
+def station(sid: str, lon_km: float) -> StationView:
+    ports = (PortView(1, 1, "available"),)
+    return StationView(sid, 33.5, 132.5 + lon_km * KM_LON, 30, None, None, ports, 1000.0)
+
+
+def demand(earliest: list[float], reach: list[tuple[int, int, float]]) -> flow.Demand:
+    d, s, w = zip(*reach, strict=True)
+    return flow.Demand(np.array(earliest), np.ones(len(earliest), dtype=np.int64),
+                       np.array(d, dtype=np.int64), np.array(s, dtype=np.int64),
+                       np.array(w, dtype=np.float64))  # fmt: skip
+
+
+def test_the_flow_leaves_the_shared_place_to_who_has_no_other() -> None:
+    # request 0 reaches station 0 (5 min) and 1 (10 min); request 1 only station 0 (20 min)
+    windows = flow.Windows.of([[(T + 1800, 1)], [(T + 1800, 1)]])
+    net = flow.build(demand([T, T], [(0, 0, 5.0), (0, 1, 10.0), (1, 0, 20.0)]), windows)
+    sol = flow.solve(net)
+    # 0 -> station 1: 10 + 30 - 0 = 40 min; 1 -> station 0: 20 + 30 = 50 min
+    assert sol.unserved == 0
+    assert sol.cost == 90.0
+    assert sol.lower_bound <= sol.cost <= sol.lower_bound + 2 / flow.COST_SCALE
+
+
+def test_a_late_arrival_waits_for_the_next_window_and_energy_bounds_the_station() -> None:
+    windows = flow.Windows.of([[(T + 1800, 4), (T + 3600, 4)]], phones=[1])
+    # both arrive after the first window started: the next one, and energy for one phone
+    net = flow.build(demand([T + 1500, T + 1500], [(0, 0, 6.0), (1, 0, 7.0)]), windows)
+    sol = flow.solve(net)
+    assert sol.unserved == 1
+    assert math.isclose(sol.cost, 6.0 + 35.0 + flow.UNSERVED_MIN)
+
+
+def test_no_window_in_reach_is_unserved_at_its_cost() -> None:
+    windows = flow.Windows.of([[(T, 1)]])
+    net = flow.build(demand([T + 60], [(0, 0, 1.0)]), windows)
+    assert net.n_demand_arcs == 0
+    assert flow.solve(net).cost == flow.UNSERVED_MIN
+
+
+# --- forecast ----------------------------------------------------------------------------
+
+
+def test_the_profile_and_the_total_learn_from_the_requests_seen() -> None:
+    profile = Profile(T, burst_share=0.5, burst_s=900, tail_s=3600)
+    assert profile.share_after(T) == 1.0
+    assert math.isclose(profile.share_after(T + 900), 0.5 * 0.75)
+    assert profile.share_after(T + 3600) == 0.0
+    forecast = Forecast([Area(33.5, 132.5, 1.0, 1.0)], profile, expected_total=10)
+    assert math.isclose(forecast.remaining(T + 900), 10 * 0.375)
+    forecast.see([Seen(T, 33.5, 132.5, T + 60)] * 20)  # twice the 6.25 expected by now
+    assert math.isclose(forecast.remaining(T + 900), 20 / 0.625 * 0.375)
+    drawn = forecast.draws(np.random.default_rng(1), T + 900, 2)
+    assert [len(d.point) for d in drawn] == [12, 12]
+    assert all((d.earliest >= T + 900).all() for d in drawn)
+
+
+def test_without_areas_or_a_total_there_is_no_forecast_until_requests_are_seen() -> None:
+    empty = Forecast([], Profile(T), expected_total=100)
+    assert not empty.ready
+    unknown = Forecast([Area(33.5, 132.5, 1.0, 1.0)], Profile(T), expected_total=0)
+    assert not unknown.ready and unknown.draws(np.random.default_rng(1), T, 3) == []
+    unknown.see([Seen(T, 33.5, 132.5, T)])
+    assert unknown.ready
+
+
+def test_municipalities_weigh_by_registrations_and_skip_the_unregistered() -> None:
+    areas = municipality_areas(
+        [("大洲市", 33.50, 132.50), ("大洲市", 33.52, 132.52), ("内子町", 33.55, 132.65)],
+        {"大洲市": 30},
+    )
+    assert [(round(a.lat, 2), round(a.lon, 2), a.weight) for a in areas] == [(33.51, 132.51, 30.0)]
+    assert areas[0].radius_km > 1.0  # the stations' spread, above the 0.8 km floor
+
+
+# --- the policy --------------------------------------------------------------------------
+
+
+def trap() -> tuple[list[StationView], FreeTable, Ask, Forecast]:
+    """A (one place, at 2 h) is 0.3 km from the resident asking; B (four places) 0.7 km
+    east of them; residents to come from 2.5 km west of A reach A only."""
+    stations = [station("A", 0.0), station("B", 1.0)]
+    window = NOW + timedelta(hours=2)
+    free = FreeTable({("A", window): 1, ("B", window): 4})
+    ask = Ask(33.5, 132.5 + 0.3 * KM_LON, T)
+    west = Area(33.5, 132.5 - 2.5 * KM_LON, 0.01, 1.0)
+    forecast = Forecast([west], Profile(T, burst_share=1.0, burst_s=60), expected_total=1)
+    return stations, free, ask, forecast
+
+
+def test_greedy_takes_the_shared_place_the_resolver_leaves_it() -> None:
+    stations, free, ask, forecast = trap()
+    greedy = Ranker(stations).rank(ask.lat, ask.lon, NOW, free)
+    assert [o.station_id for o in greedy] == ["A", "B"]
+    ranked = Resolver(stations, draws=3, seed=1).rank([ask], free, forecast, T)
+    assert ranked is not None
+    options = ranked[0]
+    assert [o.station_id for o in options] == ["B", "A"]
+    first = options[0]  # still explained by walking minutes and the window
+    walk = walking_minutes(ask.lat, ask.lon, stations[1].latitude, stations[1].longitude)
+    assert math.isclose(first.walk_min, walk)
+    assert first.window_start == NOW + timedelta(hours=2)
+    assert math.isclose(first.cost, 2 * first.walk_min + first.wait_min)
+
+
+def test_one_batch_does_not_offer_the_last_place_first_twice() -> None:
+    stations, free, ask, _ = trap()
+    empty = Forecast([Area(0.0, 0.0, 0.01, 1.0)], Profile(T), expected_total=1)  # out of reach
+    ranked = Resolver(stations, seed=1).rank([ask, ask], free, empty, T)
+    assert ranked is not None
+    assert [o.station_id for o in ranked[0]] == ["A", "B"]
+    assert ranked[1][0].station_id == "B"  # A's one place went to the first
+
+
+def test_no_forecast_or_a_late_solve_means_greedy() -> None:
+    stations, free, ask, forecast = trap()
+    resolver = Resolver(stations, seed=1)
+    assert resolver.rank([ask], free, None, T) is None
+    assert resolver.rank([ask], free, Forecast([], Profile(T), 0), T) is None
+    assert resolver.rank([ask], free, forecast, T, late=lambda: True) is None
