@@ -21,7 +21,9 @@ from tests.nats import NatsCluster
 from tests.server.running import ServerProcess
 from tests.system.harness import Child, Recorder, quiet_simulator, start_gateway
 
-pytestmark = [pytest.mark.slow, pytest.mark.reliability]
+# The waits below add up past the suite's 120 s: a first connection (CONNECT_S), then the
+# burst stored past NATS's ack_wait, on a loaded machine (the default cut one off mid-wait).
+pytestmark = [pytest.mark.slow, pytest.mark.reliability, pytest.mark.timeout(330)]
 GW = "gw-cluster"
 UNITS = 2
 CONNECT_S = 90

@@ -330,7 +330,10 @@ def test_stop_lets_the_send_in_flight_end_then_closes(database_url: str) -> None
             return Attempt.sent()
 
         line = ScriptedPlatform(script=gated)
-        sender = OutboxSender(db, SETTINGS, utc_now, [line], poll_s=QUIET_S)
+        # A lease far longer than the test: SETTINGS' 2 s cut the gated send off by itself
+        # on a loaded machine before stop was even called.
+        settings = SETTINGS.model_copy(update={"line_reply_within_s": 120.0})
+        sender = OutboxSender(db, settings, utc_now, [line], poll_s=QUIET_S)
         task = asyncio.create_task(sender.run())
         await add(db, "U1")
         sender.wake()
