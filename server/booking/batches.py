@@ -5,9 +5,11 @@
 request until then joins it; then one read of the free places and one solve
 (`resolving.Resolver`, in a worker thread) rank them all. A request's answer waits for its
 batch: about a second, well within the freshness of a LINE reply token
-(`line_reply_within_s`). The solve checks `late()` between forecast draws; past
-`assignment_deadline_s` it gives up and the batch is ranked greedily, as it is when there
-is no forecast to make (`demand.Forecast.ready`).
+(`line_reply_within_s`). The solve runs only the forecast draws expected to end within
+`assignment_deadline_s` of the batch closing (their cost learned from the draws before,
+`pace.Pace`); when not even one fits the batch is ranked greedily at once, as it is when
+there is no forecast to make (`demand.Forecast.ready`). `late` counts those batches and
+`skipped` the draws left out, for `/metrics`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy import func, select
 
 from server.booking.capacity import StationView
 from server.booking.demand import Forecast, Profile, Seen, municipality_areas
+from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
 from server.db.models import ResidentRegistration, Station
@@ -72,9 +75,15 @@ class Batches:
         self._flusher: asyncio.Task[None] | None = None
         self._resolver: tuple[tuple[str, ...], Resolver] | None = None
         self._forecast: Forecast | None = None
+        self.pace = Pace()
+        """The machine's cost of a draw, kept when the resolver is built again."""
         self.solved = 0
         """Batches the policy ranked (the others went greedy): for tests and metrics."""
         self.greedy = 0
+        self.late = 0
+        """Of the greedy batches, those no draw would have fitted the deadline of."""
+        self.skipped = 0
+        """Draws left out of solved batches to answer in time."""
 
     @property
     def waiting(self) -> int:
@@ -133,13 +142,15 @@ class Batches:
         if asks:
             ranked = await asyncio.to_thread(
                 resolver.rank, asks, places.free, self._forecast, now, places.phones, limit,
-                lambda: self._timer() > due,
+                lambda: due - self._timer(),
             )  # fmt: skip
         if ranked is None:
             self.greedy += 1
+            self.late += resolver.skipped > 0
             ranked = [self._greedy(resolver, ask, places.free, limit) for ask in asks]
         else:
             self.solved += 1
+            self.skipped += resolver.skipped
         if self._forecast is not None:
             self._forecast.see([Seen(now, a.lat, a.lon, a.earliest) for a in asks])
         out, i = [], 0
@@ -160,7 +171,7 @@ class Batches:
             s = self._settings
             seed = s.assignment_seed if s.assignment_seed is not None else time.time_ns()
             resolver = Resolver(stations, draws=s.assignment_draws, seed=seed,
-                                max_walk_min=MAX_WALK_MIN)  # fmt: skip
+                                max_walk_min=MAX_WALK_MIN, pace=self.pace)  # fmt: skip
             self._resolver = (key, resolver)
         return self._resolver[1]
 

@@ -82,6 +82,7 @@ async def greedy_without_forecast(database_url: str) -> None:
         ranker = Resolver(places.stations).ranker
         assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
+        assert svc.batches.late == 0
     finally:
         await svc.close()
         await db.dispose()
@@ -100,6 +101,8 @@ async def greedy_when_late(database_url: str) -> None:
         ranker = Resolver(places.stations).ranker
         assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
+        assert svc.batches.late == 1  # no draw was run past the deadline
+        assert svc.batches.pace.measured == 0
     finally:
         await svc.close()
         await db.dispose()
