@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     demand_announced_at: datetime | None = None
     """When the event's announcement went out (the arrival profile's start); None: the
     first request the server ranks."""
+    demand_refresh_s: float = Field(default=300.0, gt=0)
+    """How often the live policy's forecast reads the registry again (two grouped queries):
+    registrations made since change the areas' weights and the expected total."""
     demand_burst_share: float = Field(default=0.5, ge=0, le=1)
     """Share of the requests in the first burst after the announcement."""
     demand_burst_s: float = Field(default=900.0, gt=0)

@@ -9,13 +9,15 @@ batch: about a second, well within the freshness of a LINE reply token
 `assignment_deadline_s` of the batch closing (their cost learned from the draws before,
 `pace.Pace`); when not even one fits the batch is ranked greedily at once, as it is when
 there is no forecast to make (`demand.Forecast.ready`). `late` counts those batches and
-`skipped` the draws left out, for `/metrics`.
+`skipped` the draws left out, for `/metrics`. The forecast is made at the first batch
+and again every `demand_refresh_s`, so it learns the registrations that came since.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -75,6 +77,10 @@ class Batches:
         self._flusher: asyncio.Task[None] | None = None
         self._resolver: tuple[tuple[str, ...], Resolver] | None = None
         self._forecast: Forecast | None = None
+        self._forecast_at = -math.inf
+        """When the forecast was last made from the registry (`timer`)."""
+        self.forecasts = 0
+        """Times the registry was read for the forecast."""
         self.pace = Pace()
         """The machine's cost of a draw, kept when the resolver is built again."""
         self.solved = 0
@@ -84,6 +90,11 @@ class Batches:
         """Of the greedy batches, those no draw would have fitted the deadline of."""
         self.skipped = 0
         """Draws left out of solved batches to answer in time."""
+
+    @property
+    def forecast(self) -> Forecast | None:
+        """The forecast the last batch was solved with."""
+        return self._forecast
 
     @property
     def waiting(self) -> int:
@@ -131,8 +142,7 @@ class Batches:
     async def _rank(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
         places = await self._read()
         resolver = self._resolver_for(places.stations)
-        if self._forecast is None:
-            self._forecast = await self._make_forecast(places.now)
+        await self._refresh_forecast(places.now)
         now = places.now.timestamp()
         asks = [Ask(lat, lon, max(a.earliest, places.now).timestamp())
                 for a in asked for lat, lon in a.points]  # fmt: skip
@@ -158,6 +168,20 @@ class Batches:
             out.append([found[: a.limit] for found in ranked[i : i + len(a.points)]])
             i += len(a.points)
         return out
+
+    async def _refresh_forecast(self, now: datetime) -> None:
+        """Make the forecast at the first batch, and again every `demand_refresh_s` (the
+        residents registered grow during an event), keeping what it learned from requests
+        (`Forecast.updated`)."""
+        if self._timer() - self._forecast_at < self._settings.demand_refresh_s:
+            return
+        fresh = await self._make_forecast(now)
+        self._forecast_at = self._timer()
+        self.forecasts += 1
+        if self._forecast is None:
+            self._forecast = fresh
+        elif fresh is not None:
+            self._forecast = self._forecast.updated(fresh)
 
     @staticmethod
     def _greedy(resolver: Resolver, ask: Ask, free: FreeTable, limit: int) -> list[Option]:

@@ -80,6 +80,8 @@ class Resolver:
         self._pt_offsets: list[int] = [0]
         self._parent = list(range(len(self.ids)))
         """Union-find over stations: linked when a support point reaches both."""
+        self._support: Forecast | None = None
+        """The forecast whose support points the walks above are of."""
 
     def reach(self, lat: float, lon: float) -> list[tuple[float, str]]:
         """(walk minutes, station id) of the `k` nearest stations in walking reach."""
@@ -201,7 +203,11 @@ class Resolver:
 
     def _extend_points(self, forecast: Forecast) -> None:
         """Measure the reach of support points not seen before (the places seen grow), and
-        link the stations each reaches."""
+        link the stations each reaches; all again for a forecast built anew."""
+        if forecast is not self._support:
+            self._support = forecast
+            self._pt_station, self._pt_walk, self._pt_offsets = [], [], [0]
+            self._parent = list(range(len(self.ids)))
         for lat, lon in forecast.points[len(self._pt_offsets) - 1 :]:
             reach = self.reach(lat, lon)
             for walk, sid in reach:

@@ -96,6 +96,41 @@ def test_municipalities_weigh_by_registrations_and_skip_the_unregistered() -> No
     assert areas[0].radius_km > 1.0  # the stations' spread, above the 0.8 km floor
 
 
+TOWNS = [("大洲市", 33.50, 132.50), ("大洲市", 33.52, 132.52), ("内子町", 33.55, 132.65)]
+
+
+def registered(counts: dict[str, int], start: float = T) -> Forecast:
+    """The forecast as the registry gives it with these registrations (total: their sum)."""
+    return Forecast(municipality_areas(TOWNS, counts), Profile(start), sum(counts.values()))
+
+
+def test_new_registrations_reweigh_the_forecast_and_keep_what_requests_taught() -> None:
+    forecast = registered({"大洲市": 30, "内子町": 10})
+    forecast.see([Seen(T, 33.6, 132.7, T + 120)])
+    support = list(forecast.points)
+    same = forecast.updated(registered({"大洲市": 30, "内子町": 90}, start=T + 600))
+    assert same is forecast and same.points == support  # the walks measured stay valid
+    assert same.expected_total == 120 and [a.weight for a in same.areas] == [90.0, 30.0]
+    assert same.profile.start == T  # the event's start, not the refresh's
+    weights = np.asarray(same._area_weight)
+    assert math.isclose(weights[:100].sum(), 90.0)  # 内子町's points (sorted first)
+
+    fewer = forecast.updated(registered({"大洲市": 30}))  # 内子町 left: other areas
+    assert fewer is not forecast and len(fewer.areas) == 1
+    assert fewer.points[-1] == (33.6, 132.7) and fewer.remaining(T) == 30
+    assert fewer.profile.start == T and fewer.ready
+
+
+def test_the_resolver_measures_a_new_forecasts_support_again() -> None:
+    stations, free, ask, forecast = trap()
+    resolver = Resolver(stations, draws=3, seed=1)
+    assert resolver.rank([ask], free, forecast, T) is not None
+    measured = len(resolver._pt_offsets)
+    other = Forecast([Area(33.5, 132.5 + 5 * KM_LON, 0.01, 1.0)] * 2, Profile(T), 1)
+    assert resolver.rank([ask], free, other, T) is not None
+    assert len(resolver._pt_offsets) == len(other.points) + 1 != measured
+
+
 # --- the policy --------------------------------------------------------------------------
 
 

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from server.booking.batches import Batches, Places, load_forecast
 from server.booking.resolving import Ask, Resolver
 from server.booking.service import BookingService
 from server.db.migrate import upgrade
+from server.db.models import ResidentRegistration
 from server.db.session import Database
 from server.settings import Settings
 from tests.conditions import async_wait_until
@@ -135,6 +137,43 @@ async def next_batch(database_url: str) -> None:
         found = await asyncio.gather(first, second)
         assert [len(f[0]) for f in found] == [3, 3]
         assert (batches.solved + batches.greedy, reads) == (2, 2)
+        await batches.close()
+    finally:
+        await svc.close()
+        await db.dispose()
+
+
+def test_the_forecast_learns_registrations_at_its_refresh(database_url: str) -> None:
+    asyncio.run(learns_registrations(database_url))
+
+
+async def register(db: Database, n: int) -> None:
+    async with db.transaction() as session:
+        for i in range(n):
+            session.add(ResidentRegistration(user_id=f"U{i:032d}", municipality="", stay="home",
+                                             consented_at=T0, updated_at=T0))  # fmt: skip
+
+
+async def learns_registrations(database_url: str) -> None:
+    chosen = live_settings(database_url, expected=0).model_copy(update={"demand_refresh_s": 300.0})
+    db, svc = await service(chosen)
+    try:
+        now = [0.0]
+        batches = Batches(chosen, svc.free_places, lambda at: load_forecast(db, chosen, at),
+                          timer=lambda: now[0])  # fmt: skip
+        await batches.options_many(POINTS[:1], T0, 3)  # no one registered, none expected
+        assert (batches.greedy, batches.forecasts) == (1, 1)
+        first = batches.forecast
+        assert first is not None and first.expected_total == 0
+        await register(db, 30)
+        now[0] = 299.0
+        await batches.options_many(POINTS[1:2], T0 + timedelta(minutes=1), 3)
+        assert batches.forecasts == 1 and first.expected_total == 0  # not read again yet
+        now[0] = 300.0
+        await batches.options_many(POINTS[2:3], T0 + timedelta(minutes=2), 3)
+        assert batches.forecasts == 2 and batches.forecast is first  # the same area, re-weighed
+        assert first.expected_total == 30 and first.remaining(T0.timestamp()) == 30
+        assert batches.solved == 2  # learned from the first request: a forecast since
         await batches.close()
     finally:
         await svc.close()
