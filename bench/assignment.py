@@ -503,7 +503,11 @@ class Live:
     cpu_ms_per_request: float
     batches: int
     greedy_batches: int
-    """Batches ranked greedily (no forecast, or the solve ran past its deadline)."""
+    """Batches ranked greedily (no forecast, or no draw predicted to fit the deadline)."""
+    late_batches: int = 0
+    """Of those, the batches no draw was predicted to fit."""
+    draws_skipped: int = 0
+    """Draws left out of the solved batches to answer within the deadline."""
 
 
 def server_forecast(sc: Scenario, points_per_area: int = 100) -> Forecast:
@@ -532,8 +536,8 @@ def run_live(
     the load), each booking its first option; a failure decides the waiting ones first, then
     re-places the displaced as a batch of their own. One solver: a batch starts when the
     previous one is done, so an answer's latency is its wait for the batch, the queue
-    before the solver and the solve (measured). A solve past `deadline_s` is ranked
-    greedily instead.
+    before the solver and the solve (measured). A solve runs only the draws predicted to
+    end within `deadline_s` (`server.booking.pace`); with none, the batch is ranked greedily.
     """
     resolver = Resolver(scenario.stations, draws=draws, seed=seed, bucket_s=bucket_s)
     RANKER[:] = [resolver.ranker]
@@ -544,10 +548,10 @@ def run_live(
     latencies: list[float] = []
     busy_until = -math.inf
     cpu = 0.0
-    batches = greedy_batches = 0
+    batches = greedy_batches = late_batches = skipped = 0
 
     def decide(now: float) -> None:
-        nonlocal busy_until, cpu, batches, greedy_batches
+        nonlocal busy_until, cpu, batches, greedy_batches, late_batches, skipped
         if not waiting:
             return
         rq = scenario.requests
@@ -556,10 +560,12 @@ def run_live(
         c0, t0 = time.process_time(), time.perf_counter()
         due = t0 + deadline_s
         ranked = resolver.rank(asks, board.table, forecast, now, phones, limit=1,
-                               late=lambda: time.perf_counter() > due)  # fmt: skip
+                               left=lambda: due - time.perf_counter())  # fmt: skip
         choices: list[Choice] = []
+        skipped += resolver.skipped if ranked is not None else 0
         if ranked is None:
             greedy_batches += 1
+            late_batches += resolver.skipped > 0
             for (i, leave, _, _), _ask in zip(waiting, asks, strict=True):
                 choice = greedy(board, rq[i], leave)
                 choices.append(choice)
@@ -609,6 +615,8 @@ def run_live(
         cpu_ms_per_request=cpu * 1000 / n,
         batches=batches,
         greedy_batches=greedy_batches,
+        late_batches=late_batches,
+        draws_skipped=skipped,
     )
     return outcome, live
 
@@ -945,6 +953,7 @@ class Options:
     live_points: int = 400
     live_bucket_s: float = 300.0
     policies: tuple[str, ...] = ("greedy", "priced", "bid", "nearest")
+    live_deadline_s: float = math.inf
 
 
 def run(name: str, o: Options) -> dict[str, object]:
@@ -1005,11 +1014,13 @@ def run(name: str, o: Options) -> dict[str, object]:
             o.live_draws,
             points_per_area=o.live_points,
             bucket_s=o.live_bucket_s,
+            deadline_s=o.live_deadline_s,
         )
         scored = _scored(oc, opt, loose) if o.live_prefix_s is None else asdict(oc)
         out["live"] = {**scored, **asdict(live), "draws": o.live_draws,
                        "batch_s": o.live_batch_s, "prefix_s": o.live_prefix_s,
                        "points_per_area": o.live_points, "bucket_s": o.live_bucket_s,
+                       "deadline_s": o.live_deadline_s,
                        "requests_played": len(played.requests)}  # fmt: skip
         print(f"[{name}] live {time.perf_counter() - t:.1f}s {out['live']}", flush=True)
     if o.resolving:
@@ -1074,6 +1085,9 @@ def main(argv: list[str] | None = None) -> int:
         default=["greedy", "priced", "bid", "nearest"],
         help="online policies besides the live one (greedy always)",
     )
+    parser.add_argument("--live-deadline-s", type=float, default=math.inf,
+                        help="draws run only while predicted to end this long after "
+                             "a solve starts (the server's assignment_deadline_s)")  # fmt: skip
     parser.add_argument("--live-prefix-s", type=float, default=None,
                         help="replay the live policy over the first seconds only (load "
                              "figures, no ratio)")  # fmt: skip
@@ -1085,7 +1099,7 @@ def main(argv: list[str] | None = None) -> int:
         o = Options(
             args.seed, args.k, args.check_pruning, args.clairvoyant, args.resolving, args.live,
             args.live_draws, args.live_batch_s, args.live_prefix_s, certify, args.live_points,
-            args.live_bucket_s, tuple(args.policies),
+            args.live_bucket_s, tuple(args.policies), args.live_deadline_s,
         )  # fmt: skip
         results[name] = run(name, o)
         args.out.parent.mkdir(parents=True, exist_ok=True)  # what is done so far

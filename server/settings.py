@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     assignment_batch_s: float = Field(default=1.0, gt=0, le=10)
     """Requests arriving within this long are ranked by one solve ("resolving")."""
     assignment_deadline_s: float = Field(default=1.0, gt=0, le=30)
-    """A solve still running this long after its batch closed is dropped for greedy."""
+    """A batch's solve runs only the forecast draws predicted (from the draws measured
+    before, `server.booking.pace`) to end this long after the batch closed; greedy when
+    not one fits."""
     assignment_draws: int = Field(default=7, ge=1, le=50)
     """Forecast draws per solve: the more, the closer to the expected best, the slower."""
     assignment_seed: int | None = None
@@ -68,6 +70,9 @@ class Settings(BaseSettings):
     demand_announced_at: datetime | None = None
     """When the event's announcement went out (the arrival profile's start); None: the
     first request the server ranks."""
+    demand_refresh_s: float = Field(default=300.0, gt=0)
+    """How often the live policy's forecast reads the registry again (two grouped queries):
+    registrations made since change the areas' weights and the expected total."""
     demand_burst_share: float = Field(default=0.5, ge=0, le=1)
     """Share of the requests in the first burst after the announcement."""
     demand_burst_s: float = Field(default=900.0, gt=0)

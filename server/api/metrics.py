@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from server.booking.batches import Batches
 from server.dashboard.sse import EventHub
 from server.db.models import (
     Booking,
@@ -78,6 +79,8 @@ class Scrape:
     sse: Mapping[str, int] = dataclasses.field(default_factory=dict)
     outbox: Mapping[tuple[str, str], int] = dataclasses.field(default_factory=dict)
     """Attempts recorded by this process's sender, by (platform, outcome)."""
+    assignment: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    """The live policy's batches by outcome, and its draws left out ("resolving" only)."""
 
 
 async def read_database(
@@ -194,6 +197,15 @@ def families(scrape: Scrape) -> Iterator[Metric]:
         for (platform, outcome), count in sorted(scrape.outbox.items()):
             attempts.add_metric([platform, outcome], count)
         yield attempts
+    if scrape.assignment:
+        batches = CounterMetricFamily(
+            "chargenet_assignment", "Live ranking, this process: batches resolved, greedy "
+            "(no forecast), late (no draw fitted the deadline: greedy), draws skipped",
+            labels=["what"],
+        )  # fmt: skip
+        for what, count in sorted(scrape.assignment.items()):
+            batches.add_metric([what], count)
+        yield batches
     if scrape.ingest is not None:
         yield from _ingest(scrape.ingest)
     if scrape.backlog is not None:
@@ -249,6 +261,7 @@ class Metrics(Collector):
         fan_out: FanOut,
         outbox: OutboxSender,
         now: datetime,
+        batches: Batches | None = None,
     ) -> None:
         sse = {"subscribers": hub.subscribers, "published": hub.published,
                "dropped": hub.dropped} if hub is not None else {}  # fmt: skip
@@ -259,7 +272,11 @@ class Metrics(Collector):
             listener_errors=fan_out.errors,
             sse=sse,
             outbox={(str(p), str(o)): n for (p, o), n in outbox.counts.items()},
-        )
+            assignment={} if batches is None else {
+                "resolved": batches.solved, "greedy": batches.greedy - batches.late,
+                "late": batches.late, "draws_skipped": batches.skipped,
+            },
+        )  # fmt: skip
 
     def collect(self) -> Iterator[Metric]:
         return families(self._scrape)
@@ -275,7 +292,8 @@ router = APIRouter()
 async def metrics(request: Request) -> Response:
     state = request.app.state
     svc = state.services
+    link = getattr(state, "link", None)
     await state.metrics.refresh(
-        svc.db, getattr(state, "link", None), svc.hub, svc.fan_out, svc.outbox, svc.clock()
+        svc.db, link, svc.hub, svc.fan_out, svc.outbox, svc.clock(), svc.booking.batches
     )
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

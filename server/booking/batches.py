@@ -5,15 +5,19 @@
 request until then joins it; then one read of the free places and one solve
 (`resolving.Resolver`, in a worker thread) rank them all. A request's answer waits for its
 batch: about a second, well within the freshness of a LINE reply token
-(`line_reply_within_s`). The solve checks `late()` between forecast draws; past
-`assignment_deadline_s` it gives up and the batch is ranked greedily, as it is when there
-is no forecast to make (`demand.Forecast.ready`).
+(`line_reply_within_s`). The solve runs only the forecast draws expected to end within
+`assignment_deadline_s` of the batch closing (their cost learned from the draws before,
+`pace.Pace`); when not even one fits the batch is ranked greedily at once, as it is when
+there is no forecast to make (`demand.Forecast.ready`). `late` counts those batches and
+`skipped` the draws left out, for `/metrics`. The forecast is made at the first batch
+and again every `demand_refresh_s`, so it learns the registrations that came since.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +27,7 @@ from sqlalchemy import func, select
 
 from server.booking.capacity import StationView
 from server.booking.demand import Forecast, Profile, Seen, municipality_areas
+from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
 from server.db.models import ResidentRegistration, Station
@@ -72,9 +77,24 @@ class Batches:
         self._flusher: asyncio.Task[None] | None = None
         self._resolver: tuple[tuple[str, ...], Resolver] | None = None
         self._forecast: Forecast | None = None
+        self._forecast_at = -math.inf
+        """When the forecast was last made from the registry (`timer`)."""
+        self.forecasts = 0
+        """Times the registry was read for the forecast."""
+        self.pace = Pace()
+        """The machine's cost of a draw, kept when the resolver is built again."""
         self.solved = 0
         """Batches the policy ranked (the others went greedy): for tests and metrics."""
         self.greedy = 0
+        self.late = 0
+        """Of the greedy batches, those no draw would have fitted the deadline of."""
+        self.skipped = 0
+        """Draws left out of solved batches to answer in time."""
+
+    @property
+    def forecast(self) -> Forecast | None:
+        """The forecast the last batch was solved with."""
+        return self._forecast
 
     @property
     def waiting(self) -> int:
@@ -122,8 +142,7 @@ class Batches:
     async def _rank(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
         places = await self._read()
         resolver = self._resolver_for(places.stations)
-        if self._forecast is None:
-            self._forecast = await self._make_forecast(places.now)
+        await self._refresh_forecast(places.now)
         now = places.now.timestamp()
         asks = [Ask(lat, lon, max(a.earliest, places.now).timestamp())
                 for a in asked for lat, lon in a.points]  # fmt: skip
@@ -133,13 +152,15 @@ class Batches:
         if asks:
             ranked = await asyncio.to_thread(
                 resolver.rank, asks, places.free, self._forecast, now, places.phones, limit,
-                lambda: self._timer() > due,
+                lambda: due - self._timer(),
             )  # fmt: skip
         if ranked is None:
             self.greedy += 1
+            self.late += resolver.skipped > 0
             ranked = [self._greedy(resolver, ask, places.free, limit) for ask in asks]
         else:
             self.solved += 1
+            self.skipped += resolver.skipped
         if self._forecast is not None:
             self._forecast.see([Seen(now, a.lat, a.lon, a.earliest) for a in asks])
         out, i = [], 0
@@ -147,6 +168,20 @@ class Batches:
             out.append([found[: a.limit] for found in ranked[i : i + len(a.points)]])
             i += len(a.points)
         return out
+
+    async def _refresh_forecast(self, now: datetime) -> None:
+        """Make the forecast at the first batch, and again every `demand_refresh_s` (the
+        residents registered grow during an event), keeping what it learned from requests
+        (`Forecast.updated`)."""
+        if self._timer() - self._forecast_at < self._settings.demand_refresh_s:
+            return
+        fresh = await self._make_forecast(now)
+        self._forecast_at = self._timer()
+        self.forecasts += 1
+        if self._forecast is None:
+            self._forecast = fresh
+        elif fresh is not None:
+            self._forecast = self._forecast.updated(fresh)
 
     @staticmethod
     def _greedy(resolver: Resolver, ask: Ask, free: FreeTable, limit: int) -> list[Option]:
@@ -160,7 +195,7 @@ class Batches:
             s = self._settings
             seed = s.assignment_seed if s.assignment_seed is not None else time.time_ns()
             resolver = Resolver(stations, draws=s.assignment_draws, seed=seed,
-                                max_walk_min=MAX_WALK_MIN)  # fmt: skip
+                                max_walk_min=MAX_WALK_MIN, pace=self.pace)  # fmt: skip
             self._resolver = (key, resolver)
         return self._resolver[1]
 

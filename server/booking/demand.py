@@ -127,6 +127,26 @@ class Forecast:
             self._delays.append(max(0.0, r.earliest - r.at))
         self._seen += len(requests)
 
+    def updated(self, fresh: Forecast) -> Forecast:
+        """This forecast with what `fresh` (built again from the registry) knows: the areas'
+        weights and the expected total, and what this one learned from requests (their
+        places, delays and number) and its profile kept. The same areas (the same
+        municipalities registered) are re-weighed in place, so the policy's measured walks
+        from the support stay valid; other areas give `fresh`, which takes the learning
+        over (its support is new: the policy measures it again)."""
+        if [(a.lat, a.lon, a.radius_km) for a in fresh.areas] == [
+            (a.lat, a.lon, a.radius_km) for a in self.areas
+        ]:
+            self.areas = fresh.areas
+            self._area_weight = fresh._area_weight
+            self.expected_total = fresh.expected_total
+            return self
+        fresh.profile = self.profile
+        fresh.points.extend(self.points[self._area_points :])
+        fresh._delays = list(self._delays)
+        fresh._seen = self._seen
+        return fresh
+
     @property
     def ready(self) -> bool:
         """Whether a forecast can be made: somewhere to put demand, and a total."""

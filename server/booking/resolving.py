@@ -14,11 +14,15 @@ ranking's order. Requests of one batch are decided in order on a copy of the fre
 so two residents are not both offered the last place first.
 
 `Resolver.rank` returns None, and the caller ranks greedily, when there is no forecast or
-when `late()` says the answer is due (checked between draws).
+when not even one draw is expected to end in the time `left()` says remains: before each
+draw its cost is predicted from the draws measured (`pace.Pace`, per arc of its network),
+and the draws that would not fit are left out, so a late batch falls back at once instead
+of after a draw of seconds.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +33,7 @@ import numpy as np
 from server.booking import flow
 from server.booking.capacity import StationView
 from server.booking.demand import Forecast
+from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option, Ranker
 
 
@@ -41,8 +46,8 @@ class Ask:
     earliest: float
 
 
-def never() -> bool:
-    return False
+def unlimited() -> float:
+    return math.inf
 
 
 class Resolver:
@@ -56,8 +61,13 @@ class Resolver:
         seed: int = 0,
         max_walk_min: float = 60.0,
         bucket_s: float = 600.0,
+        pace: Pace | None = None,
     ) -> None:
         self.bucket_s = bucket_s
+        self.pace = pace if pace is not None else Pace()
+        self.used = 0
+        """Draws the last `votes` solved; `skipped`, those it left out to be in time."""
+        self.skipped = 0
         self.ids = [s.id for s in stations]
         self.index = {sid: i for i, sid in enumerate(self.ids)}
         self.ranker = Ranker(stations)
@@ -70,6 +80,8 @@ class Resolver:
         self._pt_offsets: list[int] = [0]
         self._parent = list(range(len(self.ids)))
         """Union-find over stations: linked when a support point reaches both."""
+        self._support: Forecast | None = None
+        """The forecast whose support points the walks above are of."""
 
     def reach(self, lat: float, lon: float) -> list[tuple[float, str]]:
         """(walk minutes, station id) of the `k` nearest stations in walking reach."""
@@ -83,16 +95,17 @@ class Resolver:
         now: float,
         phones: Mapping[str, int] | None = None,
         limit: int = 5,
-        late: Callable[[], bool] = never,
+        left: Callable[[], float] = unlimited,
     ) -> list[list[Option]] | None:
         """Options per ask, the policy's choice first; None: rank greedily instead."""
+        self.used = self.skipped = 0
         if forecast is None or not forecast.ready or not asks:
             return None
-        votes = self.votes(asks, free, forecast, now, phones, late)
+        votes = self.votes(asks, free, forecast, now, phones, left)
         if votes is None:
             return None
         table = free.copy()
-        left = dict(phones) if phones is not None else None
+        charging = dict(phones) if phones is not None else None
         out = []
         for ask, tally in zip(asks, votes, strict=True):
             options = self._options(ask, table, tally, limit)
@@ -100,9 +113,9 @@ class Resolver:
             if options:
                 first = options[0]
                 table.take(first.station_id, first.window_start)
-                if left is not None and first.station_id in left:
-                    left[first.station_id] -= 1
-                    if left[first.station_id] <= 0:
+                if charging is not None and first.station_id in charging:
+                    charging[first.station_id] -= 1
+                    if charging[first.station_id] <= 0:
                         table.clear_station(first.station_id)
         return out
 
@@ -113,9 +126,11 @@ class Resolver:
         forecast: Forecast,
         now: float,
         phones: Mapping[str, int] | None = None,
-        late: Callable[[], bool] = never,
+        left: Callable[[], float] = unlimited,
     ) -> list[Counter[str]] | None:
-        """Per ask, how many draws' flows send it to each station; None when late.
+        """Per ask, how many draws' flows send it to each station; None when not one draw
+        fits in the seconds `left()` gives (each draw's cost predicted by `pace`, and
+        measured by `left()` before and after to learn it).
 
         Only the part of the network the asks can touch is solved: the stations in the
         same component of the station graph (stations linked by a place that reaches
@@ -151,9 +166,9 @@ class Resolver:
         ask_arcs = (np.asarray(a_dem, dtype=np.int64), renumber[np.asarray(a_st, dtype=np.int64)],
                     np.asarray(a_walk, dtype=np.float64))  # fmt: skip
         tallies: list[Counter[str]] = [Counter() for _ in asks]
-        for draw in forecast.draws(self.rng, now, self.draws):
-            if late():
-                return None
+        self.used = self.skipped = 0
+        drawn = forecast.draws(self.rng, now, self.draws)
+        for i, draw in enumerate(drawn):
             keep = pt_local[draw.point]
             point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
                                               self.bucket_s)  # fmt: skip
@@ -168,20 +183,31 @@ class Resolver:
                 arc_station=np.r_[ask_arcs[1], renumber[pt_station[arcs]]],
                 arc_walk=np.r_[ask_arcs[2], pt_walk[arcs]],
             )
+            size = len(demand.arc_demand) + len(windows.start)
+            before = left()
+            if not self.pace.fits(size, before):
+                self.skipped = len(drawn) - i
+                break
             network = flow.build(demand, windows)
             solution = flow.solve(network)
+            self.pace.learn(size, before - left())
+            self.used += 1
             used = np.nonzero(solution.flows[: network.n_demand_arcs] > 0)[0]
             mine = used[network.tails[used] < n_ask]
             stations = local[network.window_station_ids[network.window_of[mine]]]
             for j, s in zip(network.tails[mine].tolist(), stations.tolist(), strict=True):
                 tallies[j][self.ids[s]] += 1
-        if late():
+        if drawn and not self.used:
             return None
         return tallies
 
     def _extend_points(self, forecast: Forecast) -> None:
         """Measure the reach of support points not seen before (the places seen grow), and
-        link the stations each reaches."""
+        link the stations each reaches; all again for a forecast built anew."""
+        if forecast is not self._support:
+            self._support = forecast
+            self._pt_station, self._pt_walk, self._pt_offsets = [], [], [0]
+            self._parent = list(range(len(self.ids)))
         for lat, lon in forecast.points[len(self._pt_offsets) - 1 :]:
             reach = self.reach(lat, lon)
             for walk, sid in reach:

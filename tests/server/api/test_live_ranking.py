@@ -56,8 +56,11 @@ async def options_of(url: str, expected: int) -> tuple[list[list[str]], list[lis
                 assert reply.status_code == 200, reply.text
                 out = schemas.OptionList.model_validate(reply.json()).options
                 found.append([o.station_id for o in out])
+            metrics = (await http.get("/metrics")).text
         batches = services.booking.batches
         assert batches is not None and batches.solved + batches.greedy == len(POINTS)
+        for what, n in (("resolved", batches.solved), ("greedy", batches.greedy), ("late", 0)):
+            assert f'chargenet_assignment_total{{what="{what}"}} {float(n)}' in metrics
         return found, [[o.station_id for o in p] for p in pure], batches.greedy
 
 

@@ -3,7 +3,9 @@ and the re-solving ranking against greedy."""
 
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -11,6 +13,7 @@ import numpy as np
 from server.booking import flow
 from server.booking.capacity import PortView, StationView
 from server.booking.demand import Area, Forecast, Profile, Seen, municipality_areas
+from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Ranker, walking_minutes
 from server.booking.resolving import Ask, Resolver
 
@@ -93,6 +96,41 @@ def test_municipalities_weigh_by_registrations_and_skip_the_unregistered() -> No
     assert areas[0].radius_km > 1.0  # the stations' spread, above the 0.8 km floor
 
 
+TOWNS = [("大洲市", 33.50, 132.50), ("大洲市", 33.52, 132.52), ("内子町", 33.55, 132.65)]
+
+
+def registered(counts: dict[str, int], start: float = T) -> Forecast:
+    """The forecast as the registry gives it with these registrations (total: their sum)."""
+    return Forecast(municipality_areas(TOWNS, counts), Profile(start), sum(counts.values()))
+
+
+def test_new_registrations_reweigh_the_forecast_and_keep_what_requests_taught() -> None:
+    forecast = registered({"大洲市": 30, "内子町": 10})
+    forecast.see([Seen(T, 33.6, 132.7, T + 120)])
+    support = list(forecast.points)
+    same = forecast.updated(registered({"大洲市": 30, "内子町": 90}, start=T + 600))
+    assert same is forecast and same.points == support  # the walks measured stay valid
+    assert same.expected_total == 120 and [a.weight for a in same.areas] == [90.0, 30.0]
+    assert same.profile.start == T  # the event's start, not the refresh's
+    weights = np.asarray(same._area_weight)
+    assert math.isclose(weights[:100].sum(), 90.0)  # 内子町's points (sorted first)
+
+    fewer = forecast.updated(registered({"大洲市": 30}))  # 内子町 left: other areas
+    assert fewer is not forecast and len(fewer.areas) == 1
+    assert fewer.points[-1] == (33.6, 132.7) and fewer.remaining(T) == 30
+    assert fewer.profile.start == T and fewer.ready
+
+
+def test_the_resolver_measures_a_new_forecasts_support_again() -> None:
+    stations, free, ask, forecast = trap()
+    resolver = Resolver(stations, draws=3, seed=1)
+    assert resolver.rank([ask], free, forecast, T) is not None
+    measured = len(resolver._pt_offsets)
+    other = Forecast([Area(33.5, 132.5 + 5 * KM_LON, 0.01, 1.0)] * 2, Profile(T), 1)
+    assert resolver.rank([ask], free, other, T) is not None
+    assert len(resolver._pt_offsets) == len(other.points) + 1 != measured
+
+
 # --- the policy --------------------------------------------------------------------------
 
 
@@ -137,4 +175,42 @@ def test_no_forecast_or_a_late_solve_means_greedy() -> None:
     resolver = Resolver(stations, seed=1)
     assert resolver.rank([ask], free, None, T) is None
     assert resolver.rank([ask], free, Forecast([], Profile(T), 0), T) is None
-    assert resolver.rank([ask], free, forecast, T, late=lambda: True) is None
+    assert resolver.rank([ask], free, forecast, T, left=lambda: 0.0) is None
+
+
+def ticking(step_s: float, deadline_s: float = 1.0) -> Callable[[], float]:
+    """Seconds left before a deadline on a fake clock that moves `step_s` at every look:
+    each draw, looked at before and after, so seems to take `step_s`."""
+    looks = itertools.count(1)
+    return lambda: deadline_s - step_s * next(looks)
+
+
+def test_a_draw_predicted_too_slow_is_not_run_and_the_batch_goes_greedy() -> None:
+    stations, free, ask, forecast = trap()
+    pace = Pace(per_arc_s=10.0)  # draws measured before took seconds an arc
+    resolver = Resolver(stations, draws=3, seed=1, pace=pace)
+    assert resolver.rank([ask], free, forecast, T, left=ticking(0.0)) is None
+    assert (resolver.used, resolver.skipped, pace.measured) == (0, 3, 0)  # none was solved
+
+
+def test_only_the_draws_that_fit_the_deadline_are_run() -> None:
+    stations, free, ask, forecast = trap()
+    resolver = Resolver(stations, draws=7, seed=1)
+    # 0.15 s a draw, 1 s to go: the first is measured (nothing known), two more fit
+    ranked = resolver.rank([ask], free, forecast, T, left=ticking(0.15))
+    assert ranked is not None and ranked[0][0].station_id == "B"
+    assert (resolver.used, resolver.skipped) == (3, 4)
+    assert resolver.pace.per_arc_s is not None
+    assert math.isclose(resolver.pace.predict(1), resolver.pace.per_arc_s)
+
+
+def test_the_pace_follows_the_draws_measured() -> None:
+    pace = Pace(weight=0.5)
+    assert pace.fits(1000, 0.01) and not pace.fits(1000, 0.0)  # unknown: try one if any time
+    pace.learn(100, 1.0)
+    assert math.isclose(pace.predict(200), 2.0)
+    pace.learn(100, 3.0)  # slower now: half way to the newest
+    assert math.isclose(pace.predict(100), 2.0)
+    assert not pace.fits(100, 1.9) and pace.fits(50, 1.0)
+    pace.learn(100, math.inf - math.inf)  # no deadline: nothing measured
+    assert pace.measured == 2 and math.isclose(pace.predict(100), 2.0)

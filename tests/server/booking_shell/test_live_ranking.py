@@ -6,15 +6,29 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from server.booking.batches import Batches, Places, load_forecast
+from server.booking.ranking import FreeTable
 from server.booking.resolving import Ask, Resolver
 from server.booking.service import BookingService
 from server.db.migrate import upgrade
+from server.db.models import ResidentRegistration
 from server.db.session import Database
+from server.errors import Conflict
+from server.line.conversation import resident_id
+from server.priority.rules import PriorityRules
 from server.settings import Settings
 from tests.conditions import async_wait_until
-from tests.server.booking_shell.world import T0, Clock, StationSpec, seed
+from tests.server.booking_shell.test_priority import (
+    HQ,
+    OZU,
+    QUARTER,
+    W3,
+    priority_resident,
+    registered,
+)
+from tests.server.booking_shell.world import T0, W1, W2, Clock, StationSpec, open_world, seed
 
 SPECS = [
     StationSpec("a", 33.500, 132.500, ports=2, rated_wh=60.0),  # four phones' energy
@@ -82,6 +96,7 @@ async def greedy_without_forecast(database_url: str) -> None:
         ranker = Resolver(places.stations).ranker
         assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
+        assert svc.batches.late == 0
     finally:
         await svc.close()
         await db.dispose()
@@ -100,6 +115,8 @@ async def greedy_when_late(database_url: str) -> None:
         ranker = Resolver(places.stations).ranker
         assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
+        assert svc.batches.late == 1  # no draw was run past the deadline
+        assert svc.batches.pace.measured == 0
     finally:
         await svc.close()
         await db.dispose()
@@ -135,4 +152,91 @@ async def next_batch(database_url: str) -> None:
         await batches.close()
     finally:
         await svc.close()
+        await db.dispose()
+
+
+def test_the_forecast_learns_registrations_at_its_refresh(database_url: str) -> None:
+    asyncio.run(learns_registrations(database_url))
+
+
+async def register(db: Database, n: int) -> None:
+    async with db.transaction() as session:
+        for i in range(n):
+            session.add(ResidentRegistration(user_id=f"U{i:032d}", municipality="", stay="home",
+                                             consented_at=T0, updated_at=T0))  # fmt: skip
+
+
+async def learns_registrations(database_url: str) -> None:
+    chosen = live_settings(database_url, expected=0).model_copy(update={"demand_refresh_s": 300.0})
+    db, svc = await service(chosen)
+    try:
+        now = [0.0]
+        batches = Batches(chosen, svc.free_places, lambda at: load_forecast(db, chosen, at),
+                          timer=lambda: now[0])  # fmt: skip
+        await batches.options_many(POINTS[:1], T0, 3)  # no one registered, none expected
+        assert (batches.greedy, batches.forecasts) == (1, 1)
+        first = batches.forecast
+        assert first is not None and first.expected_total == 0
+        await register(db, 30)
+        now[0] = 299.0
+        await batches.options_many(POINTS[1:2], T0 + timedelta(minutes=1), 3)
+        assert batches.forecasts == 1 and first.expected_total == 0  # not read again yet
+        now[0] = 300.0
+        await batches.options_many(POINTS[2:3], T0 + timedelta(minutes=2), 3)
+        assert batches.forecasts == 2 and batches.forecast is first  # the same area, re-weighed
+        assert first.expected_total == 30 and first.remaining(T0.timestamp()) == 30
+        assert batches.solved == 2  # learned from the first request: a forecast since
+        await batches.close()
+    finally:
+        await svc.close()
+        await db.dispose()
+
+
+def test_a_priority_resident_is_ranked_greedily_on_the_held_places(database_url: str) -> None:
+    """Under "resolving", in the same moment: a resident without priority waits for their
+    batch, ranked on what anyone may take; a priority resident is ranked at once on the
+    places held back too, and gets the held place the other cannot book."""
+    asyncio.run(priority_beside_a_batch(database_url))
+
+
+async def priority_beside_a_batch(database_url: str) -> None:
+    clock = Clock()
+    spec = StationSpec("A", 33.84, 132.77, ports=4, municipality=OZU)
+    db, plain, _units = await open_world(database_url, [spec], clock)
+    chosen = live_settings(database_url).model_copy(update={"assignment_batch_s": 3.0})
+    svc = BookingService(db, chosen, clock)
+    try:
+        await PriorityRules(db, clock).put(OZU, QUARTER, HQ)  # W2: 1 of 4 held until 00:30
+        somebody = await priority_resident(db, clock, "Upriority")
+        other = resident_id("Uasked")
+        await registered(db, clock, "Uasked", "medical_device")  # asked for, not granted
+        for n in range(4):
+            await plain.book(f"w1-{n}", "A", W1)  # W1 is full
+        for n in range(3):
+            await plain.book(f"w2-{n}", "A", W2)  # W2: only the held place left
+        near = [(33.8405, 132.7705)]
+        batched = asyncio.create_task(svc.options_many(near, T0, 5, [other]))
+        assert svc.batches is not None
+        await async_wait_until(lambda: svc.batches is not None and svc.batches.waiting == 1,
+                               what="the other resident waiting for their batch")  # fmt: skip
+        [mine] = await svc.options_many(near, T0, 5, [somebody])
+        assert not batched.done()  # ranked without waiting for the batch
+        [theirs] = await batched
+        assert (svc.batches.solved + svc.batches.greedy) == 1  # the batch held only theirs
+        assert (mine[0].station_id, mine[0].window_start, mine[0].free) == ("A", W2, 1)
+        assert all(o.window_start != W2 for o in theirs) and theirs[0].window_start == W3
+        greedy = Resolver([*(await svc.free_places()).stations]).ranker
+        held = await svc.station_options("A", T0, 5, somebody)
+        assert mine == greedy.rank(near[0][0], near[0][1], T0, FreeTable(
+            {("A", o.window_start): o.free for o in held}), 5)  # fmt: skip
+        try:
+            await svc.book(other, "A", W2)
+            raise AssertionError("a resident without priority took a held place")
+        except Conflict as refused:
+            assert refused.code == "window_full"
+        booked = await svc.book(somebody, "A", W2)
+        assert booked.status == "active" and booked.priority
+    finally:
+        await svc.close()
+        await plain.close()
         await db.dispose()
