@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 from zoneinfo import ZoneInfo
@@ -38,7 +38,7 @@ from server.booking.moves import (
     NOTIFY_REMINDER,
     NOTIFY_RESTORED,
 )
-from server.booking.ranking import Option
+from server.booking.ranking import Option, walking_minutes
 from server.booking.service import BookingService
 from server.booking.upkeep import ENDED_WINDOW_OVER
 from server.booking.views import BookingView, load_battery_names
@@ -48,7 +48,7 @@ from server.delivery.outbox import Platform, enqueue
 from server.ingest.changeset import ChangeSet
 from server.line import messages
 from server.line.messages import Message
-from server.line.stations import StationInfo, load_stations
+from server.line.stations import StationInfo, load_drill_stations, load_stations
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -274,9 +274,25 @@ class NoticeComposer:
 
     async def _fresh_options(self, lost: StationInfo, now: datetime) -> list[Option]:
         """Up to `OPTIONS` windows near the lost station, elsewhere (it can no longer
-        charge, whatever a snapshot a moment old still says)."""
+        charge, whatever a snapshot a moment old still says), in its own world: a drill's
+        twin lost is made good by the same drill's twins, never by a real place."""
+        if lost.drill_id is not None:
+            return await self._twin_options(lost, now)
         found = await self._booking.options(lost.latitude, lost.longitude, now, OPTIONS + 1)
         return [o for o in found if o.station_id != lost.id][:OPTIONS]
+
+    async def _twin_options(self, lost: StationInfo, now: datetime) -> list[Option]:
+        """The earliest window of each other twin of the lost twin's drill (none once the
+        drill ended), ranked by the ranking's cost from the lost twin."""
+        async with self._db.transaction() as session:
+            twins = [t for t in await load_drill_stations(session)
+                     if t.drill_id == lost.drill_id and t.id != lost.id]  # fmt: skip
+        found = []
+        for twin in twins:
+            walk = walking_minutes(lost.latitude, lost.longitude, twin.latitude, twin.longitude)
+            found += [replace(o, walk_min=walk, cost=2 * walk + o.wait_min)
+                      for o in (await self._booking.station_options(twin.id, now, 1))]  # fmt: skip
+        return sorted(found, key=lambda o: (o.cost, o.station_id))[:OPTIONS]
 
     async def _compose(
         self,

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from linebot.v3.messaging import PushMessageRequest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from server.booking.moves import (
     NOTIFY_CANCELLED,
@@ -26,7 +26,7 @@ from server.booking.ranking import Option
 from server.booking.service import BookingService
 from server.booking.upkeep import ENDED_UNPLUGGED, ENDED_WINDOW_OVER
 from server.booking.views import BookingView
-from server.db.models import LineResident, Notification, OutboxMessage
+from server.db.models import Drill, LineResident, Notification, OutboxMessage, Station
 from server.db.session import Database
 from server.ingest.fanout import FanOut
 from server.line.messages import Postback, read_postback
@@ -267,6 +267,49 @@ def test_a_cancelled_booking_gets_an_apology_with_options_it_can_book(database_u
             assert booked.status == "active" and wakes.count == 1
         finally:
             await later.close()
+            await service.close()
+            await db.dispose()
+
+    asyncio.run(scenario())
+
+
+def test_a_cancelled_drill_booking_is_offered_the_drills_twins_never_a_real_place(
+    database_url: str,
+) -> None:
+    real = StationSpec("R", 33.8405, 132.7705, ports=1)  # nearest to the lost twin, and real
+    lost, other = StationSpec("T1", 33.840, 132.770, ports=1), StationSpec("T2", 33.850, 132.78)
+
+    async def scenario() -> None:
+        clock = Clock(T0)
+        db, service, units = await open_world(database_url, [real, lost, other], clock)
+        async with db.transaction() as session:
+            session.add(Drill(id=1, name="訓練", scenario="s", municipalities=["大洲市"],
+                              gw_id="drill-1", started_at=T0, started_by="hq"))  # fmt: skip
+            await session.flush()
+            await session.execute(
+                update(Station).where(Station.id.in_(["T1", "T2"])).values(drill_id=1)
+            )
+        service.invalidate_stations()
+        for port in range(1, 5):
+            await set_port(db, units["T2"], port, "faulted")  # nowhere to move to, for now
+        try:
+            await follow(db, "U3", "ja")
+            booked = await service.book("line:U3", "T1", W1)
+            await set_port(db, units["T1"], 1, "faulted")
+            await service.on_changes(fault(units["T1"], "T1", 1, clock()))
+            assert (await service.get(booked.id)).status == "cancelled"
+            await set_port(db, units["T2"], 1, "available")  # T2 is repaired meanwhile
+            later = BookingService(db, settings(database_url), clock)  # another process
+            try:
+                assert await composer(db, later, clock, Wakes()).deliver() == 1
+            finally:
+                await later.close()
+            [row] = await outbox(db)
+            _apology, carousel = row.body
+            bubbles = carousel["contents"]["contents"]
+            books = [read_postback(b["footer"]["contents"][0]["action"]["data"]) for b in bubbles]
+            assert {r.params["s"] for r in books if r} == {"T2"}  # not R, though R is nearer
+        finally:
             await service.close()
             await db.dispose()
 
