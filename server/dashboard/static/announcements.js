@@ -6,24 +6,11 @@
 
 (() => {
   const API = "/api/v1";
-  const TOKEN_KEY = "chargenet-admin-token";  // the dashboard's: signed in there, signed in here
   const STAYS = { shelter: "避難所 / shelter", home: "自宅 / home", relatives: "親類・知人宅 / relatives", car: "車中 / car" };
   const $ = (id) => document.getElementById(id);
-  const token = () => sessionStorage.getItem(TOKEN_KEY);
-  const note = (text) => { $("crew-note").textContent = text; };
   let stations = [];
 
-  async function call(method, path, body) {
-    const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const reply = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const found = await reply.json().catch(() => ({}));
-    if (!reply.ok) {
-      const error = found.error || {};
-      throw new Error(`${reply.status} ${error.field ? error.field + ": " : ""}${error.message || ""}`);
-    }
-    return found;
-  }
+  const call = (method, path, body) => operator.call(method, API + path, body);
 
   function boxes(fieldset, name, values, labels) {
     const legend = fieldset.querySelector("legend");
@@ -77,7 +64,7 @@
   }
 
   async function refresh() {
-    if (!token()) return;
+    if (!operator.token()) return;
     const listed = await call("GET", "/announcements");
     $("list").querySelector("tbody").replaceChildren(...listed.announcements.map((a) => {
       const d = a.deliveries;
@@ -90,12 +77,12 @@
   }
   const when = (at) => (at ? `${stationTime.day(at)} ${stationTime.clock(at)}` : "—");
 
-  function show() {
-    const signedIn = Boolean(token());
-    $("token").hidden = $("sign-in").hidden = signedIn;
-    $("sign-out").hidden = $("compose").hidden = !signedIn;
+  // Signed in on the dashboard, signed in here: one token for the tab (`operator`, page.js).
+  const session = operator.form(`${API}/announcements`, (signedIn) => {
+    $("compose").hidden = !signedIn;
     if (signedIn) start().catch((e) => note(e.message));
-  }
+  });
+  const note = session.note;
 
   async function start() {
     stations = (await (await fetch(`${API}/stations`)).json()).stations;
@@ -122,15 +109,5 @@
       refresh();
     } catch (e) { note(`preview: ${e.message}`); }
   });
-  $("crew").addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const candidate = $("token").value.trim();
-    $("token").value = "";
-    const reply = await fetch(`${API}/announcements`, { headers: { Authorization: `Bearer ${candidate}` } });
-    if (!reply.ok) { note(reply.status === 401 ? "トークンが違います / wrong token" : String(reply.status)); return; }
-    sessionStorage.setItem(TOKEN_KEY, candidate);
-    show();
-  });
-  $("sign-out").addEventListener("click", () => { sessionStorage.removeItem(TOKEN_KEY); show(); });
-  stationTime.ready.then(show);
+  stationTime.ready.then(session.show);
 })();

@@ -26,7 +26,7 @@ function card(station) {
     for (const i of detail.incidents) incidents.append(incidentItem(i));
   }
   const resets = el("p", { class: "resets" });
-  if (detail && crewToken()) {
+  if (detail && operator.token()) {
     for (const b of detail.batteries) {
       if (b.alarms.length || b.ports.some((p) => p.reported_status === "faulted")) resets.append(batteryReset(b));
     }
@@ -43,16 +43,13 @@ function card(station) {
     ports, resets, incidents);
 }
 
-// Crew mode: with an operator's token (kept for this tab only, never in the URL) incidents can be
-// acknowledged and resolved from the card, and a battery's latched alarms reset (a fixed port
-// shows faulted until then); the server's event stream then redraws it.
-const TOKEN_KEY = "chargenet-admin-token";
-const crewToken = () => sessionStorage.getItem(TOKEN_KEY);
-
+// Crew mode: with an operator's token (`operator`, page.js) incidents can be acknowledged and
+// resolved from the card, and a battery's latched alarms reset (a fixed port shows faulted
+// until then); the server's event stream then redraws it.
 function incidentItem(i) {
   const item = el("li", { "data-incident": String(i.id), "data-state": i.state },
     `${i.kind}${i.place ? " " + i.place : ""} (${i.state})`);
-  if (crewToken()) {
+  if (operator.token()) {
     if (i.state === "open") item.append(" ", incidentAction(i.id, "acknowledge", "確認 / acknowledge"));
     item.append(" ", incidentAction(i.id, "resolve", "解決 / resolve"));
     if (i.alarm_reset) {
@@ -78,48 +75,22 @@ function crewAction(url, action, label, body) {
   const button = el("button", { type: "button", class: "act", "data-action": action }, label);
   button.addEventListener("click", async () => {
     button.disabled = true;
-    const headers = { Authorization: `Bearer ${crewToken()}` };
+    const headers = { Authorization: `Bearer ${operator.token()}` };
     if (body) headers["Content-Type"] = "application/json";
     const reply = await fetch(url, { method: "POST", headers, body: body ? JSON.stringify(body) : undefined });
-    if (reply.status === 401) return crewSignOut("トークンが違います / wrong token");
-    if (!reply.ok) { button.disabled = false; crewNote(`${action}: ${reply.status}`); return; }
-    if (action === "reset-alarms") crewNote(`アラーム解除を送信 / reset sent: ${button.dataset.unit}`);
+    if (reply.status === 401) return crew.signOut("トークンが違います / wrong token");
+    if (!reply.ok) { button.disabled = false; crew.note(`${action}: ${reply.status}`); return; }
+    if (action === "reset-alarms") crew.note(`アラーム解除を送信 / reset sent: ${button.dataset.unit}`);
     schedule(null);
   });
   return button;
 }
 
-function crewNote(text) { document.getElementById("crew-note").textContent = text; }
-
-function crewShow() {
-  const signedIn = Boolean(crewToken());
-  document.getElementById("token").hidden = signedIn;
-  document.getElementById("sign-in").hidden = signedIn;
-  document.getElementById("sign-out").hidden = !signedIn;
+const crew = operator.form(`${API}/incidents?state=open`, (signedIn) => {
   document.getElementById("report").hidden = !signedIn;
   document.getElementById("priority").hidden = !signedIn;
   render();
-}
-
-function crewSignOut(note) {
-  sessionStorage.removeItem(TOKEN_KEY);
-  crewNote(note || "");
-  crewShow();
-}
-
-document.getElementById("crew").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  const input = document.getElementById("token");
-  const candidate = input.value.trim();
-  input.value = "";
-  const reply = await fetch(`${API}/incidents?state=open`,
-    { headers: { Authorization: `Bearer ${candidate}`, Accept: "application/json" } });
-  if (!reply.ok) return crewSignOut(reply.status === 401 ? "トークンが違います / wrong token" : `${reply.status}`);
-  sessionStorage.setItem(TOKEN_KEY, candidate);
-  crewNote("対応モード / crew mode");
-  crewShow();
-});
-document.getElementById("sign-out").addEventListener("click", () => crewSignOut());
+}, "対応モード / crew mode");
 
 async function fetchJSON(path) {
   const reply = await fetch(API + path, { headers: { Accept: "application/json" } });
@@ -196,7 +167,7 @@ function listen() {
 
 stationMap.start(document.getElementById("map"), pageConfig);
 stationTime.ready.then(() => {
-  crewShow();
+  crew.show();
   refresh(null).catch(console.error);
   listen();
   setInterval(() => schedule(null), 30000); // a safety net: the picture is never older than this

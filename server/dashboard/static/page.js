@@ -1,4 +1,5 @@
-// What both pages share: the crowding levels' words and a small element builder.
+// What the pages share: the crowding levels' words, a small element builder, the stations' time
+// formatter and the operator's sign-in.
 "use strict";
 
 const LEVELS = {
@@ -52,4 +53,55 @@ const stationTime = (() => {
     return new Date(guess.getTime() - (shown - guess.getTime()));
   }
   return { ready, clock, day, inputValue, fromInput };
+})();
+
+// An operator's token, kept for this tab only (sessionStorage, never in a URL), shared by every
+// page and panel that acts: the dashboard's crew mode, reports, priority, announcements.
+const operator = (() => {
+  const KEY = "chargenet-admin-token";
+  const token = () => sessionStorage.getItem(KEY);
+  const $ = (id) => document.getElementById(id);
+  // An API call as the operator: the JSON answer, or an Error saying the status, the field
+  // to fix (a 422's) and the server's message.
+  async function call(method, path, body) {
+    const headers = { Authorization: `Bearer ${token()}`, Accept: "application/json" };
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const reply = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    const found = await reply.json().catch(() => ({}));
+    if (!reply.ok) {
+      const error = found.error || {};
+      throw new Error(`${reply.status} ${error.field ? error.field + ": " : ""}${error.message || ""}`.trim());
+    }
+    return found;
+  }
+  // The page's sign-in form (#crew with #token, #sign-in, #sign-out, #crew-note): a token is
+  // kept once `probe`, a path it must be allowed to read, accepts it; `changed(signedIn)` shows
+  // or hides what only operators see, after every sign-in and sign-out and on `show()`.
+  function form(probe, changed, welcome = "") {
+    const note = (text) => { $("crew-note").textContent = text; };
+    function show() {
+      const signedIn = Boolean(token());
+      $("token").hidden = $("sign-in").hidden = signedIn;
+      $("sign-out").hidden = !signedIn;
+      changed(signedIn);
+    }
+    function signOut(text) {
+      sessionStorage.removeItem(KEY);
+      note(text || "");
+      show();
+    }
+    $("crew").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const candidate = $("token").value.trim();
+      $("token").value = "";
+      const reply = await fetch(probe, { headers: { Authorization: `Bearer ${candidate}`, Accept: "application/json" } });
+      if (!reply.ok) return signOut(reply.status === 401 ? "トークンが違います / wrong token" : String(reply.status));
+      sessionStorage.setItem(KEY, candidate);
+      note(welcome);
+      show();
+    });
+    $("sign-out").addEventListener("click", () => signOut());
+    return { note, show, signOut };
+  }
+  return { token, call, form };
 })();

@@ -7,16 +7,7 @@
 (() => {
   const panel = document.getElementById("priority");
   const note = (text) => { document.getElementById("priority-note").textContent = text; };
-  const send = async (method, path, body) => {
-    const headers = { Authorization: `Bearer ${sessionStorage.getItem("chargenet-admin-token")}`,
-                      Accept: "application/json" };
-    if (body !== undefined) headers["Content-Type"] = "application/json";
-    const reply = await fetch(`/api/v1/priority${path}`,
-      { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-    const found = await reply.json().catch(() => ({}));
-    if (!reply.ok) throw new Error(found.error ? found.error.message : String(reply.status));
-    return found;
-  };
+  const send = (method, path, body) => operator.call(method, `/api/v1/priority${path}`, body);
   const act = (label, action, run) => {
     const button = el("button", { type: "button", class: "act", "data-action": action }, label);
     button.addEventListener("click", async () => {

@@ -24,8 +24,7 @@
     const municipality = document.getElementById("report-municipality").value.trim();
     if (municipality) params.set("municipality", municipality);
     const note = document.getElementById("crew-note");
-    const token = sessionStorage.getItem("chargenet-admin-token");
-    const reply = await fetch(`/api/v1/reports?${params}`, { headers: { Authorization: `Bearer ${token}` } });
+    const reply = await fetch(`/api/v1/reports?${params}`, { headers: { Authorization: `Bearer ${operator.token()}` } });
     if (!reply.ok) {
       const body = await reply.json().catch(() => ({}));
       note.textContent = `report: ${reply.status} ${body.error ? body.error.message : ""}`;
