@@ -200,7 +200,8 @@ def families(scrape: Scrape) -> Iterator[Metric]:
     if scrape.assignment:
         batches = CounterMetricFamily(
             "chargenet_assignment", "Live ranking, this process: batches resolved, greedy "
-            "(no forecast), late (no draw fitted the deadline: greedy), draws skipped",
+            "(no forecast), late (no draw fitted the deadline: greedy), draws skipped, "
+            "solver_lost (its solver process died: greedy)",
             labels=["what"],
         )  # fmt: skip
         for what, count in sorted(scrape.assignment.items()):
@@ -275,6 +276,7 @@ class Metrics(Collector):
             assignment={} if batches is None else {
                 "resolved": batches.solved, "greedy": batches.greedy - batches.late,
                 "late": batches.late, "draws_skipped": batches.skipped,
+                "solver_lost": batches.lost,
             },
         )  # fmt: skip
 

@@ -3,13 +3,15 @@
 `BookingService.options_many` hands each request here when `assignment_policy` is
 "resolving". The first request of a batch starts a timer of `assignment_batch_s`; every
 request until then joins it; then one read of the free places and one solve
-(`resolving.Resolver`, in a worker thread) rank them all. A request's answer waits for its
+(`resolving.Resolver`, in a worker thread, its min-cost flows in a solver process:
+`solver.SolverProcess`) rank them all. A request's answer waits for its
 batch: about a second, well within the freshness of a LINE reply token
 (`line_reply_within_s`). The solve runs only the forecast draws expected to end within
 `assignment_deadline_s` of the batch closing (their cost learned from the draws before,
 `pace.Pace`); when not even one fits the batch is ranked greedily at once, as it is when
 there is no forecast to make (`demand.Forecast.ready`). `late` counts those batches and
-`skipped` the draws left out, for `/metrics`. The forecast is made at the first batch
+`skipped` the draws left out, for `/metrics`; `lost` the batches ranked greedily because
+the solver process died (the next batch starts a fresh one). The forecast is made at the first batch
 and again every `demand_refresh_s`, so it learns the registrations that came since.
 """
 
@@ -30,6 +32,7 @@ from server.booking.demand import Forecast, Profile, Seen, municipality_areas
 from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
+from server.booking.solver import SolverLost, SolverProcess
 from server.db.models import ResidentRegistration, Station
 from server.db.session import Database
 from server.settings import Settings
@@ -90,6 +93,10 @@ class Batches:
         """Of the greedy batches, those no draw would have fitted the deadline of."""
         self.skipped = 0
         """Draws left out of solved batches to answer in time."""
+        self.lost = 0
+        """Batches ranked greedily because the solver process died."""
+        self.solver = SolverProcess()
+        """Started when a batch first has draws to solve; stopped by `close`."""
 
     @property
     def forecast(self) -> Forecast | None:
@@ -117,6 +124,7 @@ class Batches:
         for asked in self._asked:
             if not asked.future.done():
                 asked.future.cancel()
+        await asyncio.to_thread(self.solver.close)
 
     async def _flush_after(self) -> None:
         """Rank batches while requests wait: a batch closes `assignment_batch_s` after its
@@ -147,16 +155,24 @@ class Batches:
         asks = [Ask(lat, lon, max(a.earliest, places.now).timestamp())
                 for a in asked for lat, lon in a.points]  # fmt: skip
         limit = max(a.limit for a in asked)
-        due = self._timer() + self._settings.assignment_deadline_s
-        ranked = None
-        if asks:
-            ranked = await asyncio.to_thread(
-                resolver.rank, asks, places.free, self._forecast, now, places.phones, limit,
-                lambda: due - self._timer(),
-            )  # fmt: skip
+        ranked, lost = None, False
+        try:
+            if asks:
+                if self._forecast is not None and self._forecast.ready:
+                    await asyncio.to_thread(self.solver.start)  # before the deadline runs
+                due = self._timer() + self._settings.assignment_deadline_s
+                ranked = await asyncio.to_thread(
+                    resolver.rank, asks, places.free, self._forecast, now, places.phones,
+                    limit, lambda: due - self._timer(),
+                )  # fmt: skip
+        except SolverLost:
+            lost = True
         if ranked is None:
-            self.greedy += 1
-            self.late += resolver.skipped > 0
+            if lost:
+                self.lost += 1
+            else:
+                self.greedy += 1
+                self.late += resolver.skipped > 0
             ranked = [self._greedy(resolver, ask, places.free, limit) for ask in asks]
         else:
             self.solved += 1
@@ -195,7 +211,8 @@ class Batches:
             s = self._settings
             seed = s.assignment_seed if s.assignment_seed is not None else time.time_ns()
             resolver = Resolver(stations, draws=s.assignment_draws, seed=seed,
-                                max_walk_min=MAX_WALK_MIN, pace=self.pace)  # fmt: skip
+                                max_walk_min=MAX_WALK_MIN, pace=self.pace,
+                                solve=self.solver.solve)  # fmt: skip
             self._resolver = (key, resolver)
         return self._resolver[1]
 

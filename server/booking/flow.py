@@ -24,7 +24,7 @@ is within `supply / COST_SCALE` minutes of it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -176,23 +176,35 @@ class Solution:
     """Flow on every arc of the network, in its order."""
 
 
-def solve(network: Network) -> Solution:
-    """Min-cost flow by OR-Tools' network simplex on integer costs (see the module doc)."""
+FlowSolver = Callable[[Ints, Ints, Ints, Ints, Ints], tuple[Ints, int]]
+"""(tails, heads, capacities, integer unit costs, node supplies) -> (flow per arc, the
+integer optimal cost): `min_cost_flows` here, or the same in a solver process
+(`server.booking.solver`)."""
+
+
+def min_cost_flows(
+    tails: Ints, heads: Ints, caps: Ints, unit_costs: Ints, supplies: Ints
+) -> tuple[Ints, int]:
+    """OR-Tools' network simplex on plain arrays (what a solver process is sent); it holds
+    the GIL of the process it runs in for the whole solve."""
     smcf = min_cost_flow.SimpleMinCostFlow()
-    scaled = np.rint(network.costs * COST_SCALE).astype(np.int64)
-    arcs = smcf.add_arcs_with_capacity_and_unit_cost(
-        network.tails, network.heads, network.caps, scaled
-    )
-    nodes = np.arange(len(network.supplies), dtype=np.int64)
-    smcf.set_nodes_supplies(nodes, network.supplies)
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, unit_costs)
+    smcf.set_nodes_supplies(np.arange(len(supplies), dtype=np.int64), supplies)
     status = smcf.solve()
     if status != smcf.OPTIMAL:
         raise RuntimeError(f"min-cost flow failed: status {status}")
-    flows = np.asarray(smcf.flows(arcs), dtype=np.int64)
+    return np.asarray(smcf.flows(arcs), dtype=np.int64), int(smcf.optimal_cost())
+
+
+def solve(network: Network, flows_of: FlowSolver = min_cost_flows) -> Solution:
+    """Min-cost flow on integer costs (see the module doc), by `flows_of`."""
+    scaled = np.rint(network.costs * COST_SCALE).astype(np.int64)
+    flows, optimal = flows_of(network.tails, network.heads, network.caps, scaled,
+                              network.supplies)  # fmt: skip
     units = int(network.supplies[network.supplies > 0].sum())
     return Solution(
         cost=float(flows @ network.costs),
-        lower_bound=smcf.optimal_cost() / COST_SCALE - 0.5 * units / COST_SCALE,
+        lower_bound=optimal / COST_SCALE - 0.5 * units / COST_SCALE,
         unserved=int(flows[network.unserved].sum()),
         flows=flows,
     )

@@ -17,7 +17,9 @@ so two residents are not both offered the last place first.
 when not even one draw is expected to end in the time `left()` says remains: before each
 draw its cost is predicted from the draws measured (`pace.Pace`, per arc of its network),
 and the draws that would not fit are left out, so a late batch falls back at once instead
-of after a draw of seconds.
+of after a draw of seconds. The service solves the draws in a process of its own
+(`solver.SolverProcess`, injected as `solve`), so the measured cost of a draw includes
+sending its network there and its flows back.
 """
 
 from __future__ import annotations
@@ -62,8 +64,11 @@ class Resolver:
         max_walk_min: float = 60.0,
         bucket_s: float = 600.0,
         pace: Pace | None = None,
+        solve: Callable[[flow.Network], flow.Solution] = flow.solve,
     ) -> None:
         self.bucket_s = bucket_s
+        self.solve = solve
+        """Each draw's min-cost flow: here, or in a solver process (`solver`)."""
         self.pace = pace if pace is not None else Pace()
         self.used = 0
         """Draws the last `votes` solved; `skipped`, those it left out to be in time."""
@@ -189,7 +194,7 @@ class Resolver:
                 self.skipped = len(drawn) - i
                 break
             network = flow.build(demand, windows)
-            solution = flow.solve(network)
+            solution = self.solve(network)
             self.pace.learn(size, before - left())
             self.used += 1
             used = np.nonzero(solution.flows[: network.n_demand_arcs] > 0)[0]

@@ -59,7 +59,12 @@ async def options_of(url: str, expected: int) -> tuple[list[list[str]], list[lis
             metrics = (await http.get("/metrics")).text
         batches = services.booking.batches
         assert batches is not None and batches.solved + batches.greedy == len(POINTS)
-        for what, n in (("resolved", batches.solved), ("greedy", batches.greedy), ("late", 0)):
+        for what, n in (
+            ("resolved", batches.solved),
+            ("greedy", batches.greedy),
+            ("late", 0),
+            ("solver_lost", 0),
+        ):
             assert f'chargenet_assignment_total{{what="{what}"}} {float(n)}' in metrics
         return found, [[o.station_id for o in p] for p in pure], batches.greedy
 

@@ -1,10 +1,12 @@
 """The "resolving" policy inside BookingService on SQLite with a fake clock: a batch of
-requests is ranked as the pure policy ranks it, and greedily when there is no forecast or
-the solve is late."""
+requests is ranked as the pure policy ranks it (its draws solved in the solver process),
+and greedily when there is no forecast, the solve is late or the solver process died."""
 
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 
@@ -78,6 +80,36 @@ async def ranked_as_the_pure_policy(database_url: str) -> None:
         assert found == expected
         greedy = [resolver.ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert [f[0].station_id for f in found] != [g[0].station_id for g in greedy]
+        solver = svc.batches.solver  # the draws were solved in its process, not this one
+        assert solver.pid is not None and solver.solved_by == solver.pid != os.getpid()
+    finally:
+        await svc.close()
+        await db.dispose()
+    assert not solver.alive  # close() stopped it
+
+
+def test_a_killed_solver_means_greedy_once_then_a_fresh_one(database_url: str) -> None:
+    asyncio.run(solver_killed(database_url))
+
+
+async def solver_killed(database_url: str) -> None:
+    db, svc = await service(live_settings(database_url))
+    try:
+        batches = svc.batches
+        assert batches is not None and batches.solver.pid is None  # started by a first solve
+        await svc.options_many(POINTS[:2], T0, 3)
+        first = batches.solver.pid
+        assert first is not None and batches.solver.solved_by == first
+        os.kill(first, signal.SIGKILL)
+        await async_wait_until(lambda: not batches.solver.alive, what="the solver to die")
+        found = await svc.options_many(POINTS[2:4], T0, 3)
+        places = await svc.free_places()
+        ranker = Resolver(places.stations).ranker
+        assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS[2:4]]
+        assert (batches.solved, batches.greedy, batches.lost) == (1, 0, 1)
+        await svc.options_many(POINTS[4:], T0, 3)
+        assert (batches.solved, batches.lost, batches.solver.started) == (2, 1, 2)
+        assert batches.solver.solved_by == batches.solver.pid not in (first, None)
     finally:
         await svc.close()
         await db.dispose()
