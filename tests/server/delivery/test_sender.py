@@ -22,7 +22,7 @@ from server.delivery.outbox import Platform, enqueue, enqueue_multicast
 from server.delivery.sender import OutboxSender, recorded
 from server.delivery.transport import Attempt, Outcome, Outgoing, Transport
 from server.settings import Settings
-from tests.conditions import async_read_until
+from tests.conditions import async_read_until, async_wait_until
 from tests.server.database import with_database
 
 SETTINGS = Settings(line_reply_within_s=4.0, delivery_backoff_max_s=0.05)
@@ -405,7 +405,7 @@ def test_multicasts_waiting_never_hold_the_slots_replies_need(database_url: str)
         assert [len(b.recipients or []) for b in batches] == [500, 500, 200]
         async with running(db, [line], in_flight=2) as sender:
             sender.wake()
-            await async_read_until(lambda: asyncio.sleep(0, len(line.log)), lambda n: n == 2,
+            await async_wait_until(lambda: len(line.log) == 2,
                                    what="two batches in flight, filling their slots")  # fmt: skip
             reply = await add(db, "U-resident")
             sender.wake()
