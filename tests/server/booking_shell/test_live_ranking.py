@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import timedelta
 
 from server.booking.batches import Batches, Places, load_forecast
-from server.booking.ranking import FreeTable
+from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
 from server.booking.service import BookingService
 from server.db.migrate import upgrade
@@ -103,9 +103,7 @@ async def solver_killed(database_url: str) -> None:
         os.kill(first, signal.SIGKILL)
         await async_wait_until(lambda: not batches.solver.alive, what="the solver to die")
         found = await svc.options_many(POINTS[2:4], T0, 3)
-        places = await svc.free_places()
-        ranker = Resolver(places.stations).ranker
-        assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS[2:4]]
+        assert found == await greedy(svc, POINTS[2:4])
         assert (batches.solved, batches.greedy, batches.lost) == (1, 0, 1)
         await svc.options_many(POINTS[4:], T0, 3)
         assert (batches.solved, batches.lost, batches.solver.started) == (2, 1, 2)
@@ -113,6 +111,13 @@ async def solver_killed(database_url: str) -> None:
     finally:
         await svc.close()
         await db.dispose()
+
+
+async def greedy(svc: BookingService, points: list[tuple[float, float]]) -> list[list[Option]]:
+    """What the greedy ranking gives these points on the service's places now."""
+    places = await svc.free_places()
+    ranker = Resolver(places.stations).ranker
+    return [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in points]
 
 
 def test_no_forecast_means_greedy(database_url: str) -> None:
@@ -124,9 +129,7 @@ async def greedy_without_forecast(database_url: str) -> None:
     db, svc = await service(chosen)
     try:
         found = await svc.options_many(POINTS, T0, 3)
-        places = await svc.free_places()
-        ranker = Resolver(places.stations).ranker
-        assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
+        assert found == await greedy(svc, POINTS)
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
         assert svc.batches.late == 0
     finally:
@@ -143,9 +146,7 @@ async def greedy_when_late(database_url: str) -> None:
     db, svc = await service(live_settings(database_url), timer=lambda: next(ticks))
     try:
         found = await svc.options_many(POINTS, T0, 3)
-        places = await svc.free_places()
-        ranker = Resolver(places.stations).ranker
-        assert found == [ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
+        assert found == await greedy(svc, POINTS)
         assert svc.batches is not None and (svc.batches.solved, svc.batches.greedy) == (0, 1)
         assert svc.batches.late == 1  # no draw was run past the deadline
         assert svc.batches.pace.measured == 0
