@@ -23,7 +23,7 @@ from server.delivery.outbox import MULTICAST_RECIPIENTS
 
 LANGUAGES: Final = ("ja", "en")
 STAYS: Final = ("shelter", "home", "relatives", "car")
-"""`ResidentRegistration.stay`'s values (`server.line.registration.STAYS`)."""
+"""`ResidentRegistration.stay`'s values, as the LINE registration offers them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +87,11 @@ class Audience:
     @property
     def total(self) -> int:
         return sum(len(ids) for ids in self.recipients.values())
+
+    @property
+    def languages(self) -> dict[str, int]:
+        """Residents per language."""
+        return {lang: len(ids) for lang, ids in self.recipients.items()}
 
     @property
     def batches(self) -> int:

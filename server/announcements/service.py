@@ -13,7 +13,7 @@ sender (`server.delivery.sender`) delivers the batches under LINE's multicast ra
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
 
@@ -201,7 +201,7 @@ def _described(view: AnnouncementView, found: Audience) -> dict[str, Any]:
     return {
         "municipality": t.municipality, "districts": list(t.districts), "stays": list(t.stays),
         "stations": list(t.stations), "drill_id": t.drill_id, "recipients": found.total,
-        "languages": {lang: len(ids) for lang, ids in found.recipients.items()},
+        "languages": found.languages,
         "batches": found.batches, "unfollowed": found.unfollowed,
         "not_in_drill": found.not_in_drill,
     }  # fmt: skip
@@ -272,8 +272,7 @@ class Announcements:
                                _described(view, found), at=now)  # fmt: skip
         if self._wake is not None and found.total:
             self._wake()
-        sent = AnnouncementView(**{**_fields(view), "sent_by": by.name, "sent_at": now,
-                                   "recipients": found.total})  # fmt: skip
+        sent = replace(view, sent_by=by.name, sent_at=now, recipients=found.total)
         return sent, Deliveries(found.total, found.batches, 0, 0, found.total)
 
     async def list(
@@ -296,10 +295,6 @@ class Announcements:
             raise NotFound(f"no announcement {announcement_id}")
         by.require_reach(row.municipality, f"announcement {announcement_id}")
         return _view(row)
-
-
-def _fields(view: AnnouncementView) -> dict[str, Any]:
-    return {name: getattr(view, name) for name in AnnouncementView.__slots__}
 
 
 async def deliveries(session: AsyncSession, ids: Sequence[int]) -> dict[int, Deliveries]:

@@ -122,7 +122,7 @@ def _preview(found: Preview) -> PreviewOut:
     none = Deliveries(found.view.recipients or 0, 0, 0, 0, 0)
     return PreviewOut(
         announcement=_out(found.view, none), recipients=a.total,
-        languages={lang: len(ids) for lang, ids in a.recipients.items()}, batches=a.batches,
+        languages=a.languages, batches=a.batches,
         per_target=PerTarget(districts=dict(a.districts), stays=dict(a.stays),
                              stations=dict(a.stations)),
         unfollowed=a.unfollowed, not_in_drill=a.not_in_drill, messages=found.messages,

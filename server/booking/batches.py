@@ -33,13 +33,12 @@ from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
 from server.booking.solver import SolverLost, SolverProcess
+from server.booking.upkeep import MAX_WALK_MIN
 from server.db.models import ResidentRegistration, Station
 from server.db.session import Database
 from server.settings import Settings
 
 log = logging.getLogger(__name__)
-
-MAX_WALK_MIN = 60.0
 
 
 @dataclass(frozen=True, slots=True)

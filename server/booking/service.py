@@ -40,6 +40,7 @@ from server.booking.claims import (
     ACTIVE_STATUSES,
     ClaimFailed,
     LoadConflict,
+    Loads,
     Want,
     allot,
     lock_stations,
@@ -168,7 +169,7 @@ class BookingService:
         ranker = self._ranker_for(views)  # real stations only: drills' twins are asked for
         near = [[views[sid] for _walk, sid in ranker.within(lat, lon, MAX_WALK_MIN)]
                 for lat, lon in points]  # fmt: skip
-        free, earliest = await self._free([s for group in near for s in group], earliest, who)
+        free, earliest, _ = await self._free([s for group in near for s in group], earliest, who)
         return [ranker.rank(lat, lon, earliest, free[p], limit, MAX_WALK_MIN) if group else []
                 for (lat, lon), group, p in zip(points, near, who, strict=True)]  # fmt: skip
 
@@ -179,7 +180,7 @@ class BookingService:
         it), as `resident_id` may take them; NotFound for an unknown station."""
         station = await self._station(station_id)
         [priority] = await self._priority_flags([resident_id])
-        free, earliest = await self._free([station], earliest, [priority])
+        free, earliest, _ = await self._free([station], earliest, [priority])
         return Ranker([station]).rank(station.latitude, station.longitude, earliest,
                                       free[priority], limit, MAX_WALK_MIN)  # fmt: skip
 
@@ -218,28 +219,23 @@ class BookingService:
         now = self._clock()
         if not stations:
             return Places(stations, FreeTable(), {}, now)
-        tables, _ = await self._free(stations, now, [False])
-        async with self._db.transaction() as session:
-            loads = await read_loads(session, (s.id for s in stations),
-                                     now - _longest_slot(stations))  # fmt: skip
+        tables, now, loads = await self._free(stations, now, [False])
+        booked = upkeep.upcoming(loads, {s.id: s for s in stations}, now)
         e = self._settings.energy_per_phone_wh
-        phones = {}
-        for s in stations:
-            slot = timedelta(minutes=s.slot_minutes)
-            booked = sum(n for w, n in loads.get(s.id, {}).items() if w + slot > now)
-            phones[s.id] = phones_left(s, booked, e)
+        phones = {s.id: phones_left(s, sum(booked.get(s.id, {}).values()), e) for s in stations}
         return Places(stations, tables[False], phones, now)
 
     async def _free(
         self, stations: Sequence[StationView], earliest: datetime, who: Sequence[bool]
-    ) -> tuple[dict[bool, FreeTable], datetime]:
+    ) -> tuple[dict[bool, FreeTable], datetime, Loads]:
         """The free places of these stations' windows as a priority resident (True) and as
-        anyone else (False) may take them, for each kind in `who`; and `earliest` no
-        earlier than now. Hold-back changes the places before ranking sees them."""
+        anyone else (False) may take them, for each kind in `who`; `earliest` no earlier
+        than now; and the windows' loads they come from. Hold-back changes the places
+        before ranking sees them."""
         now = self._clock()
         unique = list({s.id: s for s in stations}.values())
         if not unique:
-            return {p: FreeTable() for p in (True, False)}, max(earliest, now)
+            return {p: FreeTable() for p in (True, False)}, max(earliest, now), {}
         rules = await self._hold_rules()
         holds = holding(rules, unique)
         since = now - _longest_slot(unique)
@@ -257,7 +253,7 @@ class BookingService:
         if not all(who):
             public = {**places, **places_for_anyone(rules, holds, places, priority_booked, now)}
             tables[False] = free_table(unique, public) if holds else tables[True]
-        return tables, max(earliest, now)
+        return tables, max(earliest, now), loads
 
     async def get(self, booking_id: str) -> BookingView:
         async with self._db.transaction() as session:

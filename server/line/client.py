@@ -86,17 +86,12 @@ class LineTransport:
                 reply = {"replyToken": msg.reply_token, "messages": messages}
                 response = await self._http.post("/v2/bot/message/reply", payload=reply)
                 return self._replied(response, msg.reply_tried)
-            if msg.recipients:
-                multicast = {"to": list(msg.recipients), "messages": messages}
-                response = await self._http.post(
-                    "/v2/bot/message/multicast", payload=multicast,
-                    headers={"X-Line-Retry-Key": msg.retry_key},
-                )  # fmt: skip
-                return self._pushed(response)
-            push = {"to": msg.target, "messages": messages}
+            path, to = (("/v2/bot/message/multicast", list(msg.recipients)) if msg.recipients
+                        else ("/v2/bot/message/push", msg.target))  # fmt: skip
             response = await self._http.post(
-                "/v2/bot/message/push", payload=push, headers={"X-Line-Retry-Key": msg.retry_key}
-            )
+                path, payload={"to": to, "messages": messages},
+                headers={"X-Line-Retry-Key": msg.retry_key},
+            )  # fmt: skip
             return self._pushed(response)
         except HTTP_ERRORS as error:
             return Attempt.retry(f"{type(error).__name__}: {error}"[:400])

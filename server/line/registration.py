@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Final
 
+from server.announcements.audience import STAYS
 from server.line import conversation as talk
 from server.line import messages
 from server.line.conversation import Ask, Registration, Reply
@@ -30,7 +31,6 @@ STEP_SHELTER: Final = "register_shelter"
 STEP_NEED: Final = "register_need"
 STEPS: Final = frozenset({STEP_CONSENT, STEP_MUNICIPALITY, STEP_DISTRICT, STEP_STAY,
                           STEP_SHELTER, STEP_NEED})  # fmt: skip
-STAYS: Final = ("shelter", "home", "relatives", "car")
 NEEDS: Final = ("medical_device", "care", "none")
 NO_NEED: Final = "none"
 SHELTER: Final = "shelter"
