@@ -162,39 +162,24 @@ async def read_claim_loads(
 
 async def read_taken(
     session: AsyncSession, keys: Collection[WindowKey]
-) -> dict[WindowKey, set[tuple[int, int]]]:
-    """Ports held by active bookings in these windows."""
+) -> tuple[dict[WindowKey, set[tuple[int, int]]], Counter[WindowKey]]:
+    """Ports held by active bookings in these windows, and how many of those bookings are
+    priority ones (they use the windows' held places), in one read."""
     taken: dict[WindowKey, set[tuple[int, int]]] = defaultdict(set)
+    priority: Counter[WindowKey] = Counter()
     if not keys:
-        return taken
-    query = select(Booking.station_id, Booking.window_start, Booking.unit_pk, Booking.port).where(
+        return taken, priority
+    query = select(
+        Booking.station_id, Booking.window_start, Booking.unit_pk, Booking.port, Booking.priority
+    ).where(
         tuple_(Booking.station_id, Booking.window_start).in_(sorted(keys)),
         Booking.status.in_(ACTIVE_STATUSES),
     )
-    for station_id, start, unit_pk, port in await session.execute(query):
+    for station_id, start, unit_pk, port, is_priority in await session.execute(query):
         taken[(station_id, start)].add((unit_pk, port))
-    return taken
-
-
-async def read_priority_taken(
-    session: AsyncSession, keys: Collection[WindowKey]
-) -> Counter[WindowKey]:
-    """Active priority bookings in these windows (they use the windows' held places)."""
-    found: Counter[WindowKey] = Counter()
-    if not keys:
-        return found
-    query = (
-        select(Booking.station_id, Booking.window_start, func.count())
-        .where(
-            tuple_(Booking.station_id, Booking.window_start).in_(sorted(keys)),
-            Booking.status.in_(ACTIVE_STATUSES),
-            Booking.priority.is_(True),
-        )
-        .group_by(Booking.station_id, Booking.window_start)
-    )
-    for station_id, start, n in await session.execute(query):
-        found[(station_id, start)] = n
-    return found
+        if is_priority:
+            priority[(station_id, start)] += 1
+    return taken, priority
 
 
 async def read_priority_loads(

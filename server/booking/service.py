@@ -50,7 +50,6 @@ from server.booking.claims import (
     read_claim_loads,
     read_loads,
     read_priority_loads,
-    read_priority_taken,
     read_taken,
     write_loads,
 )
@@ -571,9 +570,8 @@ class BookingService:
             keys = {(p.station.id, p.window_start) for p in eligible}
             loads = await read_claim_loads(session, keys, now - _longest_slot(stations.values()))
             before = {sid: dict(windows) for sid, windows in loads.items()}
-            taken = await read_taken(session, keys)
-            holds = holding(rules, stations.values())
-            used = await read_priority_taken(session, keys) if holds else None
+            taken, priority_taken = await read_taken(session, keys)
+            used = priority_taken if holding(rules, stations.values()) else None
             outcomes, added = self._decide(batch, active, stations, loads, taken, now,
                                            rules, priority, used)  # fmt: skip
             views = [v for v in outcomes if isinstance(v, BookingView)]

@@ -44,7 +44,6 @@ from server.booking.claims import (
     places_left,
     read_loads,
     read_priority_loads,
-    read_priority_taken,
     read_taken,
     release_load,
     write_loads,
@@ -526,9 +525,9 @@ async def _claim(
     fresh.setdefault(station.id, {})
     before = {station.id: dict(fresh[station.id])}
     key = (station.id, window_start)
-    taken = await read_taken(session, {key})
+    taken, priority_taken = await read_taken(session, {key})
     held = held_from(rule_for(rules, station), station, window_start, now, priority)
-    priority_booked = await read_priority_taken(session, {key}) if held else None
+    priority_booked = priority_taken if held else None
     [port] = allot([Want(*key, held, priority)], {station.id: station}, fresh, taken,
                    settings.energy_per_phone_wh, priority_booked)  # fmt: skip
     if port is not None:

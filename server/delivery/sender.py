@@ -157,25 +157,22 @@ class OutboxSender:
         self._transports = {t.platform: t for t in transports}
         self.lease_s = settings.line_reply_within_s / 2
         """Shorter than the reply window: a row whose sender died is retried in it."""
-        rates = {
-            Platform.LINE: (settings.line_requests_per_s, 1.0),
-            Platform.LINEWORKS: (float(settings.lineworks_requests_per_min), 60.0),
+        # Requests per period in each lane: LINE limits multicast on its own (200 requests a
+        # second), apart from push.
+        rates: dict[Lane, tuple[float, float]] = {
+            (Platform.LINE, False): (settings.line_requests_per_s, 1.0),
+            (Platform.LINE, True): (settings.line_multicast_requests_per_s, 1.0),
+            (Platform.LINEWORKS, False): (float(settings.lineworks_requests_per_min), 60.0),
         }
-        self._limiters = {p: AsyncLimiter(*rates[p]) for p in self._transports}
-        self._multicasts = AsyncLimiter(settings.line_multicast_requests_per_s, 1.0)
-        """LINE limits multicast on its own (200 requests a second), apart from push."""
+        self._lanes = [lane for lane in rates if lane[0] in self._transports]
+        self._limiters = {lane: AsyncLimiter(*rates[lane]) for lane in self._lanes}
         # Claim no more than the limiter lets through in half a lease: the rest would wait
         # for their turn while their lease runs out.
-        rates_per_lane = {(p, False): rate / period for p, (rate, period) in rates.items()}
-        rates_per_lane[Platform.LINE, True] = settings.line_multicast_requests_per_s
         self._slots: dict[Lane, int] = {
-            lane: max(1, min(in_flight, int(rate * self.lease_s / 2)))
-            for lane, rate in rates_per_lane.items()
+            lane: max(1, min(in_flight, int(rate / period * self.lease_s / 2)))
+            for lane, (rate, period) in rates.items()
         }
-        self._lanes = [lane for lane in rates_per_lane if lane[0] in self._transports]
-        self._in_flight: dict[Lane, set[asyncio.Task[None]]] = {
-            lane: set() for lane in rates_per_lane
-        }
+        self._in_flight: dict[Lane, set[asyncio.Task[None]]] = {lane: set() for lane in rates}
         self._woken = asyncio.Event()
         self._retries: list[datetime] = []
         """A heap of when the retries this sender recorded come due (on its clock, as the
@@ -287,7 +284,7 @@ class OutboxSender:
         return claims
 
     async def _send(self, msg: Outgoing, deadline: float) -> None:
-        limiter = self._multicasts if msg.recipients else self._limiters[msg.platform]
+        limiter = self._limiters[msg.platform, bool(msg.recipients)]
         try:
             async with asyncio.timeout_at(deadline), limiter:
                 attempt = await self._transports[msg.platform].send(msg)
