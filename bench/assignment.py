@@ -50,9 +50,10 @@ import math
 import os
 import platform
 import random
+import resource
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,6 +74,7 @@ from server.booking.pricing import (
 )
 from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
 from server.booking.resolving import Ask, Resolver
+from server.booking.solver import SolverProcess
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
 HORIZON = timedelta(hours=18)
@@ -508,6 +510,10 @@ class Live:
     """Of those, the batches no draw was predicted to fit."""
     draws_skipped: int = 0
     """Draws left out of the solved batches to answer within the deadline."""
+    draws_cut: int = 0
+    """Of those, draws cut short in the solver process when the deadline came."""
+    solver_cpu_ms_per_request: float = 0.0
+    """The solver process's part of `cpu_ms_per_request`."""
 
 
 def server_forecast(sc: Scenario, points_per_area: int = 100) -> Forecast:
@@ -536,10 +542,48 @@ def run_live(
     the load), each booking its first option; a failure decides the waiting ones first, then
     re-places the displaced as a batch of their own. One solver: a batch starts when the
     previous one is done, so an answer's latency is its wait for the batch, the queue
-    before the solver and the solve (measured). A solve runs only the draws predicted to
-    end within `deadline_s` (`server.booking.pace`); with none, the batch is ranked greedily.
+    before the solver and the solve (measured). The draws are solved in the server's solver
+    process (`server.booking.solver`), so an answer's latency includes sending each draw there
+    and back, and the CPU counted is this process's and the solver's. A solve runs only the
+    draws predicted to end within `deadline_s` (`server.booking.pace`), and a draw still
+    running then is cut short; with no draw solved, the batch is ranked greedily.
     """
-    resolver = Resolver(scenario.stations, draws=draws, seed=seed, bucket_s=bucket_s)
+    solver = SolverProcess()
+    solver.start()
+    before = _children_cpu_s()
+    try:
+        outcome, live = _replay(scenario, solver, batch_s, draws, seed, deadline_s,
+                                points_per_area, bucket_s)  # fmt: skip
+    finally:
+        solver.close()  # its workers are joined: their CPU is counted as children's
+    n = len(scenario.requests)
+    solver_ms = (_children_cpu_s() - before) * 1000 / n
+    return (
+        replace(outcome, ms_per_request=outcome.ms_per_request + solver_ms),
+        replace(live, cpu_ms_per_request=live.cpu_ms_per_request + solver_ms,
+                solver_cpu_ms_per_request=solver_ms, draws_cut=solver.cut),
+    )  # fmt: skip
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's children that ended (the solver's workers, started
+    and closed within the replay, imports included)."""
+    ended = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ended.ru_utime + ended.ru_stime
+
+
+def _replay(
+    scenario: Scenario,
+    solver: SolverProcess,
+    batch_s: float,
+    draws: int,
+    seed: int,
+    deadline_s: float,
+    points_per_area: int,
+    bucket_s: float,
+) -> tuple[Outcome, Live]:
+    resolver = Resolver(scenario.stations, draws=draws, seed=seed, bucket_s=bucket_s,
+                        solve=solver.solve)  # fmt: skip
     RANKER[:] = [resolver.ranker]
     forecast = server_forecast(scenario, points_per_area)
     board = Board(scenario)
@@ -558,7 +602,8 @@ def run_live(
         asks = [Ask(rq[i].lat, rq[i].lon, leave) for i, leave, _, _ in waiting]
         phones = {s.id: p for s, p in zip(scenario.stations, board.phones, strict=True)}
         c0, t0 = time.process_time(), time.perf_counter()
-        due = t0 + deadline_s
+        solver.start()  # after a draw was cut: a fresh worker, before the deadline runs
+        due = time.perf_counter() + deadline_s
         ranked = resolver.rank(asks, board.table, forecast, now, phones, limit=1,
                                left=lambda: due - time.perf_counter())  # fmt: skip
         choices: list[Choice] = []

@@ -58,8 +58,8 @@ class Settings(BaseSettings):
     """Requests arriving within this long are ranked by one solve ("resolving")."""
     assignment_deadline_s: float = Field(default=1.0, gt=0, le=30)
     """A batch's solve runs only the forecast draws predicted (from the draws measured
-    before, `server.booking.pace`) to end this long after the batch closed; greedy when
-    not one fits."""
+    before, `server.booking.pace`) to end this long after the batch closed, and cuts short
+    a draw still running then; greedy when not one was solved."""
     assignment_draws: int = Field(default=7, ge=1, le=50)
     """Forecast draws per solve: the more, the closer to the expected best, the slower."""
     assignment_seed: int | None = None

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from bench import BENCHES
+from bench.assignment import make_scenario, run_live
 from bench.ingest import Phase
 from bench.processes import BenchFailed
 from chargenet.demo import free_port
@@ -113,3 +114,14 @@ def test_a_quick_gateway_soak_polls_publishes_and_stores_the_outage(tmp_path: Pa
     assert found["rss_samples"] > 10 and found["peak_rss_mb"] >= found["rss_first_quarter_mb"]
     assert found["outage_messages_per_hour"] > 0 and found["outage_bytes_per_message"] > 0
     assert "RSS slope 2nd half MB/sim-hour" in done.stdout
+
+
+def test_a_tiny_live_replay_solves_in_the_servers_solver_process() -> None:
+    scenario = make_scenario("tiny", 20, 300, seed=5)
+    outcome, live = run_live(scenario, draws=2)
+    assert outcome.served + outcome.unserved == 300 and outcome.served > 250
+    assert live.batches > 0 and live.greedy_batches == 0 and live.draws_cut == 0
+    assert live.solver_cpu_ms_per_request > 0  # its worker's CPU is counted
+    assert live.cpu_ms_per_request > live.solver_cpu_ms_per_request
+    _, late = run_live(scenario, draws=2, deadline_s=1e-9)  # no draw can fit
+    assert late.greedy_batches == late.late_batches == late.batches > 0

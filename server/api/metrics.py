@@ -201,7 +201,8 @@ def families(scrape: Scrape) -> Iterator[Metric]:
         batches = CounterMetricFamily(
             "chargenet_assignment", "Live ranking, this process: batches resolved, greedy "
             "(no forecast), late (no draw fitted the deadline: greedy), draws skipped, "
-            "solver_lost (its solver process died: greedy)",
+            "draws cut (still running at the deadline: stopped), solver_lost (its solver "
+            "process died: greedy)",
             labels=["what"],
         )  # fmt: skip
         for what, count in sorted(scrape.assignment.items()):
@@ -276,7 +277,7 @@ class Metrics(Collector):
             assignment={} if batches is None else {
                 "resolved": batches.solved, "greedy": batches.greedy - batches.late,
                 "late": batches.late, "draws_skipped": batches.skipped,
-                "solver_lost": batches.lost,
+                "draws_cut": batches.solver.cut, "solver_lost": batches.lost,
             },
         )  # fmt: skip
 

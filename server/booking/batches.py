@@ -8,11 +8,13 @@ request until then joins it; then one read of the free places and one solve
 batch: about a second, well within the freshness of a LINE reply token
 (`line_reply_within_s`). The solve runs only the forecast draws expected to end within
 `assignment_deadline_s` of the batch closing (their cost learned from the draws before,
-`pace.Pace`); when not even one fits the batch is ranked greedily at once, as it is when
-there is no forecast to make (`demand.Forecast.ready`). `late` counts those batches and
-`skipped` the draws left out, for `/metrics`; `lost` the batches ranked greedily because
-the solver process died (the next batch starts a fresh one). The forecast is made at the first batch
-and again every `demand_refresh_s`, so it learns the registrations that came since.
+`pace.Pace`), and a draw still running at the deadline is cut short in the solver process;
+when not even one draw fits (or the only one was cut) the batch is ranked greedily, as it
+is when there is no forecast to make (`demand.Forecast.ready`). `late` counts those
+batches and `skipped` the draws left out (cut ones included), for `/metrics`; `lost` the
+batches ranked greedily because the solver process died (the next batch starts a fresh
+one). The forecast is made at the first batch and again every `demand_refresh_s`, so it
+learns the registrations that came since.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -161,11 +161,12 @@ class Forecast:
             total = self._seen / (1 - share)
         return total * share
 
-    def draws(self, rng: np.random.Generator, now: float, n_draws: int) -> list[Drawn]:
+    def draws(self, rng: np.random.Generator, now: float, n_draws: int) -> Iterator[Drawn]:
         """`n_draws` independent forecasts of the requests after `now`, each of the expected
-        number; none when not `ready`."""
+        number, made one at a time (a caller out of time stops early); none when not
+        `ready`."""
         if not self.ready:
-            return []
+            return
         n = round(self.remaining(now))
         n_area, n_seen = self._area_points, len(self.points) - self._area_points
         area_w = self.area_strength if n_area else 0.0
@@ -173,7 +174,6 @@ class Forecast:
         weights = np.asarray(self._area_weight, dtype=np.float64)
         weights = weights / weights.sum() if n_area else weights
         delays = np.asarray(self._delays, dtype=np.float64)
-        out = []
         for _ in range(n_draws):
             from_area = rng.random(n) < p_area
             point = np.empty(n, dtype=np.int64)
@@ -185,8 +185,7 @@ class Forecast:
             at = self.profile.draw_after(rng, now, n)
             delay = rng.choice(delays, size=n) if len(delays) else rng.uniform(
                 0, DEFAULT_DELAY_S, size=n)  # fmt: skip
-            out.append(Drawn(point, at + delay))
-        return out
+            yield Drawn(point, at + delay)
 
 
 def _scatter(rng: random.Random, lat: float, lon: float, radius_km: float) -> tuple[float, float]:

@@ -176,6 +176,10 @@ class Solution:
     """Flow on every arc of the network, in its order."""
 
 
+class SolveLate(Exception):
+    """A solve cut short at the time it was given (`solver.SolverProcess`): no flows."""
+
+
 FlowSolver = Callable[[Ints, Ints, Ints, Ints, Ints], tuple[Ints, int]]
 """(tails, heads, capacities, integer unit costs, node supplies) -> (flow per arc, the
 integer optimal cost): `min_cost_flows` here, or the same in a solver process

@@ -19,7 +19,8 @@ draw its cost is predicted from the draws measured (`pace.Pace`, per arc of its 
 and the draws that would not fit are left out, so a late batch falls back at once instead
 of after a draw of seconds. The service solves the draws in a process of its own
 (`solver.SolverProcess`, injected as `solve`), so the measured cost of a draw includes
-sending its network there and its flows back.
+sending its network there and its flows back, and a draw still running when the time is
+up is cut short there (`flow.SolveLate`): the batch is answered with the draws before it.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def unlimited() -> float:
     return math.inf
 
 
+def solve_here(network: flow.Network, within_s: float) -> flow.Solution:
+    """A draw solved in this thread, to its end (the time it is given cannot cut it short)."""
+    return flow.solve(network)
+
+
 class Resolver:
     """The policy, for one set of stations (build again when stations come or go)."""
 
@@ -64,11 +70,12 @@ class Resolver:
         max_walk_min: float = 60.0,
         bucket_s: float = 600.0,
         pace: Pace | None = None,
-        solve: Callable[[flow.Network], flow.Solution] = flow.solve,
+        solve: Callable[[flow.Network, float], flow.Solution] = solve_here,
     ) -> None:
         self.bucket_s = bucket_s
         self.solve = solve
-        """Each draw's min-cost flow: here, or in a solver process (`solver`)."""
+        """Each draw's min-cost flow, given the seconds left: here, or in a solver process
+        (`solver`), which cuts it short when they run out."""
         self.pace = pace if pace is not None else Pace()
         self.used = 0
         """Draws the last `votes` solved; `skipped`, those it left out to be in time."""
@@ -172,8 +179,7 @@ class Resolver:
                     np.asarray(a_walk, dtype=np.float64))  # fmt: skip
         tallies: list[Counter[str]] = [Counter() for _ in asks]
         self.used = self.skipped = 0
-        drawn = forecast.draws(self.rng, now, self.draws)
-        for i, draw in enumerate(drawn):
+        for i, draw in enumerate(forecast.draws(self.rng, now, self.draws)):
             keep = pt_local[draw.point]
             point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
                                               self.bucket_s)  # fmt: skip
@@ -191,10 +197,15 @@ class Resolver:
             size = len(demand.arc_demand) + len(windows.start)
             before = left()
             if not self.pace.fits(size, before):
-                self.skipped = len(drawn) - i
+                self.skipped = self.draws - i
                 break
             network = flow.build(demand, windows)
-            solution = self.solve(network)
+            try:
+                solution = self.solve(network, left())
+            except flow.SolveLate:
+                self.pace.late(size, before - left())
+                self.skipped = self.draws - i
+                break
             self.pace.learn(size, before - left())
             self.used += 1
             used = np.nonzero(solution.flows[: network.n_demand_arcs] > 0)[0]
@@ -202,7 +213,7 @@ class Resolver:
             stations = local[network.window_station_ids[network.window_of[mine]]]
             for j, s in zip(network.tails[mine].tolist(), stations.tolist(), strict=True):
                 tallies[j][self.ids[s]] += 1
-        if drawn and not self.used:
+        if not self.used:
             return None
         return tallies
 

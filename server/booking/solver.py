@@ -11,15 +11,24 @@ The worker is started by spawn (the server has threads: fork could copy a held l
 a batch first has draws to solve, and a fresh one is started after a loss. A worker that
 died (killed, out of memory) is found by the draw that next uses it: `SolverLost`, that
 batch is ranked greedily and the next batch starts a new worker.
+
+A draw is given the seconds left before its batch's answer is due: when its flows are not
+back by then the worker is stopped mid-solve (`flow.SolveLate`) and the batch answers
+without that draw, so a draw whose cost no one could predict (the first of its size) costs
+a resident at most the deadline, and no core is left solving a draw nobody will read. The
+next batch starts a fresh worker (a few tenths of a second, before its deadline runs).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import multiprocessing
 import os
 import signal
 import threading
+import time
+from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 
@@ -64,6 +73,8 @@ class SolverProcess:
         """Workers started (a second one after a loss)."""
         self.solved_by: int | None = None
         """The pid that solved the last draw."""
+        self.cut = 0
+        """Draws cut short at their deadline (each stopped its worker)."""
         self._closed = False
 
     @property
@@ -76,9 +87,10 @@ class SolverProcess:
         with self._lock:
             self._ensure()
 
-    def solve(self, network: flow.Network) -> flow.Solution:
-        """`flow.solve` with its flows from the worker (started if need be)."""
-        return flow.solve(network, self._flows)
+    def solve(self, network: flow.Network, within_s: float = math.inf) -> flow.Solution:
+        """`flow.solve` with its flows from the worker (started if need be); `SolveLate`
+        when they are not back within `within_s` seconds (the worker is then stopped)."""
+        return flow.solve(network, partial(self._flows, time.monotonic() + within_s))
 
     def close(self) -> None:
         """Stop the worker, even mid-solve (the waiting draw then ends in `SolverLost`)."""
@@ -89,6 +101,7 @@ class SolverProcess:
 
     def _flows(
         self,
+        due: float,
         tails: flow.Ints,
         heads: flow.Ints,
         caps: flow.Ints,
@@ -101,6 +114,12 @@ class SolverProcess:
             assert conn is not None
             try:
                 conn.send((tails, heads, caps, unit_costs, supplies))
+                if not conn.poll(None if math.isinf(due) else max(0.0, due - time.monotonic())):
+                    log.info("solver process %s stopped: a draw ran past its deadline", self.pid)
+                    self._process = self._conn = None
+                    self.cut += 1
+                    _stop(process, conn)
+                    raise flow.SolveLate("the draw ran past its deadline")
                 answer = conn.recv()
             except (EOFError, OSError) as exc:
                 log.warning("solver process %s lost: the batch is ranked greedily", self.pid)

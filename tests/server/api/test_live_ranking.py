@@ -63,6 +63,7 @@ async def options_of(url: str, expected: int) -> tuple[list[list[str]], list[lis
             ("resolved", batches.solved),
             ("greedy", batches.greedy),
             ("late", 0),
+            ("draws_cut", 0),
             ("solver_lost", 0),
         ):
             assert f'chargenet_assignment_total{{what="{what}"}} {float(n)}' in metrics

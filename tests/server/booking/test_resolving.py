@@ -73,7 +73,7 @@ def test_the_profile_and_the_total_learn_from_the_requests_seen() -> None:
     assert math.isclose(forecast.remaining(T + 900), 10 * 0.375)
     forecast.see([Seen(T, 33.5, 132.5, T + 60)] * 20)  # twice the 6.25 expected by now
     assert math.isclose(forecast.remaining(T + 900), 20 / 0.625 * 0.375)
-    drawn = forecast.draws(np.random.default_rng(1), T + 900, 2)
+    drawn = list(forecast.draws(np.random.default_rng(1), T + 900, 2))
     assert [len(d.point) for d in drawn] == [12, 12]
     assert all((d.earliest >= T + 900).all() for d in drawn)
 
@@ -82,7 +82,7 @@ def test_without_areas_or_a_total_there_is_no_forecast_until_requests_are_seen()
     empty = Forecast([], Profile(T), expected_total=100)
     assert not empty.ready
     unknown = Forecast([Area(33.5, 132.5, 1.0, 1.0)], Profile(T), expected_total=0)
-    assert not unknown.ready and unknown.draws(np.random.default_rng(1), T, 3) == []
+    assert not unknown.ready and list(unknown.draws(np.random.default_rng(1), T, 3)) == []
     unknown.see([Seen(T, 33.5, 132.5, T)])
     assert unknown.ready
 
@@ -180,7 +180,8 @@ def test_no_forecast_or_a_late_solve_means_greedy() -> None:
 
 def ticking(step_s: float, deadline_s: float = 1.0) -> Callable[[], float]:
     """Seconds left before a deadline on a fake clock that moves `step_s` at every look:
-    each draw, looked at before and after, so seems to take `step_s`."""
+    each draw is looked at three times (before, to give its solve the time left, after),
+    so seems to take 2 x `step_s`."""
     looks = itertools.count(1)
     return lambda: deadline_s - step_s * next(looks)
 
@@ -196,10 +197,11 @@ def test_a_draw_predicted_too_slow_is_not_run_and_the_batch_goes_greedy() -> Non
 def test_only_the_draws_that_fit_the_deadline_are_run() -> None:
     stations, free, ask, forecast = trap()
     resolver = Resolver(stations, draws=7, seed=1)
-    # 0.15 s a draw, 1 s to go: the first is measured (nothing known), two more fit
+    # 0.15 s a look, 1 s to go: a draw seems to take 0.3 s; the first is measured (nothing
+    # known), one more fits
     ranked = resolver.rank([ask], free, forecast, T, left=ticking(0.15))
     assert ranked is not None and ranked[0][0].station_id == "B"
-    assert (resolver.used, resolver.skipped) == (3, 4)
+    assert (resolver.used, resolver.skipped) == (2, 5)
     assert resolver.pace.per_arc_s is not None
     assert math.isclose(resolver.pace.predict(1), resolver.pace.per_arc_s)
 
@@ -211,6 +213,42 @@ def test_the_pace_follows_the_draws_measured() -> None:
     assert math.isclose(pace.predict(200), 2.0)
     pace.learn(100, 3.0)  # slower now: half way to the newest
     assert math.isclose(pace.predict(100), 2.0)
-    assert not pace.fits(100, 1.9) and pace.fits(50, 1.0)
+    assert not pace.fits(100, 1.9) and pace.fits(50, 1.01)
     pace.learn(100, math.inf - math.inf)  # no deadline: nothing measured
     assert pace.measured == 2 and math.isclose(pace.predict(100), 2.0)
+
+
+def test_a_draw_cut_short_answers_with_the_draws_before_it_and_is_not_tried_again() -> None:
+    stations, free, ask, forecast = trap()
+    solved = 0
+
+    def solve(network: flow.Network, within_s: float) -> flow.Solution:
+        nonlocal solved
+        if solved == 2:  # the third draw is still running when its time is up
+            raise flow.SolveLate("cut")
+        solved += 1
+        return flow.solve(network)
+
+    resolver = Resolver(stations, draws=5, seed=1, solve=solve)
+    ranked = resolver.rank([ask], free, forecast, T, left=ticking(0.1))
+    assert ranked is not None and ranked[0][0].station_id == "B"  # two draws' votes
+    assert (resolver.used, resolver.skipped) == (2, 3)
+    assert resolver.pace.measured == 2
+    assert resolver.pace.per_arc_s is not None
+    cut_at = resolver.pace.per_arc_s  # at least 0.1 s for a draw of this size now
+    assert resolver.rank([ask], free, forecast, T, left=lambda: 0.1) is None
+    assert (resolver.used, resolver.skipped, solved) == (0, 5, 2)  # none of its size tried
+    assert cut_at == resolver.pace.per_arc_s
+
+
+def test_a_draw_cut_short_teaches_the_pace_a_floor() -> None:
+    pace = Pace()
+    pace.late(128, 0.5)  # unknown before: cut after half a second, so at least a second
+    assert pace.predict(128) == 1.0 and pace.measured == 0
+    assert not pace.fits(128, 1.0) and pace.fits(32, 1.0)
+    pace.learn(128, 0.5)  # a draw of the size ended: 0.3 of the way down to it
+    assert math.isclose(pace.predict(128), 0.85)
+    pace.late(128, 0.25)  # cut sooner than such draws take: nothing new
+    assert math.isclose(pace.predict(128), 0.85)
+    pace.late(128, 1.0)
+    assert pace.predict(128) == 2.0

@@ -1,5 +1,6 @@
 """The solver process: the same flows as in-process, solved in another pid, the event loop
-free while it solves, and a killed worker lost for one draw and replaced at the next."""
+free while it solves, a killed worker lost for one draw and replaced at the next, and a
+draw past its deadline cut short in the worker."""
 
 from __future__ import annotations
 
@@ -97,3 +98,20 @@ def test_a_killed_worker_loses_the_draw_and_the_next_starts_a_fresh_one(
     assert np.array_equal(again.flows, expected.flows)
     assert solver.started == 2 and solver.pid not in (first, None, os.getpid())
     assert solver.solved_by == solver.pid
+
+
+def test_a_draw_past_its_deadline_is_cut_short_and_the_next_has_a_fresh_worker(
+    solver: SolverProcess,
+) -> None:
+    big, small = network(80_000), network(500)  # big: about half a second to solve
+    solver.start()
+    first = solver.pid
+    assert first is not None
+    with pytest.raises(flow.SolveLate):
+        solver.solve(big, 0.001)
+    assert solver.cut == 1 and not solver.alive
+    with pytest.raises(ProcessLookupError):  # stopped mid-solve, not left solving
+        os.kill(first, 0)
+    again = solver.solve(small, 60.0)  # the flows of this draw, not of the one cut short
+    assert np.array_equal(again.flows, flow.solve(small).flows)
+    assert solver.started == 2 and solver.solved_by == solver.pid != first
