@@ -586,6 +586,7 @@ def _replay(
                         solve=solver.solve)  # fmt: skip
     RANKER[:] = [resolver.ranker]
     forecast = server_forecast(scenario, points_per_area)
+    resolver.measure(forecast)  # as the server prepares it at start (`Batches.prepare`)
     board = Board(scenario)
     final: dict[int, tuple[int, float]] = {}
     waiting: list[tuple[int, float, float, bool]] = []  # request, leave, asked at, new

@@ -202,6 +202,8 @@ async def lifespan(
             hub.relay = relay.send
             tasks.append(asyncio.create_task(relay.run(), name="dashboard-relay"))
         tasks.append(asyncio.create_task(outbox.run(), name="outbox"))
+        if booking.batches is not None:  # the live policy ready before the first resident
+            tasks.append(asyncio.create_task(booking.batches.prepare(), name="assignment"))
 
         async def stale() -> None:
             now = clock()

@@ -97,7 +97,10 @@ class Batches:
         self.lost = 0
         """Batches ranked greedily because the solver process died."""
         self.solver = SolverProcess()
-        """Started when a batch first has draws to solve; stopped by `close`."""
+        """Started by `prepare` or when a batch first has draws to solve; stopped by
+        `close`."""
+        self._turn = asyncio.Lock()
+        """One of `prepare` and the batches at a time: they share the resolver's state."""
 
     @property
     def forecast(self) -> Forecast | None:
@@ -118,6 +121,29 @@ class Batches:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush_after())
         return await future
+
+    async def prepare(self) -> None:
+        """What the first batch would otherwise pay for, done before anyone asks (the
+        server calls it at start): the forecast made, the reach of its support measured
+        (`Resolver.measure`, seconds at 2,000 stations) and the solver process started. A
+        forecast that cannot be made yet (no total, nobody registered) is made again by the
+        first batch."""
+        async with self._turn:
+            try:
+                await self._prepare()
+            except Exception:  # the first batch makes it again, or says why
+                log.exception("preparing the live assignment failed")
+
+    async def _prepare(self) -> None:
+        places = await self._read()
+        resolver = self._resolver_for(places.stations)
+        await self._refresh_forecast(places.now)
+        forecast = self._forecast
+        if forecast is None or not forecast.ready:
+            self._forecast_at = -math.inf
+            return
+        await asyncio.to_thread(resolver.measure, forecast)
+        await asyncio.to_thread(self.solver.start)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -149,6 +175,10 @@ class Batches:
                     a.future.set_result(found)
 
     async def _rank(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
+        async with self._turn:
+            return await self._rank_now(asked)
+
+    async def _rank_now(self, asked: Sequence[_Asked]) -> list[list[list[Option]]]:
         places = await self._read()
         resolver = self._resolver_for(places.stations)
         await self._refresh_forecast(places.now)

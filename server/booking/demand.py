@@ -161,27 +161,39 @@ class Forecast:
             total = self._seen / (1 - share)
         return total * share
 
-    def draws(self, rng: np.random.Generator, now: float, n_draws: int) -> Iterator[Drawn]:
+    def draws(
+        self,
+        rng: np.random.Generator,
+        now: float,
+        n_draws: int,
+        served: NDArray[np.bool_] | None = None,
+    ) -> Iterator[Drawn]:
         """`n_draws` independent forecasts of the requests after `now`, each of the expected
         number, made one at a time (a caller out of time stops early); none when not
-        `ready`."""
+        `ready`. `served`, per support point, whether a station is in its reach: requests
+        are then drawn only there, since the areas' tails reach past every station and a
+        request from there could not be placed (left in, they would thin the forecast
+        where it matters by their share: 5-12 % in the benchmark's scenarios)."""
         if not self.ready:
             return
         n = round(self.remaining(now))
-        n_area, n_seen = self._area_points, len(self.points) - self._area_points
-        area_w = self.area_strength if n_area else 0.0
-        p_area = area_w / (area_w + self._seen) if n_seen else 1.0
-        weights = np.asarray(self._area_weight, dtype=np.float64)
-        weights = weights / weights.sum() if n_area else weights
+        ok = np.ones(len(self.points), dtype=bool) if served is None else served
+        weights = np.asarray(self._area_weight, dtype=np.float64) * ok[: self._area_points]
+        seen = self._area_points + np.flatnonzero(ok[self._area_points :])
+        area_w = self.area_strength if weights.sum() > 0 else 0.0
+        if area_w == 0 and not len(seen):
+            n = 0  # nothing more that could be placed is coming
+        p_area = area_w / (area_w + self._seen) if len(seen) else 1.0
+        weights = weights / weights.sum() if area_w else weights
         delays = np.asarray(self._delays, dtype=np.float64)
         for _ in range(n_draws):
             from_area = rng.random(n) < p_area
             point = np.empty(n, dtype=np.int64)
             k = int(from_area.sum())
             if k:
-                point[from_area] = rng.choice(n_area, size=k, p=weights)
+                point[from_area] = rng.choice(len(weights), size=k, p=weights)
             if n - k:
-                point[~from_area] = n_area + rng.integers(0, n_seen, size=n - k)
+                point[~from_area] = seen[rng.integers(0, len(seen), size=n - k)]
             at = self.profile.draw_after(rng, now, n)
             delay = rng.choice(delays, size=n) if len(delays) else rng.uniform(
                 0, DEFAULT_DELAY_S, size=n)  # fmt: skip

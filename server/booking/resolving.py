@@ -150,7 +150,7 @@ class Resolver:
         Forecast requests alike (one support point, one `bucket_s` of earliest times) are
         one demand node of their number.
         """
-        self._extend_points(forecast)
+        self.measure(forecast)
         a_dem, a_st, a_walk = [], [], []
         for j, ask in enumerate(asks):
             for walk, sid in self.reach(ask.lat, ask.lon):
@@ -179,7 +179,8 @@ class Resolver:
                     np.asarray(a_walk, dtype=np.float64))  # fmt: skip
         tallies: list[Counter[str]] = [Counter() for _ in asks]
         self.used = self.skipped = 0
-        for i, draw in enumerate(forecast.draws(self.rng, now, self.draws)):
+        served = np.diff(offsets) > 0
+        for i, draw in enumerate(forecast.draws(self.rng, now, self.draws, served)):
             keep = pt_local[draw.point]
             point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
                                               self.bucket_s)  # fmt: skip
@@ -217,9 +218,10 @@ class Resolver:
             return None
         return tallies
 
-    def _extend_points(self, forecast: Forecast) -> None:
+    def measure(self, forecast: Forecast) -> None:
         """Measure the reach of support points not seen before (the places seen grow), and
-        link the stations each reaches; all again for a forecast built anew."""
+        link the stations each reaches; all again for a forecast built anew (seconds for
+        the 16,000 points of 2,000 stations: `batches.Batches.prepare` does it at start)."""
         if forecast is not self._support:
             self._support = forecast
             self._pt_station, self._pt_walk, self._pt_offsets = [], [], [0]

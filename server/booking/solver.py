@@ -151,6 +151,9 @@ class SolverProcess:
             child.close()
             _stop(process, parent)
             raise SolverLost("the solver process did not start") from exc
+        if self._closed:  # closed while it started (a start in a thread at shutdown)
+            _stop(process, parent)
+            raise SolverLost("the solver is closed")
         self._process, self._conn, self.pid = process, parent, pid
         self.started += 1
         log.info("solver process %d started", pid)

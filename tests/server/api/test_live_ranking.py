@@ -16,6 +16,7 @@ from server.booking.demand import Seen
 from server.booking.resolving import Ask, Resolver
 from server.registry import load_demo_registry
 from server.settings import Settings
+from tests.conditions import async_read_until
 from tests.server.api.conftest import TOKEN, client_of, live_ports
 
 pytestmark = pytest.mark.anyio
@@ -40,7 +41,10 @@ async def options_of(url: str, expected: int) -> tuple[list[list[str]], list[lis
         services = app.state.services
         await load_demo_registry(services.db)
         await live_ports(app)
-        places = await services.booking.free_places()
+        services.booking.invalidate_stations()  # the policy's start-up read them: none yet
+        places = await async_read_until(services.booking.free_places,
+                                        lambda p: sum(p.phones.values()) > 0,
+                                        what="the live stations read again")  # fmt: skip
         forecast = await load_forecast(services.db, chosen, now)
         resolver = Resolver(places.stations, draws=chosen.assignment_draws, seed=5)
         pure = []

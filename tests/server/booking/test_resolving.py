@@ -78,6 +78,20 @@ def test_the_profile_and_the_total_learn_from_the_requests_seen() -> None:
     assert all((d.earliest >= T + 900).all() for d in drawn)
 
 
+def test_requests_are_drawn_only_where_a_station_reaches_all_of_them_there() -> None:
+    forecast = Forecast([Area(33.5, 132.5, 1.0, 1.0)], Profile(T), expected_total=40,
+                        points_per_area=10, area_strength=2.0)  # fmt: skip
+    forecast.see([Seen(T, 33.5, 132.5, T), Seen(T, 34.5, 133.5, T)])  # the second: no reach
+    served = np.zeros(len(forecast.points), dtype=bool)
+    served[[1, 4, 10]] = True  # two of the area's points, the first request's place
+    for draw in forecast.draws(np.random.default_rng(2), T, 3, served):
+        assert len(draw.point) == round(forecast.remaining(T)) == 40
+        assert set(draw.point.tolist()) == {1, 4, 10}  # the whole number, where it can ask
+    nowhere = np.zeros(len(forecast.points), dtype=bool)
+    assert [len(d.point) for d in forecast.draws(np.random.default_rng(2), T, 2, nowhere)] == [
+        0, 0]  # fmt: skip
+
+
 def test_without_areas_or_a_total_there_is_no_forecast_until_requests_are_seen() -> None:
     empty = Forecast([], Profile(T), expected_total=100)
     assert not empty.ready

@@ -273,3 +273,49 @@ async def priority_beside_a_batch(database_url: str) -> None:
         await svc.close()
         await plain.close()
         await db.dispose()
+
+
+def test_prepare_makes_the_forecast_measures_it_and_starts_the_solver_before_anyone_asks(
+    database_url: str,
+) -> None:
+    asyncio.run(prepared(database_url))
+
+
+async def prepared(database_url: str) -> None:
+    db, svc = await service(live_settings(database_url))
+    try:
+        batches = svc.batches
+        assert batches is not None
+        await batches.prepare()
+        forecast = batches.forecast
+        assert forecast is not None and forecast.ready and batches.forecasts == 1
+        resolver = batches._resolver_for((await svc.free_places()).stations)
+        assert len(resolver._pt_offsets) == len(forecast.points) + 1  # its support measured
+        pid = batches.solver.pid
+        assert pid is not None and batches.solver.alive
+        await svc.options_many(POINTS[:2], T0, 3)
+        assert (batches.solved, batches.forecasts, batches.solver.pid) == (1, 1, pid)
+    finally:
+        await svc.close()
+        await db.dispose()
+
+
+def test_a_forecast_not_ready_at_prepare_is_made_again_by_the_first_batch(
+    database_url: str,
+) -> None:
+    asyncio.run(prepared_too_soon(database_url))
+
+
+async def prepared_too_soon(database_url: str) -> None:
+    db, svc = await service(live_settings(database_url, expected=0))  # nobody registered yet
+    try:
+        batches = svc.batches
+        assert batches is not None
+        await batches.prepare()
+        assert batches.forecasts == 1 and batches.solver.pid is None  # nothing to solve yet
+        await register(db, 30)
+        await svc.options_many(POINTS[:2], T0, 3)
+        assert batches.forecasts == 2 and (batches.solved, batches.greedy) == (1, 0)
+    finally:
+        await svc.close()
+        await db.dispose()
