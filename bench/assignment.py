@@ -74,7 +74,7 @@ from server.booking.pricing import (
 )
 from server.booking.ranking import EARTH_RADIUS_KM, FreeTable, Ranker, walking_minutes
 from server.booking.resolving import Ask, Resolver
-from server.booking.solver import SolverProcess
+from server.booking.solver import SolverPool
 
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=JST).astimezone(UTC)
 HORIZON = timedelta(hours=18)
@@ -534,6 +534,7 @@ def run_live(
     deadline_s: float = math.inf,
     points_per_area: int = 100,
     bucket_s: float = 600.0,
+    solvers: int = 1,
 ) -> tuple[Outcome, Live]:
     """The server's policy (`server.booking.resolving.Resolver`) replayed in scenario time.
 
@@ -543,12 +544,13 @@ def run_live(
     re-places the displaced as a batch of their own. One solver: a batch starts when the
     previous one is done, so an answer's latency is its wait for the batch, the queue
     before the solver and the solve (measured). The draws are solved in the server's solver
-    process (`server.booking.solver`), so an answer's latency includes sending each draw there
-    and back, and the CPU counted is this process's and the solver's. A solve runs only the
+    processes (`server.booking.solver`, `solvers` of them side by side), so an answer's
+    latency includes sending each draw there and back, and the CPU counted is this
+    process's and the solvers'. A solve runs only the
     draws predicted to end within `deadline_s` (`server.booking.pace`), and a draw still
     running then is cut short; with no draw solved, the batch is ranked greedily.
     """
-    solver = SolverProcess()
+    solver = SolverPool(solvers)
     solver.start()
     before = _children_cpu_s()
     try:
@@ -574,7 +576,7 @@ def _children_cpu_s() -> float:
 
 def _replay(
     scenario: Scenario,
-    solver: SolverProcess,
+    solver: SolverPool,
     batch_s: float,
     draws: int,
     seed: int,
@@ -583,7 +585,7 @@ def _replay(
     bucket_s: float,
 ) -> tuple[Outcome, Live]:
     resolver = Resolver(scenario.stations, draws=draws, seed=seed, bucket_s=bucket_s,
-                        solve=solver.solve)  # fmt: skip
+                        solve=solver.solve, parallel=len(solver.workers))  # fmt: skip
     RANKER[:] = [resolver.ranker]
     forecast = server_forecast(scenario, points_per_area)
     resolver.measure(forecast)  # as the server prepares it at start (`Batches.prepare`)
@@ -1000,6 +1002,7 @@ class Options:
     live_bucket_s: float = 300.0
     policies: tuple[str, ...] = ("greedy", "priced", "bid", "nearest")
     live_deadline_s: float = math.inf
+    live_solvers: int = 1
 
 
 def run(name: str, o: Options) -> dict[str, object]:
@@ -1061,12 +1064,13 @@ def run(name: str, o: Options) -> dict[str, object]:
             points_per_area=o.live_points,
             bucket_s=o.live_bucket_s,
             deadline_s=o.live_deadline_s,
+            solvers=o.live_solvers,
         )
         scored = _scored(oc, opt, loose) if o.live_prefix_s is None else asdict(oc)
         out["live"] = {**scored, **asdict(live), "draws": o.live_draws,
                        "batch_s": o.live_batch_s, "prefix_s": o.live_prefix_s,
                        "points_per_area": o.live_points, "bucket_s": o.live_bucket_s,
-                       "deadline_s": o.live_deadline_s,
+                       "deadline_s": o.live_deadline_s, "solvers": o.live_solvers,
                        "requests_played": len(played.requests)}  # fmt: skip
         print(f"[{name}] live {time.perf_counter() - t:.1f}s {out['live']}", flush=True)
     if o.resolving:
@@ -1134,6 +1138,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-deadline-s", type=float, default=math.inf,
                         help="draws run only while predicted to end this long after "
                              "a solve starts (the server's assignment_deadline_s)")  # fmt: skip
+    parser.add_argument("--live-solvers", type=int, default=1,
+                        help="solver processes side by side (the server's "
+                             "assignment_solvers)")  # fmt: skip
     parser.add_argument("--live-prefix-s", type=float, default=None,
                         help="replay the live policy over the first seconds only (load "
                              "figures, no ratio)")  # fmt: skip
@@ -1145,7 +1152,7 @@ def main(argv: list[str] | None = None) -> int:
         o = Options(
             args.seed, args.k, args.check_pruning, args.clairvoyant, args.resolving, args.live,
             args.live_draws, args.live_batch_s, args.live_prefix_s, certify, args.live_points,
-            args.live_bucket_s, tuple(args.policies), args.live_deadline_s,
+            args.live_bucket_s, tuple(args.policies), args.live_deadline_s, args.live_solvers,
         )  # fmt: skip
         results[name] = run(name, o)
         args.out.parent.mkdir(parents=True, exist_ok=True)  # what is done so far

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     """A batch's solve runs only the forecast draws predicted (from the draws measured
     before, `server.booking.pace`) to end this long after the batch closed, and cuts short
     a draw still running then; greedy when not one was solved."""
+    assignment_solvers: int = Field(default=1, ge=1, le=64)
+    """Solver processes of the live policy ("resolving"): a batch's draws are solved this
+    many side by side. One per core the server can give them: each is a process of its
+    own, about 60 MB resident (docs/operations.md)."""
     assignment_draws: int = Field(default=7, ge=1, le=50)
     """Forecast draws per solve: the more, the closer to the expected best, the slower."""
     assignment_seed: int | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,6 @@ def test_a_tiny_live_replay_solves_in_the_servers_solver_process() -> None:
     assert live.cpu_ms_per_request > live.solver_cpu_ms_per_request
     _, late = run_live(scenario, draws=2, deadline_s=1e-9)  # no draw can fit
     assert late.greedy_batches == late.late_batches == late.batches > 0
+    paired, two = run_live(scenario, draws=2, solvers=2)  # the same draws, side by side
+    assert paired == replace(outcome, ms_per_request=paired.ms_per_request)
+    assert two.batches == live.batches and two.greedy_batches == 0

@@ -277,7 +277,7 @@ class Metrics(Collector):
             assignment={} if batches is None else {
                 "resolved": batches.solved, "greedy": batches.greedy - batches.late,
                 "late": batches.late, "draws_skipped": batches.skipped,
-                "draws_cut": batches.solver.cut, "solver_lost": batches.lost,
+                "draws_cut": batches.solvers.cut, "solver_lost": batches.lost,
             },
         )  # fmt: skip
 

@@ -3,8 +3,8 @@
 `BookingService.options_many` hands each request here when `assignment_policy` is
 "resolving". The first request of a batch starts a timer of `assignment_batch_s`; every
 request until then joins it; then one read of the free places and one solve
-(`resolving.Resolver`, in a worker thread, its min-cost flows in a solver process:
-`solver.SolverProcess`) rank them all. A request's answer waits for its
+(`resolving.Resolver`, in a worker thread, its min-cost flows in `assignment_solvers`
+solver processes side by side: `solver.SolverPool`) rank them all. A request's answer waits for its
 batch: about a second, well within the freshness of a LINE reply token
 (`line_reply_within_s`). The solve runs only the forecast draws expected to end within
 `assignment_deadline_s` of the batch closing (their cost learned from the draws before,
@@ -34,7 +34,7 @@ from server.booking.demand import Forecast, Profile, Seen, municipality_areas
 from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option
 from server.booking.resolving import Ask, Resolver
-from server.booking.solver import SolverLost, SolverProcess
+from server.booking.solver import SolverLost, SolverPool
 from server.booking.upkeep import MAX_WALK_MIN
 from server.db.models import ResidentRegistration, Station
 from server.db.session import Database
@@ -96,7 +96,7 @@ class Batches:
         """Draws left out of solved batches to answer in time."""
         self.lost = 0
         """Batches ranked greedily because the solver process died."""
-        self.solver = SolverProcess()
+        self.solvers = SolverPool(settings.assignment_solvers)
         """Started by `prepare` or when a batch first has draws to solve; stopped by
         `close`."""
         self._turn = asyncio.Lock()
@@ -125,7 +125,7 @@ class Batches:
     async def prepare(self) -> None:
         """What the first batch would otherwise pay for, done before anyone asks (the
         server calls it at start): the forecast made, the reach of its support measured
-        (`Resolver.measure`, seconds at 2,000 stations) and the solver process started. A
+        (`Resolver.measure`, seconds at 2,000 stations) and the solver processes started. A
         forecast that cannot be made yet (no total, nobody registered) is made again by the
         first batch."""
         async with self._turn:
@@ -143,7 +143,7 @@ class Batches:
             self._forecast_at = -math.inf
             return
         await asyncio.to_thread(resolver.measure, forecast)
-        await asyncio.to_thread(self.solver.start)
+        await asyncio.to_thread(self.solvers.start)
 
     async def close(self) -> None:
         if self._flusher is not None:
@@ -151,7 +151,7 @@ class Batches:
         for asked in self._asked:
             if not asked.future.done():
                 asked.future.cancel()
-        await asyncio.to_thread(self.solver.close)
+        await asyncio.to_thread(self.solvers.close)
 
     async def _flush_after(self) -> None:
         """Rank batches while requests wait: a batch closes `assignment_batch_s` after its
@@ -190,7 +190,7 @@ class Batches:
         try:
             if asks:
                 if self._forecast is not None and self._forecast.ready:
-                    await asyncio.to_thread(self.solver.start)  # before the deadline runs
+                    await asyncio.to_thread(self.solvers.start)  # before the deadline runs
                 due = self._timer() + self._settings.assignment_deadline_s
                 ranked = await asyncio.to_thread(
                     resolver.rank, asks, places.free, self._forecast, now, places.phones,
@@ -243,7 +243,8 @@ class Batches:
             seed = s.assignment_seed if s.assignment_seed is not None else time.time_ns()
             resolver = Resolver(stations, draws=s.assignment_draws, seed=seed,
                                 max_walk_min=MAX_WALK_MIN, pace=self.pace,
-                                solve=self.solver.solve)  # fmt: skip
+                                solve=self.solvers.solve,
+                                parallel=s.assignment_solvers)  # fmt: skip
             self._resolver = (key, resolver)
         return self._resolver[1]
 

@@ -26,8 +26,9 @@ up is cut short there (`flow.SolveLate`): the batch is answered with the draws b
 from __future__ import annotations
 
 import math
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -53,8 +54,8 @@ def unlimited() -> float:
     return math.inf
 
 
-def solve_here(network: flow.Network, within_s: float) -> flow.Solution:
-    """A draw solved in this thread, to its end (the time it is given cannot cut it short)."""
+def solve_here(network: flow.Network, left: Callable[[], float]) -> flow.Solution:
+    """A draw solved in this thread, to its end (the time left cannot cut it short)."""
     return flow.solve(network)
 
 
@@ -70,12 +71,16 @@ class Resolver:
         max_walk_min: float = 60.0,
         bucket_s: float = 600.0,
         pace: Pace | None = None,
-        solve: Callable[[flow.Network, float], flow.Solution] = solve_here,
+        solve: Callable[[flow.Network, Callable[[], float]], flow.Solution] = solve_here,
+        parallel: int = 1,
     ) -> None:
         self.bucket_s = bucket_s
         self.solve = solve
-        """Each draw's min-cost flow, given the seconds left: here, or in a solver process
-        (`solver`), which cuts it short when they run out."""
+        """Each draw's min-cost flow, given the clock of the seconds left: here, or in a
+        solver process (`solver`), which cuts it short when they run out."""
+        self.parallel = parallel
+        """Draws solved side by side (`solve` in as many threads: a pool of solver
+        processes, `solver.SolverPool`)."""
         self.pace = pace if pace is not None else Pace()
         self.used = 0
         """Draws the last `votes` solved; `skipped`, those it left out to be in time."""
@@ -180,40 +185,58 @@ class Resolver:
         tallies: list[Counter[str]] = [Counter() for _ in asks]
         self.used = self.skipped = 0
         served = np.diff(offsets) > 0
-        for i, draw in enumerate(forecast.draws(self.rng, now, self.draws, served)):
-            keep = pt_local[draw.point]
-            point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
-                                              self.bucket_s)  # fmt: skip
-            counts = offsets[point + 1] - offsets[point]
-            rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-            first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
-            arcs = first + np.arange(len(rows), dtype=np.int64)
-            demand = flow.Demand(
-                earliest=np.r_[ask_earliest, earliest],
-                supply=np.r_[np.ones(n_ask, dtype=np.int64), supply],
-                arc_demand=np.r_[ask_arcs[0], n_ask + rows],
-                arc_station=np.r_[ask_arcs[1], renumber[pt_station[arcs]]],
-                arc_walk=np.r_[ask_arcs[2], pt_walk[arcs]],
-            )
-            size = len(demand.arc_demand) + len(windows.start)
-            before = left()
-            if not self.pace.fits(size, before):
-                self.skipped = self.draws - i
-                break
-            network = flow.build(demand, windows)
+        running: deque[tuple[Future[flow.Solution], flow.Network, int, float]] = deque()
+        cut = False
+
+        def collect() -> None:
+            """The oldest running draw's flows into the tallies, its time into the pace."""
+            nonlocal cut
+            future, network, size, began = running.popleft()
             try:
-                solution = self.solve(network, left())
+                solution = future.result()
             except flow.SolveLate:
-                self.pace.late(size, before - left())
-                self.skipped = self.draws - i
-                break
-            self.pace.learn(size, before - left())
+                self.pace.late(size, began - left())
+                self.skipped += 1
+                cut = True
+                return
+            self.pace.learn(size, began - left())
             self.used += 1
             used = np.nonzero(solution.flows[: network.n_demand_arcs] > 0)[0]
             mine = used[network.tails[used] < n_ask]
             stations = local[network.window_station_ids[network.window_of[mine]]]
             for j, s in zip(network.tails[mine].tolist(), stations.tolist(), strict=True):
                 tallies[j][self.ids[s]] += 1
+
+        with ThreadPoolExecutor(self.parallel, thread_name_prefix="draw") as pool:
+            for i, draw in enumerate(forecast.draws(self.rng, now, self.draws, served)):
+                if len(running) == self.parallel:
+                    collect()
+                if cut:
+                    self.skipped += self.draws - i
+                    break
+                keep = pt_local[draw.point]
+                point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
+                                                  self.bucket_s)  # fmt: skip
+                counts = offsets[point + 1] - offsets[point]
+                rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+                first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
+                arcs = first + np.arange(len(rows), dtype=np.int64)
+                demand = flow.Demand(
+                    earliest=np.r_[ask_earliest, earliest],
+                    supply=np.r_[np.ones(n_ask, dtype=np.int64), supply],
+                    arc_demand=np.r_[ask_arcs[0], n_ask + rows],
+                    arc_station=np.r_[ask_arcs[1], renumber[pt_station[arcs]]],
+                    arc_walk=np.r_[ask_arcs[2], pt_walk[arcs]],
+                )
+                size = len(demand.arc_demand) + len(windows.start)
+                before = left()
+                if not self.pace.fits(size, before):
+                    self.skipped += self.draws - i
+                    break
+                network = flow.build(demand, windows)
+                running.append((pool.submit(self.solve, network, left), network, size, before))
+            while running:
+                collect()
         if not self.used:
             return None
         return tallies

@@ -25,9 +25,11 @@ import logging
 import math
 import multiprocessing
 import os
+import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from functools import partial
 from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 
 class SolverLost(Exception):
     """The solver process died (or would not start): rank the batch greedily."""
+
+
+def _unlimited() -> float:
+    return math.inf
 
 
 def serve(conn: Connection) -> None:
@@ -87,10 +93,11 @@ class SolverProcess:
         with self._lock:
             self._ensure()
 
-    def solve(self, network: flow.Network, within_s: float = math.inf) -> flow.Solution:
+    def solve(self, network: flow.Network, left: Callable[[], float] = _unlimited) -> flow.Solution:
         """`flow.solve` with its flows from the worker (started if need be); `SolveLate`
-        when they are not back within `within_s` seconds (the worker is then stopped)."""
-        return flow.solve(network, partial(self._flows, time.monotonic() + within_s))
+        when they are not back within the seconds `left()` gives as the draw is handed
+        over (the worker is then stopped)."""
+        return flow.solve(network, partial(self._flows, left))
 
     def close(self) -> None:
         """Stop the worker, even mid-solve (the waiting draw then ends in `SolverLost`)."""
@@ -101,7 +108,7 @@ class SolverProcess:
 
     def _flows(
         self,
-        due: float,
+        left: Callable[[], float],
         tails: flow.Ints,
         heads: flow.Ints,
         caps: flow.Ints,
@@ -112,6 +119,7 @@ class SolverProcess:
             self._ensure()
             process, conn = self._process, self._conn
             assert conn is not None
+            due = time.monotonic() + left()
             try:
                 conn.send((tails, heads, caps, unit_costs, supplies))
                 if not conn.poll(None if math.isinf(due) else max(0.0, due - time.monotonic())):
@@ -169,3 +177,37 @@ def _stop(process: BaseProcess | None, conn: Connection | None) -> None:
             process.join()
     if conn is not None:
         conn.close()
+
+
+class SolverPool:
+    """`size` solver processes, so that a batch's draws are solved side by side, one per
+    core given to the policy (`assignment_solvers`): `solve` takes an idle worker, from
+    as many threads as there are workers (`resolving.Resolver.parallel`)."""
+
+    def __init__(self, size: int = 1) -> None:
+        self.workers = [SolverProcess() for _ in range(size)]
+        self._idle: queue.SimpleQueue[SolverProcess] = queue.SimpleQueue()
+        for worker in self.workers:
+            self._idle.put(worker)
+
+    @property
+    def cut(self) -> int:
+        """Draws cut short at their deadline, all workers together."""
+        return sum(w.cut for w in self.workers)
+
+    def start(self) -> None:
+        """Start every worker not running (blocking, as `SolverProcess.start`)."""
+        for worker in self.workers:
+            worker.start()
+
+    def solve(self, network: flow.Network, left: Callable[[], float] = _unlimited) -> flow.Solution:
+        """`SolverProcess.solve` on the first worker idle."""
+        worker = self._idle.get()
+        try:
+            return worker.solve(network, left)
+        finally:
+            self._idle.put(worker)
+
+    def close(self) -> None:
+        for worker in self.workers:
+            worker.close()

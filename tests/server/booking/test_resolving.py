@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -194,8 +195,7 @@ def test_no_forecast_or_a_late_solve_means_greedy() -> None:
 
 def ticking(step_s: float, deadline_s: float = 1.0) -> Callable[[], float]:
     """Seconds left before a deadline on a fake clock that moves `step_s` at every look:
-    each draw is looked at three times (before, to give its solve the time left, after),
-    so seems to take 2 x `step_s`."""
+    each draw, looked at before and after, so seems to take `step_s`."""
     looks = itertools.count(1)
     return lambda: deadline_s - step_s * next(looks)
 
@@ -211,11 +211,10 @@ def test_a_draw_predicted_too_slow_is_not_run_and_the_batch_goes_greedy() -> Non
 def test_only_the_draws_that_fit_the_deadline_are_run() -> None:
     stations, free, ask, forecast = trap()
     resolver = Resolver(stations, draws=7, seed=1)
-    # 0.15 s a look, 1 s to go: a draw seems to take 0.3 s; the first is measured (nothing
-    # known), one more fits
+    # 0.15 s a draw, 1 s to go: the first is measured (nothing known), two more fit
     ranked = resolver.rank([ask], free, forecast, T, left=ticking(0.15))
     assert ranked is not None and ranked[0][0].station_id == "B"
-    assert (resolver.used, resolver.skipped) == (2, 5)
+    assert (resolver.used, resolver.skipped) == (3, 4)
     assert resolver.pace.per_arc_s is not None
     assert math.isclose(resolver.pace.predict(1), resolver.pace.per_arc_s)
 
@@ -236,7 +235,7 @@ def test_a_draw_cut_short_answers_with_the_draws_before_it_and_is_not_tried_agai
     stations, free, ask, forecast = trap()
     solved = 0
 
-    def solve(network: flow.Network, within_s: float) -> flow.Solution:
+    def solve(network: flow.Network, left: Callable[[], float]) -> flow.Solution:
         nonlocal solved
         if solved == 2:  # the third draw is still running when its time is up
             raise flow.SolveLate("cut")
@@ -266,3 +265,18 @@ def test_a_draw_cut_short_teaches_the_pace_a_floor() -> None:
     assert math.isclose(pace.predict(128), 0.85)
     pace.late(128, 1.0)
     assert pace.predict(128) == 2.0
+
+
+def test_draws_solved_side_by_side_vote_as_one_after_the_other() -> None:
+    stations, free, ask, forecast = trap()
+    together = threading.Barrier(3, timeout=30)  # passed only by three draws at once
+
+    def solve(network: flow.Network, left: Callable[[], float]) -> flow.Solution:
+        together.wait()
+        return flow.solve(network)
+
+    side_by_side = Resolver(stations, draws=6, seed=1, solve=solve, parallel=3)
+    one_by_one = Resolver(stations, draws=6, seed=1)
+    assert side_by_side.rank([ask, ask], free, forecast, T) == one_by_one.rank(
+        [ask, ask], free, forecast, T)  # fmt: skip
+    assert side_by_side.used == one_by_one.used == 6

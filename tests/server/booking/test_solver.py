@@ -8,12 +8,13 @@ import asyncio
 import os
 import signal
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from server.booking import flow
-from server.booking.solver import SolverLost, SolverProcess
+from server.booking.solver import SolverLost, SolverPool, SolverProcess
 from tests.conditions import wait_until
 
 T = 1.7e9
@@ -108,10 +109,32 @@ def test_a_draw_past_its_deadline_is_cut_short_and_the_next_has_a_fresh_worker(
     first = solver.pid
     assert first is not None
     with pytest.raises(flow.SolveLate):
-        solver.solve(big, 0.001)
+        solver.solve(big, lambda: 0.001)
     assert solver.cut == 1 and not solver.alive
     with pytest.raises(ProcessLookupError):  # stopped mid-solve, not left solving
         os.kill(first, 0)
-    again = solver.solve(small, 60.0)  # the flows of this draw, not of the one cut short
+    again = solver.solve(small, lambda: 60.0)  # the flows of this draw, not of the one cut short
     assert np.array_equal(again.flows, flow.solve(small).flows)
     assert solver.started == 2 and solver.solved_by == solver.pid != first
+
+
+def test_a_pool_solves_draws_side_by_side_in_workers_of_their_own() -> None:
+    pool = SolverPool(2)
+    try:
+        pool.start()
+        pids = {w.pid for w in pool.workers}
+        assert len(pids) == 2 and None not in pids and os.getpid() not in pids
+        nets = [network(300), network(400)]
+        with ThreadPoolExecutor(2) as threads:
+            solved = list(threads.map(pool.solve, nets))
+        for net, there in zip(nets, solved, strict=True):
+            assert np.array_equal(there.flows, flow.solve(net).flows)
+        with pytest.raises(flow.SolveLate):
+            pool.solve(network(80_000), lambda: 0.001)
+        assert pool.cut == 1 and sum(w.alive for w in pool.workers) == 1
+        pool.solve(nets[0])  # an idle worker, or a fresh one for the worker cut short
+        pool.solve(nets[1])
+        assert all(w.alive for w in pool.workers)
+    finally:
+        pool.close()
+    assert not any(w.alive for w in pool.workers)

@@ -80,7 +80,7 @@ async def ranked_as_the_pure_policy(database_url: str) -> None:
         assert found == expected
         greedy = [resolver.ranker.rank(lat, lon, T0, places.free, 3) for lat, lon in POINTS]
         assert [f[0].station_id for f in found] != [g[0].station_id for g in greedy]
-        solver = svc.batches.solver  # the draws were solved in its process, not this one
+        solver = svc.batches.solvers.workers[0]  # the draws were solved in its process
         assert solver.pid is not None and solver.solved_by == solver.pid != os.getpid()
     finally:
         await svc.close()
@@ -96,18 +96,20 @@ async def solver_killed(database_url: str) -> None:
     db, svc = await service(live_settings(database_url))
     try:
         batches = svc.batches
-        assert batches is not None and batches.solver.pid is None  # started by a first solve
+        assert batches is not None
+        solver = batches.solvers.workers[0]
+        assert solver.pid is None  # started by a first solve
         await svc.options_many(POINTS[:2], T0, 3)
-        first = batches.solver.pid
-        assert first is not None and batches.solver.solved_by == first
+        first = solver.pid
+        assert first is not None and solver.solved_by == first
         os.kill(first, signal.SIGKILL)
-        await async_wait_until(lambda: not batches.solver.alive, what="the solver to die")
+        await async_wait_until(lambda: not solver.alive, what="the solver to die")
         found = await svc.options_many(POINTS[2:4], T0, 3)
         assert found == await greedy(svc, POINTS[2:4])
         assert (batches.solved, batches.greedy, batches.lost) == (1, 0, 1)
         await svc.options_many(POINTS[4:], T0, 3)
-        assert (batches.solved, batches.lost, batches.solver.started) == (2, 1, 2)
-        assert batches.solver.solved_by == batches.solver.pid not in (first, None)
+        assert (batches.solved, batches.lost, solver.started) == (2, 1, 2)
+        assert solver.solved_by == solver.pid not in (first, None)
     finally:
         await svc.close()
         await db.dispose()
@@ -291,10 +293,10 @@ async def prepared(database_url: str) -> None:
         assert forecast is not None and forecast.ready and batches.forecasts == 1
         resolver = batches._resolver_for((await svc.free_places()).stations)
         assert len(resolver._pt_offsets) == len(forecast.points) + 1  # its support measured
-        pid = batches.solver.pid
-        assert pid is not None and batches.solver.alive
+        pid = batches.solvers.workers[0].pid
+        assert pid is not None and batches.solvers.workers[0].alive
         await svc.options_many(POINTS[:2], T0, 3)
-        assert (batches.solved, batches.forecasts, batches.solver.pid) == (1, 1, pid)
+        assert (batches.solved, batches.forecasts, batches.solvers.workers[0].pid) == (1, 1, pid)
     finally:
         await svc.close()
         await db.dispose()
@@ -312,7 +314,8 @@ async def prepared_too_soon(database_url: str) -> None:
         batches = svc.batches
         assert batches is not None
         await batches.prepare()
-        assert batches.forecasts == 1 and batches.solver.pid is None  # nothing to solve yet
+        assert batches.forecasts == 1  # nothing to solve yet: no solver started
+        assert batches.solvers.workers[0].pid is None
         await register(db, 30)
         await svc.options_many(POINTS[:2], T0, 3)
         assert batches.forecasts == 2 and (batches.solved, batches.greedy) == (1, 0)
