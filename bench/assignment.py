@@ -19,12 +19,14 @@ Policies:
   nearest  online: nearest station with a free window, its earliest one.
   clairvoyant  with `--clairvoyant`, a diagnostic and no policy: bid prices solved on the
            real requests still to come (`ClairvoyantPrices`), how far prices get with a
-           perfect forecast.
+           perfect forecast; and the live policy replayed with the real future as its one
+           draw (`FutureForecast`, "live_clairvoyant"): what its forecast cannot know.
   resolving  with `--resolving`, a diagnostic and no policy (far too slow to answer a
            resident): sample-average re-solving, see `run_resolving`.
   live     the server's policy (`server.booking.resolving.Resolver`, as BookingService
            calls it under assignment_policy = "resolving"): batches re-solved with forecast
-           draws, replayed in scenario time with one solver, see `run_live`.
+           draws, replayed in scenario time in the server's solver processes, see
+           `run_live`.
   optimum  hindsight: min-cost flow over the time-expanded network (`server.booking.flow`),
            knowing every request and failure in advance, solved by OR-Tools on integer
            costs with a certified lower bound; `--certify` solves the same network as an LP
@@ -65,7 +67,7 @@ from scipy.spatial import cKDTree
 
 from server.booking import flow as flow_net
 from server.booking.capacity import JST, PortView, StationView, window_starts
-from server.booking.demand import Area, Forecast, Profile, Seen
+from server.booking.demand import Area, Drawn, Forecast, Profile, Seen
 from server.booking.pricing import (
     BidPrices,
     blend_prices,
@@ -526,6 +528,33 @@ def server_forecast(sc: Scenario, points_per_area: int = 100) -> Forecast:
     return Forecast(areas, Profile(m.t0), m.n_requests, seed=7, points_per_area=points_per_area)
 
 
+@dataclass
+class FutureForecast(Forecast):
+    """A diagnostic, no forecast a server could make: every draw is the real requests still
+    to come (with `--clairvoyant`, the live replay's `live_clairvoyant`, one draw a batch).
+    The live policy's gap splits into what its forecast cannot know and what its batches,
+    pools and votes lose (this one's gap)."""
+
+    requests: Sequence[Request] = ()
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.points.extend((r.lat, r.lon) for r in self.requests)
+
+    def draws(
+        self,
+        rng: np.random.Generator,
+        now: float,
+        n_draws: int,
+        served: np.ndarray | None = None,
+    ) -> Iterator[Drawn]:
+        future = [i for i, r in enumerate(self.requests) if r.at > now]
+        point = np.asarray(future, dtype=np.int64)
+        earliest = np.array([self.requests[i].earliest for i in future], dtype=np.float64)
+        for _ in range(n_draws):
+            yield Drawn(point, earliest)
+
+
 def run_live(
     scenario: Scenario,
     batch_s: float = 1.0,
@@ -535,6 +564,7 @@ def run_live(
     points_per_area: int = 100,
     bucket_s: float = 600.0,
     solvers: int = 1,
+    forecast: Forecast | None = None,
 ) -> tuple[Outcome, Live]:
     """The server's policy (`server.booking.resolving.Resolver`) replayed in scenario time.
 
@@ -548,14 +578,16 @@ def run_live(
     latency includes sending each draw there and back, and the CPU counted is this
     process's and the solvers'. A solve runs only the
     draws predicted to end within `deadline_s` (`server.booking.pace`), and a draw still
-    running then is cut short; with no draw solved, the batch is ranked greedily.
+    running then is cut short; with no draw solved, the batch is ranked greedily. The
+    forecast is the server's (`server_forecast`) unless one is given (`FutureForecast`).
     """
     solver = SolverPool(solvers)
     solver.start()
     before = _children_cpu_s()
     try:
         outcome, live = _replay(scenario, solver, batch_s, draws, seed, deadline_s,
-                                points_per_area, bucket_s)  # fmt: skip
+                                forecast or server_forecast(scenario, points_per_area),
+                                bucket_s)  # fmt: skip
     finally:
         solver.close()  # its workers are joined: their CPU is counted as children's
     n = len(scenario.requests)
@@ -581,13 +613,12 @@ def _replay(
     draws: int,
     seed: int,
     deadline_s: float,
-    points_per_area: int,
+    forecast: Forecast,
     bucket_s: float,
 ) -> tuple[Outcome, Live]:
     resolver = Resolver(scenario.stations, draws=draws, seed=seed, bucket_s=bucket_s,
                         solve=solver.solve, parallel=len(solver.workers))  # fmt: skip
     RANKER[:] = [resolver.ranker]
-    forecast = server_forecast(scenario, points_per_area)
     resolver.measure(forecast)  # as the server prepares it at start (`Batches.prepare`)
     board = Board(scenario)
     final: dict[int, tuple[int, float]] = {}
@@ -1073,6 +1104,15 @@ def run(name: str, o: Options) -> dict[str, object]:
                        "deadline_s": o.live_deadline_s, "solvers": o.live_solvers,
                        "requests_played": len(played.requests)}  # fmt: skip
         print(f"[{name}] live {time.perf_counter() - t:.1f}s {out['live']}", flush=True)
+    if o.live and o.clairvoyant and o.live_prefix_s is None:
+        t = time.perf_counter()
+        future = FutureForecast([], Profile(sc.demand.t0), len(sc.requests), requests=sc.requests)
+        oc, live = run_live(sc, o.live_batch_s, 1, deadline_s=o.live_deadline_s,
+                            bucket_s=o.live_bucket_s, solvers=o.live_solvers,
+                            forecast=future)  # fmt: skip
+        out["live_clairvoyant"] = {**_scored(oc, opt, loose), **asdict(live), "draws": 1}
+        print(f"[{name}] live_clairvoyant {time.perf_counter() - t:.1f}s "
+              f"ratio {oc.cost / opt.cost:.4f}", flush=True)  # fmt: skip
     if o.resolving:
         t = time.perf_counter()
         oc = run_resolving(sc)
@@ -1080,7 +1120,15 @@ def run(name: str, o: Options) -> dict[str, object]:
         print(f"[{name}] resolving {time.perf_counter() - t:.1f}s ratio {oc.cost / opt.cost:.4f}",
               flush=True)  # fmt: skip
     greedy_cost = out["greedy"]["cost"]  # type: ignore[index]
-    for label in ("priced", "bid", "nearest", "clairvoyant", "live", "resolving"):
+    for label in (
+        "priced",
+        "bid",
+        "nearest",
+        "clairvoyant",
+        "live",
+        "live_clairvoyant",
+        "resolving",
+    ):
         res = out.get(label)
         if isinstance(res, dict) and "ratio" in res:
             res["excess_removed"] = (greedy_cost - res["cost"]) / (greedy_cost - opt.cost)
@@ -1176,7 +1224,16 @@ def table_rows(name: str, res: dict[str, object]) -> str:
     assert isinstance(opt, dict) and isinstance(loose, dict)
     rows = [f"{name} | optimum | 1.0000 | {opt['cost'] / loose['cost']:.4f} | - | - | "
             f"{opt['unserved']} | - | -"]  # fmt: skip
-    for label in ("greedy", "priced", "bid", "nearest", "clairvoyant", "live", "resolving"):
+    for label in (
+        "greedy",
+        "priced",
+        "bid",
+        "nearest",
+        "clairvoyant",
+        "live",
+        "live_clairvoyant",
+        "resolving",
+    ):
         o = res.get(label)
         if not isinstance(o, dict):
             continue

@@ -12,13 +12,15 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import BENCHES
-from bench.assignment import make_scenario, run_live
+from bench.assignment import FutureForecast, make_scenario, run_live, solve_optimum
 from bench.ingest import Phase
 from bench.processes import BenchFailed
 from chargenet.demo import free_port
+from server.booking.demand import Profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,3 +131,14 @@ def test_a_tiny_live_replay_solves_in_the_servers_solver_process() -> None:
     paired, two = run_live(scenario, draws=2, solvers=2)  # the same draws, side by side
     assert paired == replace(outcome, ms_per_request=paired.ms_per_request)
     assert two.batches == live.batches and two.greedy_batches == 0
+
+
+def test_the_live_replay_with_the_real_future_as_its_forecast_is_near_the_optimum() -> None:
+    scenario = make_scenario("tiny", 20, 300, seed=5)
+    future = FutureForecast([], Profile(scenario.demand.t0), 300, requests=scenario.requests)
+    drawn = list(future.draws(np.random.default_rng(0), scenario.requests[99].at, 2))
+    assert [len(d.point) for d in drawn] == [200, 200]  # the requests after the 100th
+    outcome, _ = run_live(scenario, draws=1, forecast=future)
+    optimum = solve_optimum(scenario, 8).cost
+    served, _ = run_live(scenario, draws=1)
+    assert optimum <= outcome.cost < served.cost  # knowing the future beats forecasting it
