@@ -15,12 +15,14 @@ batch is ranked greedily and the next batch starts a new worker.
 A draw is given the seconds left before its batch's answer is due: when its flows are not
 back by then the worker is stopped mid-solve (`flow.SolveLate`) and the batch answers
 without that draw, so a draw whose cost no one could predict (the first of its size) costs
-a resident at most the deadline, and no core is left solving a draw nobody will read. The
-next batch starts a fresh worker (a few tenths of a second, before its deadline runs).
+a resident at most the deadline, and no core is left solving a draw nobody will read. A
+fresh worker is started at once in the background (a few tenths of a second), while the
+batch answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import multiprocessing
@@ -127,6 +129,9 @@ class SolverProcess:
                     self._process = self._conn = None
                     self.cut += 1
                     _stop(process, conn)
+                    # a fresh worker while the batch answers, not at the next batch's cost
+                    threading.Thread(target=self._restart, name="solver-restart",
+                                     daemon=True).start()  # fmt: skip
                     raise flow.SolveLate("the draw ran past its deadline")
                 answer = conn.recv()
             except (EOFError, OSError) as exc:
@@ -140,6 +145,10 @@ class SolverProcess:
         self.solved_by = self.pid
         flows, optimal = answer
         return flows, optimal
+
+    def _restart(self) -> None:
+        with contextlib.suppress(SolverLost):  # closed meanwhile, or it would not start:
+            self.start()  # the next draw finds out
 
     def _ensure(self) -> None:
         if self._closed:
