@@ -1,6 +1,6 @@
 """POST /api/v1/options under the "resolving" policy ranks as the benchmark's policy does
 (`server.booking.resolving.Resolver` on the same places and forecast), and greedily when no
-forecast can be made."""
+forecast can be made; the server prepares the policy when it starts."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from server.booking.demand import Seen
 from server.booking.resolving import Ask, Resolver
 from server.registry import load_demo_registry
 from server.settings import Settings
-from tests.conditions import async_read_until
+from tests.conditions import async_read_until, async_wait_until
 from tests.server.api.conftest import TOKEN, client_of, live_ports
 
 pytestmark = pytest.mark.anyio
@@ -84,3 +84,19 @@ async def test_options_are_greedy_until_requests_make_a_forecast(sqlite_url: str
     found, pure, greedy = await options_of(sqlite_url, expected=0)  # nobody registered
     assert greedy == 1  # the first: no total expected, no request seen; then the seen one
     assert found == pure and all(found)
+
+
+async def test_the_server_prepares_the_policy_at_start_before_anyone_asks(sqlite_url: str) -> None:
+    chosen = live(sqlite_url, expected=300)
+    first = create_app(chosen)
+    async with first.router.lifespan_context(first):  # the registry, before this start
+        await load_demo_registry(first.state.services.db)
+    app = create_app(chosen)
+    async with app.router.lifespan_context(app):
+        batches = app.state.services.booking.batches
+        assert batches is not None
+        worker = batches.solvers.workers[0]
+        await async_wait_until(lambda: worker.alive, what="the solver started at start-up")
+        assert batches.forecasts == 1 and batches.forecast is not None
+        assert batches.forecast.ready and (batches.solved, batches.greedy) == (0, 0)
+    assert not worker.alive
