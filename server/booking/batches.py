@@ -4,8 +4,8 @@
 "resolving". The first request of a batch starts a timer of `assignment_batch_s`; every
 request until then joins it; then one read of the free places and one solve
 (`resolving.Resolver`, in a worker thread, its min-cost flows in `assignment_solvers`
-solver processes side by side: `solver.SolverPool`) rank them all. A request's answer waits for its
-batch: about a second, well within the freshness of a LINE reply token
+solver processes side by side: `solver.SolverPool`) rank them all. A request's answer
+waits for its batch: about a second, well within the freshness of a LINE reply token
 (`line_reply_within_s`). The solve runs only the forecast draws expected to end within
 `assignment_deadline_s` of the batch closing (their cost learned from the draws before,
 `pace.Pace`), and a draw still running at the deadline is cut short in the solver process;

@@ -17,10 +17,11 @@ so two residents are not both offered the last place first.
 when not even one draw is expected to end in the time `left()` says remains: before each
 draw its cost is predicted from the draws measured (`pace.Pace`, per arc of its network),
 and the draws that would not fit are left out, so a late batch falls back at once instead
-of after a draw of seconds. The service solves the draws in a process of its own
-(`solver.SolverProcess`, injected as `solve`), so the measured cost of a draw includes
-sending its network there and its flows back, and a draw still running when the time is
-up is cut short there (`flow.SolveLate`): the batch is answered with the draws before it.
+of after a draw of seconds. The service solves the draws in processes of their own
+(`solver.SolverPool`, injected as `solve`, `parallel` of them side by side), so the
+measured cost of a draw includes sending its network there and its flows back, and a draw
+still running when the time is up is cut short there (`flow.SolveLate`): the batch is
+answered with the draws before it.
 """
 
 from __future__ import annotations
