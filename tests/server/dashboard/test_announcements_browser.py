@@ -52,8 +52,11 @@ def seeded(database_url: str) -> None:
 
 
 def cell(browser: webdriver.Chrome, count: str) -> str:
-    found = browser.find_elements(By.CSS_SELECTOR, f'#list tbody tr td[data-count="{count}"]')
-    return str(found[0].text) if found else ""
+    """The first row's count, read in one script: the list re-renders as counts change, so
+    an element found and then read could be gone in between (a stale element)."""
+    return str(browser.execute_script(
+        "const c = document.querySelector(arguments[0]); return c ? c.innerText : '';",
+        f'#list tbody tr td[data-count="{count}"]'))  # fmt: skip
 
 
 def test_compose_preview_send_and_follow_the_counts(
