@@ -257,9 +257,10 @@ async def load_port_addresses(
 class StationSnapshot:
     """A short-lived in-process copy of every station's view (see the module docstring).
 
-    `get()` returns at once with the current copy (only the very first call waits for a
-    load); a copy older than `ttl_s` or marked dirty is refreshed by one background task, so
-    no request ever stands behind a reload of 2,000 stations.
+    `get()` returns at once with the current copy (only the very first call, and calls while
+    there is no station at all, wait for a load); a copy older than `ttl_s` or marked dirty
+    is refreshed by one background task, so no request ever stands behind a reload of 2,000
+    stations.
     """
 
     def __init__(
@@ -280,9 +281,11 @@ class StationSnapshot:
         self._first: asyncio.Lock = asyncio.Lock()
 
     async def get(self) -> Mapping[str, StationView]:
-        if self._loaded_at == -float("inf"):
+        if self._loaded_at == -float("inf") or not self._views:
+            # the first read, or no station yet: an empty copy is never served stale (a
+            # server started before its registry sees the stations at the first read after)
             async with self._first:
-                if self._loaded_at == -float("inf"):
+                if self._loaded_at == -float("inf") or not self._views:
                     await self._reload_all()
             return self._views
         if time.monotonic() - self._loaded_at > self._ttl_s or self._dirty:

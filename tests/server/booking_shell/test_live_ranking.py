@@ -322,3 +322,27 @@ async def prepared_too_soon(database_url: str) -> None:
     finally:
         await svc.close()
         await db.dispose()
+
+
+def test_a_server_prepared_before_its_registry_ranks_on_the_stations_that_came(
+    database_url: str,
+) -> None:
+    asyncio.run(prepared_before_the_registry(database_url))
+
+
+async def prepared_before_the_registry(database_url: str) -> None:
+    chosen = live_settings(database_url)
+    upgrade(chosen.database_url)
+    db = Database(chosen.database_url)
+    svc = BookingService(db, chosen, Clock())
+    try:
+        batches = svc.batches
+        assert batches is not None
+        await batches.prepare()  # at start, before the registry: no station, no forecast
+        assert not (await svc.free_places()).stations
+        await seed(db, SPECS, T0)  # the registry, written behind the server's back
+        found = await svc.options_many(POINTS[:2], T0, 3)
+        assert all(found) and batches.solved == 1  # on them at once, not on an empty copy
+    finally:
+        await svc.close()
+        await db.dispose()
