@@ -4,8 +4,9 @@ A ChangeSet is written in the same transaction as the changes it describes, and 
 once the fan-out has handed it to every listener. A server killed in between (after the
 commit, before bookings moved, incidents opened and the live feed heard) hands it over at
 its next start instead: a port fault is never stored without its incident and its moves.
-Another process takes over the ChangeSets of one that has not come back for
-`ORPHANED_AFTER`. Listeners take a repeat without harm: moves and check-ins read the
+Another process takes over the ChangeSets of one that is gone: on PostgreSQL at its next
+timer round (the owner's client-id lock is free, `owner.unheld`), and anywhere once they
+have waited `ORPHANED_AFTER`. Listeners take a repeat without harm: moves and check-ins read the
 present, and a repeated incident signal counts as one more occurrence.
 """
 
@@ -22,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db.models import PendingChanges
 from server.db.session import Database
 from server.ingest.changeset import ChangeSet
+from server.ingest.owner import unheld
 
 ORPHANED_AFTER: Final = timedelta(minutes=10)
 _CODEC: Final = TypeAdapter(ChangeSet)
@@ -49,10 +51,12 @@ async def undelivered(db: Database, owner: str, now: datetime, own: bool) -> lis
     """Take over ChangeSets to hand out again, oldest first.
 
     `own`: also this process's own, left by its previous run (only at start: later, its
-    own are the ones being handed out right now). Always: any process's left for longer
-    than `ORPHANED_AFTER`.
+    own are the ones being handed out right now). Always: those of a process gone, and any
+    process's left for longer than `ORPHANED_AFTER`.
     """
     orphaned = PendingChanges.recorded_at < now - ORPHANED_AFTER
+    if not db.is_sqlite:
+        orphaned |= (PendingChanges.owner != owner) & unheld(PendingChanges.owner)
     taken = (PendingChanges.owner == owner) | orphaned if own else orphaned
     async with db.transaction() as session:
         rows = await session.execute(

@@ -5,19 +5,33 @@ The id names the process's broker session and the change sets it journals
 connect and each other's change sets at every start. On PostgreSQL a session advisory lock
 on (database, id), held on a connection of its own for the process's life, refuses the
 second at start. A killed holder's lock goes with its connection, so its restart (or its
-successor) takes the id at once. SQLite is one host's: nothing to coordinate.
+successor) takes the id at once, and the other processes see at once that it is gone
+(`unheld`). SQLite is one host's: nothing to coordinate.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, SQLColumnExpression, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from server.db.session import Database
 
-KEY = "hashtext(current_database() || ' chargenet-mqtt-client ' || :client_id)"
+
+def _key(client_id: SQLColumnExpression[str]) -> ColumnElement[int]:
+    """The advisory lock's key: the id within this database."""
+    name = func.current_database().op("||")(" chargenet-mqtt-client ").op("||")(client_id)
+    return func.hashtext(name)
+
+
+def unheld(client_id: SQLColumnExpression[str]) -> ColumnElement[bool]:
+    """True where no live process holds `client_id` (PostgreSQL only).
+
+    It takes the id's lock for the rest of the transaction where it can: a process gone
+    stays gone until then, and this process's own id is always its own to take.
+    """
+    return func.pg_try_advisory_xact_lock(_key(client_id))
 
 
 class ClientIdTaken(RuntimeError):
@@ -38,7 +52,7 @@ class ClientIdLock:
             return
         connection = await self._db.engine.connect()
         taken = await connection.scalar(
-            text(f"SELECT pg_try_advisory_lock({KEY})"), {"client_id": self._client_id}
+            select(func.pg_try_advisory_lock(_key(literal(self._client_id))))
         )
         await connection.commit()  # the lock is the session's; no transaction stays open
         if not taken:
@@ -54,7 +68,7 @@ class ClientIdLock:
             return
         with contextlib.suppress(Exception):  # the database gone: the lock went with it
             await self._connection.execute(
-                text(f"SELECT pg_advisory_unlock({KEY})"), {"client_id": self._client_id}
+                select(func.pg_advisory_unlock(_key(literal(self._client_id))))
             )
             await self._connection.commit()
         with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ from server.db.session import Database
 from server.ingest.changeset import ChangeSet, EventRecord, GatewayChange, PortChange
 from server.ingest.fanout import FanOut
 from server.ingest.journal import ORPHANED_AFTER, delivered, record, undelivered
+from server.ingest.owner import ClientIdLock
 from tests.server.database import with_database
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
@@ -49,6 +50,9 @@ def test_a_change_set_comes_back_whole_until_delivered(database_url: str) -> Non
 
 def test_only_orphans_are_taken_from_other_processes(database_url: str) -> None:
     async def scenario(db: Database) -> None:
+        live = [ClientIdLock(db, "server-a"), ClientIdLock(db, "server-b")]
+        for lock in live:  # as each running server holds its id (PostgreSQL only)
+            await lock.take()
         mine = await keep(db, FAULT, "server-a", NOW)
         fresh = await keep(db, FAULT, "server-b", NOW)
         orphan = await keep(db, FAULT, "server-c", NOW - ORPHANED_AFTER - timedelta(seconds=1))
@@ -63,8 +67,30 @@ def test_only_orphans_are_taken_from_other_processes(database_url: str) -> None:
         assert [c.pending for c in await undelivered(db, "server-b", later, own=True)] == [
             fresh.pending
         ]
+        for lock in live:
+            await lock.release()
 
     with_database(database_url, scenario)
+
+
+def test_a_process_gone_is_taken_over_at_once_on_postgres(postgres_url: str) -> None:
+    """Its client id free (the lock went with its connection): no ten-minute wait."""
+
+    async def scenario(db: Database) -> None:
+        doomed, survivor = ClientIdLock(db, "server-d"), ClientIdLock(db, "server-a")
+        await doomed.take()
+        await survivor.take()
+        left = await keep(db, FAULT, "server-d", NOW)
+        assert await undelivered(db, "server-a", NOW, own=False) == []  # server-d lives
+        await doomed.release()  # as a SIGKILL closes its connection
+        assert [c.pending for c in await undelivered(db, "server-a", NOW, own=False)] == [
+            left.pending
+        ]
+        await doomed.take()  # the lock taken for the look is free again once it committed
+        await doomed.release()
+        await survivor.release()
+
+    with_database(postgres_url, scenario)
 
 
 def test_the_fan_out_strikes_a_change_set_off_even_when_a_listener_fails(
