@@ -265,19 +265,24 @@ def test_a_dead_senders_row_is_taken_again_once_its_lease_ends(database_url: str
 
 def test_an_attempt_ends_before_its_lease(database_url: str) -> None:
     """A platform that never answers: the attempt is cut off and retried, not left leased."""
+    hung: list[float] = []
 
     async def hang_once(msg: Outgoing) -> Attempt:
         if msg.attempt == 1:
-            await asyncio.Event().wait()
+            hung.append(time.monotonic())
+            try:
+                await asyncio.Event().wait()
+            finally:
+                hung.append(time.monotonic())  # cut off
         return Attempt.sent()
 
     async def scenario(db: Database) -> None:
         await add(db, "U1")
-        started = time.monotonic()
         async with running(db, [ScriptedPlatform(script=hang_once)]) as sender:
             sender.wake()
             (row,) = await settled(db)
-        assert time.monotonic() - started < sender.lease_s
+        began, cut = hung
+        assert cut - began < sender.lease_s  # its lease taken before it began: still leased
         assert (row.state, row.attempts, row.last_error) == (
             "sent",
             2,
