@@ -41,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking.capacity import PortView, StationView, assign_port, window_capacity
-from server.booking.holdback import still_held
+from server.booking.holdback import Rules, holding, places_for_anyone, still_held
 from server.db.models import ACTIVE_BOOKING, Booking, Station, UtcDateTime, WindowLoad
 
 ACTIVE_STATUSES = ("active", "checked_in")
@@ -204,6 +204,24 @@ async def read_priority_loads(
     for station_id, start, n in await session.execute(query):
         loads[station_id][start] = n
     return loads
+
+
+async def open_to_anyone(
+    session: AsyncSession,
+    rules: Rules,
+    stations: Sequence[StationView],
+    places: Mapping[str, dict[datetime, int]],
+    since: datetime,
+    now: datetime,
+) -> Mapping[str, dict[datetime, int]]:
+    """`places` as a resident without priority may take them: the places held back taken
+    off (the priority bookings of windows from `since` counted); `places` itself where no
+    station holds any."""
+    holds = holding(rules, stations)
+    if not holds:
+        return places
+    booked = await read_priority_loads(session, (s.id for s in holds), since)
+    return {**places, **places_for_anyone(rules, holds, places, booked, now)}
 
 
 async def write_loads(

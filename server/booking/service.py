@@ -44,17 +44,17 @@ from server.booking.claims import (
     Want,
     allot,
     lock_stations,
+    open_to_anyone,
     pg_lock,
     pg_read,
     pg_write,
     read_claim_loads,
     read_loads,
-    read_priority_loads,
     read_taken,
     write_loads,
 )
 from server.booking.displays import CLEAR, Wake, show, show_many
-from server.booking.holdback import Rules, held_from, holding, places_for_anyone, rule_for
+from server.booking.holdback import Rules, held_from, holding, rule_for
 from server.booking.moves import free_table
 from server.booking.ranking import FreeTable, Option, Ranker, walking_metres
 from server.booking.views import (
@@ -236,22 +236,20 @@ class BookingService:
         if not unique:
             return {p: FreeTable() for p in (True, False)}, max(earliest, now), {}
         rules = await self._hold_rules()
-        holds = holding(rules, unique)
         since = now - _longest_slot(unique)
         async with self._db.transaction() as session:
             loads = await read_loads(session, (s.id for s in unique), since)
-            priority_booked = (
-                await read_priority_loads(session, (s.id for s in holds), since)
-                if holds and not all(who) else {}
+            places = {
+                s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
+                for s in unique
+            }
+            public = (
+                places if all(who)
+                else await open_to_anyone(session, rules, unique, places, since, now)
             )  # fmt: skip
-        places = {
-            s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
-            for s in unique
-        }
         tables = {True: free_table(unique, places)}
         if not all(who):
-            public = {**places, **places_for_anyone(rules, holds, places, priority_booked, now)}
-            tables[False] = free_table(unique, public) if holds else tables[True]
+            tables[False] = tables[True] if public is places else free_table(unique, public)
         return tables, max(earliest, now), loads
 
     async def get(self, booking_id: str) -> BookingView:

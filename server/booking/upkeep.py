@@ -41,15 +41,15 @@ from server.booking.claims import (
     Want,
     allot,
     lock_stations,
+    open_to_anyone,
     places_left,
     read_loads,
-    read_priority_loads,
     read_taken,
     release_load,
     write_loads,
 )
 from server.booking.displays import CLEAR, show
-from server.booking.holdback import Rules, held_from, holding, places_for_anyone, rule_for
+from server.booking.holdback import Rules, held_from, rule_for
 from server.booking.moves import (
     CREW,
     NOTIFY_CANCELLED,
@@ -469,10 +469,9 @@ async def _move(
     if origin.id not in {s.id for s in near}:
         near.append(origin)
     slot = timedelta(minutes=origin.slot_minutes)
-    loads = await read_loads(session, (s.id for s in near), now - slot * 8)
-    holds = [] if priority else holding(context.rules, near)
-    priority_booked = await read_priority_loads(session, (s.id for s in holds), now - slot * 8)
-    places_now = {
+    since = now - slot * 8
+    loads = await read_loads(session, (s.id for s in near), since)
+    places_now: Mapping[str, dict[datetime, int]] = {
         s.id: places(
             s,
             loads.get(s.id, {}),
@@ -483,7 +482,8 @@ async def _move(
         )
         for s in near
     }
-    places_now.update(places_for_anyone(context.rules, holds, places_now, priority_booked, now))
+    if not priority:
+        places_now = await open_to_anyone(session, context.rules, near, places_now, since, now)
     free = free_table(near, places_now)
     for target in move_targets(origin, row.window_start, now, free, ranker):
         station = views[target.station_id]
