@@ -516,6 +516,9 @@ class Live:
     """Of those, draws cut short in the solver process when the deadline came."""
     solver_cpu_ms_per_request: float = 0.0
     """The solver process's part of `cpu_ms_per_request`."""
+    stations_kept: float = 0.0
+    """Stations the solved batches' draws took in, on average (fewer than the asks'
+    part of the network where that was cut to fit the deadline)."""
 
 
 def server_forecast(sc: Scenario, points_per_area: int = 100) -> Forecast:
@@ -627,6 +630,7 @@ def _replay(
     busy_until = -math.inf
     cpu = 0.0
     batches = greedy_batches = late_batches = skipped = 0
+    kept: list[int] = []
 
     def decide(now: float) -> None:
         nonlocal busy_until, cpu, batches, greedy_batches, late_batches, skipped
@@ -652,6 +656,7 @@ def _replay(
                     board.book(i, choice)
                     final[i] = choice
         else:
+            kept.append(resolver.kept)
             for (i, _, _, _), options in zip(waiting, ranked, strict=True):
                 if options:
                     o = options[0]
@@ -696,6 +701,7 @@ def _replay(
         greedy_batches=greedy_batches,
         late_batches=late_batches,
         draws_skipped=skipped,
+        stations_kept=float(np.mean(kept)) if kept else 0.0,
     )
     return outcome, live
 

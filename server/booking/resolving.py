@@ -26,6 +26,7 @@ answered with the draws before it.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import Counter, deque
 from collections.abc import Callable, Mapping, Sequence
@@ -34,10 +35,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from numpy.typing import NDArray
 
 from server.booking import flow
 from server.booking.capacity import StationView
-from server.booking.demand import Forecast
+from server.booking.demand import Drawn, Forecast
+from server.booking.flow import Floats, Ints
 from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Option, Ranker
 
@@ -84,8 +87,10 @@ class Resolver:
         processes, `solver.SolverPool`)."""
         self.pace = pace if pace is not None else Pace()
         self.used = 0
-        """Draws the last `votes` solved; `skipped`, those it left out to be in time."""
+        """Draws the last `votes` solved; `skipped`, those it left out to be in time;
+        `kept`, the stations its draws took in."""
         self.skipped = 0
+        self.kept = 0
         self.ids = [s.id for s in stations]
         self.index = {sid: i for i, sid in enumerate(self.ids)}
         self.ranker = Ranker(stations)
@@ -96,8 +101,8 @@ class Resolver:
         self._pt_station: list[int] = []
         self._pt_walk: list[float] = []
         self._pt_offsets: list[int] = [0]
-        self._parent = list(range(len(self.ids)))
-        """Union-find over stations: linked when a support point reaches both."""
+        self._links: list[set[int]] = [set() for _ in self.ids]
+        """Per station, the stations a support point reaches together with it."""
         self._support: Forecast | None = None
         """The forecast whose support points the walks above are of."""
 
@@ -150,42 +155,56 @@ class Resolver:
         fits in the seconds `left()` gives (each draw's cost predicted by `pace`, and
         measured by `left()` before and after to learn it).
 
-        Only the part of the network the asks can touch is solved: the stations in the
-        same component of the station graph (stations linked by a place that reaches
-        both) as a station an ask reaches, and the forecast demand of those components.
+        Only the part of the network the asks can touch is solved: the stations linked to
+        one an ask reaches (two stations are linked when a place reaches both), and the
+        forecast demand of those stations. Where that whole part would not be solved in
+        time (thousands of stations), it is cut to the stations within fewer links of the
+        asks (`_depth`); the forecast demand at its edge then has only the stations kept.
         Forecast requests alike (one support point, one `bucket_s` of earliest times) are
         one demand node of their number.
         """
         self.measure(forecast)
+        self.used = self.skipped = self.kept = 0
         a_dem, a_st, a_walk = [], [], []
         for j, ask in enumerate(asks):
             for walk, sid in self.reach(ask.lat, ask.lon):
                 a_dem.append(j)
                 a_st.append(self.index[sid])
                 a_walk.append(walk)
-        touched = {self._find(s) for s in a_st}
-        label = np.array([self._find(s) for s in range(len(self.ids))], dtype=np.int64)
-        local = np.nonzero(np.isin(label, list(touched)))[0]
-        renumber = np.full(len(self.ids), -1, dtype=np.int64)
-        renumber[local] = np.arange(len(local), dtype=np.int64)
-        windows = flow.Windows.of(
-            [free.windows(self.ids[s], now) for s in local.tolist()],
-            None if phones is None else [phones.get(self.ids[s], 0) for s in local.tolist()],
-        )
+        if not a_st:  # no station in anyone's reach: nothing to solve
+            return [Counter() for _ in asks]
+        layer = self._layers(set(a_st))
         pt_station = np.asarray(self._pt_station, dtype=np.int64)
         pt_walk = np.asarray(self._pt_walk, dtype=np.float64)
         offsets = np.asarray(self._pt_offsets, dtype=np.int64)
-        pt_label = np.full(len(offsets) - 1, -1, dtype=np.int64)
-        has = offsets[1:] > offsets[:-1]
-        pt_label[has] = label[pt_station[offsets[:-1][has]]]
-        pt_local = np.isin(pt_label, list(touched))
+        draws = forecast.draws(self.rng, now, self.draws, np.diff(offsets) > 0)
+        first = next(draws, None)
+        if first is None:
+            return None
+        reached = np.flatnonzero(layer >= 0).tolist()
+        per_station = {s: free.windows(self.ids[s], now) for s in reached}
+        looked = left()  # also the first draw's start: one look at the clock a draw
+        depth = self._depth(first, layer, per_station, len(a_dem), looked)
+        if depth is None:
+            self.skipped = self.draws
+            return None
+        local = np.flatnonzero((layer >= 0) & (layer <= depth))
+        self.kept = len(local)
+        kept = np.zeros(len(self.ids), dtype=bool)
+        kept[local] = True
+        renumber = np.full(len(self.ids), -1, dtype=np.int64)
+        renumber[local] = np.arange(len(local), dtype=np.int64)
+        windows = flow.Windows.of(
+            [per_station[s] for s in local.tolist()],
+            None if phones is None else [phones.get(self.ids[s], 0) for s in local.tolist()],
+        )
+        arc_kept = kept[pt_station]
+        pt_keep = _any_per_point(arc_kept, offsets)
         n_ask = len(asks)
         ask_earliest = np.array([a.earliest for a in asks], dtype=np.float64)
         ask_arcs = (np.asarray(a_dem, dtype=np.int64), renumber[np.asarray(a_st, dtype=np.int64)],
                     np.asarray(a_walk, dtype=np.float64))  # fmt: skip
         tallies: list[Counter[str]] = [Counter() for _ in asks]
-        self.used = self.skipped = 0
-        served = np.diff(offsets) > 0
         running: deque[tuple[Future[flow.Solution], flow.Network, int, float]] = deque()
         cut = False
 
@@ -209,19 +228,15 @@ class Resolver:
                 tallies[j][self.ids[s]] += 1
 
         with ThreadPoolExecutor(self.parallel, thread_name_prefix="draw") as pool:
-            for i, draw in enumerate(forecast.draws(self.rng, now, self.draws, served)):
+            for i, draw in enumerate(itertools.chain([first], draws)):
                 if len(running) == self.parallel:
                     collect()
                 if cut:
                     self.skipped += self.draws - i
                     break
-                keep = pt_local[draw.point]
-                point, supply, earliest = _pooled(draw.point[keep], draw.earliest[keep],
-                                                  self.bucket_s)  # fmt: skip
-                counts = offsets[point + 1] - offsets[point]
-                rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
-                first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
-                arcs = first + np.arange(len(rows), dtype=np.int64)
+                rows, arcs, supply, earliest = _pool_arcs(draw, pt_keep, offsets, self.bucket_s)
+                on = arc_kept[arcs]
+                rows, arcs = rows[on], arcs[on]
                 demand = flow.Demand(
                     earliest=np.r_[ask_earliest, earliest],
                     supply=np.r_[np.ones(n_ask, dtype=np.int64), supply],
@@ -230,7 +245,7 @@ class Resolver:
                     arc_walk=np.r_[ask_arcs[2], pt_walk[arcs]],
                 )
                 size = len(demand.arc_demand) + len(windows.start)
-                before = left()
+                before = looked if i == 0 else left()
                 if not self.pace.fits(size, before):
                     self.skipped += self.draws - i
                     break
@@ -242,6 +257,48 @@ class Resolver:
             return None
         return tallies
 
+    def _depth(
+        self,
+        draw: Drawn,
+        layer: Ints,
+        per_station: Mapping[int, Sequence[tuple[float, int]]],
+        ask_arcs: int,
+        budget: float,
+    ) -> int | None:
+        """How many links from the asks' stations the draws take in: the most at which all
+        the batch's draws (`parallel` side by side) are predicted to end in time, else the
+        most at which one is, with `budget` seconds left; None when not even the asks' own
+        stations fit. The sizes are this draw's; the batch's other draws are alike."""
+        pt_station = np.asarray(self._pt_station, dtype=np.int64)
+        offsets = np.asarray(self._pt_offsets, dtype=np.int64)
+        _rows, arcs, _supply, _earliest = _pool_arcs(
+            draw, _any_per_point(layer[pt_station] >= 0, offsets), offsets, self.bucket_s
+        )
+        deepest = int(layer.max())
+        arcs_at = np.bincount(layer[pt_station[arcs]], minlength=deepest + 1)
+        windows_at = np.zeros(deepest + 1, dtype=np.int64)
+        for s, found in per_station.items():
+            windows_at[layer[s]] += len(found)
+        sizes = ask_arcs + np.cumsum(arcs_at + windows_at)
+        for rounds in (-(-self.draws // self.parallel), 1):
+            for d in range(deepest, -1, -1):
+                if self.pace.fits(int(sizes[d]) * rounds, budget):
+                    return d
+        return None
+
+    def _layers(self, start: set[int]) -> Ints:
+        """Per station, how many links away from the nearest of `start` it is (0 for those);
+        -1 where nothing links it to them."""
+        layer = np.full(len(self.ids), -1, dtype=np.int64)
+        frontier = sorted(start)
+        layer[frontier] = 0
+        d = 0
+        while frontier:
+            d += 1
+            frontier = sorted({t for s in frontier for t in self._links[s] if layer[t] < 0})
+            layer[frontier] = d
+        return layer
+
     def measure(self, forecast: Forecast) -> None:
         """Measure the reach of support points not seen before (the places seen grow), and
         link the stations each reaches; all again for a forecast built anew (seconds for
@@ -249,27 +306,15 @@ class Resolver:
         if forecast is not self._support:
             self._support = forecast
             self._pt_station, self._pt_walk, self._pt_offsets = [], [], [0]
-            self._parent = list(range(len(self.ids)))
+            self._links = [set() for _ in self.ids]
         for lat, lon in forecast.points[len(self._pt_offsets) - 1 :]:
             reach = self.reach(lat, lon)
-            for walk, sid in reach:
-                self._pt_station.append(self.index[sid])
-                self._pt_walk.append(walk)
-            for _walk, sid in reach[1:]:
-                self._union(self.index[reach[0][1]], self.index[sid])
+            stations = [self.index[sid] for _walk, sid in reach]
+            for s in stations:
+                self._links[s].update(stations)
+            self._pt_station.extend(stations)
+            self._pt_walk.extend(walk for walk, _sid in reach)
             self._pt_offsets.append(len(self._pt_station))
-
-    def _find(self, s: int) -> int:
-        parent = self._parent
-        while parent[s] != s:
-            parent[s] = parent[parent[s]]
-            s = parent[s]
-        return s
-
-    def _union(self, a: int, b: int) -> None:
-        ra, rb = self._find(a), self._find(b)
-        if ra != rb:
-            self._parent[max(ra, rb)] = min(ra, rb)
 
     def _options(self, ask: Ask, table: FreeTable, tally: Counter[str], limit: int) -> list[Option]:
         """The ranking's options, the station most draws chose first (if it has a window)."""
@@ -300,6 +345,25 @@ class Resolver:
                 best = Option(sid, datetime.fromtimestamp(first[0], UTC), walk, wait,
                               2 * walk + wait, first[1])  # fmt: skip
         return best
+
+
+def _any_per_point(per_arc: NDArray[np.bool_], offsets: Ints) -> NDArray[np.bool_]:
+    """Per support point, whether any of its reach arcs is True."""
+    point = np.repeat(np.arange(len(offsets) - 1, dtype=np.int64), np.diff(offsets))
+    return np.bincount(point, weights=per_arc, minlength=len(offsets) - 1) > 0
+
+
+def _pool_arcs(
+    draw: Drawn, keep: NDArray[np.bool_], offsets: Ints, bucket_s: float
+) -> tuple[Ints, Ints, Ints, Floats]:
+    """A draw's requests at the points kept, pooled (`_pooled`): each pool's reach arcs
+    (its row, the arc's index in the support's reach), and each pool's size and earliest."""
+    point, supply, earliest = _pooled(draw.point[keep[draw.point]],
+                                      draw.earliest[keep[draw.point]], bucket_s)  # fmt: skip
+    counts = offsets[point + 1] - offsets[point]
+    rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+    first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
+    return rows, first + np.arange(len(rows), dtype=np.int64), supply, earliest
 
 
 def _pooled(

@@ -219,6 +219,41 @@ def test_only_the_draws_that_fit_the_deadline_are_run() -> None:
     assert math.isclose(resolver.pace.predict(1), resolver.pace.per_arc_s)
 
 
+class SizedPace(Pace):
+    """A pace that also keeps the size of every draw it measured."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sizes: list[int] = []
+
+    def learn(self, arcs: int, seconds: float) -> None:
+        self.sizes.append(arcs)
+        super().learn(arcs, seconds)
+
+
+def test_a_network_too_large_for_the_deadline_is_cut_to_the_stations_near_the_asks() -> None:
+    """Ten stations in a row, 2 km apart, each linked to the next by the places between:
+    with the time for only part of the row, the draws take in the stations fewest links
+    from the asks', all seven of them still run, and the asks are still ranked by them."""
+    stations = [station(f"S{i}", 2.0 * i) for i in range(10)]
+    window = NOW + timedelta(hours=2)
+    free = FreeTable({(s.id, window): 2 for s in stations})
+    areas = [Area(33.5, 132.5 + 2.0 * i * KM_LON, 0.5, 1.0) for i in range(10)]
+    forecast = Forecast(areas, Profile(T, burst_share=1.0, burst_s=60), expected_total=40)
+    ask = Ask(33.5, 132.5 + 0.2 * KM_LON, T)
+
+    whole = SizedPace()
+    assert Resolver(stations, seed=1, pace=whole).rank([ask], free, forecast, T,
+                                                       left=lambda: 1e9) is not None  # fmt: skip
+    resolver = Resolver(stations, seed=1, pace=Pace(per_arc_s=1.0 / (7 * max(whole.sizes))))
+    assert resolver.rank([ask], free, forecast, T) is not None  # unlimited: all of the row
+    assert resolver.kept == 10
+    ranked = resolver.rank([ask], free, forecast, T, left=lambda: 0.6)  # 60 % of the time
+    assert ranked is not None and ranked[0][0].station_id in {"S0", "S1"}
+    assert 2 <= resolver.kept < 10  # the asks' own two and some of their neighbours
+    assert (resolver.used, resolver.skipped) == (7, 0)
+
+
 def test_the_pace_follows_the_draws_measured() -> None:
     pace = Pace(weight=0.5)
     assert pace.fits(1000, 0.01) and not pace.fits(1000, 0.0)  # unknown: try one if any time
