@@ -158,8 +158,9 @@ class Resolver:
         Only the part of the network the asks can touch is solved: the stations linked to
         one an ask reaches (two stations are linked when a place reaches both), and the
         forecast demand of those stations. Where that whole part would not be solved in
-        time (thousands of stations), it is cut to the stations within fewer links of the
-        asks (`_depth`); the forecast demand at its edge then has only the stations kept.
+        time for all the draws (200 stations and 20,000 requests on 2 cores already), it is
+        cut to the stations fewer links from the asks' (`_depth`); the forecast demand at
+        its edge then has only the stations kept.
         Forecast requests alike (one support point, one `bucket_s` of earliest times) are
         one demand node of their number.
         """
