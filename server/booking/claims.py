@@ -206,22 +206,33 @@ async def read_priority_loads(
     return loads
 
 
-async def open_to_anyone(
-    session: AsyncSession,
-    rules: Rules,
-    stations: Sequence[StationView],
-    places: Mapping[str, dict[datetime, int]],
-    since: datetime,
-    now: datetime,
-) -> Mapping[str, dict[datetime, int]]:
-    """`places` as a resident without priority may take them: the places held back taken
-    off (the priority bookings of windows from `since` counted); `places` itself where no
-    station holds any."""
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The stations holding places back for priority residents, and those residents'
+    bookings there: what anyone else may take is the places less what is still held."""
+
+    rules: Rules
+    stations: Sequence[StationView]
+    booked: Loads
+
+    def open_to_anyone(
+        self, places: Mapping[str, dict[datetime, int]], now: datetime
+    ) -> Mapping[str, dict[datetime, int]]:
+        """`places` as a resident without priority may take them (`places` itself where no
+        station holds any)."""
+        if not self.stations:
+            return places
+        return {**places, **places_for_anyone(self.rules, self.stations, places, self.booked,
+                                              now)}  # fmt: skip
+
+
+async def read_held(
+    session: AsyncSession, rules: Rules, stations: Sequence[StationView], since: datetime
+) -> Held:
+    """Which of `stations` hold places back, and the priority bookings of their windows
+    from `since` (no query where none holds any)."""
     holds = holding(rules, stations)
-    if not holds:
-        return places
-    booked = await read_priority_loads(session, (s.id for s in holds), since)
-    return {**places, **places_for_anyone(rules, holds, places, booked, now)}
+    return Held(rules, holds, await read_priority_loads(session, (s.id for s in holds), since))
 
 
 async def write_loads(

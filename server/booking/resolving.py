@@ -185,7 +185,7 @@ class Resolver:
         reached = np.flatnonzero(layer >= 0).tolist()
         per_station = {s: free.windows(self.ids[s], now) for s in reached}
         looked = left()  # also the first draw's start: one look at the clock a draw
-        depth = self._depth(first, layer, per_station, len(a_dem), looked)
+        depth = self._depth(first, layer, per_station, len(a_dem), looked, pt_station, offsets)
         if depth is None:
             self.skipped = self.draws
             return None
@@ -265,13 +265,14 @@ class Resolver:
         per_station: Mapping[int, Sequence[tuple[float, int]]],
         ask_arcs: int,
         budget: float,
+        pt_station: Ints,
+        offsets: Ints,
     ) -> int | None:
         """How many links from the asks' stations the draws take in: the most at which all
         the batch's draws (`parallel` side by side) are predicted to end in time, else the
         most at which one is, with `budget` seconds left; None when not even the asks' own
-        stations fit. The sizes are this draw's; the batch's other draws are alike."""
-        pt_station = np.asarray(self._pt_station, dtype=np.int64)
-        offsets = np.asarray(self._pt_offsets, dtype=np.int64)
+        stations fit. The sizes are this draw's; the batch's other draws are alike.
+        `pt_station` and `offsets`: the support's reach as arrays (`votes` made them)."""
         _rows, arcs, _supply, _earliest = _pool_arcs(
             draw, _any_per_point(layer[pt_station] >= 0, offsets), offsets, self.bucket_s
         )

@@ -44,11 +44,11 @@ from server.booking.claims import (
     Want,
     allot,
     lock_stations,
-    open_to_anyone,
     pg_lock,
     pg_read,
     pg_write,
     read_claim_loads,
+    read_held,
     read_loads,
     read_taken,
     write_loads,
@@ -239,16 +239,14 @@ class BookingService:
         since = now - _longest_slot(unique)
         async with self._db.transaction() as session:
             loads = await read_loads(session, (s.id for s in unique), since)
-            places = {
-                s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
-                for s in unique
-            }
-            public = (
-                places if all(who)
-                else await open_to_anyone(session, rules, unique, places, since, now)
-            )  # fmt: skip
+            held = None if all(who) else await read_held(session, rules, unique, since)
+        places = {
+            s.id: upkeep.places(s, loads.get(s.id, {}), now, self._horizon, self._settings)
+            for s in unique
+        }
         tables = {True: free_table(unique, places)}
-        if not all(who):
+        if held is not None:
+            public = held.open_to_anyone(places, now)
             tables[False] = tables[True] if public is places else free_table(unique, public)
         return tables, max(earliest, now), loads
 

@@ -41,8 +41,8 @@ from server.booking.claims import (
     Want,
     allot,
     lock_stations,
-    open_to_anyone,
     places_left,
+    read_held,
     read_loads,
     read_taken,
     release_load,
@@ -471,6 +471,7 @@ async def _move(
     slot = timedelta(minutes=origin.slot_minutes)
     since = now - slot * 8
     loads = await read_loads(session, (s.id for s in near), since)
+    held = None if priority else await read_held(session, context.rules, near, since)
     places_now: Mapping[str, dict[datetime, int]] = {
         s.id: places(
             s,
@@ -482,8 +483,8 @@ async def _move(
         )
         for s in near
     }
-    if not priority:
-        places_now = await open_to_anyone(session, context.rules, near, places_now, since, now)
+    if held is not None:
+        places_now = held.open_to_anyone(places_now, now)
     free = free_table(near, places_now)
     for target in move_targets(origin, row.window_start, now, free, ranker):
         station = views[target.station_id]
