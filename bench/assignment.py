@@ -519,6 +519,9 @@ class Live:
     stations_kept: float = 0.0
     """Stations the solved batches' draws took in, on average (fewer than the asks'
     part of the network where that was cut to fit the deadline)."""
+    stand_for: float = 1.0
+    """Residents each forecast request of the solved batches' draws stood for, on average
+    (more than 1 where the draws were made coarser to fit the deadline)."""
 
 
 def server_forecast(sc: Scenario, points_per_area: int = 100) -> Forecast:
@@ -631,6 +634,7 @@ def _replay(
     cpu = 0.0
     batches = greedy_batches = late_batches = skipped = 0
     kept: list[int] = []
+    stood: list[int] = []
 
     def decide(now: float) -> None:
         nonlocal busy_until, cpu, batches, greedy_batches, late_batches, skipped
@@ -657,6 +661,7 @@ def _replay(
                     final[i] = choice
         else:
             kept.append(resolver.kept)
+            stood.append(resolver.stand_for)
             for (i, _, _, _), options in zip(waiting, ranked, strict=True):
                 if options:
                     o = options[0]
@@ -702,6 +707,7 @@ def _replay(
         late_batches=late_batches,
         draws_skipped=skipped,
         stations_kept=float(np.mean(kept)) if kept else 0.0,
+        stand_for=float(np.mean(stood)) if stood else 1.0,
     )
     return outcome, live
 

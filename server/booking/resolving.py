@@ -33,6 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -63,6 +64,11 @@ def solve_here(network: flow.Network, left: Callable[[], float]) -> flow.Solutio
     return flow.solve(network)
 
 
+STAND_FOR: Final = (1, 2, 4)
+"""Residents a forecast request may stand for, finest first, when a draw must be smaller to
+be in time (`Resolver._cut`)."""
+
+
 class Resolver:
     """The policy, for one set of stations (build again when stations come or go)."""
 
@@ -88,9 +94,11 @@ class Resolver:
         self.pace = pace if pace is not None else Pace()
         self.used = 0
         """Draws the last `votes` solved; `skipped`, those it left out to be in time;
-        `kept`, the stations its draws took in."""
+        `kept`, the stations its draws took in; `stand_for`, the residents each of their
+        forecast requests stood for."""
         self.skipped = 0
         self.kept = 0
+        self.stand_for = 1
         self.ids = [s.id for s in stations]
         self.index = {sid: i for i, sid in enumerate(self.ids)}
         self.ranker = Ranker(stations)
@@ -158,14 +166,17 @@ class Resolver:
         Only the part of the network the asks can touch is solved: the stations linked to
         one an ask reaches (two stations are linked when a place reaches both), and the
         forecast demand of those stations. Where that whole part would not be solved in
-        time for all the draws (200 stations and 20,000 requests on 2 cores already), it is
-        cut to the stations fewer links from the asks' (`_depth`); the forecast demand at
-        its edge then has only the stations kept.
+        time for all the draws (200 stations and 20,000 requests on 2 cores already), each
+        forecast request first stands for several residents (`_cut`: a draw of half or a
+        quarter of the requests, each of two or four), then the part is cut to the
+        stations fewer links from the asks'; the forecast demand at its edge then has only
+        the stations kept.
         Forecast requests alike (one support point, one `bucket_s` of earliest times) are
         one demand node of their number.
         """
         self.measure(forecast)
         self.used = self.skipped = self.kept = 0
+        self.stand_for = 1
         a_dem, a_st, a_walk = [], [], []
         for j, ask in enumerate(asks):
             for walk, sid in self.reach(ask.lat, ask.lon):
@@ -185,10 +196,11 @@ class Resolver:
         reached = np.flatnonzero(layer >= 0).tolist()
         per_station = {s: free.windows(self.ids[s], now) for s in reached}
         looked = left()  # also the first draw's start: one look at the clock a draw
-        depth = self._depth(first, layer, per_station, len(a_dem), looked, pt_station, offsets)
-        if depth is None:
+        cut_to = self._cut(first, layer, per_station, len(a_dem), looked, pt_station, offsets)
+        if cut_to is None:
             self.skipped = self.draws
             return None
+        depth, self.stand_for = cut_to
         local = np.flatnonzero((layer >= 0) & (layer <= depth))
         self.kept = len(local)
         kept = np.zeros(len(self.ids), dtype=bool)
@@ -235,7 +247,8 @@ class Resolver:
                 if cut:
                     self.skipped += self.draws - i
                     break
-                rows, arcs, supply, earliest = _pool_arcs(draw, pt_keep, offsets, self.bucket_s)
+                rows, arcs, supply, earliest = _pool_arcs(draw, pt_keep, offsets, self.bucket_s,
+                                                          self.stand_for)  # fmt: skip
                 on = arc_kept[arcs]
                 rows, arcs = rows[on], arcs[on]
                 demand = flow.Demand(
@@ -258,7 +271,7 @@ class Resolver:
             return None
         return tallies
 
-    def _depth(
+    def _cut(
         self,
         draw: Drawn,
         layer: Ints,
@@ -267,25 +280,30 @@ class Resolver:
         budget: float,
         pt_station: Ints,
         offsets: Ints,
-    ) -> int | None:
-        """How many links from the asks' stations the draws take in: the most at which all
-        the batch's draws (`parallel` side by side) are predicted to end in time, else the
-        most at which one is, with `budget` seconds left; None when not even the asks' own
-        stations fit. The sizes are this draw's; the batch's other draws are alike.
-        `pt_station` and `offsets`: the support's reach as arrays (`votes` made them)."""
-        _rows, arcs, _supply, _earliest = _pool_arcs(
-            draw, _any_per_point(layer[pt_station] >= 0, offsets), offsets, self.bucket_s
-        )
+    ) -> tuple[int, int] | None:
+        """How many links from the asks' stations the draws take in, and how many residents
+        each forecast request stands for (`STAND_FOR`): the most links, then the fewest
+        residents, at which all the batch's draws (`parallel` side by side) are predicted
+        to end in time, else the same for one draw, with `budget` seconds left; None when
+        not even the asks' own stations fit. The links are kept first: a coarser forecast
+        still sees every station the asks compete with for places, a cut one does not. The
+        sizes are this draw's; the batch's other draws are alike. `pt_station` and
+        `offsets`: the support's reach as arrays (`votes` made them)."""
+        reached = _any_per_point(layer[pt_station] >= 0, offsets)
         deepest = int(layer.max())
-        arcs_at = np.bincount(layer[pt_station[arcs]], minlength=deepest + 1)
         windows_at = np.zeros(deepest + 1, dtype=np.int64)
         for s, found in per_station.items():
             windows_at[layer[s]] += len(found)
-        sizes = ask_arcs + np.cumsum(arcs_at + windows_at)
+        sizes = {}
+        for m in STAND_FOR:
+            _rows, arcs, _supply, _earliest = _pool_arcs(draw, reached, offsets, self.bucket_s, m)
+            arcs_at = np.bincount(layer[pt_station[arcs]], minlength=deepest + 1)
+            sizes[m] = ask_arcs + np.cumsum(arcs_at + windows_at)
         for rounds in (-(-self.draws // self.parallel), 1):
             for d in range(deepest, -1, -1):
-                if self.pace.fits(int(sizes[d]) * rounds, budget):
-                    return d
+                for m in STAND_FOR:
+                    if self.pace.fits(int(sizes[m][d]) * rounds, budget):
+                        return d, m
         return None
 
     def _layers(self, start: set[int]) -> Ints:
@@ -356,16 +374,19 @@ def _any_per_point(per_arc: NDArray[np.bool_], offsets: Ints) -> NDArray[np.bool
 
 
 def _pool_arcs(
-    draw: Drawn, keep: NDArray[np.bool_], offsets: Ints, bucket_s: float
+    draw: Drawn, keep: NDArray[np.bool_], offsets: Ints, bucket_s: float, stand_for: int = 1
 ) -> tuple[Ints, Ints, Ints, Floats]:
     """A draw's requests at the points kept, pooled (`_pooled`): each pool's reach arcs
-    (its row, the arc's index in the support's reach), and each pool's size and earliest."""
-    point, supply, earliest = _pooled(draw.point[keep[draw.point]],
-                                      draw.earliest[keep[draw.point]], bucket_s)  # fmt: skip
+    (its row, the arc's index in the support's reach), and each pool's size and earliest.
+    With `stand_for` m, every m-th request of the draw (drawn independently, so a sample of
+    it) stands for m residents."""
+    sample = slice(None, None, stand_for)
+    at, when = draw.point[sample], draw.earliest[sample]
+    point, supply, earliest = _pooled(at[keep[at]], when[keep[at]], bucket_s)
     counts = offsets[point + 1] - offsets[point]
     rows = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     first = np.repeat(offsets[point] - (np.cumsum(counts) - counts), counts)
-    return rows, first + np.arange(len(rows), dtype=np.int64), supply, earliest
+    return rows, first + np.arange(len(rows), dtype=np.int64), supply * stand_for, earliest
 
 
 def _pooled(

@@ -13,10 +13,10 @@ import numpy as np
 
 from server.booking import flow
 from server.booking.capacity import PortView, StationView
-from server.booking.demand import Area, Forecast, Profile, Seen, municipality_areas
+from server.booking.demand import Area, Drawn, Forecast, Profile, Seen, municipality_areas
 from server.booking.pace import Pace
 from server.booking.ranking import FreeTable, Ranker, walking_minutes
-from server.booking.resolving import Ask, Resolver
+from server.booking.resolving import STAND_FOR, Ask, Resolver, _pool_arcs
 
 NOW = datetime(2026, 11, 24, 0, 0, tzinfo=UTC)
 T = NOW.timestamp()
@@ -231,10 +231,12 @@ class SizedPace(Pace):
         super().learn(arcs, seconds)
 
 
-def test_a_network_too_large_for_the_deadline_is_cut_to_the_stations_near_the_asks() -> None:
+def test_a_network_too_large_for_the_deadline_is_made_coarser_then_cut() -> None:
     """Ten stations in a row, 2 km apart, each linked to the next by the places between:
-    with the time for only part of the row, the draws take in the stations fewest links
-    from the asks', all seven of them still run, and the asks are still ranked by them."""
+    with the time for part of the draws, each forecast request first stands for more
+    residents over the whole row; with less still, the draws also take in only the
+    stations fewest links from the asks'. All seven draws run, and the asks are still
+    ranked by them."""
     stations = [station(f"S{i}", 2.0 * i) for i in range(10)]
     window = NOW + timedelta(hours=2)
     free = FreeTable({(s.id, window): 2 for s in stations})
@@ -245,13 +247,35 @@ def test_a_network_too_large_for_the_deadline_is_cut_to_the_stations_near_the_as
     whole = SizedPace()
     assert Resolver(stations, seed=1, pace=whole).rank([ask], free, forecast, T,
                                                        left=lambda: 1e9) is not None  # fmt: skip
-    resolver = Resolver(stations, seed=1, pace=Pace(per_arc_s=1.0 / (7 * max(whole.sizes))))
+    pace = 1.0 / (7 * max(whole.sizes))
+    resolver = Resolver(stations, seed=1, pace=Pace(per_arc_s=pace))
     assert resolver.rank([ask], free, forecast, T) is not None  # unlimited: all of the row
-    assert resolver.kept == 10
-    ranked = resolver.rank([ask], free, forecast, T, left=lambda: 0.6)  # 60 % of the time
-    assert ranked is not None and ranked[0][0].station_id in {"S0", "S1"}
-    assert 2 <= resolver.kept < 10  # the asks' own two and some of their neighbours
-    assert (resolver.used, resolver.skipped) == (7, 0)
+    assert (resolver.kept, resolver.stand_for) == (10, 1)
+    for share in (0.6, 0.2):
+        resolver = Resolver(stations, seed=1, pace=Pace(per_arc_s=pace))  # none learned
+        ranked = resolver.rank([ask], free, forecast, T, left=itertools.repeat(share).__next__)
+        assert ranked is not None and ranked[0][0].station_id in {"S0", "S1"}
+        assert (resolver.used, resolver.skipped) == (7, 0)
+        if share == 0.6:  # coarser, the whole row
+            assert resolver.kept == 10 and resolver.stand_for > 1
+        else:  # the coarsest, and only the asks' own two and some of their neighbours
+            assert 2 <= resolver.kept < 10 and resolver.stand_for == max(STAND_FOR)
+
+
+def test_a_coarser_draw_stands_for_as_many_residents() -> None:
+    """Every m-th request of a draw, each of m residents: the pools' supply adds up to the
+    draw's requests (to within m - 1), at fewer reach arcs."""
+    offsets = np.arange(0, 4 * 3 + 1, 3, dtype=np.int64)  # 4 points, 3 stations each
+    rng = np.random.default_rng(3)
+    draw = Drawn(rng.integers(0, 4, size=1001), T + rng.uniform(0, 7200, size=1001))
+    keep = np.ones(4, dtype=bool)
+    fine = _pool_arcs(draw, keep, offsets, 60.0)
+    assert int(fine[2].sum()) == 1001
+    for m in STAND_FOR[1:]:
+        rows, _arcs, supply, _earliest = _pool_arcs(draw, keep, offsets, 60.0, m)
+        assert 1001 <= int(supply.sum()) <= 1001 + m - 1
+        assert set(supply.tolist()) <= {m * n for n in range(1, 1001)}
+        assert len(rows) < len(fine[0])
 
 
 def test_the_pace_follows_the_draws_measured() -> None:
