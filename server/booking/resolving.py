@@ -294,15 +294,20 @@ class Resolver:
         windows_at = np.zeros(deepest + 1, dtype=np.int64)
         for s, found in per_station.items():
             windows_at[layer[s]] += len(found)
-        sizes = {}
-        for m in STAND_FOR:
-            _rows, arcs, _supply, _earliest = _pool_arcs(draw, reached, offsets, self.bucket_s, m)
-            arcs_at = np.bincount(layer[pt_station[arcs]], minlength=deepest + 1)
-            sizes[m] = ask_arcs + np.cumsum(arcs_at + windows_at)
+        sizes: dict[int, Ints] = {}  # per coarseness, made when first asked: mostly only 1
+
+        def size(m: int, d: int) -> int:
+            if m not in sizes:
+                _rows, arcs, _supply, _earliest = _pool_arcs(draw, reached, offsets,
+                                                             self.bucket_s, m)  # fmt: skip
+                arcs_at = np.bincount(layer[pt_station[arcs]], minlength=deepest + 1)
+                sizes[m] = ask_arcs + np.cumsum(arcs_at + windows_at)
+            return int(sizes[m][d])
+
         for rounds in (-(-self.draws // self.parallel), 1):
             for d in range(deepest, -1, -1):
                 for m in STAND_FOR:
-                    if self.pace.fits(int(sizes[m][d]) * rounds, budget):
+                    if self.pace.fits(size(m, d) * rounds, budget):
                         return d, m
         return None
 
